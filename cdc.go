@@ -1,0 +1,95 @@
+// Package cdc holds the core of the change-data-capture daemon: the row changes a
+// source reads from a database's log, their typed values, their positions, and the
+// Source seam that every database backend implements.
+//
+// It is plain data and must never import a database driver, Kafka client or the
+// mapping: sources, mapping and sink depend on it, never the reverse.
+package cdc
+
+import (
+	"context"
+	"time"
+)
+
+// Op is what happened to a row.
+type Op uint8
+
+const (
+	// OpRead is a row read by a snapshot: it existed when the snapshot was taken.
+	OpRead Op = iota + 1
+	OpInsert
+	OpUpdate
+	OpDelete
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpRead:
+		return "read"
+	case OpInsert:
+		return "insert"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// Position is a point in a source's change log, in the source's own text form (for
+// PostgreSQL the commit LSN and the index of the change inside its transaction).
+// Positions of one source compare as text in log order. The empty Position means
+// "no position": snapshot rows carry it, and a Source given it starts from scratch.
+type Position string
+
+// Change is one row change, as the database logged it.
+type Change struct {
+	// Table describes the row's columns as they were when the change was logged.
+	// A source hands out a new *Table whenever the table's shape changes, so
+	// consumers can cache per pointer and re-check when it differs.
+	Table *Table
+	Op    Op
+	// Before is the row before an update or delete (nil for reads and inserts);
+	// After is the row after a read, insert or update (nil for deletes). Both are
+	// indexed like Table.Columns.
+	Before, After []Value
+	// Position orders the change in the log; the empty Position marks snapshot rows.
+	Position Position
+	// CommitTime is when the change's transaction committed (zero for snapshot rows).
+	CommitTime time.Time
+}
+
+// Batch is the unit a source hands to the pipeline: changes in log order and the
+// position the log stands at after them. A Batch with no changes is a progress
+// marker (a heartbeat, the end of a snapshot): once everything before it is
+// acknowledged, its Position can be stored as the checkpoint.
+type Batch struct {
+	Changes  []Change
+	Position Position
+}
+
+// Source reads a database's change log.
+//
+// The pipeline calls Describe once at start-up, then Run once; Acknowledge may be
+// called from any goroutine while Run is running.
+type Source interface {
+	// Describe returns the named tables as the catalog describes them now, in the
+	// order asked. A missing table is an error that names it.
+	Describe(ctx context.Context, tables []TableName) ([]*Table, error)
+
+	// Run sends batches to out in log order until ctx is done (it then returns
+	// ctx's error) or a failure stops it. With an empty from, Run takes a snapshot
+	// first when its configuration asks for one; otherwise it resumes streaming
+	// after from, sending nothing at or before it. Run never sends a change twice
+	// within one call, but after a restart everything after the last acknowledged
+	// position is sent again.
+	Run(ctx context.Context, from Position, out chan<- Batch) error
+
+	// Acknowledge tells the source that everything up to and including pos is
+	// durably stored downstream, so the database may discard its log before pos.
+	// It never blocks; positions older than one already acknowledged are ignored.
+	Acknowledge(pos Position)
+
+	// Close releases the source's connections. It is safe to call after Run returned.
+	Close() error
+}

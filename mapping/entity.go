@@ -1,0 +1,122 @@
+// Package mapping turns row changes into entity records: it decides, for each change,
+// whether the public entity sees an upsert, a tombstone or nothing, and encodes the
+// key and value records in the entity's Avro schema.
+//
+// A mapping is compiled once per table shape and checked against the table's
+// columns and the Avro schema before any row is read: a field that cannot hold
+// every value of its column is refused then, not discovered at the first odd row.
+// The package is pure: it never logs, never does I/O, and holds no global state.
+package mapping
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Entity is one public entity: how the rows of one table become records of one topic.
+type Entity struct {
+	Name  string
+	Table cdc.TableName
+	Topic string
+	// Schema is the value record schema: the public contract. SchemaFile names
+	// where it came from, for messages.
+	Schema     *avro.RecordSchema
+	SchemaFile string
+	// Key names the value fields that form the record key, in key order.
+	Key []string
+	// Fields maps value fields to the columns they come from.
+	Fields []Field
+	// Origin is where the entity is defined ("cdc.yaml:12"), for messages.
+	Origin string
+
+	// KeyHeader and ValueHeader are written before each encoded key and value: the
+	// wire-format framing chosen by the sink (schema registry id or single-object
+	// fingerprint). Compile copies them into the plan.
+	KeyHeader, ValueHeader []byte
+}
+
+// Field is one rule: the Avro field Name takes the value of Column.
+type Field struct {
+	Name   string
+	Column string
+	Origin string
+}
+
+// Error is a mapping mistake found before any row is read. It says where the
+// mistake is, what is wrong and, in Msg, what would fix it.
+type Error struct {
+	Origin string // "cdc.yaml:14"
+	Entity string
+	Field  string // empty when the error concerns the entity as a whole
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Origin != "" {
+		b.WriteString(e.Origin)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "entity %q", e.Entity)
+	if e.Field != "" {
+		fmt.Fprintf(&b, ", field %q", e.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func (e *Entity) errorf(origin, field, format string, args ...any) *Error {
+	if origin == "" {
+		origin = e.Origin
+	}
+	return &Error{Origin: origin, Entity: e.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KeySchema derives the key record schema from the value schema: a record named
+// after the value record with a "Key" suffix, holding the key fields in key order
+// with the same types. Consumers in any language can decode keys with it.
+func (e *Entity) KeySchema() (*avro.RecordSchema, error) {
+	if len(e.Key) == 0 {
+		return nil, e.errorf("", "", "key is empty: list the fields that identify an entity, e.g. key: [id]")
+	}
+	fields := make([]*avro.Field, 0, len(e.Key))
+	for _, name := range e.Key {
+		f := schemaField(e.Schema, name)
+		if f == nil {
+			return nil, e.errorf("", "", "key field %q is not a field of %s (%s); key fields must be value fields (has: %s)",
+				name, e.Schema.FullName(), e.SchemaFile, strings.Join(fieldNames(e.Schema), ", "))
+		}
+		kf, err := avro.NewField(f.Name(), f.Type())
+		if err != nil {
+			return nil, e.errorf("", name, "key field: %v", err)
+		}
+		fields = append(fields, kf)
+	}
+	ks, err := avro.NewRecordSchema(e.Schema.Name()+"Key", e.Schema.Namespace(), fields)
+	if err != nil {
+		return nil, e.errorf("", "", "derive key schema: %v", err)
+	}
+	return ks, nil
+}
+
+func schemaField(s *avro.RecordSchema, name string) *avro.Field {
+	for _, f := range s.Fields() {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
+}
+
+func fieldNames(s *avro.RecordSchema) []string {
+	names := make([]string, len(s.Fields()))
+	for i, f := range s.Fields() {
+		names[i] = f.Name()
+	}
+	return names
+}

@@ -1,0 +1,71 @@
+package cdc
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TableName names a table: PostgreSQL schema and table, or MySQL database and table.
+type TableName struct {
+	Schema, Name string
+}
+
+func (n TableName) String() string { return n.Schema + "." + n.Name }
+
+// ParseTableName parses "schema.table". Both parts are required: a mapping must
+// never depend on a search path.
+func ParseTableName(s string) (TableName, error) {
+	schema, name, ok := strings.Cut(s, ".")
+	if !ok || schema == "" || name == "" || strings.Contains(name, ".") {
+		return TableName{}, fmt.Errorf("table %q: want schema.table (MySQL: database.table)", s)
+	}
+	return TableName{Schema: schema, Name: name}, nil
+}
+
+// Table describes a table's columns at one point in its history.
+type Table struct {
+	Name    TableName
+	Columns []Column
+	// PrimaryKey lists the ordinals (indexes into Columns) of the primary key.
+	PrimaryKey []int
+}
+
+// Column returns the ordinal of the named column, or -1.
+func (t *Table) Column(name string) int {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// ColumnNames lists the column names, for error messages that suggest a fix.
+func (t *Table) ColumnNames() []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// Column describes one column: enough for the mapping to decide, before any row
+// is read, whether an Avro field can hold every value the column can hold.
+type Column struct {
+	Name string
+	// DatabaseType is the type as the database spells it, e.g. "numeric(10,2)".
+	DatabaseType string
+	Kind         Kind
+	Nullable     bool
+	// Bits is the width of integer and floating-point columns (16, 32, 64; MySQL
+	// also 8 and 24).
+	Bits int
+	// Precision and Scale describe decimal columns; Precision 0 means unconstrained
+	// (any scale), which only a text field can hold exactly.
+	Precision, Scale int
+	// FractionDigits is the fractional-second precision of times and timestamps (0-6).
+	FractionDigits int
+	// WithTimeZone marks timestamps that denote an instant (timestamptz), as opposed
+	// to a wall-clock reading.
+	WithTimeZone bool
+}
