@@ -93,3 +93,12 @@ type Source interface {
 	// Close releases the source's connections. It is safe to call after Run returned.
 	Close() error
 }
+
+// Checkpoint is what the pipeline stores so that a restart resumes where the last
+// run stopped: the position up to which everything is acknowledged by the brokers.
+type Checkpoint struct {
+	Position Position
+	// Entities names the entities whose topics were filled up to Position: an
+	// entity added to the configuration later has no snapshot in its topic yet.
+	Entities []string
+}

@@ -1,0 +1,120 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// CheckpointStore keeps one connector's checkpoint in a compacted topic, keyed by
+// the connector's name, so that the daemon needs no local disk and several
+// connectors can share the topic.
+type CheckpointStore struct {
+	k        *Kafka
+	key      []byte
+	producer sarama.SyncProducer
+}
+
+// checkpointRecord is the stored form; version lets later releases change it.
+type checkpointRecord struct {
+	Version  int       `json:"version"`
+	Position string    `json:"position"`
+	Entities []string  `json:"entities,omitempty"`
+	StoredAt time.Time `json:"stored_at"`
+}
+
+// Checkpoints opens the store of the named connector, creating its topic (one
+// partition, compacted) if missing.
+func (k *Kafka) Checkpoints(name string) (*CheckpointStore, error) {
+	admin, err := sarama.NewClusterAdminFromClient(k.client)
+	if err != nil {
+		return nil, fmt.Errorf("kafka admin: %w", err)
+	}
+	if err := k.ensureTopic(admin, k.cfg.CheckpointTopic, 1); err != nil {
+		return nil, fmt.Errorf("checkpoint topic: %w", err)
+	}
+	producer, err := sarama.NewSyncProducerFromClient(k.client)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint producer: %w", err)
+	}
+	return &CheckpointStore{k: k, key: []byte(name), producer: producer}, nil
+}
+
+// Load returns the last stored checkpoint; ok is false if none was ever stored.
+// It reads the key's partition up to the end it had when Load started.
+func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool, err error) {
+	topic, client := s.k.cfg.CheckpointTopic, s.k.client
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+	}
+	partition := partitionFor(s.key, int32(len(partitions)))
+	end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+	}
+	start, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+	}
+	if start >= end {
+		return cp, false, nil
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint: %w", err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(topic, partition, start)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+	}
+	defer pc.Close()
+	var last []byte
+	for {
+		select {
+		case msg := <-pc.Messages():
+			if string(msg.Key) == string(s.key) {
+				last = msg.Value // a tombstone resets the connector
+			}
+			if msg.Offset+1 < end {
+				continue
+			}
+			if last == nil {
+				return cp, false, nil
+			}
+			var rec checkpointRecord
+			if err := json.Unmarshal(last, &rec); err != nil {
+				return cp, false, fmt.Errorf("checkpoint of %s in topic %s is unreadable (%v): delete it with a tombstone to start over", s.key, topic, err)
+			}
+			return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities}, true, nil
+		case err := <-pc.Errors():
+			return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+		case <-ctx.Done():
+			return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, ctx.Err())
+		}
+	}
+}
+
+// Save stores the checkpoint; when it returns nil, every in-sync replica has it.
+func (s *CheckpointStore) Save(cp cdc.Checkpoint) error {
+	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, StoredAt: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	_, _, err = s.producer.SendMessage(&sarama.ProducerMessage{
+		Topic: s.k.cfg.CheckpointTopic, Key: sarama.ByteEncoder(s.key), Value: sarama.ByteEncoder(value),
+	})
+	if err != nil {
+		return fmt.Errorf("store checkpoint %s in %s: %w", cp.Position, s.k.cfg.CheckpointTopic, err)
+	}
+	return nil
+}
+
+// Close stops the store's producer.
+func (s *CheckpointStore) Close() error { return s.producer.Close() }

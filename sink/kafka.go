@@ -1,0 +1,186 @@
+// Package sink writes entity records to Kafka: it checks and creates the compacted
+// topics, frames Avro records in the wire format consumers expect (Confluent's when
+// a schema registry is configured, Avro single-object encoding otherwise), produces
+// them idempotently with every replica's acknowledgement, and stores the pipeline's
+// checkpoint in a compacted topic of its own.
+//
+// It must never acknowledge a record the brokers have not acknowledged, and never
+// decide what a record means: the mapping does that.
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultCheckpointTopic = "_cdc_checkpoints"
+	DefaultVersion         = "2.8.0"
+	// DefaultPartitions and DefaultReplicationFactor of -1 ask the brokers for
+	// their own defaults (num.partitions, default.replication.factor).
+	DefaultPartitions        = -1
+	DefaultReplicationFactor = -1
+	// DefaultRetryFor bounds how long a record is retried while brokers are
+	// unreachable or leaderless before the producer gives up and the daemon stops.
+	DefaultRetryFor = 2 * time.Minute
+)
+
+// Config says which cluster to write to and how to create topics.
+type Config struct {
+	Brokers  []string
+	ClientID string
+	// Version is the oldest Kafka version the brokers run (sarama's protocol choice).
+	Version string
+	// Partitions and ReplicationFactor apply to topics cdc creates.
+	Partitions        int32
+	ReplicationFactor int16
+	// SchemaRegistry is the registry's base URL; empty selects single-object encoding.
+	SchemaRegistry  string
+	CheckpointTopic string
+	RetryFor        time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Version == "" {
+		c.Version = DefaultVersion
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = DefaultReplicationFactor
+	}
+	if c.CheckpointTopic == "" {
+		c.CheckpointTopic = DefaultCheckpointTopic
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = DefaultRetryFor
+	}
+}
+
+// Kafka is a connection to one cluster, shared by the producer, the topic checks
+// and the checkpoint store.
+type Kafka struct {
+	cfg    Config
+	client sarama.Client
+	log    *slog.Logger
+}
+
+// Dial connects to the cluster and reads its metadata.
+func Dial(cfg Config, log *slog.Logger) (*Kafka, error) {
+	cfg.setDefaults()
+	sc, err := saramaConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(cfg.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Kafka brokers %s: %w; check kafka.brokers and that the brokers are up", strings.Join(cfg.Brokers, ","), err)
+	}
+	return &Kafka{cfg: cfg, client: client, log: log}, nil
+}
+
+func saramaConfig(cfg Config) (*sarama.Config, error) {
+	version, err := sarama.ParseKafkaVersion(cfg.Version)
+	if err != nil {
+		return nil, fmt.Errorf("kafka version %q: %w", cfg.Version, err)
+	}
+	sc := sarama.NewConfig()
+	sc.Version = version
+	sc.ClientID = cfg.ClientID
+	sc.Metadata.AllowAutoTopicCreation = false
+	// Idempotence with acks=all and one request in flight per broker: retries can
+	// neither duplicate nor reorder records within a partition.
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Partitioner = newJavaPartitioner
+	// Small linger: the pipeline already batches, and latency matters more.
+	sc.Producer.Flush.Frequency = 2 * time.Millisecond
+	sc.Producer.Flush.Bytes = 1 << 20
+	sc.Producer.Retry.Max, sc.Producer.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
+	sc.Metadata.Retry.Max, sc.Metadata.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
+	return sc, nil
+}
+
+// retryPolicy spreads retries over about the given duration with capped
+// exponential backoff and jitter, so brokers restarting together are not hit in
+// lockstep.
+func retryPolicy(total time.Duration) (int, func(retries, maxRetries int) time.Duration) {
+	const first, ceiling = 100 * time.Millisecond, 5 * time.Second
+	backoff := func(retries, _ int) time.Duration {
+		d := first << min(retries, 6)
+		d = min(d, ceiling)
+		return d/2 + rand.N(d/2+1)
+	}
+	n, sum := 0, time.Duration(0)
+	for sum < total {
+		sum += min(first<<min(n, 6), ceiling) * 3 / 4
+		n++
+	}
+	return n, backoff
+}
+
+// Close closes the connection; close producers first.
+func (k *Kafka) Close() error { return k.client.Close() }
+
+// EnsureTopics creates the missing topics as compacted topics and checks that the
+// existing ones are compacted. Every problem is reported, not only the first.
+func (k *Kafka) EnsureTopics(topics []string) error {
+	admin, err := sarama.NewClusterAdminFromClient(k.client)
+	if err != nil {
+		return fmt.Errorf("kafka admin: %w", err)
+	}
+	// Closing an admin made from a client would close the client.
+	var errs []error
+	for _, topic := range topics {
+		if err := k.ensureTopic(admin, topic, k.cfg.Partitions); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32) error {
+	metas, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	if len(metas) == 1 && errors.Is(metas[0].Err, sarama.ErrUnknownTopicOrPartition) {
+		compact := "compact"
+		err := admin.CreateTopic(topic, &sarama.TopicDetail{
+			NumPartitions: partitions, ReplicationFactor: k.cfg.ReplicationFactor,
+			ConfigEntries: map[string]*string{"cleanup.policy": &compact},
+		}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
+		if err == nil {
+			k.log.Info("created compacted topic", "topic", topic, "partitions", partitions, "replication_factor", k.cfg.ReplicationFactor)
+		}
+		return k.client.RefreshMetadata(topic)
+	}
+	if len(metas) == 1 && metas[0].Err != sarama.ErrNoError {
+		return fmt.Errorf("describe topic %s: %w", topic, metas[0].Err)
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"cleanup.policy"}})
+	if err != nil {
+		return fmt.Errorf("describe config of topic %s: %w", topic, err)
+	}
+	for _, e := range entries {
+		if e.Name == "cleanup.policy" && e.Value != "compact" {
+			return fmt.Errorf("topic %s exists with cleanup.policy=%s: entity topics must be compacted (cleanup.policy=compact only), or consumers lose entities to retention; fix it with: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact",
+				topic, e.Value, topic)
+		}
+	}
+	return nil
+}
