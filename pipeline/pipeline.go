@@ -1,0 +1,220 @@
+// Package pipeline runs one connector: it reads batches from a source, maps them to
+// entity records, produces them, and stores the checkpoint once the brokers have
+// acknowledged everything before it. Stages are joined by bounded channels and a
+// bound on records in flight, so a slow broker slows the source instead of
+// filling memory.
+//
+// It must never store, or acknowledge to the source, a position that has an
+// unacknowledged record before it.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/sink"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultCheckpointInterval = time.Second
+	DefaultMaxInFlight        = 20000
+	DefaultShutdownTimeout    = 30 * time.Second
+)
+
+// CheckpointStore keeps the checkpoint between runs.
+type CheckpointStore interface {
+	// Save stores cp durably: once it returns nil, a crash loses nothing before
+	// cp.Position. On error nothing is assumed stored.
+	Save(cp cdc.Checkpoint) error
+}
+
+// Config wires one pipeline. Source, Mapper, Producer and Checkpoints are required.
+type Config struct {
+	Source      cdc.Source
+	Mapper      *mapping.Mapper
+	Producer    *sink.Producer
+	Checkpoints CheckpointStore
+	// Entities is stored with each checkpoint (see cdc.Checkpoint).
+	Entities []string
+
+	CheckpointInterval time.Duration
+	MaxInFlight        int
+	// ShutdownTimeout bounds how long a stop waits for in-flight records; what is
+	// not acknowledged by then is sent again on the next start.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Run runs the pipeline from the position after `from` (empty: from scratch)
+// until ctx ends, which is a clean stop (nil error) once in-flight records are
+// acknowledged and the checkpoint stored, or until a failure, which is returned
+// after the checkpoint of everything acknowledged so far is stored.
+func Run(ctx context.Context, cfg Config, from cdc.Position) error {
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	r := &run{cfg: cfg, log: cfg.Logger, stored: from, slots: make(chan struct{}, cfg.MaxInFlight)}
+	r.work, r.stop = context.WithCancel(context.Background())
+	defer r.stop()
+	return r.run(ctx, from)
+}
+
+type run struct {
+	cfg     Config
+	log     *slog.Logger
+	tracker tracker
+	slots   chan struct{} // one per record in flight
+
+	// work is canceled to stop reading and sending: on a failure, or when the
+	// caller's context ends.
+	work context.Context
+	stop context.CancelFunc
+
+	mu     sync.Mutex
+	failed error
+
+	stored cdc.Position // owned by the checkpointer
+}
+
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	if r.failed == nil {
+		r.failed = err
+	}
+	r.mu.Unlock()
+	r.stop()
+}
+
+func (r *run) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+func (r *run) run(ctx context.Context, from cdc.Position) error {
+	batches := make(chan cdc.Batch, 4)
+	go func() {
+		err := r.cfg.Source.Run(r.work, from, batches)
+		if err != nil && r.work.Err() == nil {
+			r.fail(err)
+		}
+		close(batches)
+	}()
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		r.receiveAcks()
+	}()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		r.send(batches)
+		r.cfg.Producer.Close()
+	}()
+
+	ticker := time.NewTicker(r.cfg.CheckpointInterval)
+	defer ticker.Stop()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-ticker.C:
+			r.checkpoint()
+		case <-ctx.Done():
+			if deadline == nil {
+				r.log.Info("stopping: waiting for in-flight records", "batches_in_flight", r.tracker.outstanding())
+				r.stop()
+				deadline = time.After(r.cfg.ShutdownTimeout)
+				ctx = context.Background() // fire once
+			}
+		case <-deadline:
+			r.checkpoint()
+			r.log.Warn("stopped before every in-flight record was acknowledged; they are sent again on the next start",
+				"batches_in_flight", r.tracker.outstanding())
+			return r.err()
+		case <-acked:
+			<-sent
+			r.checkpoint()
+			return r.err()
+		}
+	}
+}
+
+// send maps each batch and hands its records to the producer, in log order.
+func (r *run) send(batches <-chan cdc.Batch) {
+	var records []mapping.Record
+	for b := range batches {
+		if r.work.Err() != nil {
+			continue // drain so the source can return
+		}
+		records = records[:0]
+		var err error
+		for i := range b.Changes {
+			if records, err = r.cfg.Mapper.Map(&b.Changes[i], records); err != nil {
+				r.fail(err)
+				break
+			}
+		}
+		if err != nil {
+			continue
+		}
+		pos := b.Position
+		if pos == "" && len(b.Changes) > 0 {
+			pos = b.Changes[len(b.Changes)-1].Position
+		}
+		e := r.tracker.add(pos, len(records))
+		for i, rec := range records {
+			select {
+			case r.slots <- struct{}{}:
+			case <-r.work.Done():
+			}
+			if r.work.Err() != nil {
+				// The batch stays incomplete: its position is never stored.
+				break
+			}
+			err := r.cfg.Producer.Send(r.work, sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Token: e})
+			if err != nil {
+				break
+			}
+			records[i] = mapping.Record{} // let the buffers go once sent
+		}
+	}
+}
+
+func (r *run) receiveAcks() {
+	for ack := range r.cfg.Producer.Acks() {
+		<-r.slots
+		if ack.Err != nil {
+			r.fail(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", ack.Err))
+			continue
+		}
+		r.tracker.ack(ack.Token.(*entry))
+	}
+}
+
+// checkpoint stores the acknowledged position if it moved, then lets the source
+// release the log before it.
+func (r *run) checkpoint() {
+	pos := r.tracker.position()
+	if pos == "" || pos == r.stored {
+		return
+	}
+	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities}); err != nil {
+		r.fail(err)
+		return
+	}
+	r.stored = pos
+	r.cfg.Source.Acknowledge(pos)
+	r.log.Debug("checkpoint stored", "position", string(pos))
+}

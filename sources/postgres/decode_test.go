@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"math"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/cdc-dev/cdc"
+)
+
+func TestPositionTextOrderIsLogOrder(t *testing.T) {
+	ps := []Position{{0x1_0000_0000, 0}, {0x16B3748, 5}, {0x16B3748, 12}, {0x16B3749, 0}, {0, 1}, {math.MaxUint64, math.MaxUint32}}
+	texts := make([]string, len(ps))
+	for i, p := range ps {
+		texts[i] = p.String()
+		back, err := ParsePosition(texts[i])
+		if err != nil || back != p {
+			t.Fatalf("%v -> %q -> %v, %v", p, texts[i], back, err)
+		}
+	}
+	sort.Strings(texts)
+	sort.Slice(ps, func(i, j int) bool { return ps[j].after(ps[i]) })
+	for i := range ps {
+		if texts[i] != ps[i].String() {
+			t.Fatalf("text order %v differs from log order %v", texts, ps)
+		}
+	}
+	if got := (Position{pglogrepl.LSN(0x16B3748), 5}).String(); got != "00000000/016B3748:0000000005" {
+		t.Fatalf("got %s", got)
+	}
+	for _, bad := range []string{"", "0/16B3748", "00000000/016B3748:00000000x5", "00000000-016B3748:0000000005"} {
+		if _, err := ParsePosition(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestDatesAndTimestampsDecodeToTheProlepticGregorianCalendar(t *testing.T) {
+	day := func(y int, m time.Month, d int) int64 { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400 }
+	micros := func(tm time.Time) int64 { return tm.Unix()*1_000_000 + int64(tm.Nanosecond()/1000) }
+	cases := []struct {
+		kind     cdc.Kind
+		withZone bool
+		text     string
+		want     int64
+	}{
+		{cdc.KindDate, false, "1970-01-01", 0},
+		{cdc.KindDate, false, "2024-02-29", day(2024, 2, 29)},
+		{cdc.KindDate, false, "1969-12-31", -1},
+		{cdc.KindDate, false, "0001-01-01", day(1, 1, 1)},
+		{cdc.KindDate, false, "0001-01-01 BC", day(0, 1, 1)}, // 1 BC is year 0
+		{cdc.KindDate, false, "4713-11-24 BC", day(-4712, 11, 24)},
+		{cdc.KindDate, false, "10000-01-01", day(10000, 1, 1)},
+		{cdc.KindDate, false, "infinity", cdc.InfinityDays},
+		{cdc.KindDate, false, "-infinity", cdc.NegInfinityDays},
+		{cdc.KindTime, false, "00:00:00", 0},
+		{cdc.KindTime, false, "13:45:07.5", ((13*60+45)*60+7)*1_000_000 + 500_000},
+		{cdc.KindTime, false, "23:59:59.999999", 86_399_999_999},
+		{cdc.KindTime, false, "24:00:00", 86_400_000_000},
+		{cdc.KindTimestamp, false, "2024-01-31 13:45:00.000001", micros(time.Date(2024, 1, 31, 13, 45, 0, 1000, time.UTC))},
+		{cdc.KindTimestamp, false, "1900-06-01 00:00:00", micros(time.Date(1900, 6, 1, 0, 0, 0, 0, time.UTC))},
+		{cdc.KindTimestamp, false, "0044-03-15 12:00:00 BC", micros(time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC))},
+		{cdc.KindTimestamp, true, "2024-01-31 13:45:00.123+00", micros(time.Date(2024, 1, 31, 13, 45, 0, 123e6, time.UTC))},
+		{cdc.KindTimestamp, true, "2024-01-31 13:45:00+05:30", micros(time.Date(2024, 1, 31, 8, 15, 0, 0, time.UTC))},
+		{cdc.KindTimestamp, true, "1890-01-01 00:00:00-00:09:21", micros(time.Date(1890, 1, 1, 0, 9, 21, 0, time.UTC))},
+		{cdc.KindTimestamp, true, "infinity", cdc.InfinityMicros},
+	}
+	for _, c := range cases {
+		v, err := decodeText(c.kind, c.withZone, []byte(c.text))
+		if err != nil || v.Int != c.want || v.Kind != c.kind {
+			t.Errorf("%s %q = %v (%d), %v; want %d", c.kind, c.text, v, v.Int, err, c.want)
+		}
+	}
+	for _, bad := range []string{"2024-1-31", "2024-13-01", "2024-01-31x", "hello"} {
+		if _, err := decodeText(cdc.KindDate, false, []byte(bad)); err == nil {
+			t.Errorf("date %q accepted", bad)
+		}
+	}
+	if _, err := decodeText(cdc.KindTimestamp, true, []byte("2024-01-31 13:45:00")); err == nil {
+		t.Error("timestamptz without offset accepted")
+	}
+}
+
+func TestScalarsDecodeExactly(t *testing.T) {
+	cases := []struct {
+		kind cdc.Kind
+		text string
+		want cdc.Value
+	}{
+		{cdc.KindBool, "t", cdc.Bool(true)},
+		{cdc.KindBool, "f", cdc.Bool(false)},
+		{cdc.KindInt, "-9223372036854775808", cdc.Int(math.MinInt64)},
+		{cdc.KindUint, "4294967295", cdc.Uint(4294967295)},
+		{cdc.KindFloat, "-Infinity", cdc.Float(math.Inf(-1))},
+		{cdc.KindFloat, "1.2345678901234567e+300", cdc.Float(1.2345678901234567e+300)},
+		{cdc.KindDecimal, "-0.000100", cdc.Decimal([]byte("-0.000100"))},
+		{cdc.KindBytes, `\x00ff10`, cdc.Bytes([]byte{0, 0xff, 0x10})},
+		{cdc.KindString, "zürich ✓", cdc.String([]byte("zürich ✓"))},
+		{cdc.KindJSON, `{"a": 1}`, cdc.JSON([]byte(`{"a": 1}`))},
+	}
+	for _, c := range cases {
+		v, err := decodeText(c.kind, false, []byte(c.text))
+		if err != nil || !v.Equal(c.want) {
+			t.Errorf("%s %q = %v, %v; want %v", c.kind, c.text, v, err, c.want)
+		}
+	}
+	nan, err := decodeText(cdc.KindFloat, false, []byte("NaN"))
+	if err != nil || !math.IsNaN(nan.Float) {
+		t.Errorf("NaN = %v, %v", nan, err)
+	}
+	if _, err := decodeText(cdc.KindBytes, false, []byte("abc")); err == nil {
+		t.Error("escape-format bytea accepted")
+	}
+}

@@ -1,0 +1,46 @@
+package postgres
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Position is a point in the logical replication stream: the LSN of a
+// transaction's commit record and the 1-based index of a change inside that
+// transaction. Index 0 stands before the first change of the commit at LSN: a
+// heartbeat or the end of a snapshot, where nothing at LSN itself was seen yet.
+type Position struct {
+	LSN   pglogrepl.LSN
+	Index uint32
+}
+
+// String formats the position so that text order is log order:
+// "00000000/016B3748:0000000005" (the LSN's two halves zero-padded, then the index).
+func (p Position) String() string {
+	return fmt.Sprintf("%08X/%08X:%010d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+}
+
+// ParsePosition reads the form String writes.
+func ParsePosition(s string) (Position, error) {
+	if len(s) != 28 || s[8] != '/' || s[17] != ':' {
+		return Position{}, fmt.Errorf("postgres position %q: want 00000000/00000000:0000000000", s)
+	}
+	hi, err1 := strconv.ParseUint(s[:8], 16, 32)
+	lo, err2 := strconv.ParseUint(s[9:17], 16, 32)
+	idx, err3 := strconv.ParseUint(s[18:], 10, 32)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Position{}, fmt.Errorf("postgres position %q: want 00000000/00000000:0000000000", s)
+	}
+	return Position{LSN: pglogrepl.LSN(hi<<32 | lo), Index: uint32(idx)}, nil
+}
+
+func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }
+
+// after reports whether p comes strictly after q in the log.
+func (p Position) after(q Position) bool {
+	return p.LSN > q.LSN || (p.LSN == q.LSN && p.Index > q.Index)
+}
