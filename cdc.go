@@ -70,12 +70,17 @@ type Batch struct {
 
 // Source reads a database's change log.
 //
-// The pipeline calls Describe once at start-up, then Run once; Acknowledge may be
+// The command calls Check and Describe at start-up, then Run once; Acknowledge may be
 // called from any goroutine while Run is running.
 type Source interface {
 	// Describe returns the named tables as the catalog describes them now, in the
 	// order asked. A missing table is an error that names it.
 	Describe(ctx context.Context, tables []TableName) ([]*Table, error)
+
+	// Check verifies the database's prerequisites for the tables of its
+	// configuration (log settings, privileges, table settings) and reports every
+	// problem with the statement that fixes it. Run assumes Check passed.
+	Check(ctx context.Context) error
 
 	// Run sends batches to out in log order until ctx is done (it then returns
 	// ctx's error) or a failure stops it. With an empty from, Run takes a snapshot

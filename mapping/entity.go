@@ -35,7 +35,7 @@ type Entity struct {
 
 	// KeyHeader and ValueHeader are written before each encoded key and value: the
 	// wire-format framing chosen by the sink (schema registry id or single-object
-	// fingerprint). Compile copies them into the plan.
+	// fingerprint). Set them before mapping the first change.
 	KeyHeader, ValueHeader []byte
 }
 

@@ -24,11 +24,7 @@ import (
 // C3 01, then the schema's CRC-64-AVRO fingerprint, little-endian.
 func (k *Kafka) Framing(ctx context.Context, topic string, key, value avro.Schema) (keyHeader, valueHeader []byte, err error) {
 	if k.cfg.SchemaRegistry == "" {
-		if keyHeader, err = singleObjectHeader(key); err != nil {
-			return nil, nil, err
-		}
-		valueHeader, err = singleObjectHeader(value)
-		return keyHeader, valueHeader, err
+		return SingleObjectHeader(key), SingleObjectHeader(value), nil
 	}
 	client, err := registry.NewClient(k.cfg.SchemaRegistry, registry.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
 	if err != nil {
@@ -57,10 +53,9 @@ func ConfluentHeader(id int) []byte {
 	return h
 }
 
-func singleObjectHeader(schema avro.Schema) ([]byte, error) {
-	fp, err := schema.FingerprintUsing(avro.CRC64AvroLE)
-	if err != nil {
-		return nil, fmt.Errorf("fingerprint schema: %w", err)
-	}
-	return append([]byte{0xc3, 0x01}, fp...), nil
+// SingleObjectHeader is the single-object encoding prefix of records written with
+// schema: C3 01 and the schema's fingerprint.
+func SingleObjectHeader(schema avro.Schema) []byte {
+	fp := fingerprint(schema)
+	return append([]byte{0xc3, 0x01}, fp[:]...)
 }

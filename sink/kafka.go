@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,6 +137,28 @@ func (k *Kafka) Close() error { return k.client.Close() }
 // EnsureTopics creates the missing topics as compacted topics and checks that the
 // existing ones are compacted. Every problem is reported, not only the first.
 func (k *Kafka) EnsureTopics(topics []string) error {
+	return k.checkTopics(topics, true)
+}
+
+// CheckTopics checks that the existing topics are compacted and returns the ones
+// that are missing (cdc run would create them).
+func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
+	existing, err := k.client.Topics()
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	var present []string
+	for _, t := range topics {
+		if slices.Contains(existing, t) {
+			present = append(present, t)
+		} else {
+			missing = append(missing, t)
+		}
+	}
+	return missing, k.checkTopics(present, false)
+}
+
+func (k *Kafka) checkTopics(topics []string, create bool) error {
 	admin, err := sarama.NewClusterAdminFromClient(k.client)
 	if err != nil {
 		return fmt.Errorf("kafka admin: %w", err)
@@ -143,19 +166,22 @@ func (k *Kafka) EnsureTopics(topics []string) error {
 	// Closing an admin made from a client would close the client.
 	var errs []error
 	for _, topic := range topics {
-		if err := k.ensureTopic(admin, topic, k.cfg.Partitions); err != nil {
+		if err := k.ensureTopic(admin, topic, k.cfg.Partitions, create); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32) error {
+func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32, create bool) error {
 	metas, err := admin.DescribeTopics([]string{topic})
 	if err != nil {
 		return fmt.Errorf("describe topic %s: %w", topic, err)
 	}
 	if len(metas) == 1 && errors.Is(metas[0].Err, sarama.ErrUnknownTopicOrPartition) {
+		if !create {
+			return fmt.Errorf("topic %s does not exist", topic)
+		}
 		compact := "compact"
 		err := admin.CreateTopic(topic, &sarama.TopicDetail{
 			NumPartitions: partitions, ReplicationFactor: k.cfg.ReplicationFactor,

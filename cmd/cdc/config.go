@@ -1,0 +1,301 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Its keys are the contract with users:
+// see config.example.yaml and the README for every key and its default.
+type Config struct {
+	Name     string         `yaml:"name"`
+	Source   SourceConfig   `yaml:"source"`
+	Snapshot SnapshotConfig `yaml:"snapshot"`
+	Kafka    KafkaConfig    `yaml:"kafka"`
+	Entities []EntityConfig `yaml:"entities"`
+	Log      LogConfig      `yaml:"log"`
+
+	path  string         // the file, for messages and relative schema paths
+	lines map[string]int // line of each key path ("kafka.brokers", "entities[0].topic")
+}
+
+type SourceConfig struct {
+	Kind     string         `yaml:"kind"`
+	DSN      string         `yaml:"dsn"`
+	Postgres PostgresConfig `yaml:"postgres"`
+	MySQL    MySQLConfig    `yaml:"mysql"`
+}
+
+type PostgresConfig struct {
+	Slot        string `yaml:"slot"`
+	Publication string `yaml:"publication"`
+}
+
+type MySQLConfig struct {
+	ServerID uint32 `yaml:"server_id"`
+}
+
+type SnapshotConfig struct {
+	Mode string `yaml:"mode"`
+}
+
+type KafkaConfig struct {
+	Brokers         []string    `yaml:"brokers"`
+	SchemaRegistry  string      `yaml:"schema_registry"`
+	Topic           TopicConfig `yaml:"topic"`
+	ExactlyOnce     bool        `yaml:"exactly_once"`
+	CheckpointTopic string      `yaml:"checkpoint_topic"`
+	Version         string      `yaml:"version"`
+}
+
+type TopicConfig struct {
+	Partitions        int32 `yaml:"partitions"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
+}
+
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type EntityConfig struct {
+	Name          string     `yaml:"name"`
+	Table         string     `yaml:"table"`
+	Topic         string     `yaml:"topic"`
+	Schema        string     `yaml:"schema"`
+	Key           []string   `yaml:"key"`
+	Fields        FieldRules `yaml:"fields"`
+	Where         string     `yaml:"where"`
+	TombstoneWhen string     `yaml:"tombstone_when"`
+
+	line int
+}
+
+func (e *EntityConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain EntityConfig
+	if err := n.Decode((*plain)(e)); err != nil {
+		return err
+	}
+	e.line = n.Line
+	return nil
+}
+
+// FieldRule maps one Avro field. Written `field: column`, or as a mapping
+// `field: {column: c}`; the richer rules (expr, enum, mask) share that form.
+type FieldRule struct {
+	Field  string
+	Column string
+	Line   int
+}
+
+// FieldRules keeps the order of the YAML mapping, for messages.
+type FieldRules []FieldRule
+
+// ruleKeysNotYetSupported are rule keys of the documented configuration that this
+// version does not implement: refused by name rather than as unknown keys.
+var ruleKeysNotYetSupported = []string{"expr", "enum", "mask", "record"}
+
+func (f *FieldRules) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: fields: want a mapping of Avro field to column, e.g. `email: email_address`", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		rule := FieldRule{Field: k.Value, Line: k.Line}
+		switch v.Kind {
+		case yaml.ScalarNode:
+			rule.Column = v.Value
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				key, val := v.Content[j], v.Content[j+1]
+				switch {
+				case key.Value == "column" && val.Kind == yaml.ScalarNode:
+					rule.Column = val.Value
+				case slices.Contains(ruleKeysNotYetSupported, key.Value):
+					return fmt.Errorf("line %d: field %q: %q rules are not supported by this version of cdc; map the field to a column", key.Line, rule.Field, key.Value)
+				default:
+					return fmt.Errorf("line %d: field %q: unknown rule key %q (known: column)", key.Line, rule.Field, key.Value)
+				}
+			}
+		default:
+			return fmt.Errorf("line %d: field %q: want a column name or {column: name}", v.Line, rule.Field)
+		}
+		if rule.Column == "" {
+			return fmt.Errorf("line %d: field %q: no column given", v.Line, rule.Field)
+		}
+		*f = append(*f, rule)
+	}
+	return nil
+}
+
+// LoadConfig reads a configuration file strictly: unknown keys, wrong types and
+// unset variables are errors with the file and line. ${VAR} and ${VAR:-default}
+// in values are replaced from the environment; substituted values never appear in
+// errors, so secrets passed that way stay out of logs.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty; start from config.example.yaml", path)
+	}
+	var secrets []string
+	var errs []error
+	expandEnv(doc.Content[0], &secrets, func(line int, msg string) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, msg))
+	})
+	checkKeys(doc.Content[0], reflect.TypeOf(Config{}), "", func(line int, msg string) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, msg))
+	})
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cfg := &Config{path: path, lines: map[string]int{}}
+	recordLines(doc.Content[0], "", cfg.lines)
+	if err := doc.Content[0].Decode(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, scrub(lineErrors(err, path), secrets))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// lineErrors rewrites yaml.v3's "line N: msg" into "file:N: msg".
+func lineErrors(err error, path string) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
+	msg = regexp.MustCompile(`(?m)^\s*line (\d+): `).ReplaceAllString(msg, path+":$1: ")
+	return strings.TrimPrefix(msg, path+": ")
+}
+
+func scrub(msg string, secrets []string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "(value from the environment)")
+		}
+	}
+	return msg
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} in every scalar value (never in keys).
+func expandEnv(n *yaml.Node, secrets *[]string, report func(int, string)) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			if ref == "$$" {
+				return "$"
+			}
+			m := envRef.FindStringSubmatch(ref)
+			v, ok := os.LookupEnv(m[1])
+			if !ok && m[2] == "" {
+				report(n.Line, fmt.Sprintf("${%s} is not set in the environment: export it, or write ${%s:-default}", m[1], m[1]))
+				return ref
+			}
+			if !ok {
+				v = m[3]
+			}
+			*secrets = append(*secrets, v)
+			return v
+		})
+		// The tag was resolved from the text "${VAR}" (a string). An unquoted value
+		// is resolved again, so `partitions: ${PARTITIONS}` can be a number; quote
+		// it to keep a string.
+		if n.Style == 0 {
+			n.Tag = ""
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			expandEnv(n.Content[i], secrets, report)
+		}
+	default:
+		for _, c := range n.Content {
+			expandEnv(c, secrets, report)
+		}
+	}
+}
+
+// checkKeys reports every mapping key that no field of t accepts, with the keys
+// that would be accepted (yaml.v3 has no strict mode for decoding from a node).
+func checkKeys(n *yaml.Node, t reflect.Type, where string, report func(int, string)) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.AliasNode:
+		return
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+				fields[tag] = t.Field(i).Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				report(k.Line, fmt.Sprintf("unknown key %q%s (known: %s)", k.Value, where, strings.Join(sortedKeys(fields), ", ")))
+				continue
+			}
+			checkKeys(n.Content[i+1], ft, " in "+strings.TrimPrefix(where+"."+k.Value, " in ."), report)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode && t != reflect.TypeOf(FieldRules{}):
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", where, i), report)
+		}
+	}
+}
+
+// recordLines notes the line of every key path, for messages about values.
+func recordLines(n *yaml.Node, prefix string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			path := strings.TrimPrefix(prefix+"."+n.Content[i].Value, ".")
+			lines[path] = n.Content[i].Line
+			recordLines(n.Content[i+1], path, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			path := fmt.Sprintf("%s[%d]", prefix, i)
+			lines[path] = c.Line
+			recordLines(c, path, lines)
+		}
+	}
+}
+
+func sortedKeys(m map[string]reflect.Type) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// schemaPath resolves an entity's schema file relative to the config file.
+func (c *Config) schemaPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.path), p)
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/sink"
+)
+
+var (
+	connectorName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+	pgIdentifier   = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	kafkaTopicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+)
+
+// errorf formats a mistake at the line of a key path; a missing key is reported
+// at its parent's line, or the file.
+func (c *Config) errorf(path, format string, args ...any) error {
+	for p := path; p != ""; {
+		if line, ok := c.lines[p]; ok {
+			return fmt.Errorf("%s:%d: %s: %s", c.path, line, path, fmt.Sprintf(format, args...))
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return fmt.Errorf("%s: %s: %s", c.path, path, fmt.Sprintf(format, args...))
+}
+
+// validate fills defaults and refuses every contradiction, all reported at once.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, c.errorf(path, format, args...)) }
+
+	if !connectorName.MatchString(c.Name) {
+		bad("name", "want a connector name of letters, digits, '.', '_' or '-' (it names the slot, publication and checkpoint), got %q", c.Name)
+	}
+	defaultID := "cdc_" + strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, c.Name)
+	switch c.Source.Kind {
+	case "postgres":
+		if c.Source.Postgres.Slot == "" {
+			c.Source.Postgres.Slot = defaultID
+		}
+		if c.Source.Postgres.Publication == "" {
+			c.Source.Postgres.Publication = defaultID
+		}
+		if !pgIdentifier.MatchString(c.Source.Postgres.Slot) {
+			bad("source.postgres.slot", "%q: slot names are lowercase letters, digits and '_', at most 63", c.Source.Postgres.Slot)
+		}
+		if !pgIdentifier.MatchString(c.Source.Postgres.Publication) {
+			bad("source.postgres.publication", "%q: use lowercase letters, digits and '_', at most 63", c.Source.Postgres.Publication)
+		}
+	case "mysql":
+		bad("source.kind", "mysql is not supported by this version of cdc yet (only postgres)")
+	case "":
+		bad("source.kind", "required: postgres or mysql")
+	default:
+		bad("source.kind", "%q: want postgres or mysql", c.Source.Kind)
+	}
+	if c.Source.DSN == "" {
+		bad("source.dsn", "required, e.g. postgres://user:password@host:5432/database (use ${VAR} for the password)")
+	}
+	switch c.Snapshot.Mode {
+	case "":
+		c.Snapshot.Mode = "initial"
+	case "initial", "never":
+	case "only", "when_needed":
+		bad("snapshot.mode", "%s is not supported by this version of cdc yet: use initial or never", c.Snapshot.Mode)
+	default:
+		bad("snapshot.mode", "%q: want initial or never", c.Snapshot.Mode)
+	}
+	var brokers []string
+	for _, b := range c.Kafka.Brokers {
+		for _, one := range strings.Split(b, ",") {
+			if one = strings.TrimSpace(one); one != "" {
+				brokers = append(brokers, one)
+			}
+		}
+	}
+	c.Kafka.Brokers = brokers
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "required: a list of host:port")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if host, port, ok := strings.Cut(b, ":"); !ok || host == "" || port == "" {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q: want host:port", b)
+		}
+	}
+	if c.Kafka.ExactlyOnce {
+		bad("kafka.exactly_once", "exactly-once delivery is not supported by this version of cdc yet: set false (at-least-once)")
+	}
+	if c.Kafka.CheckpointTopic == "" {
+		c.Kafka.CheckpointTopic = sink.DefaultCheckpointTopic
+	}
+	if p := c.Kafka.Topic.Partitions; p < -1 {
+		bad("kafka.topic.partitions", "%d: want a positive number, or -1 for the brokers' default", p)
+	}
+	if r := c.Kafka.Topic.ReplicationFactor; r < -1 {
+		bad("kafka.topic.replication_factor", "%d: want a positive number, or -1 for the brokers' default", r)
+	}
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "":
+		c.Log.Format = "text"
+	case "text", "json":
+	default:
+		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	errs = append(errs, c.validateEntities()...)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateEntities() []error {
+	var errs []error
+	if len(c.Entities) == 0 {
+		return []error{c.errorf("entities", "required: at least one entity (see config.example.yaml)")}
+	}
+	names, topics := map[string]bool{}, map[string]bool{}
+	for i, e := range c.Entities {
+		bad := func(key, format string, args ...any) {
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].%s", i, key), format, args...))
+		}
+		switch {
+		case e.Name == "":
+			bad("name", "required")
+		case names[e.Name]:
+			bad("name", "%q names two entities", e.Name)
+		}
+		names[e.Name] = true
+		if _, err := cdc.ParseTableName(e.Table); err != nil {
+			bad("table", "%v", err)
+		}
+		switch {
+		case !kafkaTopicName.MatchString(e.Topic):
+			bad("topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", e.Topic)
+		case topics[e.Topic]:
+			bad("topic", "%s is the topic of two entities: each entity needs its own compacted topic", e.Topic)
+		case e.Topic == c.Kafka.CheckpointTopic:
+			bad("topic", "%s is the checkpoint topic", e.Topic)
+		}
+		topics[e.Topic] = true
+		if e.Schema == "" {
+			bad("schema", "required: the .avsc file of the entity's value record")
+		}
+		if len(e.Key) == 0 {
+			bad("key", "required: the fields that identify an entity, e.g. key: [id]")
+		}
+		if len(e.Fields) == 0 {
+			bad("fields", "required: a mapping of Avro field to column")
+		}
+		if e.Where != "" {
+			bad("where", "filters are not supported by this version of cdc yet")
+		}
+		if e.TombstoneWhen != "" {
+			bad("tombstone_when", "soft-delete rules are not supported by this version of cdc yet")
+		}
+	}
+	return errs
+}
+
+// mappingEntities reads each entity's schema and returns the mapping's view of it.
+func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
+	var out []*mapping.Entity
+	var errs []error
+	for i, e := range c.Entities {
+		origin := fmt.Sprintf("%s:%d", c.path, e.line)
+		schemaFile := c.schemaPath(e.Schema)
+		text, err := os.ReadFile(schemaFile)
+		if err != nil {
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%v", err))
+			continue
+		}
+		parsed, err := avro.ParseBytes(text)
+		if err != nil {
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not a valid Avro schema: %v", e.Schema, err))
+			continue
+		}
+		record, ok := parsed.(*avro.RecordSchema)
+		if !ok {
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is a %s schema: an entity's value must be a record", e.Schema, parsed.Type()))
+			continue
+		}
+		table, _ := cdc.ParseTableName(e.Table)
+		me := &mapping.Entity{Name: e.Name, Table: table, Topic: e.Topic, Schema: record, SchemaFile: e.Schema, Key: e.Key, Origin: origin}
+		for _, f := range e.Fields {
+			me.Fields = append(me.Fields, mapping.Field{Name: f.Field, Column: f.Column, Origin: fmt.Sprintf("%s:%d", c.path, f.Line)})
+		}
+		if _, err := me.KeySchema(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, me)
+	}
+	return out, errors.Join(errs...)
+}

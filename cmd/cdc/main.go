@@ -1,0 +1,72 @@
+// Command cdc publishes the rows of a legacy database as entity events: keyed
+// Avro records in compacted Kafka topics, following the database's change log.
+//
+//	cdc run --config cdc.yaml        snapshot (per snapshot.mode), then stream
+//	cdc validate --config cdc.yaml   check configuration, mappings, database and topics
+//	cdc tail --config cdc.yaml --entity customer   print an entity topic as JSON lines
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "cdc:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned after the usage has been printed.
+var errUsage = errors.New("usage")
+
+const usage = `cdc publishes the rows of a database as entity events in compacted Kafka topics.
+
+Usage:
+  cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
+  cdc validate --config FILE                  check the configuration, mappings, database and topics
+  cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow to keep reading)
+  cdc version
+
+Exit status: 0 on success or after a clean stop (SIGINT, SIGTERM), 1 on an error, 2 on a usage error.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Run runs one cdc command; main only maps its error to an exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(ctx, args[1:], stderr)
+	case "validate":
+		return validateCommand(ctx, args[1:], stdout, stderr)
+	case "tail":
+		return tailCommand(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "cdc", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "cdc: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/pipeline"
+	"github.com/cdc-dev/cdc/sink"
+	"github.com/cdc-dev/cdc/sources/postgres"
+)
+
+// loadFromFlags parses a command's flags and loads its --config.
+func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, error) {
+	fs := flag.NewFlagSet("cdc "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the configuration `file` (see config.example.yaml)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, errUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cdc %s: --config FILE is required, and nothing else\n", cmd)
+		fs.Usage()
+		return nil, errUsage
+	}
+	return LoadConfig(*path)
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("connector", cfg.Name)
+}
+
+// openSource connects to the configured database.
+func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *slog.Logger) (cdc.Source, error) {
+	switch cfg.Source.Kind {
+	case "postgres":
+		return postgres.New(ctx, postgres.Config{
+			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
+			Tables: tables, Snapshot: postgres.SnapshotMode(cfg.Snapshot.Mode),
+			ApplicationName: "cdc " + cfg.Name, Logger: log.With("component", "source"),
+		})
+	}
+	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)
+}
+
+func kafkaConfig(cfg *Config) sink.Config {
+	return sink.Config{
+		Brokers: cfg.Kafka.Brokers, ClientID: "cdc-" + cfg.Name, Version: cfg.Kafka.Version,
+		Partitions: cfg.Kafka.Topic.Partitions, ReplicationFactor: cfg.Kafka.Topic.ReplicationFactor,
+		SchemaRegistry: cfg.Kafka.SchemaRegistry, CheckpointTopic: cfg.Kafka.CheckpointTopic,
+	}
+}
+
+// sortedTables lists the mapped tables in a stable order (snapshots follow it).
+func sortedTables(m *mapping.Mapper) []cdc.TableName {
+	tables := m.Tables()
+	sort.Slice(tables, func(i, j int) bool { return tables[i].String() < tables[j].String() })
+	return tables
+}
+
+// compileAll checks every mapping against the tables as the catalog has them.
+func compileAll(ctx context.Context, src cdc.Source, m *mapping.Mapper) error {
+	tables, err := src.Describe(ctx, sortedTables(m))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range tables {
+		if _, err := m.Compile(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := loadFromFlags("run", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	err = runDaemon(ctx, cfg, log)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		log.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// runDaemon checks everything that can be checked before producing anything,
+// then runs the pipeline until ctx ends or it fails.
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		return err
+	}
+	mapper := mapping.NewMapper(entities)
+	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := src.Check(ctx); err != nil {
+		return fmt.Errorf("the database is not ready for cdc:\n%w", err)
+	}
+	if err := compileAll(ctx, src, mapper); err != nil {
+		return err
+	}
+
+	k, err := sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	var topics []string
+	for _, e := range entities {
+		topics = append(topics, e.Topic)
+	}
+	if err := k.EnsureTopics(topics); err != nil {
+		return err
+	}
+	for _, e := range entities {
+		keySchema, _ := e.KeySchema() // checked by mappingEntities
+		if e.KeyHeader, e.ValueHeader, err = k.Framing(ctx, e.Topic, keySchema, e.Schema); err != nil {
+			return fmt.Errorf("entity %q: %w", e.Name, err)
+		}
+	}
+	store, err := k.Checkpoints(cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cp, found, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(entities))
+	for i, e := range entities {
+		names[i] = e.Name
+	}
+	if found {
+		for _, n := range names {
+			if !slices.Contains(cp.Entities, n) {
+				log.Warn("entity added after the initial snapshot: its topic receives changes from now on, but rows that did not change are not in it",
+					"entity", n)
+			}
+		}
+		names = cp.Entities
+	}
+	producer, err := k.NewProducer()
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position))
+	return pipeline.Run(ctx, pipeline.Config{
+		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Entities: names,
+		Logger: log.With("component", "pipeline"),
+	}, cp.Position)
+}

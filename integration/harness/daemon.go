@@ -1,0 +1,109 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// BuildCDC builds the cdc command into dir and returns the binary's path.
+func BuildCDC(dir string) (string, error) {
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	bin := filepath.Join(dir, "cdc")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cdc")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/cdc: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Daemon is a cdc process.
+type Daemon struct {
+	cmd  *exec.Cmd
+	logs lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// StartDaemon starts `bin args...` with extra environment variables.
+func StartDaemon(bin string, env []string, args ...string) (*Daemon, error) {
+	d := &Daemon{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	d.cmd.Env = append(os.Environ(), env...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	return d, nil
+}
+
+// Kill ends the process with SIGKILL, as a crash would, and waits for it.
+func (d *Daemon) Kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// Stop asks the process to stop with SIGTERM and returns its exit error.
+func (d *Daemon) Stop(timeout time.Duration) error {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(timeout):
+		d.Kill()
+		return fmt.Errorf("did not stop within %s after SIGTERM", timeout)
+	}
+}
+
+// Wait waits for the process to exit by itself and returns its exit error.
+func (d *Daemon) Wait(timeout time.Duration) error {
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(timeout):
+		return fmt.Errorf("still running after %s", timeout)
+	}
+}
+
+// Exited reports whether the process has ended.
+func (d *Daemon) Exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Logs returns everything the process wrote so far.
+func (d *Daemon) Logs() string { return d.logs.String() }
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,188 @@
+// Package harness starts the real components the integration tests and the demo
+// run against: a private PostgreSQL cluster, an in-process Kafka-protocol broker,
+// and the cdc daemon as a separate process. Nothing here is a mock.
+package harness
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ShopSQL creates the sample legacy schema used by the demo and the tests.
+//
+//go:embed shop.sql
+var ShopSQL string
+
+// Postgres is a private PostgreSQL cluster in a temporary directory, on its own
+// port, with wal_level=logical.
+type Postgres struct {
+	Port int
+	dir  string
+	bin  string
+	// runAs is "postgres" when running as root: initdb refuses to run as root.
+	runAs string
+}
+
+// PostgresBinDir finds the server binaries of the newest installed PostgreSQL.
+func PostgresBinDir() (string, error) {
+	if dir := os.Getenv("PG_BINDIR"); dir != "" {
+		return dir, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: run `make deps` (apt-get install postgresql) or set PG_BINDIR")
+}
+
+func version(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
+// StartPostgres initialises and starts a cluster. Stop removes it.
+func StartPostgres() (*Postgres, error) {
+	bin, err := PostgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	// Short and world-traversable: the server runs as another user, and the
+	// socket path must stay under ~107 bytes.
+	dir, err := os.MkdirTemp("/tmp", "cdcpg")
+	if err != nil {
+		return nil, err
+	}
+	p := &Postgres{Port: port, dir: dir, bin: bin}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		p.runAs = "postgres"
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs the postgres user to run the server: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := p.command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8").CombinedOutput(); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+		p.Stop()
+		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+	}
+	return p, nil
+}
+
+func (p *Postgres) command(name string, args ...string) *exec.Cmd {
+	path := filepath.Join(p.bin, name)
+	if p.runAs != "" {
+		return exec.Command("runuser", append([]string{"-u", p.runAs, "--", path}, args...)...)
+	}
+	return exec.Command(path, args...)
+}
+
+// DSN is the connection URL of a database of the cluster, as the superuser.
+func (p *Postgres) DSN(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.Port, database)
+}
+
+// CreateDatabase creates an empty database and returns its DSN.
+func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return p.DSN(name), nil
+}
+
+// Exec runs SQL statements in a database.
+func Exec(ctx context.Context, dsn string, sql ...string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, s := range sql {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%w\nin: %s", err, abbreviate(s))
+		}
+	}
+	return nil
+}
+
+func abbreviate(s string) string {
+	if s = strings.TrimSpace(s); len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
+
+// Stop stops the cluster and removes its files.
+func (p *Postgres) Stop() {
+	data := filepath.Join(p.dir, "data")
+	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
+		_ = p.command("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
+	}
+	os.RemoveAll(p.dir)
+}
+
+// FreePort asks the kernel for a port nobody listens on.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Eventually polls cond until it holds or the timeout passes.
+func Eventually(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("condition not met")
+			}
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,237 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// typeInfo says how values of a base type decode.
+type typeInfo struct {
+	kind     cdc.Kind
+	bits     int
+	withZone bool
+}
+
+// builtinTypes maps the OIDs of pg_type's built-in base types (stable across
+// versions, listed in pg_type.dat) to their decoding. Everything else, including
+// arrays, ranges, intervals and network types, is carried as its text output.
+var builtinTypes = map[uint32]typeInfo{
+	16:   {kind: cdc.KindBool},                      // bool
+	17:   {kind: cdc.KindBytes},                     // bytea
+	20:   {kind: cdc.KindInt, bits: 64},             // int8
+	21:   {kind: cdc.KindInt, bits: 16},             // int2
+	23:   {kind: cdc.KindInt, bits: 32},             // int4
+	26:   {kind: cdc.KindUint, bits: 32},            // oid
+	114:  {kind: cdc.KindJSON},                      // json
+	700:  {kind: cdc.KindFloat, bits: 32},           // float4
+	701:  {kind: cdc.KindFloat, bits: 64},           // float8
+	1082: {kind: cdc.KindDate},                      // date
+	1083: {kind: cdc.KindTime},                      // time
+	1114: {kind: cdc.KindTimestamp},                 // timestamp
+	1184: {kind: cdc.KindTimestamp, withZone: true}, // timestamptz
+	1700: {kind: cdc.KindDecimal},                   // numeric
+	3802: {kind: cdc.KindJSON},                      // jsonb
+}
+
+// column describes a column from its base type and type modifier.
+func column(name, databaseType string, baseOID uint32, typmod int32, notNull bool) cdc.Column {
+	info, ok := builtinTypes[baseOID]
+	if !ok {
+		info = typeInfo{kind: cdc.KindString}
+	}
+	c := cdc.Column{Name: name, DatabaseType: databaseType, Kind: info.kind, Nullable: !notNull, Bits: info.bits, WithTimeZone: info.withZone}
+	switch info.kind {
+	case cdc.KindDecimal:
+		// numeric's typmod is ((precision << 16) | scale) + VARHDRSZ; -1 when unconstrained.
+		if typmod >= 4 {
+			c.Precision = int((typmod - 4) >> 16 & 0xffff)
+			c.Scale = int(int16((typmod - 4) & 0xffff))
+		}
+	case cdc.KindTime, cdc.KindTimestamp:
+		c.FractionDigits = 6
+		if typmod >= 0 {
+			c.FractionDigits = int(typmod)
+		}
+	}
+	return c
+}
+
+// relation is what the catalog says about a table beyond its columns.
+type relation struct {
+	oid             uint32
+	replicaIdentity byte // 'd' default, 'f' full, 'i' index, 'n' nothing
+}
+
+// describe reads a table's columns and primary key from the catalog.
+func describe(ctx context.Context, conn *pgx.Conn, name cdc.TableName) (*cdc.Table, relation, error) {
+	var rel relation
+	var kind, ident string
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind::text, c.relreplident::text FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+		name.Schema, name.Name).Scan(&rel.oid, &kind, &ident)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, rel, missingTable(ctx, conn, name)
+	}
+	if err != nil {
+		return nil, rel, fmt.Errorf("describe %s: %w", name, err)
+	}
+	if kind != "r" && kind != "p" {
+		return nil, rel, fmt.Errorf("%s is not a table (relkind %s): logical replication publishes tables only", name, kind)
+	}
+	rel.replicaIdentity = ident[0]
+	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, pg_catalog.format_type(a.atttypid, a.atttypmod)
+		FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel.oid)
+	if err != nil {
+		return nil, rel, fmt.Errorf("describe %s: %w", name, err)
+	}
+	type attr struct {
+		name, typeName string
+		oid            uint32
+		typmod         int32
+		notNull        bool
+	}
+	var attrs []attr
+	for rows.Next() {
+		var a attr
+		if err := rows.Scan(&a.name, &a.oid, &a.typmod, &a.notNull, &a.typeName); err != nil {
+			return nil, rel, fmt.Errorf("describe %s: %w", name, err)
+		}
+		attrs = append(attrs, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, rel, fmt.Errorf("describe %s: %w", name, err)
+	}
+	t := &cdc.Table{Name: name}
+	for _, a := range attrs {
+		base, typmod, err := baseType(ctx, conn, a.oid, a.typmod)
+		if err != nil {
+			return nil, rel, fmt.Errorf("describe %s column %s: %w", name, a.name, err)
+		}
+		t.Columns = append(t.Columns, column(a.name, a.typeName, base, typmod, a.notNull))
+	}
+	pk, err := conn.Query(ctx, `SELECT a.attname FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`, rel.oid)
+	if err != nil {
+		return nil, rel, fmt.Errorf("describe primary key of %s: %w", name, err)
+	}
+	names, err := pgx.CollectRows(pk, pgx.RowTo[string])
+	if err != nil {
+		return nil, rel, fmt.Errorf("describe primary key of %s: %w", name, err)
+	}
+	for _, n := range names {
+		t.PrimaryKey = append(t.PrimaryKey, t.Column(n))
+	}
+	return t, rel, nil
+}
+
+// baseType follows domains down to their base type: a domain decodes like the
+// type it constrains (Sakila's "year" domain is an integer).
+func baseType(ctx context.Context, conn *pgx.Conn, oid uint32, typmod int32) (uint32, int32, error) {
+	for range 32 {
+		if _, ok := builtinTypes[oid]; ok || oid < 10000 {
+			return oid, typmod, nil
+		}
+		var typtype string
+		var base uint32
+		var baseTypmod int32
+		if err := conn.QueryRow(ctx, `SELECT typtype::text, typbasetype, typtypmod FROM pg_catalog.pg_type WHERE oid = $1`, oid).
+			Scan(&typtype, &base, &baseTypmod); err != nil {
+			return 0, 0, fmt.Errorf("type %d: %w", oid, err)
+		}
+		if typtype != "d" {
+			return oid, typmod, nil
+		}
+		oid, typmod = base, baseTypmod
+	}
+	return 0, 0, fmt.Errorf("type %d: domain nesting too deep", oid)
+}
+
+// missingTable explains a table that is not in the catalog, listing the tables
+// that are in its schema (a typo is the usual cause).
+func missingTable(ctx context.Context, conn *pgx.Conn, name cdc.TableName) error {
+	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 50`, name.Schema)
+	if err != nil {
+		return fmt.Errorf("table %s not found", name)
+	}
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(names) == 0 {
+		return fmt.Errorf("table %s not found: schema %q has no tables (or this user cannot see them)", name, name.Schema)
+	}
+	return fmt.Errorf("table %s not found (tables in %s: %s)", name, name.Schema, strings.Join(names, ", "))
+}
+
+// tableFromRelation describes a table from a pgoutput relation message: names,
+// types and type modifiers as of the changes that follow it. The message does not
+// carry nullability or type names; those come from the catalog as it is now,
+// which is conservative: a column no longer in the catalog counts as nullable.
+// It returns known itself when nothing changed.
+func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMessage, known *cdc.Table) (*cdc.Table, error) {
+	oids := make([]uint32, len(m.Columns))
+	typmods := make([]int32, len(m.Columns))
+	for i, c := range m.Columns {
+		oids[i], typmods[i] = c.DataType, c.TypeModifier
+	}
+	typeRows, err := s.conn.Query(ctx, `SELECT pg_catalog.format_type(t.oid, t.typmod)
+		FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS t(oid, typmod, n) ORDER BY t.n`, oids, typmods)
+	if err != nil {
+		return nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
+	}
+	typeNames, err := pgx.CollectRows(typeRows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
+	}
+	rows, err := s.conn.Query(ctx, `SELECT attname, attnotnull FROM pg_catalog.pg_attribute
+		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`, m.RelationID)
+	if err != nil {
+		return nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
+	}
+	notNull := map[string]bool{}
+	var attname string
+	var nn bool
+	if _, err := pgx.ForEachRow(rows, []any{&attname, &nn}, func() error { notNull[attname] = nn; return nil }); err != nil {
+		return nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
+	}
+	t := &cdc.Table{Name: known.Name}
+	for i, c := range m.Columns {
+		base, typmod, err := baseType(ctx, s.conn, c.DataType, c.TypeModifier)
+		if err != nil {
+			return nil, fmt.Errorf("describe %s column %s: %w", known.Name, c.Name, err)
+		}
+		t.Columns = append(t.Columns, column(c.Name, typeNames[i], base, typmod, notNull[c.Name]))
+	}
+	for _, k := range known.PrimaryKey {
+		if ord := t.Column(known.Columns[k].Name); ord >= 0 {
+			t.PrimaryKey = append(t.PrimaryKey, ord)
+		}
+	}
+	if sameShape(t, known) {
+		return known, nil
+	}
+	return t, nil
+}
+
+func sameShape(a, b *cdc.Table) bool {
+	if len(a.Columns) != len(b.Columns) || len(a.PrimaryKey) != len(b.PrimaryKey) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i] != b.Columns[i] {
+			return false
+		}
+	}
+	for i := range a.PrimaryKey {
+		if a.PrimaryKey[i] != b.PrimaryKey[i] {
+			return false
+		}
+	}
+	return true
+}

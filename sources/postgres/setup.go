@@ -1,0 +1,176 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Check verifies what the source needs from the server: logical WAL, a role that
+// may replicate and read the tables, and REPLICA IDENTITY FULL on every table. It
+// reports every problem with the statement that fixes it.
+//
+// REPLICA IDENTITY FULL is required because the default identity logs no old row
+// for an update: without it cdc could not tell an update of hidden columns
+// (which must emit nothing) from a visible one, nor fill a large unchanged
+// (TOASTed) value, which PostgreSQL does not resend.
+func (s *Source) Check(ctx context.Context) error {
+	var errs []error
+	var walLevel string
+	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		errs = append(errs, fmt.Errorf("wal_level is %s: set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", walLevel))
+	}
+	var user string
+	var canReplicate bool
+	if err := s.conn.QueryRow(ctx, `SELECT current_user, rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).
+		Scan(&user, &canReplicate); err != nil {
+		return fmt.Errorf("read role of current user: %w", err)
+	}
+	if !canReplicate {
+		errs = append(errs, fmt.Errorf("role %s may not replicate: ALTER ROLE %s WITH REPLICATION", user, pgx.Identifier{user}.Sanitize()))
+	}
+	for _, name := range s.cfg.Tables {
+		ident := pgx.Identifier{name.Schema, name.Name}.Sanitize()
+		_, rel, err := describe(ctx, s.conn, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var canSelect bool
+		if err := s.conn.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, rel.oid).Scan(&canSelect); err != nil {
+			return fmt.Errorf("check privileges on %s: %w", name, err)
+		}
+		if !canSelect {
+			errs = append(errs, fmt.Errorf("role %s cannot read %s: GRANT SELECT ON %s TO %s", user, name, ident, pgx.Identifier{user}.Sanitize()))
+		}
+		if rel.replicaIdentity != 'f' {
+			errs = append(errs, fmt.Errorf("table %s has REPLICA IDENTITY %s: cdc needs the old row of every update and delete: ALTER TABLE %s REPLICA IDENTITY FULL",
+				name, identityName(rel.replicaIdentity), ident))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func identityName(b byte) string {
+	switch b {
+	case 'd':
+		return "DEFAULT"
+	case 'n':
+		return "NOTHING"
+	case 'i':
+		return "USING INDEX"
+	case 'f':
+		return "FULL"
+	}
+	return string(b)
+}
+
+// ensurePublication creates the publication for the mapped tables, or adds the
+// tables an existing one lacks. It must exist before the slot is created: pgoutput
+// reads publications as of each change, and refuses changes logged before the
+// publication existed.
+func (s *Source) ensurePublication(ctx context.Context) error {
+	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	var all, ins, upd, del bool
+	err := s.conn.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1`,
+		s.cfg.Publication).Scan(&all, &ins, &upd, &del)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err := s.conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+tableList(s.cfg.Tables)); err != nil {
+			return fmt.Errorf("create publication %s: %w; or create it yourself: CREATE PUBLICATION %s FOR TABLE %s", s.cfg.Publication, err, pub, tableList(s.cfg.Tables))
+		}
+		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", tableList(s.cfg.Tables))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
+	}
+	if !ins || !upd || !del {
+		return fmt.Errorf("publication %s does not publish every insert, update and delete, so cdc would miss changes: ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')", s.cfg.Publication, pub)
+	}
+	if all {
+		return nil
+	}
+	var missing []cdc.TableName
+	for _, t := range s.cfg.Tables {
+		var in bool
+		if err := s.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`,
+			s.cfg.Publication, t.Schema, t.Name).Scan(&in); err != nil {
+			return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
+		}
+		if !in {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := s.conn.Exec(ctx, "ALTER PUBLICATION "+pub+" ADD TABLE "+tableList(missing)); err != nil {
+		return fmt.Errorf("add %s to publication %s: %w", tableList(missing), s.cfg.Publication, err)
+	}
+	s.log.Info("added tables to publication", "publication", s.cfg.Publication, "tables", tableList(missing))
+	return nil
+}
+
+func tableList(tables []cdc.TableName) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// slotState is the replication slot as pg_replication_slots shows it.
+type slotState struct {
+	exists    bool
+	plugin    string
+	database  string
+	confirmed pglogrepl.LSN
+	walStatus string
+	activePID *int32
+	currentDB string
+	temporary bool
+	slotType  string
+}
+
+func (s *Source) readSlot(ctx context.Context) (slotState, error) {
+	st := slotState{}
+	var confirmed *string
+	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), slot_type, coalesce(database, ''), confirmed_flush_lsn::text,
+			coalesce(wal_status, ''), active_pid, temporary, current_database()
+		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).
+		Scan(&st.plugin, &st.slotType, &st.database, &confirmed, &st.walStatus, &st.activePID, &st.temporary, &st.currentDB)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read replication slot %s: %w", s.cfg.Slot, err)
+	}
+	st.exists = true
+	if confirmed != nil {
+		if st.confirmed, err = pglogrepl.ParseLSN(*confirmed); err != nil {
+			return st, fmt.Errorf("replication slot %s: %w", s.cfg.Slot, err)
+		}
+	}
+	switch {
+	case st.slotType != "logical" || st.plugin != "pgoutput":
+		return st, fmt.Errorf("replication slot %s exists but is a %s slot with plugin %q: cdc needs a logical pgoutput slot; choose another source.postgres.slot or drop it with SELECT pg_drop_replication_slot('%s')",
+			s.cfg.Slot, st.slotType, st.plugin, s.cfg.Slot)
+	case st.database != st.currentDB:
+		return st, fmt.Errorf("replication slot %s belongs to database %s, not %s: choose another source.postgres.slot", s.cfg.Slot, st.database, st.currentDB)
+	case st.walStatus == "lost":
+		return st, fmt.Errorf("replication slot %s has lost WAL it still needed (wal_status=lost, max_slot_wal_keep_size exceeded): changes are lost to cdc; drop the slot (SELECT pg_drop_replication_slot('%s')), delete the checkpoint, and snapshot again",
+			s.cfg.Slot, s.cfg.Slot)
+	case st.activePID != nil:
+		return st, fmt.Errorf("replication slot %s is in use by server process %d: is another cdc with the same name running? Only one may read a slot", s.cfg.Slot, *st.activePID)
+	}
+	return st, nil
+}

@@ -1,0 +1,265 @@
+// Package postgres is the PostgreSQL source: a consistent snapshot of the mapped
+// tables through the snapshot exported by the replication slot, then logical
+// replication (pgoutput) from the slot's consistent point, so that the handoff
+// has neither gap nor overlap.
+//
+// It must never let the slot's confirmed position pass a change that is not yet
+// stored downstream: the position only moves through Acknowledge.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// SnapshotMode says when the source takes a snapshot.
+type SnapshotMode string
+
+const (
+	// SnapshotInitial snapshots the tables when there is no stored position.
+	SnapshotInitial SnapshotMode = "initial"
+	// SnapshotNever only streams, from the slot's position (created if missing).
+	SnapshotNever SnapshotMode = "never"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultStatusInterval is how often the slot's confirmed position is reported;
+	// well inside the server's wal_sender_timeout (60 s by default).
+	DefaultStatusInterval = 10 * time.Second
+	// DefaultHeartbeatInterval is how often, at most, an idle stream's position is
+	// passed down so the slot can release WAL written by other tables and databases.
+	DefaultHeartbeatInterval = time.Second
+	DefaultBatchSize         = 1024
+)
+
+// Config configures the source.
+type Config struct {
+	// DSN is a libpq connection string or postgres:// URL.
+	DSN         string
+	Slot        string
+	Publication string
+	// Tables are the mapped tables: published, snapshotted and streamed.
+	Tables            []cdc.TableName
+	Snapshot          SnapshotMode
+	StatusInterval    time.Duration
+	HeartbeatInterval time.Duration
+	BatchSize         int
+	ApplicationName   string
+	Logger            *slog.Logger
+}
+
+// Source reads one database. It implements cdc.Source.
+type Source struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *pgx.Conn // catalog, publication, snapshot
+	tables map[cdc.TableName]*cdc.Table
+	acked  atomic.Uint64 // highest acknowledged LSN
+}
+
+var _ cdc.Source = (*Source)(nil)
+
+// sessionParams fix the text forms values arrive in: ISO dates, UTC offsets,
+// hexadecimal bytea, shortest exact floats.
+var sessionParams = map[string]string{
+	"DateStyle": "ISO, MDY", "TimeZone": "UTC", "IntervalStyle": "postgres", "bytea_output": "hex",
+	"extra_float_digits": "1", "client_encoding": "UTF8",
+}
+
+func connConfig(dsn, application string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgconn's parse errors quote the DSN, password included.
+		return nil, fmt.Errorf("source.dsn is not a valid PostgreSQL connection string (postgres://user:password@host:port/database)")
+	}
+	for k, v := range sessionParams {
+		cfg.RuntimeParams[k] = v
+	}
+	cfg.RuntimeParams["application_name"] = application
+	return cfg, nil
+}
+
+// New connects to the database.
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.Snapshot == "" {
+		cfg.Snapshot = SnapshotInitial
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cc, err := connConfig(cfg.DSN, cfg.ApplicationName)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}}, nil
+}
+
+// Describe implements cdc.Source.
+func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Table, error) {
+	tables := make([]*cdc.Table, len(names))
+	for i, name := range names {
+		t, _, err := describe(ctx, s.conn, name)
+		if err != nil {
+			return nil, err
+		}
+		s.tables[name] = t
+		tables[i] = t
+	}
+	return tables, nil
+}
+
+// Acknowledge implements cdc.Source: the slot may release WAL before pos.
+func (s *Source) Acknowledge(pos cdc.Position) {
+	p, err := ParsePosition(string(pos))
+	if err != nil {
+		s.log.Error("ignored an acknowledgement that is not a postgres position", "position", string(pos))
+		return
+	}
+	for {
+		old := s.acked.Load()
+		if uint64(p.LSN) <= old || s.acked.CompareAndSwap(old, uint64(p.LSN)) {
+			return
+		}
+	}
+}
+
+// Close implements cdc.Source.
+func (s *Source) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.conn.Close(ctx)
+}
+
+// Run implements cdc.Source.
+func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	for _, name := range s.cfg.Tables {
+		if _, ok := s.tables[name]; !ok {
+			if _, err := s.Describe(ctx, []cdc.TableName{name}); err != nil {
+				return err
+			}
+		}
+	}
+	rc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName)
+	if err != nil {
+		return err
+	}
+	rc.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, &rc.Config)
+	if err != nil {
+		return fmt.Errorf("open replication connection: %w", err)
+	}
+	defer repl.Close(context.Background())
+
+	start, err := s.prepare(ctx, repl, from, out)
+	if err != nil {
+		return err
+	}
+	// The slot is at or before start already; reporting start until the first
+	// acknowledgement changes nothing on the server.
+	s.acked.Store(uint64(start.LSN))
+	return s.stream(ctx, repl, start, out)
+}
+
+// prepare decides where streaming starts, taking the snapshot first if one is due.
+func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Position, out chan<- cdc.Batch) (Position, error) {
+	slot, err := s.readSlot(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	if from != "" {
+		pos, err := ParsePosition(string(from))
+		if err != nil {
+			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
+		}
+		if !slot.exists {
+			return Position{}, fmt.Errorf("replication slot %s is missing, so the changes after the stored position %s are lost to cdc: delete the checkpoint (a tombstone for key %q in the checkpoint topic) to snapshot again",
+				s.cfg.Slot, from, s.cfg.Slot)
+		}
+		if slot.confirmed > pos.LSN {
+			return Position{}, fmt.Errorf("replication slot %s has confirmed %s, past the stored position %s: something else consumed it, and the changes in between are lost to cdc; give each connector its own slot, and snapshot again",
+				s.cfg.Slot, slot.confirmed, from)
+		}
+		s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
+		return pos, nil
+	}
+	if err := s.ensurePublication(ctx); err != nil {
+		return Position{}, err
+	}
+	switch {
+	case s.cfg.Snapshot == SnapshotNever && slot.exists:
+		s.log.Info("streaming without snapshot from the slot's position", "slot", s.cfg.Slot, "lsn", slot.confirmed.String())
+		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
+	case s.cfg.Snapshot == SnapshotNever:
+		created, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		if err != nil {
+			return Position{}, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
+		}
+		lsn, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+		if err != nil {
+			return Position{}, err
+		}
+		s.log.Info("created replication slot; streaming without snapshot", "slot", s.cfg.Slot, "lsn", created.ConsistentPoint)
+		return s.mark(ctx, Position{LSN: lsn}, out)
+	case slot.exists:
+		// A slot without a stored position: an earlier snapshot was interrupted.
+		// Its exported snapshot is gone, so read the tables as they are now and
+		// stream from the slot's position, which precedes everything read: every
+		// key ends with its latest value, but may show older values once more.
+		s.log.Warn("resuming an interrupted snapshot: the slot's exported snapshot is gone, so tables are read anew and changes since the slot was created are replayed after them",
+			"slot", s.cfg.Slot, "lsn", slot.confirmed.String())
+		if err := s.snapshot(ctx, "", out); err != nil {
+			return Position{}, err
+		}
+		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
+	default:
+		created, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT"})
+		if err != nil {
+			return Position{}, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
+		}
+		lsn, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+		if err != nil {
+			return Position{}, err
+		}
+		s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", created.ConsistentPoint)
+		// The exported snapshot lives while the replication connection stays idle:
+		// read everything through it before START_REPLICATION.
+		if err := s.snapshot(ctx, created.SnapshotName, out); err != nil {
+			return Position{}, err
+		}
+		return s.mark(ctx, Position{LSN: lsn}, out)
+	}
+}
+
+// mark passes the streaming start position down as a progress marker, so it is
+// stored once everything before it (the snapshot) is acknowledged.
+func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
+	select {
+	case out <- cdc.Batch{Position: pos.cdc()}:
+		return pos, nil
+	case <-ctx.Done():
+		return pos, ctx.Err()
+	}
+}

@@ -1,0 +1,281 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// streamer reads the replication stream from one START_REPLICATION to its end.
+type streamer struct {
+	s    *Source
+	conn *pgconn.PgConn
+	out  chan<- cdc.Batch
+	// from is the stored position: changes at or before it were delivered by an
+	// earlier run (the server resends the transaction at from's LSN).
+	from      Position
+	relations map[uint32]*cdc.Table // nil value: a table cdc does not map
+
+	inTxn      bool
+	txn        Position // commit LSN and index of the last change read
+	commitTime time.Time
+	batch      []cdc.Change
+
+	lastSent      pglogrepl.LSN // highest LSN passed down
+	lastHeartbeat time.Time
+	lastStatus    time.Time
+	reported      pglogrepl.LSN
+}
+
+func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position, out chan<- cdc.Batch) error {
+	err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, from.LSN, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
+	}
+	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN}
+	for {
+		if err := st.maybeReportStatus(false); err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("replication connection to slot %s lost: %w; cdc resumes from the last stored position when restarted", s.cfg.Slot, err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := st.handleCopyData(ctx, msg.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication from slot %s: %w", s.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyDone:
+			return fmt.Errorf("replication from slot %s: the server ended the stream", s.cfg.Slot)
+		}
+	}
+}
+
+func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("replication keepalive: %w", err)
+		}
+		if err := st.maybeReportStatus(ka.ReplyRequested); err != nil {
+			return err
+		}
+		return st.heartbeat(ctx, ka.ServerWALEnd)
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("replication data: %w", err)
+		}
+		return st.handleMessage(ctx, xld.WALData)
+	}
+	return nil
+}
+
+func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("decode pgoutput message: %w", err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		return st.relation(ctx, m)
+	case *pglogrepl.BeginMessage:
+		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN}, m.CommitTime
+	case *pglogrepl.CommitMessage:
+		st.inTxn = false
+		return st.flush(ctx)
+	case *pglogrepl.InsertMessage:
+		return st.change(ctx, m.RelationID, cdc.OpInsert, nil, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		if m.OldTuple == nil {
+			return st.change(ctx, m.RelationID, cdc.OpUpdate, nil, m.NewTuple)
+		}
+		if m.OldTupleType != pglogrepl.UpdateMessageTupleTypeOld {
+			return st.identityError(m.RelationID)
+		}
+		return st.change(ctx, m.RelationID, cdc.OpUpdate, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		if m.OldTupleType != pglogrepl.DeleteMessageTupleTypeOld {
+			return st.identityError(m.RelationID)
+		}
+		return st.change(ctx, m.RelationID, cdc.OpDelete, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if t := st.relations[id]; t != nil {
+				return fmt.Errorf("TRUNCATE of %s in the transaction committed at %s: a truncate removes every row, and cdc cannot tombstone keys it does not know; stopped so the topic is not silently wrong. Recover by snapshotting into a new topic version, or drop and recreate the topic and delete the checkpoint",
+					t.Name, st.txn.LSN)
+			}
+		}
+	}
+	return nil
+}
+
+// relation records a table's shape as of the changes that follow. An unchanged
+// shape keeps its *cdc.Table, so the mapping keeps its compiled plan; a new shape
+// gets a new one, which the mapping checks before the next change is mapped.
+func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	name := cdc.TableName{Schema: m.Namespace, Name: m.RelationName}
+	known, mapped := st.s.tables[name]
+	if !mapped {
+		st.relations[m.RelationID] = nil
+		return nil
+	}
+	if m.ReplicaIdentity != 'f' {
+		return fmt.Errorf("table %s now has REPLICA IDENTITY %s: cdc needs FULL to see old rows; ALTER TABLE %s REPLICA IDENTITY FULL",
+			name, identityName(m.ReplicaIdentity), tableList([]cdc.TableName{name}))
+	}
+	t, err := st.s.tableFromRelation(ctx, m, known)
+	if err != nil {
+		return err
+	}
+	if t != known {
+		st.s.log.Info("table shape changed", "table", name.String(), "at", st.txn.String())
+		st.s.tables[name] = t
+	}
+	st.relations[m.RelationID] = t
+	return nil
+}
+
+func (st *streamer) identityError(relationID uint32) error {
+	name := "a mapped table"
+	if t := st.relations[relationID]; t != nil {
+		name = t.Name.String()
+	}
+	return fmt.Errorf("%s sent only its key as the old row: cdc needs REPLICA IDENTITY FULL", name)
+}
+
+func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, before, after *pglogrepl.TupleData) error {
+	st.txn.Index++
+	t, known := st.relations[relationID]
+	if !known {
+		return fmt.Errorf("change for relation %d before its relation message", relationID)
+	}
+	if t == nil || !st.txn.after(st.from) {
+		return nil
+	}
+	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
+	var err error
+	if before != nil {
+		if ch.Before, err = decodeTuple(t, before); err != nil {
+			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
+		}
+	}
+	if after != nil {
+		if ch.After, err = decodeTuple(t, after); err != nil {
+			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
+		}
+	}
+	st.batch = append(st.batch, ch)
+	if len(st.batch) >= st.s.cfg.BatchSize {
+		return st.flush(ctx)
+	}
+	return nil
+}
+
+func decodeTuple(t *cdc.Table, tuple *pglogrepl.TupleData) ([]cdc.Value, error) {
+	if len(tuple.Columns) != len(t.Columns) {
+		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple.Columns), len(t.Columns))
+	}
+	values := make([]cdc.Value, len(t.Columns))
+	for i, c := range tuple.Columns {
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+		case pglogrepl.TupleDataTypeToast:
+			values[i] = cdc.Unchanged()
+		case pglogrepl.TupleDataTypeText:
+			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, c.Data)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+			}
+			values[i] = v
+		default:
+			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", t.Columns[i].Name, c.DataType)
+		}
+	}
+	return values, nil
+}
+
+// flush passes the changes read so far down, as one batch.
+func (st *streamer) flush(ctx context.Context) error {
+	if len(st.batch) == 0 {
+		return nil
+	}
+	b := cdc.Batch{Changes: st.batch, Position: st.batch[len(st.batch)-1].Position}
+	st.batch = make([]cdc.Change, 0, min(st.s.cfg.BatchSize, 2*len(st.batch)))
+	st.lastSent = st.txn.LSN
+	return st.emit(ctx, b)
+}
+
+// heartbeat passes the server's WAL end down when the stream is idle between
+// transactions: everything before it has been sent, so once the pipeline has
+// acknowledged everything before the marker, the slot may release that WAL. This
+// is what keeps an idle (or unmapped-only) database from retaining WAL forever.
+func (st *streamer) heartbeat(ctx context.Context, walEnd pglogrepl.LSN) error {
+	if st.inTxn || walEnd <= st.lastSent || time.Since(st.lastHeartbeat) < st.s.cfg.HeartbeatInterval {
+		return nil
+	}
+	st.lastSent, st.lastHeartbeat = walEnd, time.Now()
+	return st.emit(ctx, cdc.Batch{Position: Position{LSN: walEnd}.cdc()})
+}
+
+// emit sends a batch downstream, reporting status while it waits so that a slow
+// broker does not make the server drop the connection (wal_sender_timeout).
+func (st *streamer) emit(ctx context.Context, b cdc.Batch) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case st.out <- b:
+			return nil
+		case <-tick.C:
+			if err := st.maybeReportStatus(false); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// maybeReportStatus tells the server how far the slot may advance: the last
+// acknowledged position. It reports at least every StatusInterval, within a
+// second of a new acknowledgement, and at once when the server asks.
+func (st *streamer) maybeReportStatus(asked bool) error {
+	acked := pglogrepl.LSN(st.s.acked.Load())
+	since := time.Since(st.lastStatus)
+	if !asked && since < st.s.cfg.StatusInterval && (acked == st.reported || since < time.Second) {
+		return nil
+	}
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked,
+	})
+	if err != nil {
+		return fmt.Errorf("report position to slot %s: %w", st.s.cfg.Slot, err)
+	}
+	st.lastStatus, st.reported = time.Now(), acked
+	return nil
+}
