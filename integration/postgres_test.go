@@ -1,8 +1,13 @@
 package integration
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cdc-dev/cdc/integration/harness"
 )
 
 func TestSnapshotThenStreamMatchesTheTable(t *testing.T) {
@@ -14,9 +19,140 @@ func TestSnapshotThenStreamMatchesTheTable(t *testing.T) {
 		`UPDATE customer SET email = 'ada@lovelace.org', balance = balance + 0.01 WHERE customer_id = 1`,
 		`DELETE FROM customer WHERE customer_id = 3`,
 		`UPDATE customer SET birth_date = NULL WHERE customer_id = 2`,
+		`INSERT INTO orders (order_id, customer_id, status_code, total, details) VALUES ('c2aade77-7e2b-4ef8-bb6d-6bb9bd380a33', 4, 3, 0.01, '{"rush": true}')`,
+		`UPDATE orders SET note = 'fragile' WHERE order_id = 'b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22'`,
 	)
 	s.waitCustomersMatch()
+	s.waitMatch("shop.order.v1", s.order, orderProjection)
 	if err := d.Stop(30 * time.Second); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
+		t.Fatalf("SIGTERM: %v\n%s", err, d.Logs())
 	}
+}
+
+// Rows written while the snapshot runs are neither lost nor sent twice: the
+// stream starts exactly where the exported snapshot stands.
+func TestWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
+	const rows = 200_000
+	s := newScenario(t)
+	s.exec(fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, rows))
+	w := s.startWriter(rows)
+	d := s.start()
+	// Count the transactions committed between the slot's creation (the
+	// snapshot's point) and the start of streaming.
+	var atSlot, atStream int64 = -1, -1
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		logs := d.Logs()
+		if atSlot < 0 && strings.Contains(logs, `msg="created replication slot"`) {
+			atSlot = w.committed.Load()
+		}
+		if atSlot >= 0 && strings.Contains(logs, "msg=streaming") {
+			atStream = w.committed.Load()
+			return true, nil
+		}
+		return false, s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	duringSnapshot := atStream - atSlot
+	time.Sleep(time.Second) // and some after
+	total := w.finish(t)
+	records := s.waitCustomersMatch()
+	checkValuesRise(t, s.customer, records, "balance")
+	t.Logf("%d writer transactions, about %d of them committed while the snapshot ran; %d records", total, duringSnapshot, len(records))
+	if duringSnapshot == 0 {
+		t.Fatal("no transaction committed during the snapshot: the test did not test the handoff (make the table larger)")
+	}
+}
+
+func TestUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	before := len(s.waitCustomersMatch())
+	s.exec(`UPDATE customer SET password_hash = 'changed', internal_flags = 7, updated_at = now() WHERE customer_id = 1`,
+		`UPDATE customer SET email = 'fence@example.com' WHERE customer_id = 2`) // a visible change after it, as a fence
+	records := s.waitCustomersMatch()
+	if len(records) != before+1 {
+		t.Fatalf("%d records after the updates, want %d (only the fence's)", len(records), before+1)
+	}
+	if key, _ := s.customer.Key(records[len(records)-1].Key); key != `{"id":2}` {
+		t.Fatalf("the new record is for %s, want the fence's key", key)
+	}
+}
+
+func TestKeyChangeEmitsTombstoneForTheOldKeyAndTheNewValue(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(`UPDATE customer SET customer_id = 300 WHERE customer_id = 3`)
+	records := s.waitCustomersMatch()
+	last := map[string]bool{} // key -> last record is a tombstone
+	for _, r := range records {
+		key, _ := s.customer.Key(r.Key)
+		last[key] = r.Value == nil
+	}
+	if tomb, ok := last[`{"id":3}`]; !ok || !tomb {
+		t.Errorf("old key 3: last record is not a tombstone")
+	}
+	if tomb, ok := last[`{"id":300}`]; !ok || tomb {
+		t.Errorf("new key 300: no value")
+	}
+}
+
+// Crashes at random points of a stream of small transactions lose nothing; what
+// was not yet checkpointed is sent again.
+func TestKillNineMidStreamLosesNothing(t *testing.T) {
+	s := newScenario(t)
+	s.exec(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, 1000) g`)
+	s.start()
+	s.waitCustomersMatch()
+	w := s.startWriter(1000)
+	for i := 0; i < 3; i++ {
+		time.Sleep(time.Duration(700+300*i) * time.Millisecond)
+		s.daemons[len(s.daemons)-1].Kill()
+		time.Sleep(200 * time.Millisecond)
+		s.start()
+	}
+	time.Sleep(time.Second)
+	total := w.finish(t)
+	records := s.waitCustomersMatch()
+	t.Logf("3 kills, %d transactions, %d records in the topic", total, len(records))
+}
+
+// A crash inside a large transaction resumes inside it: the rows acknowledged and
+// checkpointed before the crash are not sent again.
+func TestKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
+	const rows = 200_000
+	s := newScenario(t)
+	s.exec(fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, rows))
+	d := s.start()
+	base := len(s.waitCustomersMatch())
+	start := s.checkpoint()
+	s.exec(`UPDATE customer SET balance = balance + 1`)
+	var stored string
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		stored = s.checkpoint()
+		return stored != start && !strings.HasSuffix(stored, ":0000000000"), s.daemonsAlive()
+	}); err != nil {
+		t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
+	}
+	d.Kill()
+	stored = s.checkpoint() // the last one before the crash
+	index, err := strconv.Atoi(stored[strings.LastIndex(stored, ":")+1:])
+	if err != nil || index == 0 || index >= rows+3 {
+		t.Fatalf("checkpoint %q is not inside the transaction", stored)
+	}
+	before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := len(before) - base
+	s.start()
+	records := s.waitCustomersMatch()
+	// Every row of the transaction after the checkpoint is sent by the second
+	// run; the ones before it only by the first.
+	if got, want := len(records)-base, produced+(rows+3-index); got != want {
+		t.Fatalf("%d records for the transaction, want %d = %d before the crash + %d after the checkpoint at change %d",
+			got, want, produced, rows+3-index, index)
+	}
+	t.Logf("crashed after %d of %d rows; checkpoint at change %d; %d rows sent twice", produced, rows+3, index, produced-index)
 }

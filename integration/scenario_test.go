@@ -2,8 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
+	"math/rand"
+	"sync/atomic"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,31 +121,42 @@ func (s *scenario) exec(sql ...string) {
 	}
 }
 
-// customerProjection is the customer entity computed by PostgreSQL from the
-// table: the expected content of the topic, in the text forms that normalize()
-// gives decoded records.
-func (s *scenario) customerProjection() map[string]map[string]string {
+// Projections of the entities, computed by PostgreSQL from the tables: the
+// expected content of the topics. The first column is the key as JSON; the others
+// are named after the Avro fields, in the text forms normalize gives decoded
+// values (decimals with two digits, times in microseconds since the epoch).
+const (
+	customerProjection = `SELECT format('{"id":%s}', customer_id) AS key, customer_id::text AS id, email, first_name, last_name,
+		balance::text AS balance, coalesce((extract(epoch FROM birth_date) * 1000000)::bigint::text, 'null') AS birth_date,
+		(extract(epoch FROM created_at) * 1000000)::bigint::text AS created_at FROM public.customer`
+	orderProjection = `SELECT format('{"id":"%s"}', order_id) AS key, order_id::text AS id, customer_id::text AS customer_id,
+		status_code::text AS status, total::text AS total, coalesce(note, 'null') AS note,
+		(extract(epoch FROM placed_at) * 1000000)::bigint::text AS placed_at, coalesce(details::text, 'null') AS details FROM public.orders`
+)
+
+// project runs a projection query.
+func (s *scenario) project(query string) map[string]map[string]string {
 	s.t.Helper()
 	conn, err := pgx.Connect(s.ctx, s.dsn)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer conn.Close(s.ctx)
-	rows, err := conn.Query(s.ctx, `SELECT customer_id, email, first_name, last_name, balance::text,
-		coalesce(to_char(birth_date, 'YYYY-MM-DD'), 'null'),
-		(extract(epoch FROM created_at) * 1000000)::bigint::text FROM public.customer`)
+	rows, err := conn.Query(s.ctx, query)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	out := map[string]map[string]string{}
 	for rows.Next() {
-		var id int64
-		var email, first, last, balance, birth, created string
-		if err := rows.Scan(&id, &email, &first, &last, &balance, &birth, &created); err != nil {
+		values, err := rows.Values()
+		if err != nil {
 			s.t.Fatal(err)
 		}
-		out[fmt.Sprintf(`{"id":%d}`, id)] = map[string]string{"id": fmt.Sprint(id), "email": email, "first_name": first,
-			"last_name": last, "balance": balance, "birth_date": birth, "created_at": created}
+		fields := map[string]string{}
+		for i, f := range rows.FieldDescriptions()[1:] {
+			fields[f.Name] = fmt.Sprint(values[i+1])
+		}
+		out[values[0].(string)] = fields
 	}
 	if err := rows.Err(); err != nil {
 		s.t.Fatal(err)
@@ -162,9 +176,6 @@ func normalize(v any) string {
 	case *big.Rat:
 		return v.FloatString(2)
 	case time.Time:
-		if v.Hour() == 0 && v.Minute() == 0 && v.Second() == 0 && v.Nanosecond() == 0 && v.Location() == time.UTC {
-			return v.Format("2006-01-02")
-		}
 		return fmt.Sprint(v.UnixMicro())
 	}
 	return fmt.Sprint(v)
@@ -217,25 +228,144 @@ func diff(topic, want map[string]map[string]string) string {
 	return b.String()
 }
 
-// waitCustomersMatch waits until the customer topic equals the table's projection.
-func (s *scenario) waitCustomersMatch() []harness.Record {
+// waitMatch waits until a topic, materialized, equals the projection, and
+// returns the topic's records.
+func (s *scenario) waitMatch(topic string, codec *harness.Codec, projection string) []harness.Record {
 	s.t.Helper()
 	var records []harness.Record
 	var last string
-	err := harness.Eventually(60*time.Second, func() (bool, error) {
+	err := harness.Eventually(90*time.Second, func() (bool, error) {
 		if err := s.daemonsAlive(); err != nil {
 			return false, err
 		}
-		state, recs, err := s.topicState("shop.customer.v1", s.customer)
+		state, recs, err := s.topicState(topic, codec)
 		if err != nil {
 			return false, err
 		}
 		records = recs
-		last = diff(state, s.customerProjection())
+		last = diff(state, s.project(projection))
 		return last == "", nil
 	})
 	if err != nil {
-		s.t.Fatalf("customer topic never matched the table: %v\n%s", err, last)
+		s.t.Fatalf("topic %s never matched the table: %v\n%s", topic, err, truncate(last, 3000))
 	}
 	return records
+}
+
+func (s *scenario) waitCustomersMatch() []harness.Record {
+	s.t.Helper()
+	return s.waitMatch("shop.customer.v1", s.customer, customerProjection)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// writer runs small transactions against the customer table until stopped:
+// updates that raise a balance by one (so every key's values must rise), inserts
+// and deletes. It counts committed transactions.
+type writer struct {
+	committed atomic.Int64
+	stop      chan struct{}
+	done      chan error
+}
+
+func (s *scenario) startWriter(maxID int) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
+	conn, err := pgx.Connect(s.ctx, s.dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	go func() {
+		defer conn.Close(context.Background())
+		rng := rand.New(rand.NewSource(int64(maxID)))
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				w.done <- nil
+				return
+			default:
+			}
+			var err error
+			switch r := rng.Intn(100); {
+			case r < 80:
+				_, err = conn.Exec(s.ctx, `UPDATE customer SET balance = balance + 1 WHERE customer_id = $1`, 1+rng.Intn(maxID))
+			case r < 95:
+				_, err = conn.Exec(s.ctx, `INSERT INTO customer (email, first_name, last_name) VALUES ($1, 'New', 'Customer')`, fmt.Sprintf("w%d@example.com", i))
+			default:
+				_, err = conn.Exec(s.ctx, `DELETE FROM customer WHERE customer_id = $1`, 1+rng.Intn(maxID))
+			}
+			if err != nil {
+				w.done <- err
+				return
+			}
+			w.committed.Add(1)
+		}
+	}()
+	return w
+}
+
+func (w *writer) finish(t *testing.T) int64 {
+	t.Helper()
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	return w.committed.Load()
+}
+
+// checkValuesRise checks that, key by key, a field only grows and that nothing
+// follows a tombstone: what the topic shows when every change is sent once, in
+// commit order.
+func checkValuesRise(t *testing.T, codec *harness.Codec, records []harness.Record, field string) {
+	t.Helper()
+	last := map[string]*big.Rat{}
+	deleted := map[string]bool{}
+	for _, r := range records {
+		key, err := codec.Key(r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		value, err := codec.Value(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deleted[key] {
+			t.Fatalf("key %s: a record after its tombstone (offset %d)", key, r.Offset)
+		}
+		if value == nil {
+			deleted[key] = true
+			continue
+		}
+		v := value[field].(*big.Rat)
+		if prev, ok := last[key]; ok && v.Cmp(prev) <= 0 {
+			t.Fatalf("key %s: %s %s after %s (partition %d offset %d): a change sent twice or out of commit order",
+				key, field, v.FloatString(2), prev.FloatString(2), r.Partition, r.Offset)
+		}
+		last[key] = v
+	}
+}
+
+// checkpoint reads the connector's stored position from the checkpoint topic.
+func (s *scenario) checkpoint() string {
+	s.t.Helper()
+	records, err := harness.ReadTopic(s.ctx, s.brokers, "_cdc_checkpoints")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pos := ""
+	for _, r := range records {
+		if string(r.Key) != s.name {
+			continue
+		}
+		var cp struct{ Position string }
+		if err := json.Unmarshal(r.Value, &cp); err != nil {
+			s.t.Fatal(err)
+		}
+		pos = cp.Position
+	}
+	return pos
 }

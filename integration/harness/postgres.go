@@ -186,3 +186,13 @@ func Eventually(timeout time.Duration, cond func() (bool, error)) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Psql runs an SQL file with psql against a database, stopping at the first error.
+func (p *Postgres) Psql(database, file string) error {
+	out, err := exec.Command(filepath.Join(p.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		"-d", p.DSN(database), "-f", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("psql -f %s: %v\n%s", file, err, out)
+	}
+	return nil
+}
