@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand"
-	"sync/atomic"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
