@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math/big"
 	"math/rand"
 	"os"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdc-dev/cdc/integration/harness"
 )
@@ -42,20 +45,30 @@ const (
 
 var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
 
+// newScenario starts a scenario on the sample shop schema, configured with
+// config.example.yaml as users get it.
 func newScenario(t *testing.T) *scenario {
+	t.Helper()
+	s := newEmptyScenario(t)
+	if err := harness.Exec(s.ctx, s.dsn, harness.ShopSQL); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newEmptyScenario starts a scenario on an empty database.
+func newEmptyScenario(t *testing.T) *scenario {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
+	// Database, slot and connector names: readable, unique, within PostgreSQL's 63 bytes.
 	name := strings.Trim(nonWord.ReplaceAllString(strings.ToLower(t.Name()), "_"), "_")
 	if len(name) > 40 {
-		name = name[:40]
+		name = fmt.Sprintf("%s_%08x", name[:31], crc32.ChecksumIEEE([]byte(t.Name())))
 	}
 	s := &scenario{t: t, ctx: ctx, name: name}
 	var err error
 	if s.dsn, err = pg.CreateDatabase(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	if err := harness.Exec(ctx, s.dsn, harness.ShopSQL); err != nil {
 		t.Fatal(err)
 	}
 	if s.kafka, err = harness.StartKafka(0, ""); err != nil {
@@ -368,4 +381,82 @@ func (s *scenario) checkpoint() string {
 		pos = cp.Position
 	}
 	return pos
+}
+
+// editConfig rewrites the scenario's configuration.
+func (s *scenario) editConfig(oldNew ...string) {
+	s.t.Helper()
+	data, err := os.ReadFile(s.config)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	edited := strings.NewReplacer(oldNew...).Replace(string(data))
+	if edited == string(data) {
+		s.t.Fatalf("editConfig: nothing replaced")
+	}
+	if err := os.WriteFile(s.config, []byte(edited), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// mustExit waits for the last daemon to exit by itself and returns its output,
+// failing unless it exited with an error whose output contains every want.
+func (s *scenario) mustExit(want ...string) string {
+	s.t.Helper()
+	d := s.daemons[len(s.daemons)-1]
+	err := d.Wait(60 * time.Second)
+	if err == nil {
+		s.t.Fatalf("the daemon exited with status 0; output:\n%s", d.Logs())
+	}
+	if !d.Exited() {
+		s.t.Fatalf("the daemon did not exit: %v\n%s", err, d.Logs())
+	}
+	logs := d.Logs()
+	for _, w := range want {
+		if !strings.Contains(logs, w) {
+			s.t.Errorf("output lacks %q:\n%s", w, logs)
+		}
+	}
+	return logs
+}
+
+// recordCount is the number of records a topic has received (its end offsets).
+func (s *scenario) recordCount(topic string) int64 {
+	s.t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer client.Close()
+	ends, err := kadm.NewClient(client).ListEndOffsets(s.ctx, topic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// topicExists reports whether the broker has the topic.
+func (s *scenario) topicExists(topic string) bool {
+	s.t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer client.Close()
+	topics, err := kadm.NewClient(client).ListTopics(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return topics.Has(topic)
+}
+
+func (s *scenario) conn() *pgx.Conn {
+	s.t.Helper()
+	conn, err := pgx.Connect(s.ctx, s.dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return conn
 }

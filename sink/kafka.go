@@ -109,7 +109,9 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	sc.Producer.Flush.Frequency = 2 * time.Millisecond
 	sc.Producer.Flush.Bytes = 1 << 20
 	sc.Producer.Retry.Max, sc.Producer.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
-	sc.Metadata.Retry.Max, sc.Metadata.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
+	// Metadata is retried briefly: at start-up an unreachable cluster is reported
+	// within seconds; later, each produce retry refreshes metadata again.
+	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 3, 500*time.Millisecond
 	return sc, nil
 }
 

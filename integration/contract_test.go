@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+)
+
+// DDL that leaves the mapped columns alone passes; a dropped or retyped mapped
+// column stops the daemon before any record of the new shape is produced, and
+// it stays stopped at that change after a restart.
+func TestSchemaChangesUnderTheMapping(t *testing.T) {
+	for _, c := range []struct{ name, ddl, want string }{
+		{"dropped column", `ALTER TABLE customer DROP COLUMN first_name`, `field "first_name": column "first_name" not in public.customer`},
+		{"retyped column", `ALTER TABLE customer ALTER COLUMN balance TYPE numeric(14,3)`, `column balance (numeric(14,3)) cannot be held by`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newScenario(t)
+			s.start()
+			s.waitCustomersMatch()
+			s.exec(`ALTER TABLE customer ADD COLUMN loyalty_points integer`, `UPDATE customer SET email = 'after-add@example.com', loyalty_points = 5 WHERE customer_id = 1`)
+			s.waitCustomersMatch()
+			records := s.recordCount("shop.customer.v1")
+			s.exec(c.ddl, `UPDATE customer SET email = 'after-break@example.com' WHERE customer_id = 2`)
+			s.mustExit("table public.customer changed at position", "no longer fits its mapping", c.want)
+			s.start()
+			s.mustExit(c.want)
+			if after := s.recordCount("shop.customer.v1"); after != records {
+				t.Fatalf("%d records after the breaking change, %d before: something of the new shape was produced", after, records)
+			}
+		})
+	}
+}
+
+func TestMappingOfAMissingColumnIsRefusedBeforeAnythingStarts(t *testing.T) {
+	s := newScenario(t)
+	s.editConfig("      email: email\n", "      email: mail\n")
+	s.start()
+	logs := s.mustExit(`field "email": column "mail" not in public.customer (has: customer_id, email, first_name,`)
+	if !strings.Contains(logs, s.config+":") {
+		t.Errorf("the message does not name the file and line:\n%s", logs)
+	}
+	if s.topicExists("shop.customer.v1") {
+		t.Error("the topic was created although the mapping is wrong: nothing may half-start")
+	}
+}
+
+func TestFieldThatCannotHoldItsColumnIsRefused(t *testing.T) {
+	s := newScenario(t)
+	s.exec(`ALTER TABLE customer ALTER COLUMN balance TYPE numeric(20,2)`)
+	s.start()
+	s.mustExit(`field "balance": column balance (numeric(20,2)) cannot be held by`, `precision at least 20`)
+}
+
+func TestTableWithoutFullReplicaIdentityIsRefusedWithTheFix(t *testing.T) {
+	s := newScenario(t)
+	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`)
+	s.start()
+	s.mustExit(`table public.orders has REPLICA IDENTITY DEFAULT`, `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL`)
+}
+
+func TestExistingTopicThatIsNotCompactedIsRefused(t *testing.T) {
+	s := newScenario(t)
+	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	policy := "delete"
+	if _, err := kadm.NewClient(client).CreateTopic(s.ctx, 3, 1, map[string]*string{"cleanup.policy": &policy}, "shop.order.v1"); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	s.mustExit("topic shop.order.v1 exists with cleanup.policy=delete: entity topics must be compacted")
+}
+
+func TestUnreachableBrokerIsReportedClearly(t *testing.T) {
+	s := newScenario(t)
+	s.brokers = []string{"127.0.0.1:1"}
+	s.start()
+	s.mustExit("connect to Kafka brokers 127.0.0.1:1", "check kafka.brokers and that the brokers are up")
+}
+
+func TestUnreachableDatabaseIsReportedClearlyWithoutThePassword(t *testing.T) {
+	s := newScenario(t)
+	s.dsn = fmt.Sprintf("postgres://postgres:s3cret-pw@127.0.0.1:%d/db", unusedPort(t))
+	s.start()
+	if logs := s.mustExit("connect to PostgreSQL"); strings.Contains(logs, "s3cret-pw") {
+		t.Fatalf("the password is in the output:\n%s", logs)
+	}
+}
+
+// With no change to the mapped tables but WAL written by other tables, the
+// slot's confirmed position still advances: an idle connector must not make the
+// server keep WAL forever.
+func TestIdleSlotKeepsAdvancing(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(`CREATE TABLE unmapped (id serial PRIMARY KEY, payload text)`)
+	var target string
+	for i := 0; i < 20; i++ {
+		s.exec(`INSERT INTO unmapped (payload) SELECT repeat('x', 100) FROM generate_series(1, 1000)`)
+	}
+	conn := s.conn()
+	defer conn.Close(s.ctx)
+	if err := conn.QueryRow(s.ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	var confirmed string
+	err := waitFor(30*time.Second, func() bool {
+		_ = conn.QueryRow(s.ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, "cdc_"+s.name).Scan(&confirmed)
+		var passed bool
+		_ = conn.QueryRow(s.ctx, `SELECT $1::pg_lsn >= $2::pg_lsn`, confirmed, target).Scan(&passed)
+		return passed
+	})
+	if err != nil {
+		t.Fatalf("the slot stayed at %s, behind the WAL written since (%s)", confirmed, target)
+	}
+}
+
+func waitFor(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return context.DeadlineExceeded
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+func unusedPort(t *testing.T) int {
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
