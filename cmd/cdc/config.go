@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -153,9 +154,9 @@ func LoadConfig(path string) (*Config, error) {
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty; start from config.example.yaml", path)
 	}
-	var secrets []string
+	expanded := map[int]bool{} // lines with a substituted value
 	var errs []error
-	expandEnv(doc.Content[0], &secrets, func(line int, msg string) {
+	expandEnv(doc.Content[0], expanded, func(line int, msg string) {
 		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, msg))
 	})
 	checkKeys(doc.Content[0], reflect.TypeOf(Config{}), "", func(line int, msg string) {
@@ -167,7 +168,7 @@ func LoadConfig(path string) (*Config, error) {
 	cfg := &Config{path: path, lines: map[string]int{}}
 	recordLines(doc.Content[0], "", cfg.lines)
 	if err := doc.Content[0].Decode(cfg); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, scrub(lineErrors(err, path), secrets))
+		return nil, errors.New(redact(lineErrors(err, path), path, expanded))
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -178,23 +179,34 @@ func LoadConfig(path string) (*Config, error) {
 // lineErrors rewrites yaml.v3's "line N: msg" into "file:N: msg".
 func lineErrors(err error, path string) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	msg = regexp.MustCompile(`(?m)^\s*line (\d+): `).ReplaceAllString(msg, path+":$1: ")
-	return strings.TrimPrefix(msg, path+": ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if located := regexp.MustCompile(`(?m)^\s*line (\d+): `).ReplaceAllString(msg, path+":$1: "); located != msg {
+		return located
+	}
+	return path + ": " + msg
 }
 
-func scrub(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "(value from the environment)")
+// redact hides the quoted values yaml.v3 puts in its messages (whole or
+// truncated) on the lines where a value came from the environment.
+func redact(msg, path string, expanded map[int]bool) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(l, path+":")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ":")
+		if line, err := strconv.Atoi(n); err == nil && expanded[line] {
+			lines[i] = regexp.MustCompile("`[^`]*`").ReplaceAllString(l, "(a value from the environment)")
 		}
 	}
-	return msg
+	return strings.Join(lines, "\n")
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // expandEnv replaces ${VAR} in every scalar value (never in keys).
-func expandEnv(n *yaml.Node, secrets *[]string, report func(int, string)) {
+func expandEnv(n *yaml.Node, expanded map[int]bool, report func(int, string)) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
@@ -213,22 +225,23 @@ func expandEnv(n *yaml.Node, secrets *[]string, report func(int, string)) {
 			if !ok {
 				v = m[3]
 			}
-			*secrets = append(*secrets, v)
+			expanded[n.Line] = true
 			return v
 		})
-		// The tag was resolved from the text "${VAR}" (a string). An unquoted value
-		// is resolved again, so `partitions: ${PARTITIONS}` can be a number; quote
-		// it to keep a string.
-		if n.Style == 0 {
-			n.Tag = ""
+		// The tag was resolved from the text "${VAR}": a string. Resolve it again
+		// from the value, quoted or not (YAML needs quotes inside {...}), so that
+		// `partitions: "${PARTITIONS}"` can be a number. String fields take any
+		// scalar's text, so nothing is lost for them.
+		if n.Tag == "!!str" || n.Tag == "" {
+			n.Tag, n.Style = "", 0
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			expandEnv(n.Content[i], secrets, report)
+			expandEnv(n.Content[i], expanded, report)
 		}
 	default:
 		for _, c := range n.Content {
-			expandEnv(c, secrets, report)
+			expandEnv(c, expanded, report)
 		}
 	}
 }
@@ -253,10 +266,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, where string, report func(int, stri
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				report(k.Line, fmt.Sprintf("unknown key %q%s (known: %s)", k.Value, where, strings.Join(sortedKeys(fields), ", ")))
+				in := ""
+				if where != "" {
+					in = " in " + where
+				}
+				report(k.Line, fmt.Sprintf("unknown key %q%s (known: %s)", k.Value, in, strings.Join(sortedKeys(fields), ", ")))
 				continue
 			}
-			checkKeys(n.Content[i+1], ft, " in "+strings.TrimPrefix(where+"."+k.Value, " in ."), report)
+			checkKeys(n.Content[i+1], ft, strings.TrimPrefix(where+"."+k.Value, "."), report)
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode && t != reflect.TypeOf(FieldRules{}):
 		for i, c := range n.Content {

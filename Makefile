@@ -1,0 +1,46 @@
+# cdc: `make demo` runs the daemon end to end on throwaway components;
+# `make test` runs every test against real servers it starts itself.
+
+GO        ?= go
+BIN       := bin/cdc
+# Private PostgreSQL servers are started from the machine's server binaries;
+# `make deps` installs them from Debian's packages where they are missing.
+PG_PACKAGE ?= postgresql
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
+
+.PHONY: all build deps test test-unit test-integration demo bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cdc
+
+deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "$$PG_BINDIR" ]; then \
+		echo "installing PostgreSQL server binaries (Debian package $(PG_PACKAGE))"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PG_PACKAGE) >/dev/null; \
+	fi
+
+test: deps lint test-unit test-integration
+
+test-unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+test-integration: deps
+	$(GO) test -count=1 -timeout 15m ./integration/...
+
+demo: deps build
+	$(GO) run ./integration/demo -cdc $(BIN) -config config.example.yaml
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

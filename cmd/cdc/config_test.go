@@ -1,0 +1,156 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	t.Setenv("SHOP_DSN", "postgres://cdc:secret@db:5432/shop")
+	cfg, err := LoadConfig("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "shop" || cfg.Source.DSN != "postgres://cdc:secret@db:5432/shop" || cfg.Source.Postgres.Slot != "cdc_shop" {
+		t.Errorf("name %q dsn %q slot %q", cfg.Name, cfg.Source.DSN, cfg.Source.Postgres.Slot)
+	}
+	if len(cfg.Kafka.Brokers) != 1 || cfg.Kafka.Brokers[0] != "127.0.0.1:9092" {
+		t.Errorf("brokers %v: want the default of ${KAFKA_BROKERS:-...}", cfg.Kafka.Brokers)
+	}
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entities) != 2 || entities[0].Topic != "shop.customer.v1" || len(entities[0].Fields) != 7 {
+		t.Errorf("entities %+v", entities)
+	}
+	if !strings.HasPrefix(entities[0].Fields[0].Origin, "../../config.example.yaml:") {
+		t.Errorf("field origin %q", entities[0].Fields[0].Origin)
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	schema := `{"type":"record","name":"C","fields":[{"name":"id","type":"long"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "c.avsc"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cdc.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const validConfig = `name: shop
+source:
+  kind: postgres
+  dsn: postgres://localhost/shop
+kafka:
+  brokers: [localhost:9092]
+entities:
+  - name: customer
+    table: public.customer
+    topic: shop.customer.v1
+    schema: c.avsc
+    key: [id]
+    fields:
+      id: customer_id
+`
+
+func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
+	cases := []struct {
+		name, edit, with string
+		want             []string
+	}{
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, exactly_once, schema_registry, topic, version)`}},
+		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
+		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
+		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
+		{"bad kind", "kind: postgres", "kind: oracle", []string{`cdc.yaml:3: source.kind: "oracle": want postgres or mysql`}},
+		{"bad table", "table: public.customer", "table: customer", []string{`cdc.yaml:9: entities[0].table: table "customer": want schema.table`}},
+		{"bad topic", "topic: shop.customer.v1", "topic: shop customer", []string{`cdc.yaml:10: entities[0].topic: "shop customer": a Kafka topic name`}},
+		{"no key", "    key: [id]\n", "", []string{`entities[0].key: required`}},
+		{"missing schema", "schema: c.avsc", "schema: nope.avsc", []string{`cdc.yaml:11: entities[0].schema: open`, "nope.avsc: no such file"}},
+		{"not yet: where", "    key: [id]\n", "    key: [id]\n    where: \"store_id == 1\"\n", []string{`cdc.yaml:13: entities[0].where: filters are not supported by this version`}},
+		{"not yet: expr", "      id: customer_id\n", "      id: {expr: \"1\"}\n", []string{`cdc.yaml:14: field "id": "expr" rules are not supported by this version of cdc`}},
+		{"not yet: mysql", "kind: postgres", "kind: mysql", []string{`source.kind: mysql is not supported by this version of cdc yet`}},
+		{"not yet: exactly once", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  exactly_once: true\n", []string{`cdc.yaml:7: kafka.exactly_once: exactly-once delivery is not supported`}},
+		{"two problems at once", "kind: postgres", "kind: oracle\n  dsn2: x", []string{`unknown key "dsn2" in source`}},
+		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			text := strings.Replace(validConfig, c.edit, c.with, 1)
+			if text == validConfig {
+				t.Fatal("the edit changed nothing")
+			}
+			err := load(writeConfig(t, text))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// load reads a configuration and its schemas, as every command does.
+func load(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	_, err = cfg.mappingEntities()
+	return err
+}
+
+func TestValidConfigGetsDefaults(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" ||
+		cfg.Kafka.CheckpointTopic != "_cdc_checkpoints" || cfg.Log.Level != "info" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestEnvironmentValuesAreTypedAndNeverPrinted(t *testing.T) {
+	t.Setenv("CDC_TEST_PARTITIONS", "6")
+	t.Setenv("CDC_TEST_SECRET", "hunter2-not-a-number")
+	cfg, err := LoadConfig(writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]\n",
+		"  brokers: [localhost:9092]\n  topic: {partitions: \"${CDC_TEST_PARTITIONS}\"}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Topic.Partitions != 6 {
+		t.Errorf("partitions %d", cfg.Kafka.Topic.Partitions)
+	}
+	_, err = LoadConfig(writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]\n",
+		"  brokers: [localhost:9092]\n  topic:\n    replication_factor: ${CDC_TEST_SECRET}\n", 1)))
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "cdc.yaml:8: cannot unmarshal") {
+		t.Fatalf("want a type error at line 8 without the value, got %v", err)
+	}
+	t.Setenv("CDC_TEST_BROKERS", "a:1, b:2")
+	cfg, err = LoadConfig(writeConfig(t, strings.Replace(validConfig, "[localhost:9092]", `["${CDC_TEST_BROKERS}", "c:3"]`, 1)))
+	if err != nil || strings.Join(cfg.Kafka.Brokers, " ") != "a:1 b:2 c:3" {
+		t.Fatalf("brokers %v, %v", cfg.Kafka.Brokers, err)
+	}
+}
+
+func TestRunWithoutConfigIsAUsageError(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := Run(t.Context(), []string{"run"}, &out, &errOut); err != errUsage {
+		t.Fatalf("got %v", err)
+	}
+	if err := Run(t.Context(), []string{"frobnicate"}, &out, &errOut); err != errUsage || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("got %v, %q", err, errOut.String())
+	}
+}
