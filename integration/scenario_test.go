@@ -43,7 +43,10 @@ const (
 	orderKeySchema    = `{"type":"record","name":"OrderKey","namespace":"shop.v1","fields":[{"name":"id","type":{"type":"string","logicalType":"uuid"}}]}`
 )
 
-var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
+var (
+	nonWord   = regexp.MustCompile(`[^a-z0-9]+`)
+	scenarios atomic.Int64
+)
 
 // newScenario starts a scenario on the sample shop schema, configured with
 // config.example.yaml as users get it.
@@ -66,6 +69,7 @@ func newEmptyScenario(t *testing.T) *scenario {
 	if len(name) > 40 {
 		name = fmt.Sprintf("%s_%08x", name[:31], crc32.ChecksumIEEE([]byte(t.Name())))
 	}
+	name = fmt.Sprintf("%s_%d", name, scenarios.Add(1)) // -count=N runs a test again
 	s := &scenario{t: t, ctx: ctx, name: name}
 	var err error
 	if s.dsn, err = pg.CreateDatabase(ctx, name); err != nil {
@@ -102,6 +106,9 @@ func newEmptyScenario(t *testing.T) *scenario {
 			if t.Failed() {
 				t.Logf("daemon log:\n%s", d.Logs())
 			}
+		}
+		if err := pg.DropDatabase(context.Background(), name); err != nil {
+			t.Errorf("drop the scenario's database: %v", err)
 		}
 	})
 	return s
@@ -418,6 +425,20 @@ func (s *scenario) mustExit(want ...string) string {
 		}
 	}
 	return logs
+}
+
+// recordsPerKey counts a topic's records by customer key.
+func (s *scenario) recordsPerKey(records []harness.Record) map[string]int {
+	s.t.Helper()
+	counts := map[string]int{}
+	for _, r := range records {
+		key, err := s.customer.Key(r.Key)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		counts[key]++
+	}
+	return counts
 }
 
 // recordCount is the number of records a topic has received (its end offsets).

@@ -41,11 +41,11 @@ func customerTable() *cdc.Table {
 	}
 }
 
-func customerEntity(t *testing.T) *Entity {
-	t.Helper()
+func customerEntity(tb testing.TB) *Entity {
+	tb.Helper()
 	s, err := avro.Parse(customerSchema)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return &Entity{
 		Name: "customer", Table: cdc.TableName{Schema: "public", Name: "customer"}, Topic: "shop.customer.v1",

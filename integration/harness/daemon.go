@@ -70,6 +70,9 @@ func (d *Daemon) Stop(timeout time.Duration) error {
 
 // Wait waits for the process to exit by itself and returns its exit error.
 func (d *Daemon) Wait(timeout time.Duration) error {
+	if d.Exited() {
+		return d.err
+	}
 	select {
 	case <-d.done:
 		return d.err

@@ -93,7 +93,7 @@ func StartPostgres() (*Postgres, error) {
 		p.Stop()
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
 	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		p.Stop()
@@ -126,6 +126,14 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return p.DSN(name), nil
+}
+
+// DropDatabase drops a database and the replication slots on it (which would
+// otherwise keep WAL, and make DROP DATABASE fail).
+func (p *Postgres) DropDatabase(ctx context.Context, name string) error {
+	return Exec(ctx, p.DSN("postgres"),
+		fmt.Sprintf(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'`, strings.ReplaceAll(name, "'", "''")),
+		"DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
 // Exec runs SQL statements in a database.
