@@ -3,8 +3,10 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/linkedin/goavro/v2"
@@ -88,6 +90,53 @@ func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, e
 type Codec struct {
 	key, value           *goavro.Codec
 	keyPrint, valuePrint []byte
+	// registry, when set, is a schema registry's URL: records are in Confluent's
+	// wire format and their schemas are fetched by id.
+	registry string
+	byID     map[uint32]*goavro.Codec
+}
+
+// NewRegistryCodec decodes records in Confluent's wire format, fetching each
+// schema id from the registry over plain HTTP (GET /schemas/ids/{id}).
+func NewRegistryCodec(registryURL string) *Codec {
+	return &Codec{registry: registryURL, byID: map[uint32]*goavro.Codec{}}
+}
+
+// RegistrySchema returns the schema the registry holds under an id.
+func RegistrySchema(registryURL string, id uint32) (string, error) {
+	resp, err := http.Get(fmt.Sprintf("%s/schemas/ids/%d", registryURL, id))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct{ Schema string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("schema id %d: status %s, %v", id, resp.Status, err)
+	}
+	return body.Schema, nil
+}
+
+func (c *Codec) decodeConfluent(b []byte) (any, error) {
+	if len(b) < 5 || b[0] != 0 {
+		return nil, fmt.Errorf("no Confluent wire-format header")
+	}
+	id := binary.BigEndian.Uint32(b[1:5])
+	codec, ok := c.byID[id]
+	if !ok {
+		schema, err := RegistrySchema(c.registry, id)
+		if err != nil {
+			return nil, err
+		}
+		if codec, err = goavro.NewCodec(schema); err != nil {
+			return nil, err
+		}
+		c.byID[id] = codec
+	}
+	native, rest, err := codec.NativeFromBinary(b[5:])
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%d bytes after the record", len(rest))
+	}
+	return native, err
 }
 
 // NewCodec reads the value schema from a file; keySchema is the key record as
@@ -110,7 +159,11 @@ func NewCodec(valueSchemaFile, keySchema string) (*Codec, error) {
 
 // Key decodes a key into its canonical JSON form, usable as a map key.
 func (c *Codec) Key(b []byte) (string, error) {
-	native, err := decodeSingle(c.key, &c.keyPrint, b)
+	decode := func() (any, error) { return decodeSingle(c.key, &c.keyPrint, b) }
+	if c.registry != "" {
+		decode = func() (any, error) { return c.decodeConfluent(b) }
+	}
+	native, err := decode()
 	if err != nil {
 		return "", fmt.Errorf("key %x: %w", b, err)
 	}
@@ -123,7 +176,11 @@ func (c *Codec) Value(b []byte) (map[string]any, error) {
 	if b == nil {
 		return nil, nil
 	}
-	native, err := decodeSingle(c.value, &c.valuePrint, b)
+	decode := func() (any, error) { return decodeSingle(c.value, &c.valuePrint, b) }
+	if c.registry != "" {
+		decode = func() (any, error) { return c.decodeConfluent(b) }
+	}
+	native, err := decode()
 	if err != nil {
 		return nil, fmt.Errorf("value: %w", err)
 	}
