@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,40 @@ func unusedPort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// cdc validate lists every problem (mapping, database, topics) with its fix and
+// exits non-zero; on a ready setup it exits 0 and creates nothing.
+func TestValidateListsEveryProblemAndGatesOnThem(t *testing.T) {
+	s := newScenario(t)
+	validate := func() (string, error) {
+		cmd := exec.Command(cdcBin, "validate", "--config", s.config)
+		cmd.Env = append(cmd.Environ(), "SHOP_DSN="+s.dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := validate()
+	if err != nil || !strings.Contains(out, "ok: database prerequisites and mappings of 2 tables") ||
+		!strings.Contains(out, "cdc run will create shop.customer.v1, shop.order.v1") {
+		t.Fatalf("a ready setup: %v\n%s", err, out)
+	}
+	if s.topicExists("shop.customer.v1") {
+		t.Fatal("validate created a topic")
+	}
+
+	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`)
+	s.editConfig("      last_name: last_name\n", "      last_name: surname\n")
+	out, err = validate()
+	for _, want := range []string{
+		`table public.orders has REPLICA IDENTITY DEFAULT`,
+		`field "last_name": column "surname" not in public.customer`,
+		"validation failed: database",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1", err)
+	}
 }
