@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/cdc-dev/cdc/integration/harness"
 )
 
@@ -69,13 +66,8 @@ func TestTableWithoutFullReplicaIdentityIsRefusedWithTheFix(t *testing.T) {
 
 func TestExistingTopicThatIsNotCompactedIsRefused(t *testing.T) {
 	s := newScenario(t)
-	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	policy := "delete"
-	if _, err := kadm.NewClient(client).CreateTopic(s.ctx, 3, 1, map[string]*string{"cleanup.policy": &policy}, "shop.order.v1"); err != nil {
+	if _, err := s.admin().CreateTopic(s.ctx, 3, 1, map[string]*string{"cleanup.policy": &policy}, "shop.order.v1"); err != nil {
 		t.Fatal(err)
 	}
 	s.start()

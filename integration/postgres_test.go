@@ -182,3 +182,23 @@ func TestKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
 	}
 }
+
+// snapshot.mode never streams from the slot's creation on: rows that were there
+// before are not in the topic, changes after are.
+func TestSnapshotModeNeverStreamsOnlyNewChanges(t *testing.T) {
+	s := newScenario(t)
+	s.editConfig("  mode: initial", "  mode: never")
+	d := s.start()
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		return strings.Contains(d.Logs(), "msg=streaming"), s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(`UPDATE customer SET email = 'only-this@example.com' WHERE customer_id = 2`)
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		state, _, err := s.topicState("shop.customer.v1", s.customer)
+		return len(state) == 1 && state[`{"id":2}`]["email"] == "only-this@example.com", err
+	}); err != nil {
+		t.Fatalf("want only customer 2 in the topic: %v", err)
+	}
+}

@@ -441,15 +441,21 @@ func (s *scenario) recordsPerKey(records []harness.Record) map[string]int {
 	return counts
 }
 
-// recordCount is the number of records a topic has received (its end offsets).
-func (s *scenario) recordCount(topic string) int64 {
+// admin returns an admin client of the scenario's broker, closed with the test.
+func (s *scenario) admin() *kadm.Client {
 	s.t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer client.Close()
-	ends, err := kadm.NewClient(client).ListEndOffsets(s.ctx, topic)
+	s.t.Cleanup(client.Close)
+	return kadm.NewClient(client)
+}
+
+// recordCount is the number of records a topic has received (its end offsets).
+func (s *scenario) recordCount(topic string) int64 {
+	s.t.Helper()
+	ends, err := s.admin().ListEndOffsets(s.ctx, topic)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -461,12 +467,7 @@ func (s *scenario) recordCount(topic string) int64 {
 // topicExists reports whether the broker has the topic.
 func (s *scenario) topicExists(topic string) bool {
 	s.t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer client.Close()
-	topics, err := kadm.NewClient(client).ListTopics(s.ctx)
+	topics, err := s.admin().ListTopics(s.ctx)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -213,15 +213,10 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		s.log.Info("streaming without snapshot from the slot's position", "slot", s.cfg.Slot, "lsn", slot.confirmed.String())
 		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
 	case s.cfg.Snapshot == SnapshotNever:
-		created, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "NOEXPORT_SNAPSHOT"})
-		if err != nil {
-			return Position{}, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
-		}
-		lsn, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+		lsn, _, err := s.createSlot(ctx, repl, "NOEXPORT_SNAPSHOT")
 		if err != nil {
 			return Position{}, err
 		}
-		s.log.Info("created replication slot; streaming without snapshot", "slot", s.cfg.Slot, "lsn", created.ConsistentPoint)
 		return s.mark(ctx, Position{LSN: lsn}, out)
 	case slot.exists:
 		// A slot without a stored position: an earlier snapshot was interrupted.
@@ -235,22 +230,32 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
 	default:
-		created, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT"})
-		if err != nil {
-			return Position{}, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
-		}
-		lsn, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+		lsn, exported, err := s.createSlot(ctx, repl, "EXPORT_SNAPSHOT")
 		if err != nil {
 			return Position{}, err
 		}
-		s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", created.ConsistentPoint)
 		// The exported snapshot lives while the replication connection stays idle:
 		// read everything through it before START_REPLICATION.
-		if err := s.snapshot(ctx, created.SnapshotName, out); err != nil {
+		if err := s.snapshot(ctx, exported, out); err != nil {
 			return Position{}, err
 		}
 		return s.mark(ctx, Position{LSN: lsn}, out)
 	}
+}
+
+// createSlot creates the replication slot and returns its consistent point and,
+// with EXPORT_SNAPSHOT, the name of the snapshot that shows the database as of it.
+func (s *Source) createSlot(ctx context.Context, repl *pgconn.PgConn, snapshotAction string) (pglogrepl.LSN, string, error) {
+	created, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: snapshotAction})
+	if err != nil {
+		return 0, "", fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+	if err != nil {
+		return 0, "", fmt.Errorf("replication slot %s: %w", s.cfg.Slot, err)
+	}
+	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", created.ConsistentPoint, "snapshot", snapshotAction == "EXPORT_SNAPSHOT")
+	return lsn, created.SnapshotName, nil
 }
 
 // mark passes the streaming start position down as a progress marker, so it is
