@@ -202,3 +202,31 @@ func TestSnapshotModeNeverStreamsOnlyNewChanges(t *testing.T) {
 		t.Fatalf("want only customer 2 in the topic: %v", err)
 	}
 }
+
+// A large value stored out of line (TOAST) that an update leaves alone arrives
+// as "unchanged" in the new row; the record must still carry it whole, taken from
+// the old row (REPLICA IDENTITY FULL), never a placeholder or a partial record.
+func TestUnchangedToastedValueIsCarriedWhole(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	// 16 KB of random hex: too large to stay inline even compressed.
+	s.exec(`UPDATE customer SET last_name = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 500)) WHERE customer_id = 1`)
+	s.waitCustomersMatch()
+	// Check that the server really logs the value as unchanged (else this test
+	// would not test anything): test_decoding prints it as unchanged-toast-datum.
+	s.exec(fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s_probe', 'test_decoding')`, s.name))
+	// Committed synchronously: the probe reads only flushed WAL.
+	s.exec(`SET synchronous_commit = on`, `UPDATE customer SET balance = balance + 1 WHERE customer_id = 1`)
+	conn := s.conn()
+	defer conn.Close(s.ctx)
+	var logged string
+	if err := conn.QueryRow(s.ctx, fmt.Sprintf(`SELECT string_agg(data, ' ') FROM pg_logical_slot_get_changes('%s_probe', NULL, NULL)`, s.name)).Scan(&logged); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(fmt.Sprintf(`SELECT pg_drop_replication_slot('%s_probe')`, s.name))
+	if !strings.Contains(logged, "last_name[text]:unchanged-toast-datum") {
+		t.Fatalf("the update did not log last_name as unchanged TOAST: %.300s", logged)
+	}
+	s.waitCustomersMatch()
+}

@@ -397,3 +397,12 @@ func isTime(v any, want time.Time) bool {
 	tm, ok := v.(time.Time)
 	return ok && tm.Equal(want)
 }
+
+func TestUnsentValueIsNeverEncoded(t *testing.T) {
+	p := mustCompile(t, customerEntity(t), customerTable())
+	row := customerRow(1, "a@x", "1.00")
+	row[1] = cdc.Unchanged()
+	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil); err == nil || !strings.Contains(err.Error(), "did not send this value") {
+		t.Fatalf("got %v", err)
+	}
+}

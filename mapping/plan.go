@@ -203,8 +203,14 @@ func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []c
 	var err error
 	for i := range fields {
 		f := &fields[i]
-		if buf, err = f.encode(buf, &row[f.column]); err != nil {
-			return nil, p.valueError(ch, f, &row[f.column], err)
+		v := &row[f.column]
+		if v.Kind == cdc.KindUnchanged {
+			// fillUnchanged resolves these for updates; anywhere else the database
+			// did not send the value, and a record without it would be wrong.
+			return nil, p.valueError(ch, f, v, errors.New("the database did not send this value"))
+		}
+		if buf, err = f.encode(buf, v); err != nil {
+			return nil, p.valueError(ch, f, v, err)
 		}
 	}
 	return buf, nil
