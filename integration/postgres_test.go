@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/cdc-dev/cdc/integration/harness"
 )
 
@@ -229,4 +231,38 @@ func TestUnchangedToastedValueIsCarriedWhole(t *testing.T) {
 		t.Fatalf("the update did not log last_name as unchanged TOAST: %.300s", logged)
 	}
 	s.waitCustomersMatch()
+}
+
+// A broker that stops answering slows the source down (bounded memory) without
+// the server dropping the replication connection, even when the stall lasts
+// longer than wal_sender_timeout (5 s on the test cluster): status reports go on
+// while the source waits. Nothing is lost or sent twice.
+func TestStalledBrokerSlowsTheSourceWithoutLosingTheSlot(t *testing.T) {
+	s := newScenario(t)
+	d := s.start()
+	s.waitCustomersMatch()
+	release := make(chan struct{})
+	s.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case <-release:
+			s.kafka.DropControl()
+		default:
+			s.kafka.KeepControl()
+			s.kafka.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	s.exec(`INSERT INTO customer (email, first_name, last_name) SELECT 'stall' || g || '@example.com', 'Stalled', 'Row' FROM generate_series(1, 100000) g`)
+	time.Sleep(12 * time.Second)
+	if d.Exited() {
+		t.Fatalf("the daemon exited during the stall:\n%s", d.Logs())
+	}
+	close(release)
+	records := s.waitCustomersMatch()
+	if len(records) != 3+100000 {
+		t.Fatalf("%d records, want %d: each change exactly once without a crash", len(records), 3+100000)
+	}
+	if strings.Contains(d.Logs(), "lost") {
+		t.Fatalf("the replication connection was lost:\n%s", d.Logs())
+	}
 }

@@ -27,7 +27,8 @@ import (
 var ShopSQL string
 
 // Postgres is a private PostgreSQL cluster in a temporary directory, on its own
-// port, with wal_level=logical.
+// port, with wal_level=logical. Its wal_sender_timeout is 5 s (60 s by default),
+// so that a replication client that stops reporting is caught quickly.
 type Postgres struct {
 	Port int
 	dir  string
@@ -93,7 +94,7 @@ func StartPostgres() (*Postgres, error) {
 		p.Stop()
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s", port, dir)
 	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		p.Stop()

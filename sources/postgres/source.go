@@ -173,6 +173,9 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	}
 	defer repl.Close(context.Background())
 
+	if err := s.fitStatusInterval(ctx); err != nil {
+		return err
+	}
 	start, err := s.prepare(ctx, repl, from, out)
 	if err != nil {
 		return err
@@ -181,6 +184,20 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	// acknowledgement changes nothing on the server.
 	s.acked.Store(uint64(start.LSN))
 	return s.stream(ctx, repl, start, out)
+}
+
+// fitStatusInterval keeps status reports well inside the server's
+// wal_sender_timeout, which a DBA may have set below the default interval: a
+// report that comes too late makes the server drop the connection.
+func (s *Source) fitStatusInterval(ctx context.Context) error {
+	var timeoutMillis int64
+	if err := s.conn.QueryRow(ctx, `SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'wal_sender_timeout'`).Scan(&timeoutMillis); err != nil {
+		return fmt.Errorf("read wal_sender_timeout: %w", err)
+	}
+	if limit := time.Duration(timeoutMillis) * time.Millisecond / 3; limit > 0 && limit < s.cfg.StatusInterval {
+		s.cfg.StatusInterval = max(limit, 100*time.Millisecond)
+	}
+	return nil
 }
 
 // prepare decides where streaming starts, taking the snapshot first if one is due.
