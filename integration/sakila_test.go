@@ -22,9 +22,8 @@ const filmProjection = `SELECT format('{"id":%s}', film_id) AS key, film_id::tex
 // timestamps without time zone) snapshots and streams through a mapping of ours.
 func TestSakilaFilmSnapshotsAndStreams(t *testing.T) {
 	s := newEmptyScenario(t)
-	sakila, _ := filepath.Abs("../../shared/datasets/sakila")
-	for _, f := range []string{"postgres-sakila-schema.sql", "postgres-sakila-insert-data-using-copy.sql"} {
-		if err := pg.Psql(s.name, filepath.Join(sakila, f)); err != nil {
+	for _, f := range []string{"postgres-sakila-schema.sql", "postgres-sakila-insert-data-using-copy.sql.gz"} {
+		if err := pg.Psql(s.name, filepath.Join("testdata/sakila", f)); err != nil {
 			t.Fatal(err)
 		}
 	}

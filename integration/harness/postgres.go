@@ -4,10 +4,12 @@
 package harness
 
 import (
+	"compress/gzip"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -196,12 +198,24 @@ func Eventually(timeout time.Duration, cond func() (bool, error)) error {
 	}
 }
 
-// Psql runs an SQL file with psql against a database, stopping at the first error.
+// Psql runs an SQL file (gzipped if its name ends in .gz) with psql against a
+// database, stopping at the first error.
 func (p *Postgres) Psql(database, file string) error {
-	out, err := exec.Command(filepath.Join(p.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-d", p.DSN(database), "-f", file).CombinedOutput()
+	f, err := os.Open(file)
 	if err != nil {
-		return fmt.Errorf("psql -f %s: %v\n%s", file, err, out)
+		return err
+	}
+	defer f.Close()
+	var input io.Reader = f
+	if strings.HasSuffix(file, ".gz") {
+		if input, err = gzip.NewReader(f); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	cmd := exec.Command(filepath.Join(p.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", p.DSN(database), "-f", "-")
+	cmd.Stdin = input
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("psql < %s: %v\n%s", file, err, out)
 	}
 	return nil
 }
