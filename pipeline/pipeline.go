@@ -126,18 +126,16 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 
 	ticker := time.NewTicker(r.cfg.CheckpointInterval)
 	defer ticker.Stop()
+	stopping := ctx.Done()
 	var deadline <-chan time.Time
 	for {
 		select {
 		case <-ticker.C:
 			r.checkpoint()
-		case <-ctx.Done():
-			if deadline == nil {
-				r.log.Info("stopping: waiting for in-flight records", "batches_in_flight", r.tracker.outstanding())
-				r.stop()
-				deadline = time.After(r.cfg.ShutdownTimeout)
-				ctx = context.Background() // fire once
-			}
+		case <-stopping:
+			r.log.Info("stopping: waiting for in-flight records", "batches_in_flight", r.tracker.outstanding())
+			r.stop()
+			stopping, deadline = nil, time.After(r.cfg.ShutdownTimeout)
 		case <-deadline:
 			r.checkpoint()
 			r.log.Warn("stopped before every in-flight record was acknowledged; they are sent again on the next start",
@@ -169,11 +167,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		if err != nil {
 			continue
 		}
-		pos := b.Position
-		if pos == "" && len(b.Changes) > 0 {
-			pos = b.Changes[len(b.Changes)-1].Position
-		}
-		e := r.tracker.add(pos, len(records))
+		e := r.tracker.add(b.Position, len(records))
 		for i, rec := range records {
 			select {
 			case r.slots <- struct{}{}:
