@@ -173,3 +173,35 @@ func TestValidateListsEveryProblemAndGatesOnThem(t *testing.T) {
 		t.Fatalf("exit %v, want status 1", err)
 	}
 }
+
+// A value its field cannot hold (NaN is a valid numeric(12,2) but no Avro
+// decimal) stops the daemon with the entity, field, value and position; nothing
+// of that change is produced, and a restart stops at the same change.
+func TestValueTheSchemaCannotHoldStopsTheDaemon(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	before := s.recordCount("shop.customer.v1")
+	s.exec(`UPDATE customer SET balance = 'NaN' WHERE customer_id = 3`)
+	want := `entity "customer", field "balance": public.customer column balance value NaN at position`
+	s.mustExit(want, "the schema cannot hold it, so nothing was written")
+	s.start()
+	s.mustExit(want)
+	if after := s.recordCount("shop.customer.v1"); after != before {
+		t.Fatalf("%d records after the NaN, %d before", after, before)
+	}
+}
+
+// When the server ends the replication connection the daemon exits with a
+// message that says so; restarted, it resumes from its checkpoint and loses
+// nothing written in between.
+func TestLostReplicationConnectionExitsAndResumes(t *testing.T) {
+	s := newScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '` + "cdc_" + s.name + `'`)
+	s.mustExit("replication connection to slot cdc_"+s.name+" lost", "resumes from the last stored position when restarted")
+	s.exec(`UPDATE customer SET email = 'while-down@example.com' WHERE customer_id = 1`, `DELETE FROM customer WHERE customer_id = 2`)
+	s.start()
+	s.waitCustomersMatch()
+}
