@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -108,26 +107,15 @@ func TestIdleSlotKeepsAdvancing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var confirmed string
-	err := waitFor(30*time.Second, func() bool {
-		_ = conn.QueryRow(s.ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, "cdc_"+s.name).Scan(&confirmed)
+	err := harness.Eventually(30*time.Second, func() (bool, error) {
 		var passed bool
-		_ = conn.QueryRow(s.ctx, `SELECT $1::pg_lsn >= $2::pg_lsn`, confirmed, target).Scan(&passed)
-		return passed
+		err := conn.QueryRow(s.ctx, `SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`,
+			"cdc_"+s.name, target).Scan(&confirmed, &passed)
+		return passed, err
 	})
 	if err != nil {
 		t.Fatalf("the slot stayed at %s, behind the WAL written since (%s)", confirmed, target)
 	}
-}
-
-func waitFor(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
 }
 
 func unusedPort(t *testing.T) int {

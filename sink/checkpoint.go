@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,59 +47,27 @@ func (k *Kafka) Checkpoints(name string) (*CheckpointStore, error) {
 }
 
 // Load returns the last stored checkpoint; ok is false if none was ever stored.
-// It reads the key's partition up to the end it had when Load started.
+// It reads the topic up to the end it had when Load started.
 func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool, err error) {
-	topic, client := s.k.cfg.CheckpointTopic, s.k.client
-	partitions, err := client.Partitions(topic)
-	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
-	}
-	partition := partitionFor(s.key, int32(len(partitions)))
-	end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
-	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
-	}
-	start, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
-	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
-	}
-	if start >= end {
-		return cp, false, nil
-	}
-	consumer, err := sarama.NewConsumerFromClient(client)
+	topic := s.k.cfg.CheckpointTopic
+	var last []byte
+	err = s.k.ReadTopic(ctx, topic, false, func(m Message) error {
+		if bytes.Equal(m.Key, s.key) {
+			last = m.Value // a tombstone resets the connector
+		}
+		return nil
+	})
 	if err != nil {
 		return cp, false, fmt.Errorf("load checkpoint: %w", err)
 	}
-	defer consumer.Close()
-	pc, err := consumer.ConsumePartition(topic, partition, start)
-	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
+	if last == nil {
+		return cp, false, nil
 	}
-	defer pc.Close()
-	var last []byte
-	for {
-		select {
-		case msg := <-pc.Messages():
-			if string(msg.Key) == string(s.key) {
-				last = msg.Value // a tombstone resets the connector
-			}
-			if msg.Offset+1 < end {
-				continue
-			}
-			if last == nil {
-				return cp, false, nil
-			}
-			var rec checkpointRecord
-			if err := json.Unmarshal(last, &rec); err != nil {
-				return cp, false, fmt.Errorf("checkpoint of %s in topic %s is unreadable (%v): delete it with a tombstone to start over", s.key, topic, err)
-			}
-			return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities}, true, nil
-		case err := <-pc.Errors():
-			return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, err)
-		case <-ctx.Done():
-			return cp, false, fmt.Errorf("load checkpoint from %s: %w", topic, ctx.Err())
-		}
+	var rec checkpointRecord
+	if err := json.Unmarshal(last, &rec); err != nil {
+		return cp, false, fmt.Errorf("checkpoint of %s in topic %s is unreadable (%v): delete it with a tombstone to start over", s.key, topic, err)
 	}
+	return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities}, true, nil
 }
 
 // Save stores the checkpoint; when it returns nil, every in-sync replica has it.

@@ -166,3 +166,23 @@ func TestCheckpointRoundTripKeepsTheLastSaved(t *testing.T) {
 		t.Fatalf("loaded %+v ok=%v err=%v, want position 3", cp, ok, err)
 	}
 }
+
+func TestUnreadableCheckpointIsReportedWithTheFix(t *testing.T) {
+	cluster, client := startBroker(t)
+	k := dial(t, cluster)
+	store, err := k.Checkpoints("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.ProduceSync(ctx, &kgo.Record{Topic: DefaultCheckpointTopic, Key: []byte("shop"), Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = store.Load(ctx)
+	if err == nil || !strings.Contains(err.Error(), "checkpoint of shop in topic _cdc_checkpoints is unreadable") ||
+		!strings.Contains(err.Error(), "delete it with a tombstone") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -154,3 +154,11 @@ func TestRunWithoutConfigIsAUsageError(t *testing.T) {
 		t.Fatalf("got %v, %q", err, errOut.String())
 	}
 }
+
+func TestTailOfAnUnknownEntityNamesTheEntities(t *testing.T) {
+	var out, errOut strings.Builder
+	err := Run(t.Context(), []string{"tail", "--config", writeConfig(t, validConfig), "--entity", "custmer"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `--entity "custmer": no such entity in`) || !strings.Contains(err.Error(), "(has: [customer])") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -169,8 +169,7 @@ func (o orderedJSON) MarshalJSON() ([]byte, error) {
 	}
 	switch v := o.value.(type) {
 	case *big.Rat:
-		_, scale := decimalScale(o.schema)
-		return json.Marshal(v.FloatString(scale))
+		return json.Marshal(v.FloatString(decimalScale(o.schema)))
 	case time.Time:
 		if lt, ok := o.schema.(avro.LogicalTypeSchema); ok && lt.Logical() != nil && lt.Logical().Type() == avro.Date {
 			return json.Marshal(v.Format("2006-01-02"))
@@ -186,11 +185,11 @@ func (o orderedJSON) MarshalJSON() ([]byte, error) {
 	return json.Marshal(o.value)
 }
 
-func decimalScale(s avro.Schema) (precision, scale int) {
+func decimalScale(s avro.Schema) int {
 	if lt, ok := s.(avro.LogicalTypeSchema); ok {
 		if d, ok := lt.Logical().(*avro.DecimalLogicalSchema); ok {
-			return d.Precision(), d.Scale()
+			return d.Scale()
 		}
 	}
-	return 0, 0
+	return 0
 }

@@ -159,11 +159,7 @@ func NewCodec(valueSchemaFile, keySchema string) (*Codec, error) {
 
 // Key decodes a key into its canonical JSON form, usable as a map key.
 func (c *Codec) Key(b []byte) (string, error) {
-	decode := func() (any, error) { return decodeSingle(c.key, &c.keyPrint, b) }
-	if c.registry != "" {
-		decode = func() (any, error) { return c.decodeConfluent(b) }
-	}
-	native, err := decode()
+	native, err := c.decode(c.key, &c.keyPrint, b)
 	if err != nil {
 		return "", fmt.Errorf("key %x: %w", b, err)
 	}
@@ -176,15 +172,19 @@ func (c *Codec) Value(b []byte) (map[string]any, error) {
 	if b == nil {
 		return nil, nil
 	}
-	decode := func() (any, error) { return decodeSingle(c.value, &c.valuePrint, b) }
-	if c.registry != "" {
-		decode = func() (any, error) { return c.decodeConfluent(b) }
-	}
-	native, err := decode()
+	native, err := c.decode(c.value, &c.valuePrint, b)
 	if err != nil {
 		return nil, fmt.Errorf("value: %w", err)
 	}
 	return native.(map[string]any), nil
+}
+
+// decode reads one framed record in the codec's wire format.
+func (c *Codec) decode(codec *goavro.Codec, print *[]byte, b []byte) (any, error) {
+	if c.registry != "" {
+		return c.decodeConfluent(b)
+	}
+	return decodeSingle(codec, print, b)
 }
 
 func decodeSingle(codec *goavro.Codec, print *[]byte, b []byte) (any, error) {

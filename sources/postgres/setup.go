@@ -137,7 +137,6 @@ type slotState struct {
 	walStatus string
 	activePID *int32
 	currentDB string
-	temporary bool
 	slotType  string
 }
 
@@ -145,9 +144,9 @@ func (s *Source) readSlot(ctx context.Context) (slotState, error) {
 	st := slotState{}
 	var confirmed *string
 	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), slot_type, coalesce(database, ''), confirmed_flush_lsn::text,
-			coalesce(wal_status, ''), active_pid, temporary, current_database()
+			coalesce(wal_status, ''), active_pid, current_database()
 		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).
-		Scan(&st.plugin, &st.slotType, &st.database, &confirmed, &st.walStatus, &st.activePID, &st.temporary, &st.currentDB)
+		Scan(&st.plugin, &st.slotType, &st.database, &confirmed, &st.walStatus, &st.activePID, &st.currentDB)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
