@@ -96,10 +96,11 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// sameFloat treats NaN as equal to itself: an update that leaves a NaN alone did
-// not change the value.
+// sameFloat compares bits, not numbers: NaN equals itself (an update that leaves
+// a NaN alone changed nothing) and -0 differs from 0, so that equal values
+// always encode alike.
 func sameFloat(a, b float64) bool {
-	return a == b || (a != a && b != b)
+	return math.Float64bits(a) == math.Float64bits(b)
 }
 
 // String renders the value for messages and for text fields: numbers in their

@@ -43,3 +43,20 @@ func BenchmarkMapHiddenOnlyUpdate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMapVisibleUpdate measures an update of a mapped column: the key is
+// compared by value, so only the new key and value are encoded.
+func BenchmarkMapVisibleUpdate(b *testing.B) {
+	p, err := Compile(customerEntity(b), customerTable())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch := &cdc.Change{Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(1, "b@x", "1.00")}
+	out := make([]Record, 0, 2)
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, err = p.Map(ch, out[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -129,22 +128,13 @@ func (p *Plan) Map(ch *cdc.Change, out []Record) ([]Record, error) {
 		if p.unchanged(ch) {
 			return out, nil
 		}
-		oldKey, err := p.encode(ch, p.entity.KeyHeader, p.key, ch.Before)
-		if err != nil {
-			return out, err
+		if p.keyChanged(ch) {
+			var err error
+			if out, err = p.tombstone(ch, ch.Before, out); err != nil {
+				return out, err
+			}
 		}
-		newKey, err := p.encode(ch, p.entity.KeyHeader, p.key, ch.After)
-		if err != nil {
-			return out, err
-		}
-		if !bytes.Equal(oldKey, newKey) {
-			out = append(out, Record{Entity: p.entity, Op: cdc.OpDelete, Key: oldKey})
-		}
-		value, err := p.encode(ch, p.entity.ValueHeader, p.value, ch.After)
-		if err != nil {
-			return out, err
-		}
-		return append(out, Record{Entity: p.entity, Op: ch.Op, Key: newKey, Value: value}), nil
+		return p.upsert(ch, ch.After, out)
 	}
 	return out, fmt.Errorf("entity %q: change at %s has unknown operation %d", p.entity.Name, ch.Position, ch.Op)
 }
@@ -184,6 +174,17 @@ func (p *Plan) fillUnchanged(ch *cdc.Change) error {
 		ch.After[c] = ch.Before[c]
 	}
 	return nil
+}
+
+// keyChanged compares key columns rather than encoded keys: equal values encode
+// alike, and an unchanged key (the common case) costs no encoding.
+func (p *Plan) keyChanged(ch *cdc.Change) bool {
+	for _, f := range p.key {
+		if !ch.Before[f.column].Equal(ch.After[f.column]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Plan) unchanged(ch *cdc.Change) bool {

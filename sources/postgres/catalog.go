@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -220,18 +221,5 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 }
 
 func sameShape(a, b *cdc.Table) bool {
-	if len(a.Columns) != len(b.Columns) || len(a.PrimaryKey) != len(b.PrimaryKey) {
-		return false
-	}
-	for i := range a.Columns {
-		if a.Columns[i] != b.Columns[i] {
-			return false
-		}
-	}
-	for i := range a.PrimaryKey {
-		if a.PrimaryKey[i] != b.PrimaryKey[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey)
 }
