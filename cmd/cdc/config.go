@@ -180,7 +180,7 @@ func LoadConfig(path string) (*Config, error) {
 func lineErrors(err error, path string) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
-	if located := regexp.MustCompile(`(?m)^\s*line (\d+): `).ReplaceAllString(msg, path+":$1: "); located != msg {
+	if located := yamlLine.ReplaceAllString(msg, path+":$1: "); located != msg {
 		return located
 	}
 	return path + ": " + msg
@@ -197,11 +197,16 @@ func redact(msg, path string, expanded map[int]bool) string {
 		}
 		n, _, _ := strings.Cut(rest, ":")
 		if line, err := strconv.Atoi(n); err == nil && expanded[line] {
-			lines[i] = regexp.MustCompile("`[^`]*`").ReplaceAllString(l, "(a value from the environment)")
+			lines[i] = quotedValue.ReplaceAllString(l, "(a value from the environment)")
 		}
 	}
 	return strings.Join(lines, "\n")
 }
+
+var (
+	yamlLine    = regexp.MustCompile(`(?m)^\s*line (\d+): `)
+	quotedValue = regexp.MustCompile("`[^`]*`")
+)
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 

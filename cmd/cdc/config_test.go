@@ -162,3 +162,10 @@ func TestTailOfAnUnknownEntityNamesTheEntities(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestBadBrokerIsReportedAtItsOwnEntry(t *testing.T) {
+	err := load(writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]\n", "  brokers:\n    - a:1,b:2\n    - nohost\n", 1)))
+	if err == nil || !strings.Contains(err.Error(), `cdc.yaml:8: kafka.brokers[1]: "nohost": want host:port`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -86,23 +86,24 @@ func (c *Config) validate() error {
 	default:
 		bad("snapshot.mode", "%q: want initial or never", c.Snapshot.Mode)
 	}
+	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string
-	for _, b := range c.Kafka.Brokers {
-		for _, one := range strings.Split(b, ",") {
-			if one = strings.TrimSpace(one); one != "" {
-				brokers = append(brokers, one)
+	for i, entry := range c.Kafka.Brokers {
+		for _, b := range strings.Split(entry, ",") {
+			if b = strings.TrimSpace(b); b == "" {
+				continue
 			}
+			if host, port, ok := strings.Cut(b, ":"); !ok || host == "" || port == "" {
+				bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q: want host:port", b)
+				continue
+			}
+			brokers = append(brokers, b)
 		}
 	}
-	c.Kafka.Brokers = brokers
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "required: a list of host:port")
 	}
-	for i, b := range c.Kafka.Brokers {
-		if host, port, ok := strings.Cut(b, ":"); !ok || host == "" || port == "" {
-			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q: want host:port", b)
-		}
-	}
+	c.Kafka.Brokers = brokers
 	if c.Kafka.ExactlyOnce {
 		bad("kafka.exactly_once", "exactly-once delivery is not supported by this version of cdc yet: set false (at-least-once)")
 	}
