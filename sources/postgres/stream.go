@@ -42,18 +42,23 @@ func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position,
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
 	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN}
+	// Receiving wakes up at least every second to report status. One deadline
+	// serves many messages: a context per message would cost an allocation and a
+	// timer per row. An expired deadline shows up as a timeout and is renewed.
+	var wake deadline
+	wake.renew(ctx)
+	defer func() { wake.cancel() }() // the latest one
 	for {
 		if err := st.maybeReportStatus(false); err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := conn.ReceiveMessage(wake.ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				wake.renew(ctx)
 				continue
 			}
 			return fmt.Errorf("replication connection to slot %s lost: %w; cdc resumes from the last stored position when restarted", s.cfg.Slot, err)
@@ -69,6 +74,19 @@ func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position,
 			return fmt.Errorf("replication from slot %s: the server ended the stream", s.cfg.Slot)
 		}
 	}
+}
+
+// deadline is a context that ends a second after its last renewal.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *deadline) renew(parent context.Context) {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.ctx, d.cancel = context.WithTimeout(parent, time.Second)
 }
 
 func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
