@@ -37,8 +37,10 @@ func (o Op) String() string {
 }
 
 // Position is a point in a source's change log, in the source's own text form (for
-// PostgreSQL the commit LSN and the index of the change inside its transaction).
-// Positions of one source compare as text in log order. The empty Position means
+// PostgreSQL the commit LSN and the index of the change inside its transaction;
+// for MySQL the binlog coordinates or GTID set of a transaction boundary and the
+// index). Only the source that made a position interprets it: the pipeline keeps
+// positions in the order it received them. The empty Position means
 // "no position": snapshot rows carry it, and a Source given it starts from scratch.
 type Position string
 

@@ -36,13 +36,16 @@ const (
 	KindTimestamp
 	// KindJSON: Bytes holds JSON text.
 	KindJSON
+	// KindDuration: Int holds signed microseconds, possibly beyond a day (MySQL
+	// TIME, -838:59:59 to 838:59:59): not a time of day.
+	KindDuration
 	// KindUnchanged: the database did not send the value because it did not change
 	// (PostgreSQL's unchanged TOASTed values). It appears only in Change.After.
 	KindUnchanged
 )
 
 var kindNames = [...]string{"null", "bool", "int", "uint", "float", "decimal", "string",
-	"bytes", "date", "time", "timestamp", "json", "unchanged"}
+	"bytes", "date", "time", "timestamp", "json", "duration", "unchanged"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -79,6 +82,7 @@ func Bytes(b []byte) Value      { return Value{Kind: KindBytes, Bytes: b} }
 func JSON(text []byte) Value    { return Value{Kind: KindJSON, Bytes: text} }
 func Date(days int64) Value     { return Value{Kind: KindDate, Int: days} }
 func TimeOfDay(us int64) Value  { return Value{Kind: KindTime, Int: us} }
+func Duration(us int64) Value   { return Value{Kind: KindDuration, Int: us} }
 func Timestamp(us int64) Value  { return Value{Kind: KindTimestamp, Int: us} }
 func Unchanged() Value          { return Value{Kind: KindUnchanged} }
 func (v Value) IsNull() bool    { return v.Kind == KindNull }
@@ -138,8 +142,12 @@ func (v Value) AppendText(dst []byte) []byte {
 			return append(dst, "-infinity"...)
 		}
 		return time.Unix(v.Int*86400, 0).UTC().AppendFormat(dst, "2006-01-02")
-	case KindTime:
+	case KindTime, KindDuration:
 		us := v.Int
+		if us < 0 {
+			dst = append(dst, '-')
+			us = -us
+		}
 		dst = appendPadded(dst, us/3_600_000_000, 2)
 		dst = append(dst, ':')
 		dst = appendPadded(dst, us/60_000_000%60, 2)

@@ -14,6 +14,7 @@ import (
 
 var (
 	pg     *harness.Postgres
+	maria  *harness.MariaDB
 	cdcBin string
 )
 
@@ -38,5 +39,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer pg.Stop()
+	if maria, err = harness.StartMariaDB(); err != nil {
+		fmt.Fprintln(os.Stderr, "start MariaDB:", err)
+		return 1
+	}
+	defer maria.Stop()
 	return m.Run()
 }

@@ -28,6 +28,7 @@ type scenario struct {
 	t        *testing.T
 	ctx      context.Context
 	name     string
+	mysql    bool // the database is the private MariaDB, not PostgreSQL
 	dsn      string
 	kafka    *kfake.Cluster
 	brokers  []string
@@ -59,8 +60,28 @@ func newScenario(t *testing.T) *scenario {
 	return s
 }
 
+// newMySQLScenario starts a scenario on the sample shop schema in MariaDB,
+// configured with config.mysql.example.yaml.
+func newMySQLScenario(t *testing.T) *scenario {
+	t.Helper()
+	s := newEmptyMySQLScenario(t)
+	s.exec(harness.ShopMySQL)
+	return s
+}
+
+// newEmptyMySQLScenario starts a scenario on an empty MariaDB database.
+func newEmptyMySQLScenario(t *testing.T) *scenario {
+	t.Helper()
+	return startScenario(t, true)
+}
+
 // newEmptyScenario starts a scenario on an empty database.
 func newEmptyScenario(t *testing.T) *scenario {
+	t.Helper()
+	return startScenario(t, false)
+}
+
+func startScenario(t *testing.T, mysql bool) *scenario {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -70,9 +91,16 @@ func newEmptyScenario(t *testing.T) *scenario {
 		name = fmt.Sprintf("%s_%08x", name[:31], crc32.ChecksumIEEE([]byte(t.Name())))
 	}
 	name = fmt.Sprintf("%s_%d", name, scenarios.Add(1)) // -count=N runs a test again
-	s := &scenario{t: t, ctx: ctx, name: name}
+	s := &scenario{t: t, ctx: ctx, name: name, mysql: mysql}
 	var err error
-	if s.dsn, err = pg.CreateDatabase(ctx, name); err != nil {
+	exampleFile := "config.example.yaml"
+	if mysql {
+		s.dsn, err = maria.CreateDatabase(name)
+		exampleFile = "config.mysql.example.yaml"
+	} else {
+		s.dsn, err = pg.CreateDatabase(ctx, name)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if s.kafka, err = harness.StartKafka(0, ""); err != nil {
@@ -88,11 +116,11 @@ func newEmptyScenario(t *testing.T) *scenario {
 		t.Fatal(err)
 	}
 	// The example configuration, as users get it, with this scenario's names.
-	example, err := os.ReadFile(filepath.Join(root, "config.example.yaml"))
+	example, err := os.ReadFile(filepath.Join(root, exampleFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := strings.NewReplacer("name: shop", "name: "+name, "cdc_shop", "cdc_"+name,
+	config := strings.NewReplacer("name: shop", "name: "+name, "cdc_shop", "cdc_"+name, "table: shop.", "table: "+name+".",
 		"schemas/", filepath.Join(root, "schemas")+"/").Replace(string(example))
 	s.config = filepath.Join(t.TempDir(), "cdc.yaml")
 	if err := os.WriteFile(s.config, []byte(config), 0o644); err != nil {
@@ -107,7 +135,11 @@ func newEmptyScenario(t *testing.T) *scenario {
 				t.Logf("daemon log:\n%s", d.Logs())
 			}
 		}
-		if err := pg.DropDatabase(context.Background(), name); err != nil {
+		drop := func() error { return pg.DropDatabase(context.Background(), name) }
+		if mysql {
+			drop = func() error { return maria.DropDatabase(name) }
+		}
+		if err := drop(); err != nil {
 			t.Errorf("drop the scenario's database: %v", err)
 		}
 	})
@@ -117,7 +149,7 @@ func newEmptyScenario(t *testing.T) *scenario {
 // start runs `cdc run` on the scenario's config.
 func (s *scenario) start() *harness.Daemon {
 	s.t.Helper()
-	d, err := harness.StartDaemon(cdcBin, []string{"SHOP_DSN=" + s.dsn, "KAFKA_BROKERS=" + strings.Join(s.brokers, ",")},
+	d, err := harness.StartDaemon(cdcBin, []string{"SHOP_DSN=" + s.dsn, "SHOP_MYSQL_DSN=" + s.dsn, "KAFKA_BROKERS=" + strings.Join(s.brokers, ",")},
 		"run", "--config", s.config)
 	if err != nil {
 		s.t.Fatal(err)
@@ -136,7 +168,13 @@ func (s *scenario) daemonsAlive() error {
 
 func (s *scenario) exec(sql ...string) {
 	s.t.Helper()
-	if err := harness.Exec(s.ctx, s.dsn, sql...); err != nil {
+	var err error
+	if s.mysql {
+		err = maria.Exec(s.name, sql...)
+	} else {
+		err = harness.Exec(s.ctx, s.dsn, sql...)
+	}
+	if err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -152,11 +190,29 @@ const (
 	orderProjection = `SELECT format('{"id":"%s"}', order_id) AS key, order_id::text AS id, customer_id::text AS customer_id,
 		status_code::text AS status, total::text AS total, coalesce(note, 'null') AS note,
 		(extract(epoch FROM placed_at) * 1000000)::bigint::text AS placed_at, coalesce(details::text, 'null') AS details FROM public.orders`
+	customerProjectionMySQL = "SELECT CONCAT('{\"id\":', customer_id, '}') AS `key`, CAST(customer_id AS CHAR) AS id, email, first_name, last_name," +
+		" CAST(balance AS CHAR) AS balance, COALESCE(CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', birth_date) AS CHAR), 'null') AS birth_date," +
+		" CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', created_at) AS CHAR) AS created_at FROM customer"
 )
 
 // project runs a projection query.
 func (s *scenario) project(query string) map[string]map[string]string {
 	s.t.Helper()
+	if s.mysql {
+		names, rows, err := maria.Query(s.name, query)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		out := map[string]map[string]string{}
+		for _, row := range rows {
+			fields := map[string]string{}
+			for i, name := range names[1:] {
+				fields[name] = row[i+1]
+			}
+			out[row[0]] = fields
+		}
+		return out
+	}
 	conn, err := pgx.Connect(s.ctx, s.dsn)
 	if err != nil {
 		s.t.Fatal(err)
@@ -274,6 +330,9 @@ func (s *scenario) waitMatch(topic string, codec *harness.Codec, projection stri
 
 func (s *scenario) waitCustomersMatch() []harness.Record {
 	s.t.Helper()
+	if s.mysql {
+		return s.waitMatch("shop.customer.v1", s.customer, customerProjectionMySQL)
+	}
 	return s.waitMatch("shop.customer.v1", s.customer, customerProjection)
 }
 
@@ -295,12 +354,25 @@ type writer struct {
 
 func (s *scenario) startWriter(maxID int) *writer {
 	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
-	conn, err := pgx.Connect(s.ctx, s.dsn)
-	if err != nil {
-		s.t.Fatal(err)
+	update, insert, remove := `UPDATE customer SET balance = balance + 1 WHERE customer_id = $1`,
+		`INSERT INTO customer (email, first_name, last_name) VALUES ($1, 'New', 'Customer')`,
+		`DELETE FROM customer WHERE customer_id = $1`
+	var exec func(query string, arg any) error
+	var closeConn func()
+	if s.mysql {
+		conn, err := maria.Conn(s.name)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		exec = func(query string, arg any) error { _, err := conn.Execute(strings.ReplaceAll(query, "$1", "?"), arg); return err }
+		closeConn = func() { conn.Close() }
+	} else {
+		conn := s.conn()
+		exec = func(query string, arg any) error { _, err := conn.Exec(s.ctx, query, arg); return err }
+		closeConn = func() { conn.Close(context.Background()) }
 	}
 	go func() {
-		defer conn.Close(context.Background())
+		defer closeConn()
 		rng := rand.New(rand.NewSource(int64(maxID)))
 		for i := 0; ; i++ {
 			select {
@@ -312,11 +384,11 @@ func (s *scenario) startWriter(maxID int) *writer {
 			var err error
 			switch r := rng.Intn(100); {
 			case r < 80:
-				_, err = conn.Exec(s.ctx, `UPDATE customer SET balance = balance + 1 WHERE customer_id = $1`, 1+rng.Intn(maxID))
+				err = exec(update, 1+rng.Intn(maxID))
 			case r < 95:
-				_, err = conn.Exec(s.ctx, `INSERT INTO customer (email, first_name, last_name) VALUES ($1, 'New', 'Customer')`, fmt.Sprintf("w%d@example.com", i))
+				err = exec(insert, fmt.Sprintf("w%d@example.com", i))
 			default:
-				_, err = conn.Exec(s.ctx, `DELETE FROM customer WHERE customer_id = $1`, 1+rng.Intn(maxID))
+				err = exec(remove, 1+rng.Intn(maxID))
 			}
 			if err != nil {
 				w.done <- err

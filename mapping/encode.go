@@ -108,6 +108,11 @@ func valueEncoder(col cdc.Column, t avro.Schema) (encodeFunc, error) {
 		case t.Type() == avro.Int && logical == avro.TimeMillis && col.FractionDigits <= 3:
 			return func(dst []byte, v *cdc.Value) ([]byte, error) { return appendLong(dst, v.Int/1000), nil }, nil
 		}
+	case cdc.KindDuration:
+		// time-micros is a time of day; a duration may be negative or past a day.
+		if t.Type() == avro.Long && logical == "" {
+			return func(dst []byte, v *cdc.Value) ([]byte, error) { return appendLong(dst, v.Int), nil }, nil
+		}
 	case cdc.KindTimestamp:
 		return timestampEncoder(col, t, logical, refuse)
 	}
@@ -258,6 +263,8 @@ func suggestion(col cdc.Column) string {
 			return `use {"type":"int","logicalType":"time-millis"} or {"type":"long","logicalType":"time-micros"}`
 		}
 		return `use {"type":"long","logicalType":"time-micros"}`
+	case cdc.KindDuration:
+		return `use "long" (microseconds, may be negative or past 24 hours; time-micros cannot hold them) or "string"`
 	case cdc.KindTimestamp:
 		if col.WithTimeZone {
 			return `use {"type":"long","logicalType":"timestamp-micros"}`

@@ -42,7 +42,12 @@ type PostgresConfig struct {
 }
 
 type MySQLConfig struct {
+	// ServerID is cdc's replica id; 0 derives one from the connector name.
 	ServerID uint32 `yaml:"server_id"`
+	// GTID chooses GTID positions where the server has them (default true).
+	GTID *bool `yaml:"gtid"`
+	// ZeroDates is "error" (default) or "null".
+	ZeroDates string `yaml:"zero_dates"`
 }
 
 type SnapshotConfig struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/sink"
+	"github.com/cdc-dev/cdc/sources/mysql"
 )
 
 var (
@@ -68,14 +69,32 @@ func (c *Config) validate() error {
 			bad("source.postgres.publication", "%q: use lowercase letters, digits and '_', at most 63", c.Source.Postgres.Publication)
 		}
 	case "mysql":
-		bad("source.kind", "mysql is not supported by this version of cdc yet (only postgres)")
+		my := &c.Source.MySQL
+		if my.ServerID == 0 {
+			my.ServerID = mysql.DefaultServerID(c.Name)
+		}
+		if my.GTID == nil {
+			on := true
+			my.GTID = &on
+		}
+		switch my.ZeroDates {
+		case "":
+			my.ZeroDates = string(mysql.ZeroDatesError)
+		case string(mysql.ZeroDatesError), string(mysql.ZeroDatesNull):
+		default:
+			bad("source.mysql.zero_dates", "%q: want error (stop at a zero date) or null (send it as NULL)", my.ZeroDates)
+		}
 	case "":
 		bad("source.kind", "required: postgres or mysql")
 	default:
 		bad("source.kind", "%q: want postgres or mysql", c.Source.Kind)
 	}
 	if c.Source.DSN == "" {
-		bad("source.dsn", "required, e.g. postgres://user:password@host:5432/database (use ${VAR} for the password)")
+		example := "postgres://user:password@host:5432/database"
+		if c.Source.Kind == "mysql" {
+			example = "user:password@tcp(host:3306)/database"
+		}
+		bad("source.dsn", "required, e.g. %s (use ${VAR} for the password)", example)
 	}
 	switch c.Snapshot.Mode {
 	case "":

@@ -14,6 +14,7 @@ import (
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/pipeline"
 	"github.com/cdc-dev/cdc/sink"
+	"github.com/cdc-dev/cdc/sources/mysql"
 	"github.com/cdc-dev/cdc/sources/postgres"
 )
 
@@ -55,6 +56,12 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Snapshot: postgres.SnapshotMode(cfg.Snapshot.Mode),
 			ApplicationName: "cdc " + cfg.Name, Logger: log.With("component", "source"),
+		})
+	case "mysql":
+		return mysql.New(ctx, mysql.Config{
+			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
+			Snapshot: mysql.SnapshotMode(cfg.Snapshot.Mode), UseGTID: *cfg.Source.MySQL.GTID,
+			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), Logger: log.With("component", "source"),
 		})
 	}
 	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)

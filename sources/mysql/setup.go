@@ -1,0 +1,148 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Check implements cdc.Source: binlog settings, cdc's replica identity, the
+// user's privileges and the mapped tables, each problem with its fix.
+func (s *Source) Check(ctx context.Context) error {
+	var problems []error
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+
+	settings := map[string]string{}
+	for _, name := range []string{"log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "server_id", "binlog_row_value_options"} {
+		v, err := s.variable(name)
+		if err != nil {
+			return err
+		}
+		settings[name] = strings.ToUpper(v)
+	}
+	if settings["log_bin"] != "ON" {
+		problem("the binlog is off (log_bin = %s): start the server with log-bin and a server-id in [mysqld] (this needs a restart)", settings["log_bin"])
+	}
+	if settings["binlog_format"] != "ROW" {
+		problem("binlog_format is %s: run SET GLOBAL binlog_format = 'ROW' and set binlog_format = ROW in the server's configuration", settings["binlog_format"])
+	}
+	if settings["binlog_row_image"] != "FULL" {
+		problem("binlog_row_image is %s: run SET GLOBAL binlog_row_image = 'FULL' and set it in the server's configuration (cdc needs whole rows before and after)", settings["binlog_row_image"])
+	}
+	switch settings["binlog_row_metadata"] {
+	case "FULL":
+	case "":
+		problem("the server (%s) has no binlog_row_metadata: cdc needs MySQL 8.0.1 or MariaDB 10.5 or later, whose binlog names the columns", s.conn.GetServerVersion())
+	default:
+		problem("binlog_row_metadata is %s: run SET GLOBAL binlog_row_metadata = 'FULL' and set it in the server's configuration (the binlog then names each row's columns)", settings["binlog_row_metadata"])
+	}
+	if v := settings["binlog_row_value_options"]; v != "" {
+		problem("binlog_row_value_options is %s: run SET GLOBAL binlog_row_value_options = '' (partial JSON updates do not carry whole values)", v)
+	}
+	if settings["server_id"] == fmt.Sprint(s.cfg.ServerID) {
+		problem("source.mysql.server_id %d is the server's own server_id: choose another", s.cfg.ServerID)
+	}
+	if err := s.checkReplicaID(); err != nil {
+		problems = append(problems, err)
+	}
+	problems = append(problems, s.checkGrants()...)
+	for _, name := range s.cfg.Tables {
+		problems = append(problems, s.checkTable(name)...)
+	}
+	return errors.Join(problems...)
+}
+
+// replicaHost is the host name cdc registers as a replica with: it tells a
+// server id held by an earlier run of the same connector (whose dump thread the
+// server has not yet noticed is gone) from one held by another replica.
+func (s *Source) replicaHost() string { return "cdc-" + s.cfg.Name }
+
+// checkReplicaID makes sure no other replica uses cdc's server id: the server
+// would disconnect one of the two, over and over.
+func (s *Source) checkReplicaID() error {
+	res, err := s.conn.Execute("SHOW SLAVE HOSTS")
+	if err != nil {
+		if res, err = s.conn.Execute("SHOW REPLICAS"); err != nil {
+			s.log.Warn("cannot list the server's replicas to check that server_id is unique (needs REPLICATION MASTER ADMIN on MariaDB, REPLICATION SLAVE on MySQL)", "error", err)
+			return nil
+		}
+	}
+	for i := range res.RowNumber() {
+		id, _ := res.GetUint(i, 0)
+		host, _ := res.GetString(i, 1)
+		if uint32(id) == s.cfg.ServerID && host != s.replicaHost() {
+			return fmt.Errorf("server_id %d is already used by the replica %s: set source.mysql.server_id to a number no server or replica uses", s.cfg.ServerID, host)
+		}
+	}
+	return nil
+}
+
+// checkGrants reads the user's global privileges. Privileges that come only
+// through roles are not seen; the error says how to check by hand.
+func (s *Source) checkGrants() []error {
+	res, err := s.conn.Execute("SHOW GRANTS FOR CURRENT_USER()")
+	if err != nil {
+		return []error{fmt.Errorf("read the privileges of %s: %w", s.endpoint.user, err)}
+	}
+	var global []string
+	for i := range res.RowNumber() {
+		line, _ := res.GetString(i, 0)
+		upper := strings.ToUpper(line)
+		if on := strings.Index(upper, " ON *.* TO "); on > 0 && strings.HasPrefix(upper, "GRANT ") {
+			global = append(global, upper[len("GRANT "):on])
+		}
+	}
+	has := func(privilege string) bool {
+		for _, g := range global {
+			for _, p := range strings.Split(g, ",") {
+				p = strings.TrimSpace(p)
+				if p == privilege || p == "ALL PRIVILEGES" || p == "ALL" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	user := s.endpoint.user
+	var problems []error
+	if !has("REPLICATION SLAVE") {
+		problems = append(problems, fmt.Errorf("user %s lacks REPLICATION SLAVE (to read the binlog): GRANT REPLICATION SLAVE ON *.* TO '%s'@'%%'", user, user))
+	}
+	if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") {
+		privilege := "REPLICATION CLIENT"
+		if s.mariadb {
+			privilege = "BINLOG MONITOR"
+		}
+		problems = append(problems, fmt.Errorf("user %s lacks %s (to read binlog positions): GRANT %s ON *.* TO '%s'@'%%'", user, privilege, privilege, user))
+	}
+	if !s.mariadb && s.cfg.Snapshot != SnapshotNever && !has("RELOAD") {
+		problems = append(problems, fmt.Errorf("user %s lacks RELOAD (a MySQL snapshot holds FLUSH TABLES WITH READ LOCK while it reads the binlog position): GRANT RELOAD ON *.* TO '%s'@'%%'", user, user))
+	}
+	return problems
+}
+
+// checkTable checks that the table can be read, and snapshotted consistently.
+func (s *Source) checkTable(name cdc.TableName) []error {
+	if _, err := s.conn.Execute("SELECT 1 FROM " + quoteTable(name) + " LIMIT 0"); err != nil {
+		return []error{fmt.Errorf("cannot read table %s: %v: GRANT SELECT ON %s TO '%s'@'%%'", name, err, quoteTable(name), s.endpoint.user)}
+	}
+	if s.cfg.Snapshot == SnapshotNever {
+		return nil
+	}
+	res, err := s.conn.Execute(`SELECT COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, name.Schema, name.Name)
+	if err != nil || res.RowNumber() == 0 {
+		return nil
+	}
+	if engine, _ := res.GetString(0, 0); !strings.EqualFold(engine, "InnoDB") {
+		return []error{fmt.Errorf("table %s uses the %s engine: a consistent snapshot needs a transactional engine: ALTER TABLE %s ENGINE = InnoDB (or snapshot.mode: never)",
+			name, engine, quoteTable(name))}
+	}
+	return nil
+}
+
+func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func quoteTable(n cdc.TableName) string { return quoteIdentifier(n.Schema) + "." + quoteIdentifier(n.Name) }

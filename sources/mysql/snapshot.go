@@ -1,0 +1,240 @@
+package mysql
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// snapshot reads every mapped table in one consistent-snapshot transaction and
+// returns the binlog position that transaction sees: streaming from it neither
+// misses nor repeats a change.
+func (s *Source) snapshot(ctx context.Context, out chan<- cdc.Batch) (Position, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	defer conn.Close()
+	// The pipeline may hold the reader back for a while (a slow broker): the
+	// server must wait rather than drop the connection.
+	for _, stmt := range []string{"SET SESSION net_write_timeout = 3600", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"} {
+		if _, err := conn.Execute(stmt); err != nil {
+			return Position{}, fmt.Errorf("snapshot session setup (%s): %w", stmt, err)
+		}
+	}
+	pos, err := s.beginSnapshot(conn)
+	if err != nil {
+		return Position{}, err
+	}
+	s.log.Info("snapshot started", "position", pos.String(), "tables", len(s.cfg.Tables))
+	for _, name := range s.cfg.Tables {
+		if err := s.snapshotTable(ctx, conn, s.tables[name], out); err != nil {
+			return Position{}, err
+		}
+	}
+	if _, err := conn.Execute("COMMIT"); err != nil {
+		return Position{}, fmt.Errorf("end the snapshot transaction: %w", err)
+	}
+	s.log.Info("snapshot finished", "position", pos.String())
+	return pos, nil
+}
+
+// beginSnapshot opens the snapshot transaction and reads the binlog position it
+// sees. MariaDB reports that position with the transaction itself, so no lock
+// is taken. MySQL does not: writes are blocked (FLUSH TABLES WITH READ LOCK)
+// only between opening the transaction and reading the position.
+func (s *Source) beginSnapshot(conn *client.Conn) (Position, error) {
+	const begin = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+	if s.mariadb {
+		if _, err := conn.Execute(begin); err != nil {
+			return Position{}, fmt.Errorf("start the snapshot transaction: %w", err)
+		}
+		res, err := conn.Execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+		if err != nil {
+			return Position{}, fmt.Errorf("read the snapshot's binlog position: %w", err)
+		}
+		var pos Position
+		for i := range res.RowNumber() {
+			name, _ := res.GetString(i, 0)
+			value, _ := res.GetString(i, 1)
+			switch strings.ToLower(name) {
+			case "binlog_snapshot_file":
+				pos.File = value
+			case "binlog_snapshot_position":
+				n, _ := strconv.ParseUint(value, 10, 32)
+				pos.Offset = uint32(n)
+			}
+		}
+		if pos.File == "" {
+			return Position{}, fmt.Errorf("the server reports no binlog_snapshot_file: is log_bin on?")
+		}
+		if s.gtid {
+			pos.GTIDSet, err = mariadbGTIDAt(conn, pos)
+		}
+		return pos, err
+	}
+	if _, err := conn.Execute("FLUSH TABLES WITH READ LOCK"); err != nil {
+		return Position{}, fmt.Errorf("lock writes while the snapshot starts (FLUSH TABLES WITH READ LOCK needs RELOAD): %w", err)
+	}
+	defer conn.Execute("UNLOCK TABLES")
+	if _, err := conn.Execute(begin); err != nil {
+		return Position{}, fmt.Errorf("start the snapshot transaction: %w", err)
+	}
+	return s.currentPosition(conn)
+}
+
+// snapshotTable reads a table in primary-key order, a chunk per query, so that
+// memory stays flat and no query runs for long. A table whose key cannot be
+// compared as a literal is read in one streamed query.
+func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *described, out chan<- cdc.Batch) error {
+	t := d.table
+	started := time.Now()
+	decoders := make([]*decoder, len(d.types))
+	selectList := make([]string, len(d.types))
+	for i, ct := range d.types {
+		decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)
+		selectList[i] = quoteIdentifier(ct.name)
+		if ct.base == "float" {
+			selectList[i] += " + 0e0" // a double prints every digit of the float
+		}
+	}
+	key := t.PrimaryKey
+	for _, k := range key {
+		if literalKind(t.Columns[k].Kind) == "" {
+			key = nil
+		}
+	}
+	if len(key) == 0 {
+		s.log.Info("snapshot of a table without a usable primary key: one query", "table", t.Name.String())
+	}
+	base := "SELECT " + strings.Join(selectList, ", ") + " FROM " + quoteTable(t.Name)
+	var order []string
+	for _, k := range key {
+		order = append(order, quoteIdentifier(t.Columns[k].Name))
+	}
+
+	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
+	send := func() error {
+		select {
+		case out <- cdc.Batch{Changes: batch}:
+			batch = make([]cdc.Change, 0, s.cfg.BatchSize)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var rows int
+	lastKey := make([]string, len(key))
+	for {
+		query := base
+		if len(key) > 0 {
+			if rows > 0 {
+				query += " WHERE " + keysetAfter(t, key, lastKey)
+			}
+			query += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(order, ", "), s.cfg.ChunkSize)
+		}
+		var result mysql.Result
+		read := 0
+		err := conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
+			if len(row) != len(decoders) {
+				return fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(decoders))
+			}
+			values := make([]cdc.Value, len(row))
+			for i := range row {
+				v, err := decoders[i].snapshot(&row[i])
+				if err != nil {
+					return fmt.Errorf("snapshot of table %s, column %s: %w%s", t.Name, t.Columns[i].Name, err, zeroDateHint(err))
+				}
+				values[i] = v
+			}
+			for j, k := range key {
+				lastKey[j] = literal(t.Columns[k].Kind, &row[k])
+			}
+			batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
+			read++
+			if len(batch) == cap(batch) {
+				return send()
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
+		}
+		rows += read
+		if len(key) == 0 || read < s.cfg.ChunkSize {
+			break
+		}
+	}
+	if len(batch) > 0 {
+		if err := send(); err != nil {
+			return err
+		}
+	}
+	s.log.Info("snapshot of table done", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds())
+	return nil
+}
+
+// literalKind says how a key value is written back into a query, or "" when a
+// literal would not compare exactly like the column (floats, enums, JSON).
+func literalKind(k cdc.Kind) string {
+	switch k {
+	case cdc.KindInt, cdc.KindUint, cdc.KindDecimal:
+		return "number"
+	case cdc.KindString:
+		return "text"
+	case cdc.KindBytes:
+		return "bytes"
+	case cdc.KindDate, cdc.KindTimestamp, cdc.KindDuration:
+		return "quoted"
+	}
+	return ""
+}
+
+// literal renders a key value as the server printed it. Text goes in hex with a
+// charset introducer, so that it compares under the column's collation and no
+// byte of it is ever parsed as SQL.
+func literal(k cdc.Kind, v *mysql.FieldValue) string {
+	switch v.Type {
+	case mysql.FieldValueTypeSigned:
+		return strconv.FormatInt(v.AsInt64(), 10)
+	case mysql.FieldValueTypeUnsigned:
+		return strconv.FormatUint(v.AsUint64(), 10)
+	}
+	raw := v.AsString()
+	switch literalKind(k) {
+	case "text":
+		return "_utf8mb4 X'" + hex.EncodeToString(raw) + "'"
+	case "bytes":
+		return "X'" + hex.EncodeToString(raw) + "'"
+	case "quoted": // digits, '-', ':', '.' and ' ' only
+		return "'" + string(raw) + "'"
+	}
+	return string(raw) // a decimal's digits
+}
+
+// keysetAfter is the condition for rows after the key (a, b, c) in index order:
+// a > x OR (a = x AND b > y) OR (a = x AND b = y AND c > z). Both servers turn it
+// into an index range; a row constructor comparison they may not.
+func keysetAfter(t *cdc.Table, key []int, last []string) string {
+	var or []string
+	for i := range key {
+		var and []string
+		for j := 0; j < i; j++ {
+			and = append(and, quoteIdentifier(t.Columns[key[j]].Name)+" = "+last[j])
+		}
+		and = append(and, quoteIdentifier(t.Columns[key[i]].Name)+" > "+last[i])
+		or = append(or, "("+strings.Join(and, " AND ")+")")
+	}
+	return strings.Join(or, " OR ")
+}

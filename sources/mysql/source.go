@@ -1,0 +1,417 @@
+// Package mysql is the MySQL and MariaDB source: a consistent snapshot of the
+// mapped tables read in primary-key chunks, handed over at the exact binlog
+// position the snapshot saw, then the binlog streamed as a replica would
+// (go-mysql's BinlogSyncer), with column names and types taken from the binlog's
+// own table-map events (binlog_row_metadata=FULL), never from a DDL parser.
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// SnapshotMode says when the source takes a snapshot.
+type SnapshotMode string
+
+const (
+	// SnapshotInitial snapshots the tables when there is no stored position.
+	SnapshotInitial SnapshotMode = "initial"
+	// SnapshotNever streams from the binlog's current end when there is no
+	// stored position.
+	SnapshotNever SnapshotMode = "never"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultBatchSize = 1024
+	// DefaultChunkSize is the number of rows one snapshot query reads.
+	DefaultChunkSize = 10_000
+	// DefaultHeartbeatInterval is how often the server sends a heartbeat on an
+	// idle binlog, and how often, at most, the position of transactions on
+	// unmapped tables is passed down so the checkpoint follows the binlog.
+	DefaultHeartbeatInterval = time.Second
+	// DefaultDeadAfter is how long the stream may stay silent (no event, no
+	// heartbeat) while cdc waits for it before the connection counts as lost.
+	DefaultDeadAfter = 15 * time.Second
+)
+
+// Config configures the source.
+type Config struct {
+	// DSN is user:password@tcp(host:port)/database or mysql://user:password@host:port/database.
+	DSN string
+	// ServerID identifies cdc as a replica; it must differ from every server's
+	// and replica's server_id in the topology. Zero derives one from Name.
+	ServerID uint32
+	// Name is the connector's name, for the default server id and the host name
+	// the replica registers with.
+	Name     string
+	Tables   []cdc.TableName
+	Snapshot SnapshotMode
+	// UseGTID chooses GTID positions when the server has them (MariaDB always;
+	// MySQL with gtid_mode=ON); otherwise positions are binlog file and offset.
+	UseGTID   bool
+	ZeroDates ZeroDates
+
+	BatchSize         int
+	ChunkSize         int
+	HeartbeatInterval time.Duration
+	DeadAfter         time.Duration
+	Logger            *slog.Logger
+}
+
+// DefaultServerID derives a stable replica server id from the connector name, in
+// a range (1000000000-1999999999) that hand-numbered servers rarely use.
+func DefaultServerID(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return 1_000_000_000 + h.Sum32()%1_000_000_000
+}
+
+// Source reads one MySQL or MariaDB server. It implements cdc.Source.
+type Source struct {
+	cfg      Config
+	log      *slog.Logger
+	endpoint endpoint
+	conn     *client.Conn // catalog and checks
+	mariadb  bool
+	gtid     bool
+	// collations maps collation ids (as the binlog names charsets) to charsets.
+	collations map[uint64]string
+	tables     map[cdc.TableName]*described
+}
+
+// described is a table as the catalog describes it.
+type described struct {
+	table *cdc.Table
+	types []columnType
+}
+
+var _ cdc.Source = (*Source)(nil)
+
+// New connects to the server.
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.Snapshot == "" {
+		cfg.Snapshot = SnapshotInitial
+	}
+	if cfg.ZeroDates == "" {
+		cfg.ZeroDates = ZeroDatesError
+	}
+	if cfg.ServerID == 0 {
+		cfg.ServerID = DefaultServerID(cfg.Name)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DefaultDeadAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ep, err := parseDSN(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: cfg, log: cfg.Logger, endpoint: ep, tables: map[cdc.TableName]*described{}}
+	if s.conn, err = s.connect(ctx); err != nil {
+		return nil, err
+	}
+	s.mariadb = strings.Contains(strings.ToLower(s.conn.GetServerVersion()), "mariadb")
+	if err := s.loadServerFacts(); err != nil {
+		s.conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens a session whose text results are UTF-8 and whose TIMESTAMPs
+// read in UTC.
+func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
+	conn, err := client.ConnectWithContext(ctx, s.endpoint.addr(), s.endpoint.user, s.endpoint.password, "", 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connect to MySQL at %s as %s: %w", s.endpoint.addr(), s.endpoint.user, err)
+	}
+	for _, stmt := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'"} {
+		if _, err := conn.Execute(stmt); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("MySQL session setup (%s): %w", stmt, err)
+		}
+	}
+	return conn, nil
+}
+
+func (s *Source) loadServerFacts() error {
+	res, err := s.conn.Execute(`SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL`)
+	if err != nil {
+		return fmt.Errorf("read the server's collations: %w", err)
+	}
+	s.collations = map[uint64]string{}
+	for i := range res.RowNumber() {
+		id, _ := res.GetUint(i, 0)
+		charset, _ := res.GetString(i, 1)
+		s.collations[id] = charset
+	}
+	s.gtid = s.cfg.UseGTID && s.mariadb
+	if s.cfg.UseGTID && !s.mariadb {
+		mode, err := s.variable("gtid_mode")
+		if err != nil {
+			return err
+		}
+		s.gtid = mode == "ON"
+	}
+	return nil
+}
+
+// variable reads a global system variable; a missing one reads as "".
+func (s *Source) variable(name string) (string, error) {
+	res, err := s.conn.Execute("SHOW GLOBAL VARIABLES LIKE '" + name + "'")
+	if err != nil {
+		return "", fmt.Errorf("read @@%s: %w", name, err)
+	}
+	if res.RowNumber() == 0 {
+		return "", nil
+	}
+	return res.GetString(0, 1)
+}
+
+// Describe implements cdc.Source.
+func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Table, error) {
+	tables := make([]*cdc.Table, len(names))
+	for i, name := range names {
+		d, err := s.describe(name)
+		if err != nil {
+			return nil, err
+		}
+		s.tables[name] = d
+		tables[i] = d.table
+	}
+	return tables, nil
+}
+
+func (s *Source) describe(name cdc.TableName) (*described, error) {
+	res, err := s.conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0),
+		COALESCE(NUMERIC_SCALE, 0), COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''),
+		COALESCE(CHARACTER_OCTET_LENGTH, 0), COLUMN_KEY
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, name.Schema, name.Name)
+	if err != nil {
+		return nil, fmt.Errorf("describe table %s: %w", name, err)
+	}
+	if res.RowNumber() == 0 {
+		return nil, s.missingTable(name)
+	}
+	d := &described{table: &cdc.Table{Name: name}}
+	var errs []string
+	for i := range res.RowNumber() {
+		str := func(col int) string { v, _ := res.GetString(i, col); return v }
+		num := func(col int) int { v, _ := res.GetInt(i, col); return int(v) }
+		dataType := strings.ToLower(str(1))
+		columnType := columnType{
+			name: str(0), base: catalogBase(dataType), databaseType: str(2),
+			unsigned: strings.Contains(strings.ToLower(str(2)), "unsigned"), nullable: str(3) == "YES",
+			charset: str(7),
+		}
+		switch columnType.base {
+		case "decimal":
+			columnType.precision, columnType.scale = num(4), num(5)
+		case "bit":
+			columnType.bits = num(4)
+		case "datetime", "timestamp", "time":
+			columnType.fsp = num(6)
+		case "binary":
+			columnType.length = num(8)
+		case "varbinary", "blob", "geometry":
+			columnType.charset = "binary"
+		}
+		c, err := columnType.column(s.cfg.ZeroDates)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("table %s: %v", name, err))
+		}
+		if str(9) == "PRI" {
+			d.table.PrimaryKey = append(d.table.PrimaryKey, i)
+		}
+		d.table.Columns = append(d.table.Columns, c)
+		d.types = append(d.types, columnType)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	if err := s.orderPrimaryKey(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// orderPrimaryKey puts the primary key's columns in index order, which is
+// also the order snapshot chunks follow.
+func (s *Source) orderPrimaryKey(d *described) error {
+	if len(d.table.PrimaryKey) < 2 {
+		return nil
+	}
+	res, err := s.conn.Execute(`SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, d.table.Name.Schema, d.table.Name.Name)
+	if err != nil {
+		return fmt.Errorf("read the primary key of %s: %w", d.table.Name, err)
+	}
+	d.table.PrimaryKey = d.table.PrimaryKey[:0]
+	for i := range res.RowNumber() {
+		name, _ := res.GetString(i, 0)
+		d.table.PrimaryKey = append(d.table.PrimaryKey, d.table.Column(name))
+	}
+	return nil
+}
+
+// missingTable names the tables the database does have, to catch typos.
+func (s *Source) missingTable(name cdc.TableName) error {
+	res, err := s.conn.Execute(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME LIMIT 20`, name.Schema)
+	if err != nil || res.RowNumber() == 0 {
+		return fmt.Errorf("table %s does not exist (no database %s with tables, or no privilege to see them)", name, name.Schema)
+	}
+	var have []string
+	for i := range res.RowNumber() {
+		t, _ := res.GetString(i, 0)
+		have = append(have, t)
+	}
+	return fmt.Errorf("table %s does not exist; database %s has: %s", name, name.Schema, strings.Join(have, ", "))
+}
+
+// Acknowledge implements cdc.Source. A MySQL server keeps its binlog by its own
+// expiry settings, not by what a replica has read: there is nothing to confirm.
+func (s *Source) Acknowledge(cdc.Position) {}
+
+// Close implements cdc.Source.
+func (s *Source) Close() error { return s.conn.Close() }
+
+// Run implements cdc.Source.
+func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	for _, name := range s.cfg.Tables {
+		if _, ok := s.tables[name]; !ok {
+			if _, err := s.Describe(ctx, []cdc.TableName{name}); err != nil {
+				return err
+			}
+		}
+	}
+	start, err := s.prepare(ctx, from, out)
+	if err != nil {
+		return err
+	}
+	return s.stream(ctx, start, out)
+}
+
+// prepare decides where streaming starts, taking the snapshot first if one is due.
+func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) (Position, error) {
+	if from != "" {
+		pos, err := ParsePosition(string(from))
+		if err != nil {
+			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
+		}
+		if err := s.checkAvailable(pos); err != nil {
+			return Position{}, err
+		}
+		s.log.Info("resuming", "position", pos.String())
+		return pos, nil
+	}
+	var pos Position
+	var err error
+	if s.cfg.Snapshot == SnapshotNever {
+		if pos, err = s.currentPosition(s.conn); err != nil {
+			return Position{}, err
+		}
+		s.log.Info("streaming without snapshot from the binlog's end", "position", pos.String())
+	} else if pos, err = s.snapshot(ctx, out); err != nil {
+		return Position{}, err
+	}
+	// Passed down as a marker, the start is stored once everything before it
+	// (the snapshot) is acknowledged.
+	select {
+	case out <- cdc.Batch{Position: pos.cdc()}:
+		return pos, nil
+	case <-ctx.Done():
+		return pos, ctx.Err()
+	}
+}
+
+// checkAvailable refuses to resume from a binlog the server no longer has.
+func (s *Source) checkAvailable(pos Position) error {
+	if s.gtid && pos.GTIDSet != "" {
+		return nil // the server checks a GTID position when streaming starts
+	}
+	res, err := s.conn.Execute("SHOW BINARY LOGS")
+	if err != nil {
+		return fmt.Errorf("list the server's binlogs (SHOW BINARY LOGS needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	var first string
+	for i := range res.RowNumber() {
+		name, _ := res.GetString(i, 0)
+		if name == pos.File {
+			return nil
+		}
+		if first == "" {
+			first = name
+		}
+	}
+	return purgedError(pos, fmt.Sprintf("binlog %s is no longer on the server (its oldest is %s)", pos.File, first))
+}
+
+func purgedError(pos Position, why string) error {
+	return fmt.Errorf("cannot resume from the stored position %s: %s, so the changes since are lost to cdc. Keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) than cdc may be stopped; to start over, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) so that cdc takes a new snapshot",
+		pos, why)
+}
+
+// currentPosition reads the binlog's end, in the mode positions are kept in.
+func (s *Source) currentPosition(conn *client.Conn) (Position, error) {
+	res, err := conn.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		// MySQL 8.4 renamed it.
+		if res, err = conn.Execute("SHOW BINARY LOG STATUS"); err != nil {
+			return Position{}, fmt.Errorf("read the binlog position: %w", err)
+		}
+	}
+	if res.RowNumber() == 0 {
+		return Position{}, fmt.Errorf("the server has no binlog (SHOW MASTER STATUS is empty): start it with log_bin")
+	}
+	file, _ := res.GetString(0, 0)
+	offset, _ := res.GetUint(0, 1)
+	pos := Position{File: file, Offset: uint32(offset)}
+	if s.gtid {
+		if s.mariadb {
+			pos.GTIDSet, err = mariadbGTIDAt(conn, pos)
+		} else {
+			pos.GTIDSet, err = res.GetStringByName(0, "Executed_Gtid_Set")
+			pos.GTIDSet = normalizeMySQLGTIDSet(pos.GTIDSet)
+		}
+	}
+	return pos, err
+}
+
+// mariadbGTIDAt reads the GTID position at binlog coordinates.
+func mariadbGTIDAt(conn *client.Conn, pos Position) (string, error) {
+	res, err := conn.Execute(fmt.Sprintf("SELECT BINLOG_GTID_POS('%s', %d)", strings.ReplaceAll(pos.File, "'", "''"), pos.Offset))
+	if err != nil {
+		return "", fmt.Errorf("read the GTID position at %s:%d: %w", pos.File, pos.Offset, err)
+	}
+	gtid, _ := res.GetString(0, 0)
+	return gtid, nil
+}
+
+func normalizeMySQLGTIDSet(s string) string {
+	set, err := mysql.ParseMysqlGTIDSet(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		return s
+	}
+	return set.String()
+}

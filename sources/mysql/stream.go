@@ -1,0 +1,378 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// streamer reads the binlog from one start position to its end.
+type streamer struct {
+	s   *Source
+	out chan<- cdc.Batch
+	// skip is how many changes of the first transaction an earlier run delivered.
+	skip int
+
+	file      string
+	committed Position // the boundary after the last whole transaction
+	txnStart  Position // the boundary the current transaction started at
+	inTxn     bool
+	begun     bool // the transaction opened with BEGIN (not a lone DDL statement)
+	row       int  // changes of the current transaction so far, mapped or not
+	batch     []cdc.Change
+	captured  bool // the current transaction changed a mapped table
+
+	lastSent     time.Time
+	lastSentPos  Position
+	tables       map[uint64]*tableState
+	shapes       map[cdc.TableName]*cdc.Table // the shape last handed out, per table
+	mapped       map[cdc.TableName]bool
+	warnedFormat bool
+}
+
+// tableState is what a table-map event says about a table id.
+type tableState struct {
+	name     cdc.TableName
+	table    *cdc.Table // nil: a table cdc does not map
+	decoders []*decoder
+	// the raw description, to notice a table id described anew
+	columnTypes []byte
+	columnMeta  []uint16
+	nulls       []byte
+	names       []string
+}
+
+var errSilent = errors.New("silent stream")
+
+func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch) error {
+	st := &streamer{
+		s: s, out: out, skip: from.Row, file: from.File,
+		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet},
+		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
+		lastSentPos: from,
+	}
+	for _, name := range s.cfg.Tables {
+		st.mapped[name] = true
+		st.shapes[name] = s.tables[name].table
+	}
+	flavor := mysql.MySQLFlavor
+	if s.mariadb {
+		flavor = mysql.MariaDBFlavor
+	}
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: flavor, Localhost: s.replicaHost(),
+		Host: s.endpoint.host, Port: s.endpoint.port, User: s.endpoint.user, Password: s.endpoint.password,
+		// Times, dates and decimals arrive as MySQL's own text, TIMESTAMPs in UTC:
+		// the snapshot reads the same text, and one parser serves both.
+		TimestampStringLocation: time.UTC,
+		RenderJSONAsMySQLText:   true,
+		HeartbeatPeriod:         s.cfg.HeartbeatInterval,
+		// cdc resumes from its own checkpoint; go-mysql's reconnect would resume
+		// from a position of its own, maybe inside a transaction.
+		DisableRetrySync: true,
+		// Events are decoded ahead of the pipeline; a few hundred keep the reader
+		// busy without holding much memory when the pipeline is slow.
+		EventCacheCount: 256,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+
+	var events *replication.BinlogStreamer
+	var err error
+	if s.gtid && (from.GTIDSet != "" || s.mariadb) {
+		var set mysql.GTIDSet
+		if set, err = mysql.ParseGTIDSet(flavor, from.GTIDSet); err != nil {
+			return fmt.Errorf("stored GTID set %q: %w", from.GTIDSet, err)
+		}
+		events, err = syncer.StartSyncGTID(set)
+	} else {
+		st.committed.GTIDSet = ""
+		events, err = syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Offset})
+	}
+	if err != nil {
+		return fmt.Errorf("start reading the binlog at %s: %w", from, err)
+	}
+	s.log.Info("streaming", "from", from.String(), "gtid", s.gtid, "server_id", s.cfg.ServerID)
+
+	// A watchdog ends the wait for an event when the server has sent nothing,
+	// not even a heartbeat, for too long: the connection is dead. Time spent
+	// waiting for the pipeline does not count.
+	watched, stopWatch := context.WithCancelCause(ctx)
+	defer stopWatch(nil)
+	var waitingSince atomic.Int64
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watched.Done():
+				return
+			case now := <-tick.C:
+				if since := waitingSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > s.cfg.DeadAfter {
+					stopWatch(errSilent)
+					return
+				}
+			}
+		}
+	}()
+	for {
+		waitingSince.Store(time.Now().UnixNano())
+		ev, err := events.GetEvent(watched)
+		waitingSince.Store(0)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(context.Cause(watched), errSilent):
+				return fmt.Errorf("the binlog stream sent nothing, not even a heartbeat, for %s: the connection to MySQL is lost; cdc resumes from the last stored position when restarted", s.cfg.DeadAfter)
+			}
+			var myErr *mysql.MyError
+			if errors.As(err, &myErr) && myErr.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+				return purgedError(st.committed, "the server cannot send it: "+myErr.Message)
+			}
+			return fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position when restarted", err)
+		}
+		if err := st.handle(ctx, ev, ev.Header.LogPos); err != nil {
+			return err
+		}
+	}
+}
+
+// handle processes one event; end is the binlog offset after it.
+func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent, end uint32) error {
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		st.file = string(e.NextLogName)
+		if !st.inTxn {
+			st.committed.File, st.committed.Offset = st.file, uint32(e.Position)
+		}
+	case *replication.MariadbGTIDEvent, *replication.GTIDEvent, *replication.GtidTaggedLogEvent:
+		st.begin()
+	case *replication.QueryEvent:
+		return st.query(ctx, e, end)
+	case *replication.TableMapEvent:
+		return st.tableMap(e)
+	case *replication.RowsEvent:
+		return st.rows(ctx, ev.Header, e)
+	case *replication.XIDEvent:
+		return st.commit(ctx, e.GSet, end)
+	case *replication.TransactionPayloadEvent:
+		for _, inner := range e.Events {
+			if err := st.handle(ctx, inner, end); err != nil {
+				return err
+			}
+		}
+	default:
+		if ev.Header.EventType == replication.HEARTBEAT_EVENT || ev.Header.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+			return st.idle(ctx)
+		}
+	}
+	return nil
+}
+
+func (st *streamer) begin() {
+	if !st.inTxn {
+		st.inTxn, st.begun, st.row, st.captured = true, false, 0, false
+		st.txnStart = st.committed
+	}
+}
+
+func (st *streamer) query(ctx context.Context, e *replication.QueryEvent, end uint32) error {
+	q := bytes.TrimSpace(e.Query)
+	switch {
+	case bytes.EqualFold(q, []byte("BEGIN")):
+		st.begin()
+		st.begun = true
+		return nil
+	case bytes.EqualFold(q, []byte("COMMIT")), bytes.EqualFold(q, []byte("ROLLBACK")):
+		// A ROLLBACK is logged when non-transactional tables changed: their rows
+		// were logged, and stay changed.
+		return st.commit(ctx, e.GSet, end)
+	case st.begun:
+		// A statement inside a transaction: a savepoint, or a statement logged
+		// as SQL because a session chose binlog_format STATEMENT or MIXED.
+		if !st.warnedFormat && !bytes.HasPrefix(bytes.ToUpper(q), []byte("SAVEPOINT")) {
+			st.warnedFormat = true
+			st.s.log.Warn("the binlog holds a statement-based transaction: cdc sees only row events, so changes made by statements are not captured; keep binlog_format = ROW for every session",
+				"database", string(e.Schema), "position", st.txnStart.String())
+		}
+		return nil
+	}
+	// DDL commits on its own. The tables it changes show their new shape in
+	// their next table-map event.
+	st.begin()
+	return st.commit(ctx, e.GSet, end)
+}
+
+func (st *streamer) tableMap(e *replication.TableMapEvent) error {
+	if old, ok := st.tables[e.TableID]; ok && old.same(e) {
+		return nil
+	}
+	name := cdc.TableName{Schema: string(e.Schema), Name: string(e.Table)}
+	state := &tableState{name: name, columnTypes: slices.Clone(e.ColumnType), columnMeta: slices.Clone(e.ColumnMeta),
+		nulls: slices.Clone(e.NullBitmap), names: slices.Clone(e.ColumnNameString())}
+	st.tables[e.TableID] = state
+	if !st.mapped[name] {
+		return nil
+	}
+	types, err := tableMapTypes(e, st.s.collations)
+	if err != nil {
+		return err
+	}
+	t := &cdc.Table{Name: name}
+	for _, pk := range e.PrimaryKey {
+		t.PrimaryKey = append(t.PrimaryKey, int(pk))
+	}
+	for _, ct := range types {
+		c, err := ct.column(st.s.cfg.ZeroDates)
+		if err != nil {
+			return fmt.Errorf("table %s changed at position %s: %v", name, st.txnStart, err)
+		}
+		t.Columns = append(t.Columns, c)
+	}
+	if prev := st.shapes[name]; prev != nil && sameColumns(prev, t) {
+		t = prev // same shape: the mapping compiled for it still holds
+	} else {
+		st.s.log.Info("table definition changed", "table", name.String(), "position", st.txnStart.String(), "columns", len(t.Columns))
+		st.shapes[name] = t
+	}
+	state.table = t
+	for i, ct := range types {
+		state.decoders = append(state.decoders, newDecoder(ct, t.Columns[i], st.s.cfg.ZeroDates))
+	}
+	return nil
+}
+
+func (ts *tableState) same(e *replication.TableMapEvent) bool {
+	return ts.name.Schema == string(e.Schema) && ts.name.Name == string(e.Table) &&
+		bytes.Equal(ts.columnTypes, e.ColumnType) && slices.Equal(ts.columnMeta, e.ColumnMeta) &&
+		bytes.Equal(ts.nulls, e.NullBitmap) && slices.Equal(ts.names, e.ColumnNameString())
+}
+
+// sameColumns compares what decides how values decode and map; the type's
+// spelling (varchar(50) or varchar) does not.
+func sameColumns(a, b *cdc.Table) bool {
+	return slices.EqualFunc(a.Columns, b.Columns, func(x, y cdc.Column) bool {
+		x.DatabaseType, y.DatabaseType = "", ""
+		return x == y
+	})
+}
+
+func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	state := st.tables[e.TableID]
+	if state == nil {
+		return fmt.Errorf("binlog rows event for table id %d without its table map at %s", e.TableID, st.txnStart)
+	}
+	var op cdc.Op
+	step := 1
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		op = cdc.OpInsert
+	case replication.EnumRowsEventTypeUpdate:
+		op, step = cdc.OpUpdate, 2
+	case replication.EnumRowsEventTypeDelete:
+		op = cdc.OpDelete
+	default:
+		return fmt.Errorf("unknown rows event %s at %s", h.EventType, st.txnStart)
+	}
+	st.begin() // rows outside BEGIN/GTID: a server without GTIDs on a non-transactional table
+	for i := 0; i+step <= len(e.Rows); i += step {
+		st.row++
+		if state.table == nil || st.row <= st.skip {
+			continue
+		}
+		for j := i; j < i+step; j++ {
+			if j < len(e.SkippedColumns) && len(e.SkippedColumns[j]) > 0 {
+				return fmt.Errorf("the binlog holds a partial row image of %s at %s: set binlog_row_image = FULL for every session", state.name, st.txnStart)
+			}
+		}
+		pos := st.txnStart
+		pos.Row = st.row
+		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: pos.cdc()}
+		var err error
+		switch op {
+		case cdc.OpInsert:
+			c.After, err = st.decodeRow(state, e.Rows[i])
+		case cdc.OpDelete:
+			c.Before, err = st.decodeRow(state, e.Rows[i])
+		case cdc.OpUpdate:
+			if c.Before, err = st.decodeRow(state, e.Rows[i]); err == nil {
+				c.After, err = st.decodeRow(state, e.Rows[i+1])
+			}
+		}
+		if err != nil {
+			return err
+		}
+		st.captured = true
+		st.batch = append(st.batch, c)
+		if len(st.batch) >= st.s.cfg.BatchSize {
+			if err := st.send(ctx, pos, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (st *streamer) decodeRow(state *tableState, row []any) ([]cdc.Value, error) {
+	if len(row) != len(state.decoders) {
+		return nil, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, len(row), len(state.decoders))
+	}
+	values := make([]cdc.Value, len(row))
+	for i, v := range row {
+		var err error
+		if values[i], err = state.decoders[i].binlog(v); err != nil {
+			return nil, fmt.Errorf("table %s, column %s, in the transaction at %s: %w%s", state.name, state.table.Columns[i].Name, st.txnStart, err, zeroDateHint(err))
+		}
+	}
+	return values, nil
+}
+
+// commit ends the current transaction; gset is the GTID set after it.
+func (st *streamer) commit(ctx context.Context, gset mysql.GTIDSet, end uint32) error {
+	st.committed.File, st.committed.Offset = st.file, end
+	if st.s.gtid && gset != nil {
+		st.committed.GTIDSet = gset.String()
+	}
+	captured := st.captured
+	st.inTxn, st.begun, st.row, st.captured, st.skip = false, false, 0, false, 0
+	if captured || time.Since(st.lastSent) >= st.s.cfg.HeartbeatInterval {
+		return st.send(ctx, st.committed, true)
+	}
+	return nil
+}
+
+// idle passes the position of skipped transactions down on a heartbeat, so the
+// checkpoint follows the binlog while mapped tables do not change.
+func (st *streamer) idle(ctx context.Context) error {
+	if st.inTxn || st.committed == st.lastSentPos {
+		return nil
+	}
+	return st.send(ctx, st.committed, true)
+}
+
+// send hands the batch down; a boundary batch may be a bare progress marker.
+func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error {
+	b := cdc.Batch{Changes: st.batch, Position: pos.cdc()}
+	select {
+	case st.out <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	st.batch = nil
+	st.lastSent = time.Now()
+	if boundary {
+		st.lastSentPos = pos
+	}
+	return nil
+}
