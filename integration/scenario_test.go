@@ -364,7 +364,10 @@ func (s *scenario) startWriter(maxID int) *writer {
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		exec = func(query string, arg any) error { _, err := conn.Execute(strings.ReplaceAll(query, "$1", "?"), arg); return err }
+		exec = func(query string, arg any) error {
+			_, err := conn.Execute(strings.ReplaceAll(query, "$1", "?"), arg)
+			return err
+		}
 		closeConn = func() { conn.Close() }
 	} else {
 		conn := s.conn()

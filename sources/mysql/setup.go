@@ -145,4 +145,6 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 
 func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-func quoteTable(n cdc.TableName) string { return quoteIdentifier(n.Schema) + "." + quoteIdentifier(n.Name) }
+func quoteTable(n cdc.TableName) string {
+	return quoteIdentifier(n.Schema) + "." + quoteIdentifier(n.Name)
+}
