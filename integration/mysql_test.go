@@ -1,8 +1,13 @@
 package integration
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+	mysqlsource "github.com/cdc-dev/cdc/sources/mysql"
 )
 
 // The MySQL source runs the same scenarios as the PostgreSQL one, on the same
@@ -21,5 +26,215 @@ func TestMySQLSnapshotThenStreamMatchesTheTable(t *testing.T) {
 	s.waitCustomersMatch()
 	if err := d.Stop(30 * time.Second); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, d.Logs())
+	}
+}
+
+// bulkMySQL inserts n customers in one statement.
+func bulkMySQL(n int) string {
+	return fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT CONCAT('bulk', seq, '@example.com'), 'Bulk', 'Row' FROM seq_1_to_%d`, n)
+}
+
+// Rows written while the snapshot runs are neither lost nor sent twice: the
+// stream starts at the binlog position the snapshot transaction saw.
+func TestMySQLWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
+	const rows = 200_000
+	s := newMySQLScenario(t)
+	s.exec(bulkMySQL(rows))
+	w := s.startWriter(rows)
+	d := s.start()
+	var atSnapshot, atStream int64 = -1, -1
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		logs := d.Logs()
+		if atSnapshot < 0 && strings.Contains(logs, `msg="snapshot started"`) {
+			atSnapshot = w.committed.Load()
+		}
+		if atSnapshot >= 0 && strings.Contains(logs, "msg=streaming") {
+			atStream = w.committed.Load()
+			return true, nil
+		}
+		return false, s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	duringSnapshot := atStream - atSnapshot
+	time.Sleep(time.Second)
+	total := w.finish(t)
+	records := s.waitCustomersMatch()
+	checkValuesRise(t, s.customer, records, "balance")
+	t.Logf("%d writer transactions, about %d of them committed while the snapshot ran; %d records", total, duringSnapshot, len(records))
+	if duringSnapshot == 0 {
+		t.Fatal("no transaction committed during the snapshot: the test did not test the handoff (make the table larger)")
+	}
+}
+
+func TestMySQLUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.start()
+	before := s.recordsPerKey(s.waitCustomersMatch())
+	s.exec(`UPDATE customer SET password_hash = 'changed', internal_flags = 7 WHERE customer_id = 1`,
+		`UPDATE customer SET email = 'fence@example.com' WHERE customer_id = 2`)
+	after := s.recordsPerKey(s.waitCustomersMatch())
+	if after[`{"id":1}`] != before[`{"id":1}`] || after[`{"id":2}`] != before[`{"id":2}`]+1 || len(after) != len(before) {
+		t.Fatalf("records per key before %v, after %v: want one more for key 2 (the fence) and none for key 1", before, after)
+	}
+}
+
+func TestMySQLKeyChangeEmitsTombstoneForTheOldKeyAndTheNewValue(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(`UPDATE customer SET customer_id = 300 WHERE customer_id = 3`)
+	records := s.waitCustomersMatch()
+	last := map[string]bool{}
+	for _, r := range records {
+		key, _ := s.customer.Key(r.Key)
+		last[key] = r.Value == nil
+	}
+	if tomb, ok := last[`{"id":3}`]; !ok || !tomb {
+		t.Errorf("old key 3: last record is not a tombstone")
+	}
+	if tomb, ok := last[`{"id":300}`]; !ok || tomb {
+		t.Errorf("new key 300: no value")
+	}
+}
+
+func TestMySQLKillNineMidStreamLosesNothing(t *testing.T) {
+	for _, gtid := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gtid=%v", gtid), func(t *testing.T) {
+			s := newMySQLScenario(t)
+			if !gtid {
+				s.editConfig("gtid: true", "gtid: false")
+			}
+			s.exec(bulkMySQL(1000))
+			s.start()
+			s.waitCustomersMatch()
+			w := s.startWriter(1000)
+			for i := 0; i < 3; i++ {
+				time.Sleep(time.Duration(700+300*i) * time.Millisecond)
+				s.daemons[len(s.daemons)-1].Kill()
+				time.Sleep(200 * time.Millisecond)
+				s.start()
+			}
+			time.Sleep(time.Second)
+			total := w.finish(t)
+			records := s.waitCustomersMatch()
+			if cp := s.checkpoint(); gtid != strings.Contains(cp, "gtid=") {
+				t.Errorf("checkpoint %q: GTID mode %v", cp, gtid)
+			}
+			t.Logf("3 kills, %d transactions, %d records in the topic", total, len(records))
+		})
+	}
+}
+
+// A crash inside a large transaction resumes inside it, in GTID and in file mode:
+// the rows checkpointed before the crash are not sent again.
+func TestMySQLKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
+	const rows = 200_000
+	for _, gtid := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gtid=%v", gtid), func(t *testing.T) {
+			s := newMySQLScenario(t)
+			if !gtid {
+				s.editConfig("gtid: true", "gtid: false")
+			}
+			s.exec(bulkMySQL(rows))
+			d := s.start()
+			base := len(s.waitCustomersMatch())
+			start := s.checkpoint()
+			s.exec(`UPDATE customer SET balance = balance + 1`)
+			var stored string
+			if err := harness.Eventually(60*time.Second, func() (bool, error) {
+				stored = s.checkpoint()
+				return stored != start && !strings.Contains(stored, " row=0"), s.daemonsAlive()
+			}); err != nil {
+				t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
+			}
+			d.Kill()
+			stored = s.checkpoint()
+			pos, err := mysqlsource.ParsePosition(stored)
+			if err != nil || pos.Row == 0 || pos.Row >= rows+3 {
+				t.Fatalf("checkpoint %q is not inside the transaction (%v)", stored, err)
+			}
+			before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			produced := len(before) - base
+			s.start()
+			records := s.waitCustomersMatch()
+			if got, want := len(records)-base, produced+(rows+3-pos.Row); got != want {
+				t.Fatalf("%d records for the transaction, want %d = %d before the crash + %d after the checkpoint at change %d",
+					got, want, produced, rows+3-pos.Row, pos.Row)
+			}
+			t.Logf("crashed after %d of %d rows; checkpoint %s; %d rows sent twice", produced, rows+3, stored, produced-pos.Row)
+		})
+	}
+}
+
+// A crash during the first snapshot leaves the snapshot's start as the
+// checkpoint. The restart reads the tables anew and replays the binlog from that
+// start, so rows deleted in between end as tombstones, not as stale entities.
+func TestMySQLKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
+	const rows = 200_000
+	s := newMySQLScenario(t)
+	s.exec(bulkMySQL(rows))
+	d := s.start()
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		return s.recordCount("shop.customer.v1") > 1000, s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d.Kill()
+	if strings.Contains(d.Logs(), "msg=streaming") {
+		t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
+	}
+	// Stored before the first row: where the snapshot started.
+	if cp := s.checkpoint(); !strings.HasPrefix(cp, "snapshot file=") {
+		t.Fatalf("checkpoint %q: want the start of the snapshot under way", cp)
+	}
+	// Rows the first snapshot already produced, deleted while cdc is down.
+	s.exec(`DELETE FROM customer WHERE customer_id <= 500`, `UPDATE customer SET balance = 7 WHERE customer_id BETWEEN 501 AND 600`)
+	d = s.start()
+	s.waitCustomersMatch()
+	if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
+		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
+	}
+}
+
+func TestMySQLSnapshotModeNeverStreamsOnlyNewChanges(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.editConfig("  mode: initial", "  mode: never")
+	d := s.start()
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		return strings.Contains(d.Logs(), "msg=streaming"), s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(`UPDATE customer SET email = 'only-this@example.com' WHERE customer_id = 2`)
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		state, _, err := s.topicState("shop.customer.v1", s.customer)
+		return len(state) == 1 && state[`{"id":2}`]["email"] == "only-this@example.com", err
+	}); err != nil {
+		t.Fatalf("want only customer 2 in the topic: %v", err)
+	}
+}
+
+// DDL on a column the mapping does not use passes; dropping a mapped column
+// stops the daemon before it emits a record of the new shape.
+func TestMySQLDDLOnUnmappedColumnPassesOnMappedColumnStops(t *testing.T) {
+	s := newMySQLScenario(t)
+	d := s.start()
+	s.waitCustomersMatch()
+	s.exec(`ALTER TABLE customer DROP COLUMN internal_flags, ADD COLUMN loyalty_tier int NOT NULL DEFAULT 1`,
+		`UPDATE customer SET email = 'after-ddl@example.com', loyalty_tier = 2 WHERE customer_id = 1`)
+	s.waitCustomersMatch()
+	if !strings.Contains(d.Logs(), `msg="table definition changed"`) {
+		t.Errorf("the new shape was not noticed:\n%s", d.Logs())
+	}
+	count := s.recordCount("shop.customer.v1")
+	s.exec(`ALTER TABLE customer DROP COLUMN birth_date`,
+		`UPDATE customer SET email = 'not-sent@example.com' WHERE customer_id = 2`)
+	s.mustExit("birth_date", "no longer fits its mapping")
+	if got := s.recordCount("shop.customer.v1"); got != count {
+		t.Fatalf("%d records after the mapped column was dropped, want %d: nothing of the new shape may be sent", got, count)
 	}
 }

@@ -26,6 +26,11 @@ type Position struct {
 	// where File and Offset mean nothing.
 	GTIDSet string
 	Row     int
+	// Snapshot marks the start of a snapshot that has not finished: stored
+	// before the snapshot's first row, it tells a restart to read the tables
+	// anew and then stream from here, so that rows deleted since this first
+	// snapshot started get their tombstones.
+	Snapshot bool
 }
 
 // String renders the position as stored in the checkpoint, e.g.
@@ -33,6 +38,9 @@ type Position struct {
 // because MySQL's contains ':' and ','.
 func (p Position) String() string {
 	s := fmt.Sprintf("file=%s pos=%d row=%d", p.File, p.Offset, p.Row)
+	if p.Snapshot {
+		s = "snapshot " + s
+	}
 	if p.GTIDSet != "" {
 		s += " gtid=" + p.GTIDSet
 	}
@@ -45,11 +53,14 @@ func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }
 func ParsePosition(s string) (Position, error) {
 	var p Position
 	fields := strings.Fields(s)
+	if len(fields) > 0 && fields[0] == "snapshot" {
+		p.Snapshot, fields = true, fields[1:]
+	}
 	seen := map[string]bool{}
 	for _, f := range fields {
 		key, value, ok := strings.Cut(f, "=")
 		if !ok || seen[key] {
-			return Position{}, fmt.Errorf("%q is not a MySQL position (file=F pos=N row=N [gtid=SET])", s)
+			return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [gtid=SET])", s)
 		}
 		seen[key] = true
 		var err error

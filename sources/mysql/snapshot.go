@@ -17,7 +17,11 @@ import (
 // snapshot reads every mapped table in one consistent-snapshot transaction and
 // returns the binlog position that transaction sees: streaming from it neither
 // misses nor repeats a change.
-func (s *Source) snapshot(ctx context.Context, out chan<- cdc.Batch) (Position, error) {
+//
+// Unless it is resuming an interrupted snapshot (whose start is stored), it passes
+// down a marker that a snapshot is under way from its position before the first
+// row, and waits until the marker is stored.
+func (s *Source) snapshot(ctx context.Context, resuming bool, out chan<- cdc.Batch) (Position, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return Position{}, err
@@ -35,6 +39,19 @@ func (s *Source) snapshot(ctx context.Context, out chan<- cdc.Batch) (Position, 
 		return Position{}, err
 	}
 	s.log.Info("snapshot started", "position", pos.String(), "tables", len(s.cfg.Tables))
+	if !resuming {
+		// No row may reach a topic before a restart can know that a snapshot
+		// was under way: it would stay there, stale, if deleted before the
+		// restart. (After an interruption, the earlier marker is still stored.)
+		underWay := pos
+		underWay.Snapshot = true
+		if err := s.mark(ctx, underWay, out); err != nil {
+			return Position{}, err
+		}
+		if err := s.waitStored(ctx, underWay); err != nil {
+			return Position{}, err
+		}
+	}
 	for _, name := range s.cfg.Tables {
 		if err := s.snapshotTable(ctx, conn, s.tables[name], out); err != nil {
 			return Position{}, err

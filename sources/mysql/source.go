@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -87,6 +88,8 @@ type Source struct {
 	// collations maps collation ids (as the binlog names charsets) to charsets.
 	collations map[uint64]string
 	tables     map[cdc.TableName]*described
+	// acknowledged is the last position stored downstream.
+	acknowledged atomic.Pointer[cdc.Position]
 }
 
 // described is a table as the catalog describes it.
@@ -290,8 +293,26 @@ func (s *Source) missingTable(name cdc.TableName) error {
 }
 
 // Acknowledge implements cdc.Source. A MySQL server keeps its binlog by its own
-// expiry settings, not by what a replica has read: there is nothing to confirm.
-func (s *Source) Acknowledge(cdc.Position) {}
+// expiry settings, not by what a replica has read: there is nothing to confirm
+// to it. The source itself waits for one acknowledgement (see snapshot).
+func (s *Source) Acknowledge(pos cdc.Position) { s.acknowledged.Store(&pos) }
+
+// waitStored waits until pos is stored downstream.
+func (s *Source) waitStored(ctx context.Context, pos Position) error {
+	want := pos.cdc()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p := s.acknowledged.Load(); p != nil && *p == want {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // Close implements cdc.Source.
 func (s *Source) Close() error { return s.conn.Close() }
@@ -314,34 +335,52 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 
 // prepare decides where streaming starts, taking the snapshot first if one is due.
 func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) (Position, error) {
-	if from != "" {
-		pos, err := ParsePosition(string(from))
-		if err != nil {
+	var pos Position
+	var err error
+	switch {
+	case from != "":
+		if pos, err = ParsePosition(string(from)); err != nil {
 			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
 		}
 		if err := s.checkAvailable(pos); err != nil {
 			return Position{}, err
 		}
-		s.log.Info("resuming", "position", pos.String())
-		return pos, nil
-	}
-	var pos Position
-	var err error
-	if s.cfg.Snapshot == SnapshotNever {
+		if !pos.Snapshot {
+			s.log.Info("resuming", "position", pos.String())
+			return pos, nil
+		}
+		// The first snapshot was interrupted. Its consistent read is gone: read
+		// the tables as they are now, then replay the binlog from where the
+		// first snapshot started, which holds the deletes of rows it may already
+		// have sent. Every key ends with its latest value, but may show older
+		// values once more on the way.
+		s.log.Warn("resuming an interrupted snapshot: tables are read anew, then the binlog is replayed from where the first snapshot started",
+			"position", pos.String())
+		if _, err := s.snapshot(ctx, true, out); err != nil {
+			return Position{}, err
+		}
+		pos.Snapshot = false
+	case s.cfg.Snapshot == SnapshotNever:
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err
 		}
 		s.log.Info("streaming without snapshot from the binlog's end", "position", pos.String())
-	} else if pos, err = s.snapshot(ctx, out); err != nil {
-		return Position{}, err
+	default:
+		if pos, err = s.snapshot(ctx, false, out); err != nil {
+			return Position{}, err
+		}
 	}
 	// Passed down as a marker, the start is stored once everything before it
 	// (the snapshot) is acknowledged.
+	return pos, s.mark(ctx, pos, out)
+}
+
+func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) error {
 	select {
 	case out <- cdc.Batch{Position: pos.cdc()}:
-		return pos, nil
+		return nil
 	case <-ctx.Done():
-		return pos, ctx.Err()
+		return ctx.Err()
 	}
 }
 

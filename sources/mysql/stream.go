@@ -153,7 +153,10 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent, end
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		st.file = string(e.NextLogName)
-		if !st.inTxn {
+		// The server's own rotate at the start of a stream names the file it
+		// starts in (with GTIDs, maybe one before the stored position's); a real
+		// one ends a file, and the next transaction starts the new one.
+		if !st.inTxn && ev.Header.Flags&replication.LOG_EVENT_ARTIFICIAL_F == 0 {
 			st.committed.File, st.committed.Offset = st.file, uint32(e.Position)
 		}
 	case *replication.MariadbGTIDEvent, *replication.GTIDEvent, *replication.GtidTaggedLogEvent:

@@ -1,0 +1,143 @@
+package mysql
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Expectations come from MySQL's documentation of the types' text forms and
+// ranges, and from the proleptic Gregorian calendar, not from the code.
+func TestParseTemporalText(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		kind cdc.Kind
+		want int64
+		err  string
+	}{
+		{"1970-01-01", cdc.KindDate, 0, ""},
+		{"1000-01-01", cdc.KindDate, -354285, ""},
+		{"9999-12-31", cdc.KindDate, 2932896, ""},
+		{"2024-02-29", cdc.KindDate, 19782, ""},
+		{"2023-02-29", cdc.KindDate, 0, "not a date of the calendar"},
+		{"0000-00-00", cdc.KindDate, 0, "zero date"},
+		{"2020-00-15", cdc.KindDate, 0, "zero date"},
+		{"1970-01-01 00:00:00", cdc.KindTimestamp, 0, ""},
+		{"1969-12-31 23:59:59.999999", cdc.KindTimestamp, -1, ""},
+		{"2038-01-19 03:14:07.5", cdc.KindTimestamp, 2147483647_500000, ""},
+		{"0000-00-00 00:00:00.000", cdc.KindTimestamp, 0, "zero date"},
+		{"2020-01-01 24:00:00", cdc.KindTimestamp, 0, "not a datetime"},
+		{"838:59:59", cdc.KindDuration, 3020399_000000, ""},
+		{"-838:59:59.000000", cdc.KindDuration, -3020399_000000, ""},
+		{"-00:00:00.5", cdc.KindDuration, -500000, ""},
+		{"12:34:56.000789", cdc.KindDuration, 45296_000789, ""},
+		{"12:60:00", cdc.KindDuration, 0, "not a time"},
+	} {
+		d := &decoder{kind: c.kind, zero: ZeroDatesError}
+		v, err := d.parse([]byte(c.text))
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want %q", c.text, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.text, err)
+		case c.err == "" && v.Int != c.want:
+			t.Errorf("%q: %d, want %d", c.text, v.Int, c.want)
+		}
+	}
+}
+
+func TestZeroDatesFollowTheConfiguredRule(t *testing.T) {
+	null := &decoder{kind: cdc.KindTimestamp, zero: ZeroDatesNull}
+	if v, err := null.parse([]byte("0000-00-00 00:00:00")); err != nil || !v.IsNull() {
+		t.Errorf("zero_dates null: %v %v", v, err)
+	}
+	strict := &decoder{kind: cdc.KindDate, zero: ZeroDatesError}
+	if _, err := strict.parse([]byte("0000-00-00")); !errors.Is(err, errZeroDate) || !strings.Contains(zeroDateHint(err), "zero_dates: null") {
+		t.Errorf("zero_dates error: %v", err)
+	}
+	// With the null rule every date column counts as nullable, so a schema
+	// without a null branch is refused at start-up rather than failing later.
+	c, _ := columnType{name: "d", base: "date"}.column(ZeroDatesNull)
+	if !c.Nullable {
+		t.Error("a NOT NULL date column must count as nullable under zero_dates: null")
+	}
+}
+
+// MySQL's latin1 is Windows-1252, with the five bytes cp1252 leaves undefined
+// mapped to the C1 controls of the same code.
+func TestLatin1IsWindows1252(t *testing.T) {
+	got, _ := latin1ToUTF8([]byte{'a', 0x80, 0x81, 0x9f, 0xe9, 0xff})
+	if want := "a\u20ac\u0081\u0178\u00e9\u00ff"; string(got) != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+func TestEnumAndSetFromIndexes(t *testing.T) {
+	d := &decoder{t: columnType{base: "set", elements: []string{"a", "b", "c"}}, kind: cdc.KindString}
+	if v, err := d.binlog(int64(5)); err != nil || string(v.Bytes) != "a,c" {
+		t.Errorf("set 0b101: %q %v", v.Bytes, err)
+	}
+	if _, err := d.binlog(int64(8)); err == nil {
+		t.Error("set 0b1000 names a fourth element of three: want an error")
+	}
+	e := &decoder{t: columnType{base: "enum", elements: []string{"small", "large"}}, kind: cdc.KindString}
+	if v, err := e.binlog(int64(2)); err != nil || string(v.Bytes) != "large" {
+		t.Errorf("enum 2: %q %v", v.Bytes, err)
+	}
+	if v, err := e.binlog(int64(0)); err != nil || string(v.Bytes) != "" {
+		t.Errorf("enum 0 (the invalid value): %q %v", v.Bytes, err)
+	}
+}
+
+func TestUnsignedNeverWraps(t *testing.T) {
+	d := &decoder{t: columnType{base: "bigint", unsigned: true}, kind: cdc.KindUint}
+	if v, _ := d.binlog(uint64(18446744073709551615)); v.Uint() != 18446744073709551615 {
+		t.Errorf("bigint unsigned max: %d", v.Uint())
+	}
+	// Read as signed bits when the binlog lacks signedness: reinterpreted, not wrapped.
+	small := &decoder{t: columnType{base: "tinyint", unsigned: true}, kind: cdc.KindUint}
+	if v, _ := small.binlog(int8(-1)); v.Uint() != 255 {
+		t.Errorf("tinyint unsigned 255 read as -1: %d", v.Uint())
+	}
+}
+
+func TestPositionRoundTrip(t *testing.T) {
+	for _, p := range []Position{
+		{File: "mysql-bin.000003", Offset: 1234, Row: 5},
+		{File: "mysql-bin.000003", Offset: 4, GTIDSet: "0-1-42,1-2-7"},
+		{File: "binlog.000001", Offset: 157, Row: 1, GTIDSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", Snapshot: true},
+	} {
+		got, err := ParsePosition(p.String())
+		if err != nil || got != p {
+			t.Errorf("%s: %+v %v", p, got, err)
+		}
+	}
+	for _, bad := range []string{"", "file=a pos=1", "file=a pos=x row=0", "file=a pos=1 row=-1", "00000001/00000002:0000000003"} {
+		if _, err := ParsePosition(bad); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
+}
+
+func TestParseDSN(t *testing.T) {
+	for dsn, want := range map[string]endpoint{
+		"cdc:s3cr:t@x@tcp(db.example:3307)/shop": {host: "db.example", port: 3307, user: "cdc", password: "s3cr:t@x"},
+		"root@tcp(127.0.0.1:3306)/":              {host: "127.0.0.1", port: 3306, user: "root"},
+		"mysql://cdc:pw@db/shop":                 {host: "db", port: 3306, user: "cdc", password: "pw"},
+	} {
+		got, err := parseDSN(dsn)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v", dsn, got, err)
+		}
+	}
+	for _, bad := range []string{"postgres://x@y/z", "cdc:pw@unix(/tmp/sock)/shop", "cdc:pw@tcp(db:3306)/shop?tls=true", "cdc:secret@db"} {
+		_, err := parseDSN(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%q: the error shows the password: %v", bad, err)
+		}
+	}
+}
