@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +239,82 @@ func TestMySQLDDLOnUnmappedColumnPassesOnMappedColumnStops(t *testing.T) {
 	if got := s.recordCount("shop.customer.v1"); got != count {
 		t.Fatalf("%d records after the mapped column was dropped, want %d: nothing of the new shape may be sent", got, count)
 	}
+}
+
+// validate runs `cdc validate` on the scenario's config with a DSN.
+func (s *scenario) validate(dsn string) (string, error) {
+	cmd := exec.Command(cdcBin, "validate", "--config", s.config)
+	cmd.Env = append(cmd.Environ(), "SHOP_MYSQL_DSN="+dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// `cdc validate` checks the binlog settings and the user's privileges, and says
+// for each problem the statement that fixes it.
+func TestMySQLValidateChecksBinlogSettingsAndPrivileges(t *testing.T) {
+	s := newMySQLScenario(t)
+	if out, err := s.validate(s.dsn); err != nil || !strings.Contains(out, "ok: database prerequisites and mappings of 1 tables") {
+		t.Fatalf("a ready setup: %v\n%s", err, out)
+	}
+	user := "limited_" + fmt.Sprint(scenarios.Load())
+	s.exec("SET GLOBAL binlog_row_metadata = 'MINIMAL'", "SET GLOBAL binlog_row_image = 'MINIMAL'",
+		fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user), fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", s.name, user))
+	defer s.exec("SET GLOBAL binlog_row_metadata = 'FULL'", "SET GLOBAL binlog_row_image = 'FULL'", fmt.Sprintf("DROP USER '%s'@'%%'", user))
+	out, err := s.validate(strings.Replace(s.dsn, "root@", user+":pw@", 1))
+	for _, want := range []string{
+		"binlog_row_metadata is MINIMAL: run SET GLOBAL binlog_row_metadata = 'FULL'",
+		"binlog_row_image is MINIMAL: run SET GLOBAL binlog_row_image = 'FULL'",
+		"lacks REPLICATION SLAVE (to read the binlog): GRANT REPLICATION SLAVE ON *.* TO '" + user + "'@'%'",
+		"lacks BINLOG MONITOR (to read binlog positions): GRANT BINLOG MONITOR ON *.*",
+		"validation failed: database",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1", err)
+	}
+	if strings.Contains(out, ":pw@") {
+		t.Errorf("the output shows the password:\n%s", out)
+	}
+}
+
+// A zero date stops the daemon, saying what to set, unless zero_dates: null.
+func TestMySQLZeroDateStopsWithTheFix(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.exec("SET SESSION sql_mode = ''", "UPDATE customer SET birth_date = '0000-00-00' WHERE customer_id = 2")
+	s.start()
+	s.mustExit("column birth_date", "zero date", "set source.mysql.zero_dates: null")
+}
+
+// A stored position whose binlog the server has purged stops the daemon with
+// what to do, instead of streaming from wherever the server would start.
+func TestMySQLPurgedBinlogIsReported(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.editConfig("gtid: true", "gtid: false")
+	d := s.start()
+	s.waitCustomersMatch()
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		return strings.HasPrefix(s.checkpoint(), "file="), s.daemonsAlive()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, rows, err := maria.Query("", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exec("FLUSH BINARY LOGS", "PURGE BINARY LOGS TO '"+nextBinlog(rows[0][0])+"'")
+	s.start()
+	s.mustExit("is no longer on the server", "binlog_expire_logs_seconds", "delete the checkpoint")
+}
+
+// nextBinlog names the file after mysql-bin.000042.
+func nextBinlog(name string) string {
+	dot := strings.LastIndexByte(name, '.')
+	n, _ := strconv.Atoi(name[dot+1:])
+	return fmt.Sprintf("%s.%06d", name[:dot], n+1)
 }

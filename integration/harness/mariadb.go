@@ -113,7 +113,7 @@ func (m *MariaDB) Conn(database string) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Execute("SET time_zone = '+00:00'"); err != nil {
+	if _, err := c.Execute("SET NAMES utf8mb4, time_zone = '+00:00'"); err != nil {
 		c.Close()
 		return nil, err
 	}
