@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cdc-dev/cdc/integration/harness"
@@ -78,5 +79,64 @@ entities:
 	records := s.waitMatch("sakila.film.v1", codec, filmProjection)
 	if n := len(records); n != 1000+6 {
 		t.Fatalf("%d records, want 1006: the snapshot, three updates, two inserts and one tombstone", n)
+	}
+}
+
+const filmProjectionMySQL = "SELECT CONCAT('{\"id\":', film_id, '}') AS `key`, CAST(film_id AS CHAR) AS id, title, description," +
+	" CAST(release_year AS CHAR) AS release_year, CAST(language_id AS CHAR) AS language_id, CAST(rental_duration AS CHAR) AS rental_days," +
+	" CAST(rental_rate AS CHAR) AS rental_rate, CAST(length AS CHAR) AS length_minutes, CAST(replacement_cost AS CHAR) AS replacement_cost," +
+	" rating, special_features, CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', last_update) AS CHAR) AS last_update FROM film"
+
+// Sakila's MySQL schema (unsigned ids, YEAR, ENUM, SET, TIMESTAMP, triggers
+// writing another table) with rows of our own snapshots and streams through a
+// mapping; the PostgreSQL version's schema, with "int" ids, is refused.
+func TestSakilaMySQLFilmSnapshotsAndStreams(t *testing.T) {
+	s := newEmptyMySQLScenario(t)
+	if err := maria.Source(s.name, "testdata/sakila/mysql-sakila-schema.sql", "sakila"); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(`INSERT INTO language (language_id, name) VALUES (1, 'English'), (2, 'Italian')`,
+		`INSERT INTO film (title, description, release_year, language_id, rental_duration, rental_rate, length, replacement_cost, rating, special_features) VALUES
+			('ACADEMY DINOSAUR', 'A Epic Drama of a Feminist', 2006, 1, 6, 0.99, 86, 20.99, 'PG', 'Deleted Scenes,Behind the Scenes'),
+			('ACE GOLDFINGER', NULL, NULL, 2, 3, 4.99, NULL, 12.99, 'G', NULL),
+			('ADAPTATION HOLES', 'A Astounding Reflection', 2155, 1, 255, 2.99, 65535, 999.99, 'NC-17', 'Trailers,Commentaries,Deleted Scenes,Behind the Scenes')`)
+	write := func(schema string) {
+		config := `name: ` + s.name + `
+source: {kind: mysql, dsn: "${SHOP_MYSQL_DSN}"}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 4, replication_factor: 1}}
+entities:
+  - name: film
+    table: ` + s.name + `.film
+    topic: sakila.film.v1
+    schema: ` + schema + `
+    key: [id]
+    fields: {id: film_id, title: title, description: description, release_year: release_year, language_id: language_id,
+      rental_days: rental_duration, rental_rate: rental_rate, length_minutes: length, replacement_cost: replacement_cost,
+      rating: rating, special_features: special_features, last_update: last_update}
+`
+		if err := os.WriteFile(s.config, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pgSchema, _ := filepath.Abs("testdata/sakila-film.avsc")
+	write(pgSchema)
+	if out, err := s.validate(s.dsn); err == nil || !strings.Contains(out, `field "id": column film_id (int(10) unsigned) cannot be held by "int": use "long"`) {
+		t.Fatalf("the int id of the PostgreSQL schema must be refused for INT UNSIGNED: %v\n%s", err, out)
+	}
+	schema, _ := filepath.Abs("testdata/sakila-film-mysql.avsc")
+	write(schema)
+	codec, err := harness.NewCodec(schema, `{"type":"record","name":"FilmKey","namespace":"sakila.v1","fields":[{"name":"id","type":"long"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	s.waitMatch("sakila.film.v1", codec, filmProjectionMySQL)
+	s.exec(`UPDATE film SET rental_rate = rental_rate + 1, special_features = 'Trailers', rating = NULL WHERE film_id = 1`,
+		`DELETE FROM film WHERE film_id = 2`,
+		`INSERT INTO film (title, language_id, rental_duration, rental_rate, replacement_cost, last_update) VALUES ('AFRICAN EGG', 2, 6, 2.99, 22.99, '2006-02-15 05:03:42')`,
+		`UPDATE film SET original_language_id = 2, last_update = last_update WHERE film_id = 3`) // internal only: no record
+	records := s.waitMatch("sakila.film.v1", codec, filmProjectionMySQL)
+	if len(records) != 3+3 {
+		t.Errorf("%d records, want 6: three read, one update, one tombstone, one insert (the internal update emits none)", len(records))
 	}
 }

@@ -208,3 +208,27 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// Source runs a SQL file with the mariadb client (it understands DELIMITER),
+// in a database: the file's own USE and CREATE/DROP SCHEMA of fileDatabase are
+// dropped and its qualified names renamed, so that it loads into this one.
+func (m *MariaDB) Source(database, file, fileDatabase string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var kept []string
+	for _, line := range strings.Split(string(data), "\n") {
+		switch strings.TrimSpace(line) {
+		case "DROP SCHEMA IF EXISTS " + fileDatabase + ";", "CREATE SCHEMA " + fileDatabase + ";", "USE " + fileDatabase + ";":
+			continue
+		}
+		kept = append(kept, strings.ReplaceAll(line, fileDatabase+".", database+"."))
+	}
+	cmd := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+strconv.Itoa(m.Port), "-uroot", "--default-character-set=utf8mb4", database)
+	cmd.Stdin = strings.NewReader(strings.Join(kept, "\n"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mariadb < %s: %v: %s", file, err, out)
+	}
+	return nil
+}
