@@ -3,9 +3,10 @@
 
 GO        ?= go
 BIN       := bin/cdc
-# Private PostgreSQL servers are started from the machine's server binaries;
-# `make deps` installs them from Debian's packages where they are missing.
+# Private PostgreSQL and MariaDB servers are started from the machine's server
+# binaries; `make deps` installs them from Debian's packages where they are missing.
 PG_PACKAGE ?= postgresql
+MARIADB_PACKAGE ?= mariadb-server
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
@@ -17,10 +18,13 @@ build:
 	$(GO) build -o $(BIN) ./cmd/cdc
 
 deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "$$PG_BINDIR" ]; then \
-		echo "installing PostgreSQL server binaries (Debian package $(PG_PACKAGE))"; \
+	@missing=""; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "$$PG_BINDIR" ]; then missing="$(PG_PACKAGE)"; fi; \
+	if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then missing="$$missing $(MARIADB_PACKAGE)"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing database server binaries (Debian packages:$$missing)"; \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PG_PACKAGE) >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: deps lint test-unit test-integration

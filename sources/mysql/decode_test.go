@@ -141,3 +141,19 @@ func TestParseDSN(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncatedTable(t *testing.T) {
+	for q, want := range map[string]string{
+		"TRUNCATE customer":              "shop.customer",
+		"truncate table `shop`.`orders`": "shop.orders",
+		"TRUNCATE TABLE other.t;":        "other.t",
+	} {
+		name, ok := truncated([]byte(q), "shop")
+		if !ok || name.String() != want {
+			t.Errorf("%q: %v %v, want %s", q, name, ok, want)
+		}
+	}
+	if _, ok := truncated([]byte("ALTER TABLE customer ADD x int"), "shop"); ok {
+		t.Error("an ALTER read as a truncate")
+	}
+}

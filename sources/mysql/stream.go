@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -212,7 +213,12 @@ func (st *streamer) query(ctx context.Context, e *replication.QueryEvent, end ui
 		return nil
 	}
 	// DDL commits on its own. The tables it changes show their new shape in
-	// their next table-map event.
+	// their next table-map event; only a truncate, which logs no rows, needs
+	// to be recognized here.
+	if name, ok := truncated(q, string(e.Schema)); ok && st.mapped[name] {
+		return fmt.Errorf("TRUNCATE of %s at %s: a truncate removes every row, and cdc cannot tombstone keys it does not know; stopped so the topic is not silently wrong. Recover by snapshotting into a new topic version, or drop and recreate the topic and delete the checkpoint",
+			name, st.txnStart)
+	}
 	st.begin()
 	return st.commit(ctx, e.GSet, end)
 }
@@ -378,4 +384,25 @@ func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error
 		st.lastSentPos = pos
 	}
 	return nil
+}
+
+// truncated reads the table of a "TRUNCATE [TABLE] [db.]name" statement; db is
+// the statement's default database.
+func truncated(q []byte, db string) (cdc.TableName, bool) {
+	words := strings.Fields(string(q))
+	if len(words) < 2 || !strings.EqualFold(words[0], "TRUNCATE") {
+		return cdc.TableName{}, false
+	}
+	target := words[1]
+	if strings.EqualFold(target, "TABLE") && len(words) > 2 {
+		target = words[2]
+	}
+	target = strings.TrimSuffix(target, ";")
+	name := cdc.TableName{Schema: db, Name: target}
+	if schema, table, ok := strings.Cut(target, "."); ok {
+		name = cdc.TableName{Schema: schema, Name: table}
+	}
+	unquote := func(s string) string { return strings.ReplaceAll(strings.Trim(s, "`"), "``", "`") }
+	name.Schema, name.Name = unquote(name.Schema), unquote(name.Name)
+	return name, true
 }
