@@ -70,6 +70,17 @@ type Batch struct {
 	Position Position
 }
 
+// SnapshotMode says when a source takes a snapshot.
+type SnapshotMode string
+
+const (
+	// SnapshotInitial snapshots the tables when there is no stored position.
+	SnapshotInitial SnapshotMode = "initial"
+	// SnapshotNever streams only: from the database's current log position
+	// when there is no stored position.
+	SnapshotNever SnapshotMode = "never"
+)
+
 // Source reads a database's change log.
 //
 // The command calls Check and Describe at start-up, then Run once; Acknowledge may be

@@ -118,7 +118,7 @@ func (s *Source) checkGrants() []error {
 		}
 		problems = append(problems, fmt.Errorf("user %s lacks %s (to read binlog positions): GRANT %s ON *.* TO '%s'@'%%'", user, privilege, privilege, user))
 	}
-	if !s.mariadb && s.cfg.Snapshot != SnapshotNever && !has("RELOAD") {
+	if !s.mariadb && s.cfg.Snapshot != cdc.SnapshotNever && !has("RELOAD") {
 		problems = append(problems, fmt.Errorf("user %s lacks RELOAD (a MySQL snapshot holds FLUSH TABLES WITH READ LOCK while it reads the binlog position): GRANT RELOAD ON *.* TO '%s'@'%%'", user, user))
 	}
 	return problems
@@ -129,7 +129,7 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 	if _, err := s.conn.Execute("SELECT 1 FROM " + quoteTable(name) + " LIMIT 0"); err != nil {
 		return []error{fmt.Errorf("cannot read table %s: %v: GRANT SELECT ON %s TO '%s'@'%%'", name, err, quoteTable(name), s.endpoint.user)}
 	}
-	if s.cfg.Snapshot == SnapshotNever {
+	if s.cfg.Snapshot == cdc.SnapshotNever {
 		return nil
 	}
 	res, err := s.conn.Execute(`SELECT COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, name.Schema, name.Name)

@@ -20,17 +20,6 @@ import (
 	"github.com/cdc-dev/cdc"
 )
 
-// SnapshotMode says when the source takes a snapshot.
-type SnapshotMode string
-
-const (
-	// SnapshotInitial snapshots the tables when there is no stored position.
-	SnapshotInitial SnapshotMode = "initial"
-	// SnapshotNever streams from the binlog's current end when there is no
-	// stored position.
-	SnapshotNever SnapshotMode = "never"
-)
-
 // Defaults for Config fields left zero.
 const (
 	DefaultBatchSize = 1024
@@ -56,7 +45,7 @@ type Config struct {
 	// the replica registers with.
 	Name     string
 	Tables   []cdc.TableName
-	Snapshot SnapshotMode
+	Snapshot cdc.SnapshotMode
 	// UseGTID chooses GTID positions when the server has them (MariaDB always;
 	// MySQL with gtid_mode=ON); otherwise positions are binlog file and offset.
 	UseGTID   bool
@@ -103,7 +92,7 @@ var _ cdc.Source = (*Source)(nil)
 // New connects to the server.
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.Snapshot == "" {
-		cfg.Snapshot = SnapshotInitial
+		cfg.Snapshot = cdc.SnapshotInitial
 	}
 	if cfg.ZeroDates == "" {
 		cfg.ZeroDates = ZeroDatesError
@@ -360,7 +349,7 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 			return Position{}, err
 		}
 		pos.Snapshot = false
-	case s.cfg.Snapshot == SnapshotNever:
+	case s.cfg.Snapshot == cdc.SnapshotNever:
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err
 		}

@@ -21,16 +21,6 @@ import (
 	"github.com/cdc-dev/cdc"
 )
 
-// SnapshotMode says when the source takes a snapshot.
-type SnapshotMode string
-
-const (
-	// SnapshotInitial snapshots the tables when there is no stored position.
-	SnapshotInitial SnapshotMode = "initial"
-	// SnapshotNever only streams, from the slot's position (created if missing).
-	SnapshotNever SnapshotMode = "never"
-)
-
 // Defaults for Config fields left zero.
 const (
 	// DefaultStatusInterval is how often the slot's confirmed position is reported;
@@ -50,7 +40,7 @@ type Config struct {
 	Publication string
 	// Tables are the mapped tables: published, snapshotted and streamed.
 	Tables            []cdc.TableName
-	Snapshot          SnapshotMode
+	Snapshot          cdc.SnapshotMode
 	StatusInterval    time.Duration
 	HeartbeatInterval time.Duration
 	BatchSize         int
@@ -92,7 +82,7 @@ func connConfig(dsn, application string) (*pgx.ConnConfig, error) {
 // New connects to the database.
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.Snapshot == "" {
-		cfg.Snapshot = SnapshotInitial
+		cfg.Snapshot = cdc.SnapshotInitial
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = DefaultStatusInterval
@@ -226,10 +216,10 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		return Position{}, err
 	}
 	switch {
-	case s.cfg.Snapshot == SnapshotNever && slot.exists:
+	case s.cfg.Snapshot == cdc.SnapshotNever && slot.exists:
 		s.log.Info("streaming without snapshot from the slot's position", "slot", s.cfg.Slot, "lsn", slot.confirmed.String())
 		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
-	case s.cfg.Snapshot == SnapshotNever:
+	case s.cfg.Snapshot == cdc.SnapshotNever:
 		lsn, _, err := s.createSlot(ctx, repl, "NOEXPORT_SNAPSHOT")
 		if err != nil {
 			return Position{}, err
