@@ -160,7 +160,12 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent, end
 		if !st.inTxn && ev.Header.Flags&replication.LOG_EVENT_ARTIFICIAL_F == 0 {
 			st.committed.File, st.committed.Offset = st.file, uint32(e.Position)
 		}
-	case *replication.MariadbGTIDEvent, *replication.GTIDEvent, *replication.GtidTaggedLogEvent:
+	case *replication.MariadbGTIDEvent:
+		// MariaDB logs no BEGIN: its GTID event opens the transaction, unless
+		// it announces a statement that commits alone (DDL).
+		st.begin()
+		st.begun = !e.IsStandalone()
+	case *replication.GTIDEvent, *replication.GtidTaggedLogEvent:
 		st.begin()
 	case *replication.QueryEvent:
 		return st.query(ctx, e, end)
