@@ -1,11 +1,10 @@
 package mysql
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/bits"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -289,37 +288,53 @@ func parseDuration(b []byte) (int64, error) {
 	return us, nil
 }
 
+// parseClock reads H+:MM:SS[.f{1,6}] (HH: exactly two hour digits unless
+// longHours) without allocating: every temporal value of every row comes here.
 func parseClock(b []byte, longHours bool) (int64, error) {
-	s := string(b)
-	hms, frac, _ := strings.Cut(s, ".")
-	parts := strings.Split(hms, ":")
-	if len(parts) != 3 || len(parts[1]) != 2 || len(parts[2]) != 2 || (!longHours && len(parts[0]) != 2) || len(frac) > 6 {
+	hms, frac := b, []byte(nil)
+	if dot := bytes.IndexByte(b, '.'); dot >= 0 {
+		hms, frac = b[:dot], b[dot+1:]
+	}
+	colon := bytes.IndexByte(hms, ':')
+	if colon < 1 || len(hms) != colon+6 || hms[colon+3] != ':' || (!longHours && colon != 2) || len(frac) > 6 {
 		return 0, fmt.Errorf("not a time: %q", b)
 	}
-	h, err1 := strconv.ParseUint(parts[0], 10, 32)
-	m, err2 := strconv.ParseUint(parts[1], 10, 8)
-	sec, err3 := strconv.ParseUint(parts[2], 10, 8)
-	if err1 != nil || err2 != nil || err3 != nil || m > 59 || sec > 59 {
+	h, ok1 := digits(hms[:colon])
+	m, ok2 := digits(hms[colon+1 : colon+3])
+	sec, ok3 := digits(hms[colon+4:])
+	us, ok4 := digits(frac)
+	if !ok1 || !ok2 || !ok3 || (!ok4 && len(frac) > 0) || m > 59 || sec > 59 {
 		return 0, fmt.Errorf("not a time: %q", b)
 	}
-	var us uint64
-	if frac != "" {
-		var err error
-		if us, err = strconv.ParseUint(frac+strings.Repeat("0", 6-len(frac)), 10, 32); err != nil {
-			return 0, fmt.Errorf("not a time: %q", b)
-		}
+	for range 6 - len(frac) {
+		us *= 10
 	}
-	return int64(((h*60+m)*60+sec)*1_000_000 + us), nil
+	return ((h*60+m)*60+sec)*1_000_000 + us, nil
 }
 
 func splitDate(b []byte) (y, m, d int, ok bool) {
 	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
 		return 0, 0, 0, false
 	}
-	y, err1 := strconv.Atoi(string(b[:4]))
-	m, err2 := strconv.Atoi(string(b[5:7]))
-	d, err3 := strconv.Atoi(string(b[8:]))
-	return y, m, d, err1 == nil && err2 == nil && err3 == nil && m <= 12 && d <= 31
+	y64, ok1 := digits(b[:4])
+	m64, ok2 := digits(b[5:7])
+	d64, ok3 := digits(b[8:])
+	return int(y64), int(m64), int(d64), ok1 && ok2 && ok3 && m64 <= 12 && d64 <= 31
+}
+
+// digits reads up to 9 decimal digits; an empty or non-digit input is not ok.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // charsetDecoders convert a character set's bytes to UTF-8, keyed by MySQL's

@@ -34,6 +34,11 @@ func TestParseTemporalText(t *testing.T) {
 		{"-00:00:00.5", cdc.KindDuration, -500000, ""},
 		{"12:34:56.000789", cdc.KindDuration, 45296_000789, ""},
 		{"12:60:00", cdc.KindDuration, 0, "not a time"},
+		{"12:34", cdc.KindDuration, 0, "not a time"},
+		{"12:34:5x", cdc.KindDuration, 0, "not a time"},
+		{"12:34:56.1234567", cdc.KindDuration, 0, "not a time"},
+		{"2020-01-01 1:00:00", cdc.KindTimestamp, 0, "not a datetime"},
+		{"2020-1-01", cdc.KindDate, 0, "not a date"},
 	} {
 		d := &decoder{kind: c.kind, zero: ZeroDatesError}
 		v, err := d.parse([]byte(c.text))
@@ -155,5 +160,15 @@ func TestTruncatedTable(t *testing.T) {
 	}
 	if _, ok := truncated([]byte("ALTER TABLE customer ADD x int"), "shop"); ok {
 		t.Error("an ALTER read as a truncate")
+	}
+}
+
+func BenchmarkParseDatetime(b *testing.B) {
+	text := []byte("2024-02-29 12:34:56.123456")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseDatetime(text); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -143,6 +143,21 @@ func catalogBase(dataType string) string {
 	return dataType
 }
 
+// Binlog column types named by their code alone, and those whose metadata is
+// the fractional-second precision.
+var (
+	plainBinlogTypes = map[byte]string{
+		mysql.MYSQL_TYPE_TINY: "tinyint", mysql.MYSQL_TYPE_SHORT: "smallint", mysql.MYSQL_TYPE_INT24: "mediumint",
+		mysql.MYSQL_TYPE_LONG: "int", mysql.MYSQL_TYPE_LONGLONG: "bigint", mysql.MYSQL_TYPE_FLOAT: "float",
+		mysql.MYSQL_TYPE_DOUBLE: "double", mysql.MYSQL_TYPE_DATE: "date", mysql.MYSQL_TYPE_NEWDATE: "date",
+		mysql.MYSQL_TYPE_DATETIME: "datetime", mysql.MYSQL_TYPE_TIMESTAMP: "timestamp", mysql.MYSQL_TYPE_TIME: "time",
+		mysql.MYSQL_TYPE_JSON: "json", mysql.MYSQL_TYPE_GEOMETRY: "geometry",
+	}
+	fractionalBinlogTypes = map[byte]string{
+		mysql.MYSQL_TYPE_DATETIME2: "datetime", mysql.MYSQL_TYPE_TIMESTAMP2: "timestamp", mysql.MYSQL_TYPE_TIME2: "time",
+	}
+)
+
 // tableMapTypes describes the columns of a table-map event. It needs the
 // binlog_row_metadata=FULL part of the event (names, signedness, charsets, enum
 // and set elements); collations maps the server's collation ids to charsets.
@@ -160,56 +175,31 @@ func tableMapTypes(ev *replication.TableMapEvent, collations map[uint64]string) 
 		meta := ev.ColumnMeta[i]
 		_, nullable := ev.Nullable(i)
 		t := columnType{name: names[i], nullable: nullable, unsigned: unsigned[i]}
-		collation := charsets[i]
-		switch ev.ColumnType[i] {
-		case mysql.MYSQL_TYPE_TINY:
-			t.base = "tinyint"
-		case mysql.MYSQL_TYPE_SHORT:
-			t.base = "smallint"
-		case mysql.MYSQL_TYPE_INT24:
-			t.base = "mediumint"
-		case mysql.MYSQL_TYPE_LONG:
-			t.base = "int"
-		case mysql.MYSQL_TYPE_LONGLONG:
-			t.base = "bigint"
+		// Character types name their binary twin when the charset is "binary".
+		character := func(text, binary string) {
+			t.base, t.charset = text, collations[charsets[i]]
+			if t.charset == "binary" {
+				t.base = binary
+			}
+		}
+		typ := ev.ColumnType[i]
+		switch {
+		case plainBinlogTypes[typ] != "":
+			t.base = plainBinlogTypes[typ]
+		case fractionalBinlogTypes[typ] != "":
+			t.base, t.fsp = fractionalBinlogTypes[typ], int(meta)
+		}
+		switch typ {
 		case mysql.MYSQL_TYPE_YEAR:
 			t.base, t.unsigned = "year", false
 		case mysql.MYSQL_TYPE_NEWDECIMAL:
 			t.base, t.precision, t.scale = "decimal", int(meta>>8), int(meta&0xff)
-		case mysql.MYSQL_TYPE_FLOAT:
-			t.base = "float"
-		case mysql.MYSQL_TYPE_DOUBLE:
-			t.base = "double"
 		case mysql.MYSQL_TYPE_BIT:
 			t.base, t.bits = "bit", int(meta>>8)*8+int(meta&0xff)
-		case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
-			t.base = "date"
-		case mysql.MYSQL_TYPE_DATETIME:
-			t.base = "datetime"
-		case mysql.MYSQL_TYPE_DATETIME2:
-			t.base, t.fsp = "datetime", int(meta)
-		case mysql.MYSQL_TYPE_TIMESTAMP:
-			t.base = "timestamp"
-		case mysql.MYSQL_TYPE_TIMESTAMP2:
-			t.base, t.fsp = "timestamp", int(meta)
-		case mysql.MYSQL_TYPE_TIME:
-			t.base = "time"
-		case mysql.MYSQL_TYPE_TIME2:
-			t.base, t.fsp = "time", int(meta)
 		case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING:
-			t.base, t.charset = "varchar", collations[collation]
-			if t.charset == "binary" {
-				t.base = "varbinary"
-			}
+			character("varchar", "varbinary")
 		case mysql.MYSQL_TYPE_BLOB:
-			t.base, t.charset = "text", collations[collation]
-			if t.charset == "binary" {
-				t.base = "blob"
-			}
-		case mysql.MYSQL_TYPE_JSON:
-			t.base = "json"
-		case mysql.MYSQL_TYPE_GEOMETRY:
-			t.base = "geometry"
+			character("text", "blob")
 		case mysql.MYSQL_TYPE_STRING:
 			switch real := byte(meta >> 8); real {
 			case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
@@ -230,15 +220,14 @@ func tableMapTypes(ev *replication.TableMapEvent, collations map[uint64]string) 
 					t.elements = append(t.elements, string(text))
 				}
 			default:
-				t.base, t.charset = "char", collations[collation]
-				if t.charset == "binary" {
-					// The length is in the low byte, with two bits folded into the
-					// type byte for lengths past 255.
-					t.base, t.length = "binary", int(uint16(meta&0xff)|(uint16(((meta>>8)&0x30)^0x30)<<4))
-				}
+				character("char", "binary")
+				// The length is in the low byte, with two bits folded into the
+				// type byte for lengths past 255.
+				t.length = int(uint16(meta&0xff) | (uint16(((meta>>8)&0x30)^0x30) << 4))
 			}
-		default:
-			t.base = fmt.Sprintf("binlog type %d", ev.ColumnType[i])
+		}
+		if t.base == "" {
+			t.base = fmt.Sprintf("binlog type %d", typ)
 		}
 		types[i] = t
 	}
