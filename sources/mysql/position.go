@@ -37,14 +37,18 @@ type Position struct {
 // "file=mysql-bin.000003 pos=1234 row=5 gtid=0-1-42". The GTID set comes last
 // because MySQL's contains ':' and ','.
 func (p Position) String() string {
-	s := fmt.Sprintf("file=%s pos=%d row=%d", p.File, p.Offset, p.Row)
+	// Every change carries one: built without fmt.
+	b := make([]byte, 0, 48+len(p.File)+len(p.GTIDSet))
 	if p.Snapshot {
-		s = "snapshot " + s
+		b = append(b, "snapshot "...)
 	}
+	b = append(append(b, "file="...), p.File...)
+	b = strconv.AppendUint(append(b, " pos="...), uint64(p.Offset), 10)
+	b = strconv.AppendInt(append(b, " row="...), int64(p.Row), 10)
 	if p.GTIDSet != "" {
-		s += " gtid=" + p.GTIDSet
+		b = append(append(b, " gtid="...), p.GTIDSet...)
 	}
-	return s
+	return string(b)
 }
 
 func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }
