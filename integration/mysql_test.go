@@ -31,17 +31,12 @@ func TestMySQLSnapshotThenStreamMatchesTheTable(t *testing.T) {
 	}
 }
 
-// bulkMySQL inserts n customers in one statement.
-func bulkMySQL(n int) string {
-	return fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT CONCAT('bulk', seq, '@example.com'), 'Bulk', 'Row' FROM seq_1_to_%d`, n)
-}
-
 // Rows written while the snapshot runs are neither lost nor sent twice: the
 // stream starts at the binlog position the snapshot transaction saw.
 func TestMySQLWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
 	const rows = 200_000
 	s := newMySQLScenario(t)
-	s.exec(bulkMySQL(rows))
+	s.exec(s.bulk(rows))
 	w := s.startWriter(rows)
 	d := s.start()
 	var atSnapshot, atStream int64 = -1, -1
@@ -69,37 +64,6 @@ func TestMySQLWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
 	}
 }
 
-func TestMySQLUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
-	s := newMySQLScenario(t)
-	s.start()
-	before := s.recordsPerKey(s.waitCustomersMatch())
-	s.exec(`UPDATE customer SET password_hash = 'changed', internal_flags = 7 WHERE customer_id = 1`,
-		`UPDATE customer SET email = 'fence@example.com' WHERE customer_id = 2`)
-	after := s.recordsPerKey(s.waitCustomersMatch())
-	if after[`{"id":1}`] != before[`{"id":1}`] || after[`{"id":2}`] != before[`{"id":2}`]+1 || len(after) != len(before) {
-		t.Fatalf("records per key before %v, after %v: want one more for key 2 (the fence) and none for key 1", before, after)
-	}
-}
-
-func TestMySQLKeyChangeEmitsTombstoneForTheOldKeyAndTheNewValue(t *testing.T) {
-	s := newMySQLScenario(t)
-	s.start()
-	s.waitCustomersMatch()
-	s.exec(`UPDATE customer SET customer_id = 300 WHERE customer_id = 3`)
-	records := s.waitCustomersMatch()
-	last := map[string]bool{}
-	for _, r := range records {
-		key, _ := s.customer.Key(r.Key)
-		last[key] = r.Value == nil
-	}
-	if tomb, ok := last[`{"id":3}`]; !ok || !tomb {
-		t.Errorf("old key 3: last record is not a tombstone")
-	}
-	if tomb, ok := last[`{"id":300}`]; !ok || tomb {
-		t.Errorf("new key 300: no value")
-	}
-}
-
 func TestMySQLKillNineMidStreamLosesNothing(t *testing.T) {
 	for _, gtid := range []bool{true, false} {
 		t.Run(fmt.Sprintf("gtid=%v", gtid), func(t *testing.T) {
@@ -107,7 +71,7 @@ func TestMySQLKillNineMidStreamLosesNothing(t *testing.T) {
 			if !gtid {
 				s.editConfig("gtid: true", "gtid: false")
 			}
-			s.exec(bulkMySQL(1000))
+			s.exec(s.bulk(1000))
 			s.start()
 			s.waitCustomersMatch()
 			w := s.startWriter(1000)
@@ -138,7 +102,7 @@ func TestMySQLKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 			if !gtid {
 				s.editConfig("gtid: true", "gtid: false")
 			}
-			s.exec(bulkMySQL(rows))
+			s.exec(s.bulk(rows))
 			d := s.start()
 			base := len(s.waitCustomersMatch())
 			start := s.checkpoint()
@@ -178,7 +142,7 @@ func TestMySQLKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 func TestMySQLKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 	const rows = 200_000
 	s := newMySQLScenario(t)
-	s.exec(bulkMySQL(rows))
+	s.exec(s.bulk(rows))
 	d := s.start()
 	if err := harness.Eventually(60*time.Second, func() (bool, error) {
 		return s.recordCount("shop.customer.v1") > 1000, s.daemonsAlive()
@@ -199,24 +163,6 @@ func TestMySQLKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 	s.waitCustomersMatch()
 	if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
 		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
-	}
-}
-
-func TestMySQLSnapshotModeNeverStreamsOnlyNewChanges(t *testing.T) {
-	s := newMySQLScenario(t)
-	s.editConfig("  mode: initial", "  mode: never")
-	d := s.start()
-	if err := harness.Eventually(30*time.Second, func() (bool, error) {
-		return strings.Contains(d.Logs(), "msg=streaming"), s.daemonsAlive()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.exec(`UPDATE customer SET email = 'only-this@example.com' WHERE customer_id = 2`)
-	if err := harness.Eventually(30*time.Second, func() (bool, error) {
-		state, _, err := s.topicState("shop.customer.v1", s.customer)
-		return len(state) == 1 && state[`{"id":2}`]["email"] == "only-this@example.com", err
-	}); err != nil {
-		t.Fatalf("want only customer 2 in the topic: %v", err)
 	}
 }
 

@@ -36,7 +36,7 @@ func TestSnapshotThenStreamMatchesTheTable(t *testing.T) {
 func TestWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
 	const rows = 200_000
 	s := newScenario(t)
-	s.exec(fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, rows))
+	s.exec(s.bulk(rows))
 	w := s.startWriter(rows)
 	d := s.start()
 	// Count the transactions committed between the slot's creation (the
@@ -66,42 +66,11 @@ func TestWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
 	}
 }
 
-func TestUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
-	s := newScenario(t)
-	s.start()
-	before := s.recordsPerKey(s.waitCustomersMatch())
-	s.exec(`UPDATE customer SET password_hash = 'changed', internal_flags = 7, updated_at = now() WHERE customer_id = 1`,
-		`UPDATE customer SET email = 'fence@example.com' WHERE customer_id = 2`) // a visible change after it, as a fence
-	after := s.recordsPerKey(s.waitCustomersMatch())
-	if after[`{"id":1}`] != before[`{"id":1}`] || after[`{"id":2}`] != before[`{"id":2}`]+1 || len(after) != len(before) {
-		t.Fatalf("records per key before %v, after %v: want one more for key 2 (the fence) and none for key 1", before, after)
-	}
-}
-
-func TestKeyChangeEmitsTombstoneForTheOldKeyAndTheNewValue(t *testing.T) {
-	s := newScenario(t)
-	s.start()
-	s.waitCustomersMatch()
-	s.exec(`UPDATE customer SET customer_id = 300 WHERE customer_id = 3`)
-	records := s.waitCustomersMatch()
-	last := map[string]bool{} // key -> last record is a tombstone
-	for _, r := range records {
-		key, _ := s.customer.Key(r.Key)
-		last[key] = r.Value == nil
-	}
-	if tomb, ok := last[`{"id":3}`]; !ok || !tomb {
-		t.Errorf("old key 3: last record is not a tombstone")
-	}
-	if tomb, ok := last[`{"id":300}`]; !ok || tomb {
-		t.Errorf("new key 300: no value")
-	}
-}
-
 // Crashes at random points of a stream of small transactions lose nothing; what
 // was not yet checkpointed is sent again.
 func TestKillNineMidStreamLosesNothing(t *testing.T) {
 	s := newScenario(t)
-	s.exec(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, 1000) g`)
+	s.exec(s.bulk(1000))
 	s.start()
 	s.waitCustomersMatch()
 	w := s.startWriter(1000)
@@ -122,7 +91,7 @@ func TestKillNineMidStreamLosesNothing(t *testing.T) {
 func TestKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 	const rows = 200_000
 	s := newScenario(t)
-	s.exec(fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, rows))
+	s.exec(s.bulk(rows))
 	d := s.start()
 	base := len(s.waitCustomersMatch())
 	start := s.checkpoint()
@@ -162,7 +131,7 @@ func TestKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 func TestKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 	const rows = 200_000
 	s := newScenario(t)
-	s.exec(fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, rows))
+	s.exec(s.bulk(rows))
 	d := s.start()
 	if err := harness.Eventually(60*time.Second, func() (bool, error) {
 		return s.recordCount("shop.customer.v1") > 1000, s.daemonsAlive()
@@ -182,26 +151,6 @@ func TestKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 	s.waitCustomersMatch()
 	if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
 		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
-	}
-}
-
-// snapshot.mode never streams from the slot's creation on: rows that were there
-// before are not in the topic, changes after are.
-func TestSnapshotModeNeverStreamsOnlyNewChanges(t *testing.T) {
-	s := newScenario(t)
-	s.editConfig("  mode: initial", "  mode: never")
-	d := s.start()
-	if err := harness.Eventually(30*time.Second, func() (bool, error) {
-		return strings.Contains(d.Logs(), "msg=streaming"), s.daemonsAlive()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.exec(`UPDATE customer SET email = 'only-this@example.com' WHERE customer_id = 2`)
-	if err := harness.Eventually(30*time.Second, func() (bool, error) {
-		state, _, err := s.topicState("shop.customer.v1", s.customer)
-		return len(state) == 1 && state[`{"id":2}`]["email"] == "only-this@example.com", err
-	}); err != nil {
-		t.Fatalf("want only customer 2 in the topic: %v", err)
 	}
 }
 

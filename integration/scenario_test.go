@@ -166,6 +166,14 @@ func (s *scenario) daemonsAlive() error {
 	return nil
 }
 
+// bulk is a statement inserting n customers, in the scenario database's dialect.
+func (s *scenario) bulk(n int) string {
+	if s.mysql {
+		return fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT CONCAT('bulk', seq, '@example.com'), 'Bulk', 'Row' FROM seq_1_to_%d`, n)
+	}
+	return fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) SELECT 'bulk' || g || '@example.com', 'Bulk', 'Row' FROM generate_series(1, %d) g`, n)
+}
+
 func (s *scenario) exec(sql ...string) {
 	s.t.Helper()
 	var err error
