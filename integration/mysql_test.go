@@ -203,7 +203,7 @@ func TestMySQLValidateChecksBinlogSettingsAndPrivileges(t *testing.T) {
 		t.Fatalf("a ready setup: %v\n%s", err, out)
 	}
 	user := "limited_" + fmt.Sprint(scenarios.Load())
-	s.exec("SET GLOBAL binlog_row_metadata = 'MINIMAL'", "SET GLOBAL binlog_row_image = 'MINIMAL'",
+	s.exec("ALTER TABLE customer ENGINE = MyISAM", "SET GLOBAL binlog_row_metadata = 'MINIMAL'", "SET GLOBAL binlog_row_image = 'MINIMAL'",
 		fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user), fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", s.name, user))
 	defer s.exec("SET GLOBAL binlog_row_metadata = 'FULL'", "SET GLOBAL binlog_row_image = 'FULL'", fmt.Sprintf("DROP USER '%s'@'%%'", user))
 	out, err := s.validate(strings.Replace(s.dsn, "root@", user+":pw@", 1))
@@ -212,6 +212,7 @@ func TestMySQLValidateChecksBinlogSettingsAndPrivileges(t *testing.T) {
 		"binlog_row_image is MINIMAL: run SET GLOBAL binlog_row_image = 'FULL'",
 		"lacks REPLICATION SLAVE (to read the binlog): GRANT REPLICATION SLAVE ON *.* TO '" + user + "'@'%'",
 		"lacks BINLOG MONITOR (to read binlog positions): GRANT BINLOG MONITOR ON *.*",
+		"table " + s.name + ".customer uses the MyISAM engine: a consistent snapshot needs a transactional engine: ALTER TABLE",
 		"validation failed: database",
 	} {
 		if !strings.Contains(out, want) {

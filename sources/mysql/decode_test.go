@@ -172,3 +172,20 @@ func BenchmarkParseDatetime(b *testing.B) {
 		}
 	}
 }
+
+// Types and charsets cdc cannot read exactly are refused when the table is
+// described, naming the column and what to do.
+func TestUnreadableColumnsAreRefused(t *testing.T) {
+	for _, c := range []struct {
+		t    columnType
+		want string
+	}{
+		{columnType{name: "title", base: "varchar", charset: "utf16", databaseType: "varchar(20)"},
+			"column title (varchar(20)) uses character set utf16, which cdc cannot convert to UTF-8 yet (supported: utf8mb4, utf8mb3, latin1, ascii): convert the column to utf8mb4"},
+		{columnType{name: "v", base: "vector", databaseType: "vector(3)"}, "column v has type vector(3), which cdc cannot read yet"},
+	} {
+		if _, err := c.t.column(ZeroDatesError); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.t, err, c.want)
+		}
+	}
+}
