@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
 	"github.com/cdc-dev/cdc/integration/harness"
 	mysqlsource "github.com/cdc-dev/cdc/sources/mysql"
 )
@@ -273,4 +276,27 @@ func TestMySQLTruncateOfAMappedTableStops(t *testing.T) {
 	s.waitCustomersMatch()
 	s.exec("TRUNCATE TABLE customer")
 	s.mustExit("TRUNCATE of "+s.name+".customer", "cannot tombstone keys it does not know")
+}
+
+// Another replica registered with cdc's server id is reported: the server
+// would keep disconnecting one of the two.
+func TestMySQLServerIDInUseIsRefused(t *testing.T) {
+	s := newMySQLScenario(t)
+	id := mysqlsource.DefaultServerID(s.name)
+	other := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: id, Flavor: "mariadb", Host: "127.0.0.1", Port: uint16(maria.Port), User: "root", Localhost: "other-replica",
+	})
+	defer other.Close()
+	_, status, err := maria.Query("", "SHOW MASTER STATUS") // a file the server still has
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, _ := strconv.ParseUint(status[0][1], 10, 32)
+	if _, err := other.StartSync(gomysql.Position{Name: status[0][0], Pos: uint32(pos)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.validate(s.dsn)
+	if want := fmt.Sprintf("server_id %d is already used by the replica other-replica: set source.mysql.server_id", id); err == nil || !strings.Contains(out, want) {
+		t.Fatalf("want %q: %v\n%s", want, err, out)
+	}
 }
