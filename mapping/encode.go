@@ -93,6 +93,19 @@ func valueEncoder(col cdc.Column, t avro.Schema) (encodeFunc, error) {
 		if logical == avro.UUID && strings.HasPrefix(col.DatabaseType, "uuid") {
 			return func(dst []byte, v *cdc.Value) ([]byte, error) { return appendBytes(dst, v.Bytes), nil }, nil
 		}
+		if es, ok := t.(*avro.EnumSchema); ok {
+			// Values are the symbols themselves (a MySQL ENUM, a status text);
+			// one that is not a symbol is an unmapped code.
+			symbols := es.Symbols()
+			return func(dst []byte, v *cdc.Value) ([]byte, error) {
+				for i, s := range symbols {
+					if s == string(v.Bytes) {
+						return appendLong(dst, int64(i)), nil
+					}
+				}
+				return dst, &unmappedError{code: string(v.Bytes), enum: es}
+			}, nil
+		}
 	case cdc.KindBytes:
 		if t.Type() == avro.Bytes && logical == "" {
 			return func(dst []byte, v *cdc.Value) ([]byte, error) { return appendBytes(dst, v.Bytes), nil }, nil

@@ -28,8 +28,17 @@ type Entity struct {
 	SchemaFile string
 	// Key names the value fields that form the record key, in key order.
 	Key []string
-	// Fields maps value fields to the columns they come from.
+	// Fields holds one rule per value field.
 	Fields []Field
+	// Where keeps only the rows for which it holds: a row that leaves it gets a
+	// tombstone. TombstoneWhen marks soft-deleted rows: a row for which it holds
+	// is treated as deleted. Both are CEL expressions over the row's columns.
+	Where, TombstoneWhen Condition
+	// MaskSalt is the secret key of hash masks; required when a rule hashes.
+	MaskSalt []byte
+	// OnError says what a value the entity cannot represent does: stop the
+	// daemon (the default), or become a dead letter (see Record.DeadLetter).
+	OnError ErrorPolicy
 	// Origin is where the entity is defined ("cdc.yaml:12"), for messages.
 	Origin string
 
@@ -39,12 +48,48 @@ type Entity struct {
 	KeyHeader, ValueHeader []byte
 }
 
-// Field is one rule: the Avro field Name takes the value of Column.
+// Field is the rule of one Avro field. Exactly one of Column, Expr and Fields
+// says where the value comes from:
+//   - Column: the column's value, or with Enum its code translated to a symbol,
+//     or with Mask its value hashed or redacted;
+//   - Expr: a CEL expression over the row's columns;
+//   - Fields: a nested record, one rule per field of the record.
 type Field struct {
 	Name   string
+	Origin string
 	Column string
+	Expr   string
+	// Enum maps codes, in the text form of the column's values ("1", "A"), to
+	// symbols of the field's Avro enum.
+	Enum   map[string]string
+	Mask   Mask
+	Fields []Field
+}
+
+// Mask hides a column's value from consumers.
+type Mask string
+
+const (
+	// MaskHash replaces a value with HMAC-SHA256(salt, value): equal values stay
+	// equal (joins keep working) but cannot be read back without the salt.
+	MaskHash Mask = "hash"
+	// MaskRedact replaces every value with null.
+	MaskRedact Mask = "redact"
+)
+
+// Condition is a boolean CEL expression over a row; the empty Expr is no condition.
+type Condition struct {
+	Expr   string
 	Origin string
 }
+
+// ErrorPolicy is what happens to a change whose values the entity cannot represent.
+type ErrorPolicy string
+
+const (
+	OnErrorStop       ErrorPolicy = "stop"
+	OnErrorDeadLetter ErrorPolicy = "dead_letter"
+)
 
 // Error is a mapping mistake found before any row is read. It says where the
 // mistake is, what is wrong and, in Msg, what would fix it.

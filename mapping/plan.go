@@ -1,20 +1,42 @@
 package mapping
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
+	"time"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/cdc-dev/cdc"
 )
 
 // Record is what one change means for one entity: an upsert (Value set) or a
-// tombstone (Value nil). Key and Value are complete messages, framing included.
+// tombstone (Value nil), or, under the dead_letter policy, a change the entity
+// could not represent (DeadLetter set). Key and Value are complete messages,
+// framing included.
 type Record struct {
 	Entity *Entity
-	Op     cdc.Op
-	Key    []byte
-	Value  []byte
+	// Op is the change's operation, or OpDelete for every tombstone (a row that
+	// left the entity's filter, was soft-deleted, or changed its key).
+	Op         cdc.Op
+	Key        []byte
+	Value      []byte
+	Position   cdc.Position
+	CommitTime time.Time
+	// Seq numbers the records of one change for one entity (a key change gives
+	// a tombstone and an upsert), so that position, entity and Seq name a record.
+	Seq        int
+	DeadLetter *DeadLetter
+}
+
+// DeadLetter is a change that an entity under the dead_letter policy could not
+// represent: why, and the values of the columns the entity reads (masked
+// columns left out), as a JSON object of their text forms.
+type DeadLetter struct {
+	Reason string
+	Row    []byte
 }
 
 // Plan is an entity compiled against one shape of its table.
@@ -23,74 +45,68 @@ type Plan struct {
 	table  *cdc.Table
 	key    []fieldPlan // in key schema order
 	value  []fieldPlan // in value schema order
-	// used lists the columns any field reads: an update that changes none of them
-	// changes nothing the entity shows.
-	used []int
-}
-
-type fieldPlan struct {
-	name   string
-	column int
-	encode encodeFunc
+	// keyColumns are the columns the key fields read.
+	keyColumns []int
+	// where and tombstoneWhen decide whether a row is part of the entity.
+	where, tombstoneWhen *condition
+	// used lists the columns any field or condition reads: an update that
+	// changes none of them changes nothing the entity shows. masked lists those
+	// whose values must not leave the mapping.
+	used, masked []int
 }
 
 // Compile checks the entity against the table and returns its plan, or every
 // problem found, each an *Error.
 func Compile(e *Entity, t *cdc.Table) (*Plan, error) {
+	c := &compiler{e: e, t: t}
 	p := &Plan{entity: e, table: t}
-	var errs []error
-	rules := make(map[string]Field, len(e.Fields))
-	for _, f := range e.Fields {
-		if _, dup := rules[f.Name]; dup {
-			errs = append(errs, e.errorf(f.Origin, f.Name, "mapped twice: keep one rule per field"))
-		}
-		rules[f.Name] = f
-		if schemaField(e.Schema, f.Name) == nil {
-			errs = append(errs, e.errorf(f.Origin, f.Name, "not a field of %s (%s): add it to the schema or remove the rule (schema fields: %s)",
-				e.Schema.FullName(), e.SchemaFile, strings.Join(fieldNames(e.Schema), ", ")))
-		}
-	}
-	for _, sf := range e.Schema.Fields() {
-		rule, ok := rules[sf.Name()]
-		if !ok {
-			errs = append(errs, e.errorf("", sf.Name(), "schema field of %s (%s) has no rule: add `%s: <column>` under fields",
-				e.Schema.FullName(), e.SchemaFile, sf.Name()))
+	p.value = c.record(e.Fields, e.Schema, e.SchemaFile, "", e.Origin)
+	for _, cond := range []struct {
+		c    Condition
+		name string
+		dst  **condition
+	}{{e.Where, "where", &p.where}, {e.TombstoneWhen, "tombstone_when", &p.tombstoneWhen}} {
+		if cond.c.Expr == "" {
 			continue
 		}
-		ord := t.Column(rule.Column)
-		if ord < 0 {
-			errs = append(errs, e.errorf(rule.Origin, rule.Name, "column %q not in %s (has: %s)",
-				rule.Column, t.Name, strings.Join(t.ColumnNames(), ", ")))
-			continue
+		env, err := c.exprEnv()
+		if err == nil {
+			*cond.dst, err = compileCondition(env, cond.c)
 		}
-		enc, err := encoderFor(t.Columns[ord], sf.Type())
 		if err != nil {
-			errs = append(errs, e.errorf(rule.Origin, rule.Name, "%v", err))
+			c.errs = append(c.errs, &Error{Origin: cond.c.Origin, Entity: e.Name, Msg: cond.name + ": " + err.Error()})
 			continue
 		}
-		p.value = append(p.value, fieldPlan{name: sf.Name(), column: ord, encode: enc})
-		p.used = appendUnique(p.used, ord)
+		for _, col := range (*cond.dst).columns {
+			c.used = appendUnique(c.used, col)
+		}
 	}
 	if _, err := e.KeySchema(); err != nil {
-		errs = append(errs, err)
+		c.errs = append(c.errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
 	}
+	p.used, p.masked = c.used, c.masked
 	for _, name := range e.Key {
 		for _, f := range p.value {
 			if f.name != name {
 				continue
 			}
-			if t.Columns[f.column].Nullable {
-				errs = append(errs, e.errorf(rules[name].Origin, name, "is a key field but column %s is nullable: a key must identify a row; declare it NOT NULL or key on other fields",
-					t.Columns[f.column].Name))
+			if f.rule.Column != "" && f.rule.Mask != MaskRedact && t.Columns[f.columns[0]].Nullable {
+				c.fail(f.rule.Origin, name, "is a key field but column %s is nullable: a key must identify a row; declare it NOT NULL or key on other fields",
+					t.Columns[f.columns[0]].Name)
+			} else if _, union := schemaField(e.Schema, name).Type().(*avro.UnionSchema); union || f.rule.Mask == MaskRedact {
+				c.fail(f.rule.Origin, name, "is a key field but may be null: a key must identify a row; make its type non-null or key on other fields")
 			}
 			p.key = append(p.key, f)
+			for _, col := range f.columns {
+				p.keyColumns = appendUnique(p.keyColumns, col)
+			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
 	}
 	return p, nil
 }
@@ -104,39 +120,108 @@ func appendUnique(s []int, v int) []int {
 	return append(s, v)
 }
 
-// Map appends to out the records a change means for the entity:
-//   - read, insert: the new value;
-//   - update: nothing if no mapped column changed; a tombstone for the old key and
-//     the new value if the key changed; else the new value;
-//   - delete: a tombstone.
+// Map appends to out the records a change means for the entity. A row is part
+// of the entity when it passes where and not tombstone_when:
+//   - read, insert: the new value if the row is part of the entity;
+//   - delete: a tombstone if the old row was;
+//   - update: nothing if no column the entity reads changed; a tombstone if the
+//     row left the entity (or its key changed), then the new value if it is
+//     part of the entity.
 //
 // Its error names the entity, table, field and position: the change must not be
-// skipped, so the caller stops.
+// skipped, so the caller stops. Under the dead_letter policy a value the entity
+// cannot represent becomes a dead-letter record instead.
 func (p *Plan) Map(ch *cdc.Change, out []Record) ([]Record, error) {
+	n := len(out)
+	out, err := p.mapChange(ch, out)
+	if err == nil {
+		for i := n; i < len(out); i++ {
+			out[i].Position, out[i].CommitTime, out[i].Seq = ch.Position, ch.CommitTime, i-n
+		}
+		return out, nil
+	}
+	var fault *fieldFault
+	if p.entity.OnError != OnErrorDeadLetter || !errors.As(err, &fault) {
+		return out[:n], err
+	}
+	return append(out[:n], p.deadLetter(ch, err)), nil
+}
+
+func (p *Plan) mapChange(ch *cdc.Change, out []Record) ([]Record, error) {
 	switch ch.Op {
 	case cdc.OpRead, cdc.OpInsert:
-		return p.upsert(ch, ch.After, out)
-	case cdc.OpDelete:
-		return p.tombstone(ch, ch.Before, out)
-	case cdc.OpUpdate:
-		if ch.Before == nil {
-			return p.upsert(ch, ch.After, out)
-		}
-		if err := p.fillUnchanged(ch); err != nil {
+		if in, err := p.contains(ch, ch.After); !in || err != nil {
 			return out, err
 		}
-		if p.unchanged(ch) {
-			return out, nil
+		return p.upsert(ch, ch.After, out)
+	case cdc.OpDelete:
+		if in, err := p.contains(ch, ch.Before); !in || err != nil {
+			return out, err
 		}
-		if p.keyChanged(ch) {
-			var err error
+		return p.tombstone(ch, ch.Before, out)
+	case cdc.OpUpdate:
+		return p.update(ch, out)
+	}
+	return out, fmt.Errorf("entity %q: change at %s has unknown operation %d", p.entity.Name, ch.Position, ch.Op)
+}
+
+func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
+	isIn, err := p.contains(ch, ch.After)
+	if err != nil {
+		return out, err
+	}
+	if ch.Before == nil {
+		// Without the old row, a row outside the entity may have been inside:
+		// a tombstone for a key consumers never saw is harmless, a missed one is not.
+		if !isIn {
+			return p.tombstone(ch, ch.After, out)
+		}
+		return p.upsert(ch, ch.After, out)
+	}
+	if err := p.fillUnchanged(ch); err != nil {
+		return out, err
+	}
+	if p.unchanged(ch) {
+		return out, nil
+	}
+	wasIn, err := p.contains(ch, ch.Before)
+	if err != nil {
+		return out, err
+	}
+	if wasIn {
+		gone := !isIn
+		if isIn {
+			if gone, err = p.keyChanged(ch); err != nil {
+				return out, err
+			}
+		}
+		if gone {
 			if out, err = p.tombstone(ch, ch.Before, out); err != nil {
 				return out, err
 			}
 		}
-		return p.upsert(ch, ch.After, out)
 	}
-	return out, fmt.Errorf("entity %q: change at %s has unknown operation %d", p.entity.Name, ch.Position, ch.Op)
+	if !isIn {
+		return out, nil
+	}
+	return p.upsert(ch, ch.After, out)
+}
+
+// contains says whether a row is part of the entity.
+func (p *Plan) contains(ch *cdc.Change, row []cdc.Value) (bool, error) {
+	for _, c := range []*condition{p.where, p.tombstoneWhen} {
+		if c == nil {
+			continue
+		}
+		holds, err := c.holds(row)
+		if err != nil {
+			return false, fmt.Errorf("%s: entity %q: %s at position %q: %w", c.origin, p.entity.Name, p.table.Name, ch.Position, err)
+		}
+		if holds != (c == p.where) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record) ([]Record, error) {
@@ -176,15 +261,29 @@ func (p *Plan) fillUnchanged(ch *cdc.Change) error {
 	return nil
 }
 
-// keyChanged compares key columns rather than encoded keys: equal values encode
-// alike, and an unchanged key (the common case) costs no encoding.
-func (p *Plan) keyChanged(ch *cdc.Change) bool {
-	for _, f := range p.key {
-		if !ch.Before[f.column].Equal(ch.After[f.column]) {
-			return true
+// keyChanged compares key columns first: an unchanged key (the common case)
+// costs no encoding. When they differ, the encoded keys decide, since a computed
+// key may map different columns to the same key.
+func (p *Plan) keyChanged(ch *cdc.Change) (bool, error) {
+	same := true
+	for _, c := range p.keyColumns {
+		if !ch.Before[c].Equal(ch.After[c]) {
+			same = false
+			break
 		}
 	}
-	return false
+	if same {
+		return false, nil
+	}
+	before, err := p.encode(ch, nil, p.key, ch.Before)
+	if err != nil {
+		return false, err
+	}
+	after, err := p.encode(ch, nil, p.key, ch.After)
+	if err != nil {
+		return false, err
+	}
+	return string(before) != string(after), nil
 }
 
 func (p *Plan) unchanged(ch *cdc.Change) bool {
@@ -203,25 +302,54 @@ func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []c
 	buf = append(buf, header...)
 	var err error
 	for i := range fields {
-		f := &fields[i]
-		v := &row[f.column]
-		if v.Kind == cdc.KindUnchanged {
-			// fillUnchanged resolves these for updates; anywhere else the database
-			// did not send the value, and a record without it would be wrong.
-			return nil, p.valueError(ch, f, v, errors.New("the database did not send this value"))
-		}
-		if buf, err = f.encode(buf, v); err != nil {
-			return nil, p.valueError(ch, f, v, err)
+		if buf, err = fields[i].write(buf, row); err != nil {
+			return nil, p.valueError(ch, row, err)
 		}
 	}
 	return buf, nil
 }
 
-func (p *Plan) valueError(ch *cdc.Change, f *fieldPlan, v *cdc.Value, err error) error {
-	text := v.String()
-	if len(text) > 64 {
-		text = text[:64] + "…"
+func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
+	var f *fieldFault
+	if !errors.As(err, &f) {
+		return err
+	}
+	if f.column < 0 {
+		return fmt.Errorf("entity %q, field %q: %s at position %q: %w; nothing was written: fix the row or the expression",
+			p.entity.Name, f.field, p.table.Name, ch.Position, f)
+	}
+	text := "(masked)"
+	if !slices.Contains(p.masked, f.column) {
+		text = row[f.column].String()
+		if len(text) > 64 {
+			text = text[:64] + "…"
+		}
 	}
 	return fmt.Errorf("entity %q, field %q: %s column %s value %s at position %q: %w; the schema cannot hold it, so nothing was written: fix the row or widen the field",
-		p.entity.Name, f.name, p.table.Name, p.table.Columns[f.column].Name, text, ch.Position, err)
+		p.entity.Name, f.field, p.table.Name, p.table.Columns[f.column].Name, text, ch.Position, f)
+}
+
+// deadLetter describes a change the entity could not represent. The key is the
+// entity's key when it could be encoded, so consumers of the dead letters can
+// match it with the entity topic.
+func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
+	row := ch.After
+	if row == nil {
+		row = ch.Before
+	}
+	key, _ := p.encode(ch, p.entity.KeyHeader, p.key, row)
+	values := make(map[string]any, len(p.used))
+	for _, c := range p.used {
+		if slices.Contains(p.masked, c) {
+			continue
+		}
+		if row[c].Kind == cdc.KindNull {
+			values[p.table.Columns[c].Name] = nil
+		} else {
+			values[p.table.Columns[c].Name] = row[c].String()
+		}
+	}
+	doc, _ := json.Marshal(values)
+	return Record{Entity: p.entity, Op: ch.Op, Key: key, Position: ch.Position, CommitTime: ch.CommitTime,
+		DeadLetter: &DeadLetter{Reason: err.Error(), Row: doc}}
 }

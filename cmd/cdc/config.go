@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ type Config struct {
 	Kafka    KafkaConfig    `yaml:"kafka"`
 	Entities []EntityConfig `yaml:"entities"`
 	Log      LogConfig      `yaml:"log"`
+	Masking  MaskingConfig  `yaml:"masking"`
 
 	path  string         // the file, for messages and relative schema paths
 	lines map[string]int // line of each key path ("kafka.brokers", "entities[0].topic")
@@ -60,12 +60,19 @@ type KafkaConfig struct {
 	Topic           TopicConfig `yaml:"topic"`
 	ExactlyOnce     bool        `yaml:"exactly_once"`
 	CheckpointTopic string      `yaml:"checkpoint_topic"`
+	DeadLetterTopic string      `yaml:"dead_letter_topic"`
 	Version         string      `yaml:"version"`
 }
 
 type TopicConfig struct {
 	Partitions        int32 `yaml:"partitions"`
 	ReplicationFactor int16 `yaml:"replication_factor"`
+}
+
+// MaskingConfig holds the secret of hash masks. Changing it changes every hashed
+// value: consumers see new values for the same rows.
+type MaskingConfig struct {
+	Salt string `yaml:"salt"`
 }
 
 type LogConfig struct {
@@ -82,6 +89,7 @@ type EntityConfig struct {
 	Fields        FieldRules `yaml:"fields"`
 	Where         string     `yaml:"where"`
 	TombstoneWhen string     `yaml:"tombstone_when"`
+	OnError       string     `yaml:"on_error"`
 
 	line int
 }
@@ -95,25 +103,36 @@ func (e *EntityConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// FieldRule maps one Avro field. Written `field: column`, or as a mapping
-// `field: {column: c}`; the richer rules (expr, enum, mask) share that form.
+// FieldRule maps one Avro field. Written `field: column`, or as a mapping of
+// rule keys: {column: c}, {column: c, enum: {code: SYMBOL}}, {column: c, mask:
+// hash|redact}, {expr: "CEL"} or {record: {subfield: rule, ...}}.
 type FieldRule struct {
 	Field  string
 	Column string
+	Expr   string
+	Enum   map[string]string
+	Mask   string
+	Record FieldRules
 	Line   int
 }
 
 // FieldRules keeps the order of the YAML mapping, for messages.
 type FieldRules []FieldRule
 
-// ruleKeysNotYetSupported are rule keys of the documented configuration that this
-// version does not implement: refused by name rather than as unknown keys.
-var ruleKeysNotYetSupported = []string{"expr", "enum", "mask", "record"}
+var ruleKeys = []string{"column", "expr", "enum", "mask", "record"}
 
+// UnmarshalYAML reports every malformed rule as a *yaml.TypeError, so that
+// decoding goes on and every mistake of the file is listed at once.
 func (f *FieldRules) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: fields: want a mapping of Avro field to column, e.g. `email: email_address`", n.Line)
+	var problems []string
+	bad := func(line int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("line %d: ", line)+fmt.Sprintf(format, args...))
 	}
+	if n.Kind != yaml.MappingNode {
+		bad(n.Line, "fields: want a mapping of Avro field to rule, e.g. `email: email_address`")
+		return &yaml.TypeError{Errors: problems}
+	}
+	*f = make(FieldRules, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		rule := FieldRule{Field: k.Value, Line: k.Line}
@@ -123,25 +142,76 @@ func (f *FieldRules) UnmarshalYAML(n *yaml.Node) error {
 		case yaml.MappingNode:
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				key, val := v.Content[j], v.Content[j+1]
-				switch {
-				case key.Value == "column" && val.Kind == yaml.ScalarNode:
-					rule.Column = val.Value
-				case slices.Contains(ruleKeysNotYetSupported, key.Value):
-					return fmt.Errorf("line %d: field %q: %q rules are not supported by this version of cdc; map the field to a column", key.Line, rule.Field, key.Value)
+				scalar := func() string {
+					if val.Kind != yaml.ScalarNode {
+						bad(val.Line, "field %q: %s: want a single value", rule.Field, key.Value)
+					}
+					return val.Value
+				}
+				switch key.Value {
+				case "column":
+					rule.Column = scalar()
+				case "expr":
+					rule.Expr = scalar()
+				case "mask":
+					if rule.Mask = scalar(); rule.Mask != "hash" && rule.Mask != "redact" {
+						bad(val.Line, "field %q: mask %q: want hash (HMAC-SHA256 with masking.salt) or redact (always null)", rule.Field, rule.Mask)
+					}
+				case "enum":
+					rule.Enum = enumCodes(rule.Field, val, bad)
+				case "record":
+					if err := rule.Record.UnmarshalYAML(val); err != nil {
+						problems = append(problems, err.(*yaml.TypeError).Errors...)
+					}
 				default:
-					return fmt.Errorf("line %d: field %q: unknown rule key %q (known: column)", key.Line, rule.Field, key.Value)
+					bad(key.Line, "field %q: unknown rule key %q (known: %s)", rule.Field, key.Value, strings.Join(ruleKeys, ", "))
 				}
 			}
+			sources := 0
+			for _, set := range []bool{rule.Column != "", rule.Expr != "", rule.Record != nil} {
+				if set {
+					sources++
+				}
+			}
+			switch {
+			case sources != 1:
+				bad(v.Line, "field %q: give exactly one of column, expr and record", rule.Field)
+			case (rule.Enum != nil || rule.Mask != "") && rule.Column == "":
+				bad(v.Line, "field %q: enum and mask apply to a column: add `column: <name>`", rule.Field)
+			}
 		default:
-			return fmt.Errorf("line %d: field %q: want a column name or {column: name}", v.Line, rule.Field)
+			bad(v.Line, "field %q: want a column name or a rule such as {column: name}", rule.Field)
 		}
-		if rule.Column == "" {
-			return fmt.Errorf("line %d: field %q: no column given", v.Line, rule.Field)
+		if v.Kind == yaml.ScalarNode && rule.Column == "" {
+			bad(v.Line, "field %q: no column given", rule.Field)
 		}
 		*f = append(*f, rule)
 	}
+	if len(problems) > 0 {
+		return &yaml.TypeError{Errors: problems}
+	}
 	return nil
 }
+
+// enumCodes reads {code: SYMBOL, ...}; codes are kept in their text form.
+func enumCodes(field string, n *yaml.Node, bad func(int, string, ...any)) map[string]string {
+	codes := map[string]string{}
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		bad(n.Line, "field %q: enum: want a mapping of code to Avro enum symbol, e.g. {1: ACTIVE, 2: SUSPENDED}", field)
+		return codes
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		code, symbol := n.Content[i], n.Content[i+1]
+		if code.Kind != yaml.ScalarNode || symbol.Kind != yaml.ScalarNode || !avroName.MatchString(symbol.Value) {
+			bad(code.Line, "field %q: enum: code %s: want an Avro enum symbol (letters, digits, '_'), got %q", field, code.Value, symbol.Value)
+			continue
+		}
+		codes[code.Value] = symbol.Value
+	}
+	return codes
+}
+
+var avroName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // LoadConfig reads a configuration file strictly: unknown keys, wrong types and
 // unset variables are errors with the file and line. ${VAR} and ${VAR:-default}

@@ -66,7 +66,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		name, edit, with string
 		want             []string
 	}{
-		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, exactly_once, schema_registry, topic, version)`}},
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, dead_letter_topic, exactly_once, schema_registry, topic, version)`}},
 		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
 		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
 		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
@@ -75,8 +75,15 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad topic", "topic: shop.customer.v1", "topic: shop customer", []string{`cdc.yaml:10: entities[0].topic: "shop customer": a Kafka topic name`}},
 		{"no key", "    key: [id]\n", "", []string{`entities[0].key: required`}},
 		{"missing schema", "schema: c.avsc", "schema: nope.avsc", []string{`cdc.yaml:11: entities[0].schema: open`, "nope.avsc: no such file"}},
-		{"not yet: where", "    key: [id]\n", "    key: [id]\n    where: \"store_id == 1\"\n", []string{`cdc.yaml:13: entities[0].where: filters are not supported by this version`}},
-		{"not yet: expr", "      id: customer_id\n", "      id: {expr: \"1\"}\n", []string{`cdc.yaml:14: field "id": "expr" rules are not supported by this version of cdc`}},
+		{"rule with two sources", "      id: customer_id\n", "      id: {column: customer_id, expr: \"1\"}\n", []string{`cdc.yaml:14: field "id": give exactly one of column, expr and record`}},
+		{"unknown rule key", "      id: customer_id\n", "      id: {colum: customer_id}\n", []string{`cdc.yaml:14: field "id": unknown rule key "colum" (known: column, expr, enum, mask, record)`}},
+		{"bad mask", "      id: customer_id\n", "      id: {column: customer_id, mask: sha1}\n", []string{`cdc.yaml:14: field "id": mask "sha1": want hash`}},
+		{"hash without salt", "      id: customer_id\n", "      id: {column: customer_id, mask: hash}\n", []string{`cdc.yaml:13: entities[0].fields: hash masks need a secret salt: set masking.salt`}},
+		{"short salt", "kafka:\n", "masking: {salt: abc}\nkafka:\n", []string{`cdc.yaml:5: masking.salt: too short`}},
+		{"enum without column", "      id: customer_id\n", "      id: {expr: \"1\", enum: {1: A}}\n", []string{`cdc.yaml:14: field "id": enum and mask apply to a column`}},
+		{"bad enum symbol", "      id: customer_id\n", "      id: {column: c, enum: {1: not a symbol}}\n", []string{`cdc.yaml:14: field "id": enum: code 1: want an Avro enum symbol`}},
+		{"nested rule mistake", "      id: customer_id\n", "      id: {record: {street: {colum: s}}}\n", []string{`cdc.yaml:14: field "street": unknown rule key "colum"`}},
+		{"bad error policy", "    key: [id]\n", "    key: [id]\n    on_error: ignore\n", []string{`cdc.yaml:13: entities[0].on_error: "ignore": want stop`}},
 		{"mysql zero dates", "kind: postgres", "kind: mysql\n  mysql: {zero_dates: epoch}", []string{`cdc.yaml:4: source.mysql.zero_dates: "epoch": want error (stop at a zero date) or null (send it as NULL)`}},
 		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: gtid, server_id, zero_dates)`}},
 		{"not yet: exactly once", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  exactly_once: true\n", []string{`cdc.yaml:7: kafka.exactly_once: exactly-once delivery is not supported`}},

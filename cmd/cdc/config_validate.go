@@ -37,6 +37,11 @@ func (c *Config) errorf(path, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %s", c.path, path, fmt.Sprintf(format, args...))
 }
 
+// origin is the file:line of a key path, for messages of later checks.
+func (c *Config) origin(path string) string {
+	return fmt.Sprintf("%s:%d", c.path, c.lines[path])
+}
+
 // validate fills defaults and refuses every contradiction, all reported at once.
 func (c *Config) validate() error {
 	var errs []error
@@ -159,6 +164,7 @@ func (c *Config) validateEntities() []error {
 		return []error{c.errorf("entities", "required: at least one entity (see config.example.yaml)")}
 	}
 	names, topics := map[string]bool{}, map[string]bool{}
+	deadLetters := false
 	for i, e := range c.Entities {
 		bad := func(key, format string, args ...any) {
 			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].%s", i, key), format, args...))
@@ -191,14 +197,57 @@ func (c *Config) validateEntities() []error {
 		if len(e.Fields) == 0 {
 			bad("fields", "required: a mapping of Avro field to column")
 		}
-		if e.Where != "" {
-			bad("where", "filters are not supported by this version of cdc yet")
+		switch e.OnError {
+		case "":
+			c.Entities[i].OnError = string(mapping.OnErrorStop)
+		case string(mapping.OnErrorStop):
+		case string(mapping.OnErrorDeadLetter):
+			deadLetters = true
+		default:
+			bad("on_error", "%q: want stop (the daemon stops at a value the entity cannot represent) or dead_letter (it goes to kafka.dead_letter_topic)", e.OnError)
 		}
-		if e.TombstoneWhen != "" {
-			bad("tombstone_when", "soft-delete rules are not supported by this version of cdc yet")
+		if hashes(e.Fields) && c.Masking.Salt == "" {
+			bad("fields", "hash masks need a secret salt: set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})")
+		}
+	}
+	if c.Masking.Salt != "" && len(c.Masking.Salt) < 16 {
+		errs = append(errs, c.errorf("masking.salt", "too short: use at least 16 random characters (e.g. openssl rand -hex 32)"))
+	}
+	if c.Kafka.DeadLetterTopic == "" {
+		c.Kafka.DeadLetterTopic = c.Name + ".dead_letter"
+	}
+	if deadLetters {
+		switch {
+		case !kafkaTopicName.MatchString(c.Kafka.DeadLetterTopic):
+			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", c.Kafka.DeadLetterTopic))
+		case topics[c.Kafka.DeadLetterTopic] || c.Kafka.DeadLetterTopic == c.Kafka.CheckpointTopic:
+			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%s is already the topic of an entity or of the checkpoints", c.Kafka.DeadLetterTopic))
 		}
 	}
 	return errs
+}
+
+func hashes(rules FieldRules) bool {
+	for _, r := range rules {
+		if r.Mask == string(mapping.MaskHash) || hashes(r.Record) {
+			return true
+		}
+	}
+	return false
+}
+
+// mappingFields converts rules to the mapping's, with their file:line.
+func (c *Config) mappingFields(rules FieldRules) []mapping.Field {
+	out := make([]mapping.Field, 0, len(rules))
+	for _, r := range rules {
+		f := mapping.Field{Name: r.Field, Column: r.Column, Expr: r.Expr, Enum: r.Enum, Mask: mapping.Mask(r.Mask),
+			Origin: fmt.Sprintf("%s:%d", c.path, r.Line)}
+		if r.Record != nil {
+			f.Fields = c.mappingFields(r.Record)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // mappingEntities reads each entity's schema and returns the mapping's view of it.
@@ -224,9 +273,14 @@ func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 			continue
 		}
 		table, _ := cdc.ParseTableName(e.Table)
-		me := &mapping.Entity{Name: e.Name, Table: table, Topic: e.Topic, Schema: record, SchemaFile: e.Schema, Key: e.Key, Origin: origin}
-		for _, f := range e.Fields {
-			me.Fields = append(me.Fields, mapping.Field{Name: f.Field, Column: f.Column, Origin: fmt.Sprintf("%s:%d", c.path, f.Line)})
+		me := &mapping.Entity{
+			Name: e.Name, Table: table, Topic: e.Topic, Schema: record, SchemaFile: e.Schema, Key: e.Key,
+			Fields:        c.mappingFields(e.Fields),
+			Where:         mapping.Condition{Expr: e.Where, Origin: c.origin(fmt.Sprintf("entities[%d].where", i))},
+			TombstoneWhen: mapping.Condition{Expr: e.TombstoneWhen, Origin: c.origin(fmt.Sprintf("entities[%d].tombstone_when", i))},
+			MaskSalt:      []byte(c.Masking.Salt),
+			OnError:       mapping.ErrorPolicy(e.OnError),
+			Origin:        origin,
 		}
 		if _, err := me.KeySchema(); err != nil {
 			errs = append(errs, err)
