@@ -42,6 +42,11 @@ type Config struct {
 	Checkpoints CheckpointStore
 	// Entities is stored with each checkpoint (see cdc.Checkpoint).
 	Entities []string
+	// Connector names the connector in event headers (ce_source, ce_id).
+	Connector string
+	// DeadLetterTopic receives the dead letters of entities under the
+	// dead_letter policy.
+	DeadLetterTopic string
 
 	CheckpointInterval time.Duration
 	MaxInFlight        int
@@ -152,6 +157,9 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 // send maps each batch and hands its records to the producer, in log order.
 func (r *run) send(batches <-chan cdc.Batch) {
 	var records []mapping.Record
+	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic)
+	var position []byte
+	var positionOf cdc.Position
 	for b := range batches {
 		if r.work.Err() != nil {
 			continue // drain so the source can return
@@ -177,7 +185,14 @@ func (r *run) send(batches <-chan cdc.Batch) {
 				// The batch stays incomplete: its position is never stored.
 				break
 			}
-			err := r.cfg.Producer.Send(r.work, sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Token: e})
+			if rec.Position != positionOf {
+				position, positionOf = []byte(rec.Position), rec.Position
+			}
+			if rec.DeadLetter != nil {
+				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
+					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
+			}
+			err := r.cfg.Producer.Send(r.work, ev.record(&records[i], position, e))
 			if err != nil {
 				break
 			}

@@ -36,7 +36,7 @@ func (k *Kafka) Checkpoints(name string) (*CheckpointStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka admin: %w", err)
 	}
-	if err := k.ensureTopic(admin, k.cfg.CheckpointTopic, 1, true); err != nil {
+	if err := k.ensureTopic(admin, k.cfg.CheckpointTopic, 1, true, "compact"); err != nil {
 		return nil, fmt.Errorf("checkpoint topic: %w", err)
 	}
 	producer, err := sarama.NewSyncProducerFromClient(k.client)

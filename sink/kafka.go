@@ -160,6 +160,17 @@ func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
 	return missing, k.checkTopics(present, false)
 }
 
+// EnsureDeadLetterTopic creates the dead-letter topic if it is missing. Dead
+// letters are kept by time (cleanup.policy=delete, the brokers' retention), not
+// compacted: every failed change stays visible, not only the last per key.
+func (k *Kafka) EnsureDeadLetterTopic(topic string) error {
+	admin, err := sarama.NewClusterAdminFromClient(k.client)
+	if err != nil {
+		return fmt.Errorf("kafka admin: %w", err)
+	}
+	return k.ensureTopic(admin, topic, k.cfg.Partitions, true, "delete")
+}
+
 func (k *Kafka) checkTopics(topics []string, create bool) error {
 	admin, err := sarama.NewClusterAdminFromClient(k.client)
 	if err != nil {
@@ -168,14 +179,16 @@ func (k *Kafka) checkTopics(topics []string, create bool) error {
 	// Closing an admin made from a client would close the client.
 	var errs []error
 	for _, topic := range topics {
-		if err := k.ensureTopic(admin, topic, k.cfg.Partitions, create); err != nil {
+		if err := k.ensureTopic(admin, topic, k.cfg.Partitions, create, "compact"); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32, create bool) error {
+// ensureTopic creates a missing topic with the cleanup policy; an existing topic
+// must be compacted when the policy is compact, and may be anything otherwise.
+func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32, create bool, policy string) error {
 	metas, err := admin.DescribeTopics([]string{topic})
 	if err != nil {
 		return fmt.Errorf("describe topic %s: %w", topic, err)
@@ -184,21 +197,23 @@ func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions 
 		if !create {
 			return fmt.Errorf("topic %s does not exist", topic)
 		}
-		compact := "compact"
 		err := admin.CreateTopic(topic, &sarama.TopicDetail{
 			NumPartitions: partitions, ReplicationFactor: k.cfg.ReplicationFactor,
-			ConfigEntries: map[string]*string{"cleanup.policy": &compact},
+			ConfigEntries: map[string]*string{"cleanup.policy": &policy},
 		}, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", topic, err)
 		}
 		if err == nil {
-			k.log.Info("created compacted topic", "topic", topic, "partitions", partitions, "replication_factor", k.cfg.ReplicationFactor)
+			k.log.Info("created topic", "topic", topic, "cleanup.policy", policy, "partitions", partitions, "replication_factor", k.cfg.ReplicationFactor)
 		}
 		return k.client.RefreshMetadata(topic)
 	}
 	if len(metas) == 1 && metas[0].Err != sarama.ErrNoError {
 		return fmt.Errorf("describe topic %s: %w", topic, metas[0].Err)
+	}
+	if policy != "compact" {
+		return nil
 	}
 	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"cleanup.policy"}})
 	if err != nil {

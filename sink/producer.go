@@ -18,10 +18,10 @@ type Record struct {
 	Token any
 }
 
-// Header is a Kafka record header.
+// Header is a Kafka record header. Keys are bytes, as on the wire, so that
+// callers can share one key among all records.
 type Header struct {
-	Key   string
-	Value []byte
+	Key, Value []byte
 }
 
 // Ack reports the fate of one record: Err is nil once every in-sync replica has it.
@@ -69,8 +69,11 @@ func (p *Producer) Send(ctx context.Context, r Record) error {
 	if r.Value != nil {
 		msg.Value = sarama.ByteEncoder(r.Value)
 	}
-	for _, h := range r.Headers {
-		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+	if len(r.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: h.Key, Value: h.Value}
+		}
 	}
 	select {
 	case p.ap.Input() <- msg:

@@ -143,6 +143,11 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := k.EnsureTopics(topics); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(entities, func(e *mapping.Entity) bool { return e.OnError == mapping.OnErrorDeadLetter }) {
+		if err := k.EnsureDeadLetterTopic(cfg.Kafka.DeadLetterTopic); err != nil {
+			return err
+		}
+	}
 	for _, e := range entities {
 		keySchema, _ := e.KeySchema() // checked by mappingEntities
 		if e.KeyHeader, e.ValueHeader, err = k.Framing(ctx, e.Topic, keySchema, e.Schema); err != nil {
@@ -178,6 +183,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position))
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Entities: names,
+		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
 }
