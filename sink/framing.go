@@ -3,9 +3,8 @@ package sink
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/hamba/avro/v2/registry"
@@ -26,22 +25,63 @@ func (k *Kafka) Framing(ctx context.Context, topic string, key, value avro.Schem
 	if k.cfg.SchemaRegistry == "" {
 		return SingleObjectHeader(key), SingleObjectHeader(value), nil
 	}
-	client, err := registry.NewClient(k.cfg.SchemaRegistry, registry.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
+	client, err := k.registry()
 	if err != nil {
-		return nil, nil, fmt.Errorf("schema registry %s: %w", k.cfg.SchemaRegistry, err)
-	}
-	if keyHeader, err = registerHeader(ctx, client, k.cfg.SchemaRegistry, topic+"-key", key); err != nil {
 		return nil, nil, err
 	}
-	valueHeader, err = registerHeader(ctx, client, k.cfg.SchemaRegistry, topic+"-value", value)
+	if keyHeader, err = k.register(ctx, client, topic+"-key", key, true); err != nil {
+		return nil, nil, err
+	}
+	valueHeader, err = k.register(ctx, client, topic+"-value", value, true)
 	return keyHeader, valueHeader, err
 }
 
-func registerHeader(ctx context.Context, client *registry.Client, url, subject string, schema avro.Schema) ([]byte, error) {
-	id, _, err := client.CreateSchema(ctx, subject, schema.String())
+// CheckSchemas checks, without registering anything, that a topic's schemas
+// are registered or compatible with their subjects. Without a registry there is
+// nothing to check.
+func (k *Kafka) CheckSchemas(ctx context.Context, topic string, key, value avro.Schema) error {
+	if k.cfg.SchemaRegistry == "" {
+		return nil
+	}
+	client, err := k.registry()
+	if err != nil {
+		return err
+	}
+	_, errKey := k.register(ctx, client, topic+"-key", key, false)
+	_, errValue := k.register(ctx, client, topic+"-value", value, false)
+	return errors.Join(errKey, errValue)
+}
+
+func (k *Kafka) registry() (*registry.Client, error) {
+	client, err := registry.NewClient(k.cfg.SchemaRegistry, registry.WithHTTPClient(registryHTTP))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", k.cfg.SchemaRegistry, err)
+	}
+	return client, nil
+}
+
+// register returns the header of a schema already registered under the subject,
+// or checks it against the subject's compatibility level and, when create is
+// set, registers it.
+func (k *Kafka) register(ctx context.Context, client *registry.Client, subject string, schema avro.Schema, create bool) ([]byte, error) {
+	name := schema.(avro.NamedSchema).FullName()
+	id, _, err := client.IsRegistered(ctx, subject, schema.String())
+	if err == nil {
+		return ConfluentHeader(id), nil
+	}
+	if !isNotFound(err) {
+		return nil, fmt.Errorf("schema registry %s: look up schema %s under subject %s: %w", k.cfg.SchemaRegistry, name, subject, err)
+	}
+	if err := k.checkCompatible(ctx, client, subject, schema); err != nil {
+		return nil, fmt.Errorf("schema %s: %w", name, err)
+	}
+	if !create {
+		return nil, nil
+	}
+	id, _, err = client.CreateSchema(ctx, subject, schema.String())
 	if err != nil {
 		return nil, fmt.Errorf("register schema %s under subject %s in %s: %w; if the registry says it is incompatible, publish the change as a new topic version or make it compatible",
-			schema.(avro.NamedSchema).FullName(), subject, url, err)
+			name, subject, k.cfg.SchemaRegistry, err)
 	}
 	return ConfluentHeader(id), nil
 }
