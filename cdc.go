@@ -112,6 +112,15 @@ type Source interface {
 	Close() error
 }
 
+// ValueSampler is implemented by sources that can list the distinct values of a
+// column cheaply: cdc validate checks enum maps against them. A source gives up
+// (complete false) on large tables or slow queries rather than load the database.
+type ValueSampler interface {
+	// DistinctValues returns up to limit distinct non-NULL values of a column in
+	// their text form; complete says whether they are all of them.
+	DistinctValues(ctx context.Context, table TableName, column string, limit int) (values []string, complete bool, err error)
+}
+
 // Checkpoint is what the pipeline stores so that a restart resumes where the last
 // run stopped: the position up to which everything is acknowledged by the brokers.
 type Checkpoint struct {

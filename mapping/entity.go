@@ -165,3 +165,27 @@ func fieldNames(s *avro.RecordSchema) []string {
 	}
 	return names
 }
+
+// EnumRule is an enum map of an entity, for checks of its coverage.
+type EnumRule struct {
+	Field  string // "status", or "address.kind" inside a record
+	Column string
+	Codes  map[string]string
+	Origin string
+}
+
+// EnumRules lists the entity's enum maps, nested records included.
+func (e *Entity) EnumRules() []EnumRule {
+	var out []EnumRule
+	var walk func(fields []Field, path string)
+	walk = func(fields []Field, path string) {
+		for _, f := range fields {
+			if f.Enum != nil {
+				out = append(out, EnumRule{Field: path + f.Name, Column: f.Column, Codes: f.Enum, Origin: f.Origin})
+			}
+			walk(f.Fields, path+f.Name+".")
+		}
+	}
+	walk(e.Fields, "")
+	return out
+}

@@ -15,6 +15,7 @@ type Message struct {
 	Offset     int64
 	Key, Value []byte // Value nil: a tombstone
 	Timestamp  time.Time
+	Headers    []Header
 }
 
 // ReadTopic calls fn for every record of the topic, partition by partition in
@@ -86,7 +87,7 @@ func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64, 
 				return nil
 			}
 			select {
-			case out <- Message{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}:
+			case out <- message(m):
 			case <-ctx.Done():
 				return nil
 			}
@@ -99,4 +100,12 @@ func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64, 
 			return nil
 		}
 	}
+}
+
+func message(m *sarama.ConsumerMessage) Message {
+	msg := Message{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
+	for _, h := range m.Headers {
+		msg.Headers = append(msg.Headers, Header{Key: h.Key, Value: h.Value})
+	}
+	return msg
 }

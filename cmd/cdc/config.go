@@ -214,7 +214,9 @@ func enumCodes(field string, n *yaml.Node, bad func(int, string, ...any)) map[st
 var avroName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // LoadConfig reads a configuration file strictly: unknown keys, wrong types and
-// unset variables are errors with the file and line. ${VAR} and ${VAR:-default}
+// unset variables are errors with the file and line. When only the values are
+// wrong (the file decoded), the Config is returned with the error, for cdc
+// validate to go on checking what it can. ${VAR} and ${VAR:-default}
 // in values are replaced from the environment; substituted values never appear in
 // errors, so secrets passed that way stay out of logs.
 func LoadConfig(path string) (*Config, error) {
@@ -246,7 +248,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, errors.New(redact(lineErrors(err, path), path, expanded))
 	}
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return cfg, err
 	}
 	return cfg, nil
 }

@@ -23,7 +23,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entities) != 2 || entities[0].Topic != "shop.customer.v1" || len(entities[0].Fields) != 7 {
+	if len(entities) != 3 || entities[0].Topic != "shop.customer.v1" || len(entities[0].Fields) != 7 {
 		t.Errorf("entities %+v", entities)
 	}
 	if !strings.HasPrefix(entities[0].Fields[0].Origin, "../../config.example.yaml:") {

@@ -272,7 +272,10 @@ func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is a %s schema: an entity's value must be a record", e.Schema, parsed.Type()))
 			continue
 		}
-		table, _ := cdc.ParseTableName(e.Table)
+		table, err := cdc.ParseTableName(e.Table)
+		if err != nil {
+			continue // reported by validate
+		}
 		me := &mapping.Entity{
 			Name: e.Name, Table: table, Topic: e.Topic, Schema: record, SchemaFile: e.Schema, Key: e.Key,
 			Fields:        c.mappingFields(e.Fields),

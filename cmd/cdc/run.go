@@ -18,8 +18,8 @@ import (
 	"github.com/cdc-dev/cdc/sources/postgres"
 )
 
-// loadFromFlags parses a command's flags and loads its --config.
-func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, error) {
+// configFlag parses a command's flags, of which --config is required.
+func configFlag(cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (string, error) {
 	fs := flag.NewFlagSet("cdc "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the configuration `file` (see config.example.yaml)")
@@ -27,14 +27,27 @@ func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, errUsage
+		return "", errUsage
 	}
 	if *path == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cdc %s: --config FILE is required, and nothing else\n", cmd)
 		fs.Usage()
-		return nil, errUsage
+		return "", errUsage
 	}
-	return LoadConfig(*path)
+	return *path, nil
+}
+
+// loadFromFlags parses a command's flags and loads its --config.
+func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, error) {
+	path, err := configFlag(cmd, args, stderr, extra)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {

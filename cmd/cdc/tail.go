@@ -23,10 +23,11 @@ import (
 // record names (its registry id, or its single-object fingerprint).
 func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var entityName string
-	var follow bool
+	var follow, headers bool
 	cfg, err := loadFromFlags("tail", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&entityName, "entity", "", "the `name` of the entity whose topic to print")
 		fs.BoolVar(&follow, "follow", false, "keep printing new records until interrupted")
+		fs.BoolVar(&headers, "headers", false, "print each record's headers (CloudEvents attributes, position, operation)")
 	})
 	if err != nil {
 		return err
@@ -67,11 +68,18 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("partition %d offset %d: key: %w", m.Partition, m.Offset, err)
 		}
 		line := struct {
-			Partition int32           `json:"partition"`
-			Offset    int64           `json:"offset"`
-			Key       json.RawMessage `json:"key"`
-			Value     json.RawMessage `json:"value"`
+			Partition int32             `json:"partition"`
+			Offset    int64             `json:"offset"`
+			Key       json.RawMessage   `json:"key"`
+			Value     json.RawMessage   `json:"value"`
+			Headers   map[string]string `json:"headers,omitempty"`
 		}{Partition: m.Partition, Offset: m.Offset, Key: key, Value: json.RawMessage("null")}
+		if headers {
+			line.Headers = map[string]string{}
+			for _, h := range m.Headers {
+				line.Headers[string(h.Key)] = string(h.Value)
+			}
+		}
 		if m.Value != nil {
 			if line.Value, err = values.decode(m.Value); err != nil {
 				return fmt.Errorf("partition %d offset %d: value: %w", m.Partition, m.Offset, err)

@@ -5,68 +5,151 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"strings"
 
+	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/sink"
 )
 
+// enumSampleLimit bounds the distinct values read per enum column.
+const enumSampleLimit = 1000
+
 // validateCommand checks everything cdc run would check before producing, without
-// creating anything, and lists every problem. It exits 0 only when all hold, so it
-// can gate a deployment.
+// creating or registering anything, and lists every problem: configuration,
+// mappings against the tables, database prerequisites, enum maps against the
+// values in the tables, topics, and schema compatibility in the registry. It
+// goes as far as each mistake allows, and exits 0 only when all hold, so it can
+// gate a deployment.
 func validateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadFromFlags("validate", args, stderr, nil)
+	path, err := configFlag("validate", args, stderr, nil)
 	if err != nil {
 		return err
 	}
-	entities, err := cfg.mappingEntities()
-	if err != nil {
+	cfg, err := LoadConfig(path)
+	if cfg == nil {
 		return problems(stderr, "configuration", err)
 	}
-	fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(entities))
+	r := &report{stdout: stdout, stderr: stderr}
+	r.check("configuration", err)
+	entities, err := cfg.mappingEntities()
+	r.check("schemas", err)
+	if r.ok() {
+		fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(entities))
+	}
 	log := newLogger(cfg, io.Discard)
-	var failed []string
-
 	mapper := mapping.NewMapper(entities)
-	if src, err := openSource(ctx, cfg, sortedTables(mapper), log); err != nil {
-		failed = append(failed, "database")
-		_ = problems(stderr, "database", err)
-	} else {
-		err := errors.Join(src.Check(ctx), compileAll(ctx, src, mapper))
-		src.Close()
-		if err != nil {
-			failed = append(failed, "database")
-			_ = problems(stderr, "database and mappings", err)
-		} else {
-			fmt.Fprintf(stdout, "ok: database prerequisites and mappings of %d tables\n", len(mapper.Tables()))
-		}
+	if cfg.Source.DSN != "" && cfg.Source.Kind != "" && len(entities) > 0 {
+		validateDatabase(ctx, r, cfg, mapper, entities, log)
 	}
-
-	if k, err := sink.Dial(kafkaConfig(cfg), log); err != nil {
-		failed = append(failed, "kafka")
-		_ = problems(stderr, "kafka", err)
-	} else {
-		var topics []string
-		for _, e := range entities {
-			topics = append(topics, e.Topic)
-		}
-		missing, err := k.CheckTopics(topics)
-		k.Close()
-		if err != nil {
-			failed = append(failed, "kafka")
-			_ = problems(stderr, "kafka topics", err)
-		} else {
-			fmt.Fprintf(stdout, "ok: kafka topics")
-			if len(missing) > 0 {
-				fmt.Fprintf(stdout, " (cdc run will create %s)", strings.Join(missing, ", "))
-			}
-			fmt.Fprintln(stdout)
-		}
+	if len(cfg.Kafka.Brokers) > 0 {
+		validateKafka(ctx, r, cfg, entities, log)
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("validation failed: %s", strings.Join(failed, ", "))
+	if len(r.failed) > 0 {
+		return fmt.Errorf("validation failed: %d problems (%s)", r.count, strings.Join(r.failed, ", "))
 	}
 	return nil
+}
+
+// report prints each part's problems as they are found.
+type report struct {
+	stdout, stderr io.Writer
+	failed         []string
+	count          int
+}
+
+func (r *report) check(what string, err error) bool {
+	if err == nil {
+		return true
+	}
+	if !slices.Contains(r.failed, what) {
+		r.failed = append(r.failed, what)
+	}
+	fmt.Fprintf(r.stderr, "problems with the %s:\n", what)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(r.stderr, "  - %s\n", line)
+		r.count++
+	}
+	return false
+}
+
+func (r *report) ok() bool { return len(r.failed) == 0 }
+
+func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mapping.Mapper, entities []*mapping.Entity, log *slog.Logger) {
+	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	if !r.check("database", err) {
+		return
+	}
+	defer src.Close()
+	if r.check("database", src.Check(ctx)) {
+		fmt.Fprintln(r.stdout, "ok: database prerequisites")
+	}
+	if r.check("mappings", compileAll(ctx, src, mapper)) {
+		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(mapper.Tables()))
+	}
+	sampler, ok := src.(cdc.ValueSampler)
+	if !ok {
+		return
+	}
+	var errs []error
+	for _, e := range entities {
+		for _, rule := range e.EnumRules() {
+			values, complete, err := sampler.DistinctValues(ctx, e.Table, rule.Column, enumSampleLimit)
+			if err != nil {
+				continue // a missing table or column is reported with the mappings
+			}
+			var unmapped []string
+			for _, v := range values {
+				if _, ok := rule.Codes[v]; !ok {
+					unmapped = append(unmapped, v)
+				}
+			}
+			if len(unmapped) > 0 {
+				errs = append(errs, fmt.Errorf("%s: entity %q, field %q: %s column %s holds codes the enum map lacks: %s; add them, or they stop the daemon (or become dead letters)",
+					rule.Origin, e.Name, rule.Field, e.Table, rule.Column, strings.Join(unmapped, ", ")))
+			} else if !complete {
+				fmt.Fprintf(r.stdout, "note: enum codes of %s.%s not all checked (large table or many values)\n", e.Table, rule.Column)
+			}
+		}
+	}
+	if r.check("enum maps", errors.Join(errs...)) && len(errs) == 0 {
+		fmt.Fprintln(r.stdout, "ok: enum maps cover the codes in the tables")
+	}
+}
+
+func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapping.Entity, log *slog.Logger) {
+	k, err := sink.Dial(kafkaConfig(cfg), log)
+	if !r.check("kafka", err) {
+		return
+	}
+	defer k.Close()
+	var topics []string
+	for _, e := range entities {
+		topics = append(topics, e.Topic)
+	}
+	missing, err := k.CheckTopics(topics)
+	if r.check("kafka topics", err) {
+		fmt.Fprintf(r.stdout, "ok: kafka topics")
+		if len(missing) > 0 {
+			fmt.Fprintf(r.stdout, " (cdc run will create %s)", strings.Join(missing, ", "))
+		}
+		fmt.Fprintln(r.stdout)
+	}
+	if cfg.Kafka.SchemaRegistry == "" {
+		return
+	}
+	var errs []error
+	for _, e := range entities {
+		keySchema, _ := e.KeySchema() // checked by mappingEntities
+		if err := k.CheckSchemas(ctx, e.Topic, keySchema, e.Schema); err != nil {
+			errs = append(errs, fmt.Errorf("%s: entity %q: %w", e.Origin, e.Name, err))
+		}
+	}
+	if r.check("schema registry", errors.Join(errs...)) {
+		fmt.Fprintln(r.stdout, "ok: schemas registered or compatible with their subjects")
+	}
 }
 
 // problems prints each problem of a joined error on its own line.

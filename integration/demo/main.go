@@ -95,9 +95,9 @@ func run(bin, config string, keep bool) error {
 	if err := wait("shop.order.v1", 2); err != nil {
 		return err
 	}
-	tail := func(entity string) error {
-		fmt.Printf("\n  $ cdc tail --entity %s\n", entity)
-		cmd := exec.CommandContext(ctx, bin, "tail", "--config", config, "--entity", entity)
+	tail := func(entity string, flags ...string) error {
+		fmt.Printf("\n  $ cdc tail --entity %s%s\n", entity, strings.Join(append([]string{""}, flags...), " "))
+		cmd := exec.CommandContext(ctx, bin, append([]string{"tail", "--config", config, "--entity", entity}, flags...)...)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		fmt.Print(indent(string(out)))
@@ -133,6 +133,13 @@ func run(bin, config string, keep bool) error {
 		return err
 	}
 	if err := tail("order"); err != nil {
+		return err
+	}
+	if err := wait("shop.order.v2", 2+2); err != nil {
+		return err
+	}
+	step("version 2 of the order entity, from the same table: enum status, nested amount, computed fields; with the CloudEvents headers every record carries")
+	if err := tail("order_v2", "--headers"); err != nil {
 		return err
 	}
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
+
 	"github.com/cdc-dev/cdc"
 )
 
@@ -147,4 +149,48 @@ func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", 
 
 func quoteTable(n cdc.TableName) string {
 	return quoteIdentifier(n.Schema) + "." + quoteIdentifier(n.Name)
+}
+
+// sampleMaxRows bounds the tables whose distinct values are listed: beyond it a
+// DISTINCT scan would load the database for a validation.
+const sampleMaxRows = 1_000_000
+
+var _ cdc.ValueSampler = (*Source)(nil)
+
+// DistinctValues lists a column's distinct values in their text form, on tables
+// of at most a million rows (by the catalog's estimate), within 5 seconds.
+func (s *Source) DistinctValues(_ context.Context, table cdc.TableName, column string, limit int) ([]string, bool, error) {
+	res, err := s.conn.Execute(`SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, table.Schema, table.Name)
+	if err != nil {
+		return nil, false, fmt.Errorf("estimate the rows of %s: %w", table, err)
+	}
+	if res.RowNumber() == 0 {
+		return nil, false, s.missingTable(table)
+	}
+	if rows, _ := res.GetUint(0, 0); rows > sampleMaxRows {
+		return nil, false, nil
+	}
+	col := quoteIdentifier(column)
+	query := fmt.Sprintf("SELECT DISTINCT CAST(%s AS CHAR) FROM %s WHERE %s IS NOT NULL LIMIT %d", col, quoteTable(table), col, limit+1)
+	if s.mariadb {
+		query = "SET STATEMENT max_statement_time=5 FOR " + query
+	} else {
+		query = strings.Replace(query, "SELECT", "SELECT /*+ MAX_EXECUTION_TIME(5000) */", 1)
+	}
+	if res, err = s.conn.Execute(query); err != nil {
+		var me *mysql.MyError
+		if errors.As(err, &me) && (me.Code == 1969 || me.Code == 3024) { // statement time exceeded
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("distinct values of %s.%s: %w", table, column, err)
+	}
+	values := make([]string, 0, res.RowNumber())
+	for i := range res.RowNumber() {
+		v, _ := res.GetString(i, 0)
+		values = append(values, v)
+	}
+	if len(values) > limit {
+		return values[:limit], false, nil
+	}
+	return values, true, nil
 }

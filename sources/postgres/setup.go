@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -172,4 +173,45 @@ func (s *Source) readSlot(ctx context.Context) (slotState, error) {
 		return st, fmt.Errorf("replication slot %s is in use by server process %d: is another cdc with the same name running? Only one may read a slot", s.cfg.Slot, *st.activePID)
 	}
 	return st, nil
+}
+
+// sampleMaxRows bounds the tables whose distinct values are listed: beyond it a
+// DISTINCT scan would load the database for a validation.
+const sampleMaxRows = 1_000_000
+
+var _ cdc.ValueSampler = (*Source)(nil)
+
+// DistinctValues lists a column's distinct values in their text form, on tables
+// of at most a million rows (by the planner's estimate), within 5 seconds.
+func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column string, limit int) ([]string, bool, error) {
+	ident := pgx.Identifier{table.Schema, table.Name}.Sanitize()
+	var estimate float64
+	if err := s.conn.QueryRow(ctx, `SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1::regclass`, ident).Scan(&estimate); err != nil {
+		return nil, false, fmt.Errorf("estimate the rows of %s: %w", table, err)
+	}
+	if estimate > sampleMaxRows {
+		return nil, false, nil
+	}
+	// A server-side timeout: canceling the context would close the connection.
+	if _, err := s.conn.Exec(ctx, "SET statement_timeout = '5s'"); err != nil {
+		return nil, false, err
+	}
+	defer s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
+	col := pgx.Identifier{column}.Sanitize()
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, ident, col, limit+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("distinct values of %s.%s: %w", table, column, err)
+	}
+	values, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: too slow
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("distinct values of %s.%s: %w", table, column, err)
+	}
+	if len(values) > limit {
+		return values[:limit], false, nil
+	}
+	return values, true, nil
 }
