@@ -111,7 +111,7 @@ func (x *exprEnv) compile(text string) (*program, error) {
 			}
 			msgs = append(msgs, fmt.Sprintf("at column %d: %s", e.Location.Column()+1, msg))
 		}
-		return nil, fmt.Errorf("expression `%s`: %s", text, strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("expression `%s`: %s", text, readableTypes(strings.Join(msgs, "; ")))
 	}
 	prg, err := x.env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
@@ -212,7 +212,7 @@ func compileCondition(x *exprEnv, c Condition) (*condition, error) {
 		return nil, err
 	}
 	if p.out != cel.BoolType {
-		return nil, fmt.Errorf("expression `%s` has type %s, not bool", c.Expr, p.out)
+		return nil, fmt.Errorf("expression `%s` has type %s, not bool", c.Expr, readableTypes(p.out.String()))
 	}
 	return &condition{program: p, origin: c.Origin}, nil
 }
@@ -250,7 +250,7 @@ func exprEncoder(p *program, t avro.Schema) (func(dst []byte, v ref.Val) ([]byte
 		return nil, fmt.Errorf("expression `%s` is always null but the field type %s has no null", p.text, t)
 	}
 	if out.Kind() != types.DynKind && out.Kind() != types.NullTypeKind && !slices.Contains(accepts, out.Kind()) {
-		return nil, fmt.Errorf("expression `%s` has type %s; the field type %s needs %s", p.text, out, t, kindNames(accepts))
+		return nil, fmt.Errorf("expression `%s` has type %s; the field type %s needs %s", p.text, readableTypes(out.String()), t, kindNames(accepts))
 	}
 	return func(dst []byte, v ref.Val) ([]byte, error) {
 		if v == types.NullValue {
@@ -412,6 +412,15 @@ func celEncoder(t avro.Schema) (func(dst []byte, v ref.Val) ([]byte, error), []t
 	}
 	return nil, nil
 }
+
+// readableTypes renders CEL's names of nullable types ("wrapper(int)",
+// "wrapper(google.protobuf.Timestamp)") as users declare them.
+func readableTypes(text string) string {
+	text = strings.NewReplacer("google.protobuf.Timestamp", "timestamp", "google.protobuf.Duration", "duration").Replace(text)
+	return wrapperType.ReplaceAllString(text, "nullable $1")
+}
+
+var wrapperType = regexp.MustCompile(`wrapper\(([a-z_]+)\)`)
 
 func kindNames(kinds []types.Kind) string {
 	names := map[types.Kind]string{types.StringKind: "string", types.BoolKind: "bool", types.IntKind: "int",

@@ -239,16 +239,18 @@ func LoadConfig(path string) (*Config, error) {
 	checkKeys(doc.Content[0], reflect.TypeOf(Config{}), "", func(line int, msg string) {
 		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, msg))
 	})
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 	cfg := &Config{path: path, lines: map[string]int{}}
 	recordLines(doc.Content[0], "", cfg.lines)
 	if err := doc.Content[0].Decode(cfg); err != nil {
-		return nil, errors.New(redact(lineErrors(err, path), path, expanded))
+		return nil, errors.Join(append(errs, errors.New(redact(lineErrors(err, path), path, expanded)))...)
 	}
+	// Unknown keys and unset variables leave the rest of the file meaningful:
+	// its values are checked too, so that every mistake is listed at once.
 	if err := cfg.validate(); err != nil {
-		return cfg, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
 	}
 	return cfg, nil
 }

@@ -34,6 +34,7 @@ type Record struct {
 	Partition  int32
 	Offset     int64
 	Key, Value []byte
+	Headers    map[string]string
 }
 
 // ReadTopic reads every record of a topic up to its current end, with franz-go
@@ -73,7 +74,11 @@ func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, e
 			return nil, fmt.Errorf("read %s: %v", topic, errs[0].Err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			out = append(out, Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+			rec := Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: map[string]string{}}
+			for _, h := range r.Headers {
+				rec.Headers[h.Key] = string(h.Value)
+			}
+			out = append(out, rec)
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
