@@ -56,6 +56,28 @@ func (e *unmappedError) Error() string {
 // errReported says that the problems of a nested record are already listed.
 var errReported = errors.New("reported")
 
+// CheckShape checks that a rule names one source of its value and only options
+// that apply to it, before any table or schema is known.
+func (f *Field) CheckShape() error {
+	sources := 0
+	for _, set := range []bool{f.Column != "", f.Expr != "", f.Fields != nil} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		return errors.New("give exactly one of column, expr and record")
+	case (f.Enum != nil || f.Mask != "") && f.Column == "":
+		return errors.New("enum and mask apply to a column: add `column: <name>`")
+	case f.Enum != nil && f.Mask != "":
+		return errors.New("a field is either an enum or masked, not both")
+	case f.Mask != "" && f.Mask != MaskHash && f.Mask != MaskRedact:
+		return fmt.Errorf("mask %q: want hash (HMAC-SHA256 with masking.salt) or redact (always null)", f.Mask)
+	}
+	return nil
+}
+
 // compiler compiles an entity's rules against one table shape.
 type compiler struct {
 	e    *Entity
@@ -121,19 +143,10 @@ func (c *compiler) record(rules []Field, schema *avro.RecordSchema, schemaFile, 
 }
 
 func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (writer, []int, error) {
-	sources := 0
-	for _, set := range []bool{f.Column != "", f.Expr != "", f.Fields != nil} {
-		if set {
-			sources++
-		}
+	if err := f.CheckShape(); err != nil {
+		return nil, nil, err
 	}
 	switch {
-	case sources != 1:
-		return nil, nil, errors.New("give exactly one of column, expr and record")
-	case (f.Enum != nil || f.Mask != "") && f.Column == "":
-		return nil, nil, errors.New("enum and mask rules apply to a column: add `column: <name>`")
-	case f.Enum != nil && f.Mask != "":
-		return nil, nil, errors.New("a field is either an enum or masked, not both")
 	case f.Expr != "":
 		return c.exprRule(f, t, path)
 	case f.Fields != nil:
@@ -161,8 +174,6 @@ func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (write
 		}
 		c.masked = appendUnique(c.masked, ord)
 		enc, err = hashEncoder(col, t, hmac.New(sha256.New, c.e.MaskSalt))
-	case f.Mask != "":
-		return nil, nil, fmt.Errorf("mask %q: want hash or redact", f.Mask)
 	default:
 		enc, err = encoderFor(col, t)
 	}

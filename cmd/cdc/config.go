@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cdc-dev/cdc/mapping"
 )
 
 // Config is the whole configuration file. Its keys are the contract with users:
@@ -154,9 +156,7 @@ func (f *FieldRules) UnmarshalYAML(n *yaml.Node) error {
 				case "expr":
 					rule.Expr = scalar()
 				case "mask":
-					if rule.Mask = scalar(); rule.Mask != "hash" && rule.Mask != "redact" {
-						bad(val.Line, "field %q: mask %q: want hash (HMAC-SHA256 with masking.salt) or redact (always null)", rule.Field, rule.Mask)
-					}
+					rule.Mask = scalar()
 				case "enum":
 					rule.Enum = enumCodes(rule.Field, val, bad)
 				case "record":
@@ -167,17 +167,12 @@ func (f *FieldRules) UnmarshalYAML(n *yaml.Node) error {
 					bad(key.Line, "field %q: unknown rule key %q (known: %s)", rule.Field, key.Value, strings.Join(ruleKeys, ", "))
 				}
 			}
-			sources := 0
-			for _, set := range []bool{rule.Column != "", rule.Expr != "", rule.Record != nil} {
-				if set {
-					sources++
-				}
+			shape := mapping.Field{Column: rule.Column, Expr: rule.Expr, Enum: rule.Enum, Mask: mapping.Mask(rule.Mask)}
+			if rule.Record != nil {
+				shape.Fields = []mapping.Field{}
 			}
-			switch {
-			case sources != 1:
-				bad(v.Line, "field %q: give exactly one of column, expr and record", rule.Field)
-			case (rule.Enum != nil || rule.Mask != "") && rule.Column == "":
-				bad(v.Line, "field %q: enum and mask apply to a column: add `column: <name>`", rule.Field)
+			if err := shape.CheckShape(); err != nil {
+				bad(v.Line, "field %q: %v", rule.Field, err)
 			}
 		default:
 			bad(v.Line, "field %q: want a column name or a rule such as {column: name}", rule.Field)
