@@ -38,8 +38,12 @@ test-integration: deps
 demo: deps build
 	$(GO) run ./integration/demo -cdc $(BIN) -config config.example.yaml
 
-bench:
+# Go micro-benchmarks of the hot path, then the end-to-end harness against the
+# libraries' floor (BENCH_ROWS rows; BENCH_FLAGS e.g. -source postgres).
+BENCH_ROWS ?= 1000000
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+	$(GO) run ./integration/bench -cdc $(BIN) -rows $(BENCH_ROWS) $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

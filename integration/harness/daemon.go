@@ -110,3 +110,6 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Pid is the process id, for measurements of the process.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }

@@ -1,0 +1,334 @@
+// Command bench measures cdc end to end against the floor of what its libraries
+// can do on the same machine, in the same run, and prints one table per source:
+//
+//  1. snapshot: rows/s of the daemon's initial snapshot into the broker, against
+//     a plain read of the table with the same driver (COPY TO STDOUT; SELECT);
+//  2. backlog drain: events/s of the daemon catching up on row changes written
+//     while it was stopped, against a bare loop that reads and decodes the same
+//     log with the same library (pglogrepl; go-mysql's BinlogSyncer) and, on
+//     PostgreSQL, against pg_recvlogical;
+//  3. latency: commit to broker at a steady rate of single-row transactions;
+//  4. memory: the daemon's peak RSS during (2) and during one transaction of
+//     every row.
+//
+// Timings are printed, never asserted: the machine is shared and noisy, so the
+// ratios (measured in the same run) are the figures to compare.
+//
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+)
+
+func main() {
+	bin := flag.String("cdc", "bin/cdc", "the cdc binary")
+	rows := flag.Int("rows", 1_000_000, "rows of the generated table, and row changes of the backlog")
+	sources := flag.String("source", "postgres,mysql", "sources to measure")
+	rate := flag.Int("rate", 1000, "transactions per second of the latency measurement")
+	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
+	flag.Parse()
+	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second}
+	for _, src := range strings.Split(*sources, ",") {
+		if err := b.run(src); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
+			os.Exit(1)
+		}
+	}
+}
+
+type bench struct {
+	bin      string
+	rows     int
+	rate     int
+	duration time.Duration
+}
+
+// database is what the bench needs of one source.
+type database interface {
+	// load creates the bench table with n rows.
+	load(ctx context.Context, n int) error
+	// plainRead reads the whole table with the driver and discards it.
+	plainRead(ctx context.Context) (int, error)
+	// markLog notes the log's position, from where floorDrain reads.
+	markLog(ctx context.Context) error
+	// update changes every row once, in transactions of batch rows (0: one).
+	update(ctx context.Context, batch int) error
+	// floorDrain reads and decodes the log from the mark until n row changes.
+	floorDrain(ctx context.Context, n int) error
+	// extraFloors measures other readers of the same backlog (name → events/s).
+	extraFloors(ctx context.Context, n int) (map[string]float64, error)
+	// insertOne commits one row with the given id.
+	insertOne(ctx context.Context, id int64) error
+	config(dir string) string
+	env() []string
+	close()
+}
+
+// row is about 150 bytes: bigint key, text, numeric, int, timestamp, text.
+const benchSchema = `{"type": "record", "name": "Item", "namespace": "bench.v1", "fields": [
+  {"name": "id", "type": "long"},
+  {"name": "name", "type": "string"},
+  {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
+  {"name": "qty", "type": "int"},
+  {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+  {"name": "note", "type": ["null", "string"], "default": null}]}`
+
+const benchEntity = `
+entities:
+  - name: item
+    table: %s
+    topic: bench.item.v1
+    schema: %s
+    key: [id]
+    fields: {id: id, name: name, price: price, qty: qty, created_at: created_at, note: note}
+`
+
+// progress says what the bench is doing, on stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "  [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) run(source string) error {
+	ctx := context.Background()
+	fmt.Printf("== %s: %d rows of about 150 bytes\n", source, b.rows)
+	var db database
+	var err error
+	switch source {
+	case "postgres":
+		db, err = startPostgres(ctx)
+	case "mysql":
+		db, err = startMariaDB()
+	default:
+		return fmt.Errorf("unknown source %q", source)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.close()
+	kafka, err := harness.StartKafka(0, "")
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	brokers := kafka.ListenAddrs()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	admin := kadm.NewClient(client)
+	dir, err := os.MkdirTemp("", "cdcbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "item.avsc"), []byte(benchSchema), 0o644); err != nil {
+		return err
+	}
+	config := filepath.Join(dir, "cdc.yaml")
+	if err := os.WriteFile(config, []byte(db.config(dir)), 0o644); err != nil {
+		return err
+	}
+	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","))
+	t := &table{}
+
+	progress("loading the table")
+	if err := db.load(ctx, b.rows); err != nil {
+		return err
+	}
+	start := time.Now()
+	progress("plain read")
+	n, err := db.plainRead(ctx)
+	if err != nil {
+		return err
+	}
+	floor := float64(n) / time.Since(start).Seconds()
+
+	start = time.Now()
+	progress("snapshot by the daemon")
+	d, err := harness.StartDaemon(b.bin, env, "run", "--config", config)
+	if err != nil {
+		return err
+	}
+	if err := waitRecords(ctx, admin, d, int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	snapshot := float64(b.rows) / time.Since(start).Seconds()
+	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "plain read", floor)
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
+	}
+
+	if err := db.markLog(ctx); err != nil {
+		return err
+	}
+	progress("writing the backlog")
+	if err := db.update(ctx, 1000); err != nil {
+		return err
+	}
+	start = time.Now()
+	progress("bare decode loop")
+	if err := db.floorDrain(ctx, b.rows); err != nil {
+		return err
+	}
+	floor = float64(b.rows) / time.Since(start).Seconds()
+	progress("other floors")
+	extra, err := db.extraFloors(ctx, b.rows)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	d, err = harness.StartDaemon(b.bin, env, "run", "--config", config)
+	if err != nil {
+		return err
+	}
+	peak := watchRSS(d)
+	if err := waitRecords(ctx, admin, d, int64(2*b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	drain := float64(b.rows) / time.Since(start).Seconds()
+	drainRSS := peak()
+	t.add("backlog drain", "cdc run (catching up)", drain, "bare decode loop", floor)
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		t.add("backlog drain", "cdc run (catching up)", drain, name, extra[name])
+	}
+
+	progress("latency")
+	p50, p99, achieved, err := b.latency(ctx, db, brokers, d)
+	if err != nil {
+		return err
+	}
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the latency run: %v\n%s", err, d.Logs())
+	}
+
+	d, err = harness.StartDaemon(b.bin, env, "run", "--config", config)
+	if err != nil {
+		return err
+	}
+	peak = watchRSS(d)
+	before, err := endOffsets(ctx, admin)
+	if err != nil {
+		return err
+	}
+	progress("one transaction of every row")
+	if err := db.update(ctx, 0); err != nil {
+		return err
+	}
+	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	bigRSS := peak()
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the large transaction: %v\n%s", err, d.Logs())
+	}
+
+	t.print()
+	fmt.Printf("  latency at %.0f tx/s (asked %d) for %s: p50 %s, p99 %s (commit returned → record readable from the broker)\n",
+		achieved, b.rate, b.duration, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	fmt.Printf("  peak RSS of the daemon: %d MB during the backlog drain, %d MB during one transaction of %d rows\n\n",
+		drainRSS>>20, bigRSS>>20, b.rows)
+	return nil
+}
+
+// table collects rows of "what, cdc rate, floor name, floor rate".
+type table struct{ lines []string }
+
+func (t *table) add(what, cdcName string, cdcRate float64, floorName string, floorRate float64) {
+	t.lines = append(t.lines, fmt.Sprintf("  %-14s %-28s %10.0f/s   %-18s %10.0f/s   ratio %.2f",
+		what, cdcName, cdcRate, floorName, floorRate, cdcRate/floorRate))
+}
+
+func (t *table) print() {
+	for _, l := range t.lines {
+		fmt.Println(l)
+	}
+}
+
+// endOffsets is the number of records the bench topic holds.
+func endOffsets(ctx context.Context, admin *kadm.Client) (int64, error) {
+	ends, err := admin.ListEndOffsets(ctx, "bench.item.v1")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			n += o.Offset
+		}
+	})
+	return n, nil
+}
+
+// waitRecords waits until the topic holds n records.
+func waitRecords(ctx context.Context, admin *kadm.Client, d *harness.Daemon, n int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if d.Exited() {
+			return fmt.Errorf("the daemon exited: %v\n%s", d.Wait(0), d.Logs())
+		}
+		got, err := endOffsets(ctx, admin)
+		if err == nil && got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d records after %s (%v)\n%s", got, n, timeout, err, d.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// watchRSS samples the daemon's resident memory until the returned function is
+// called, which returns the peak (the kernel's high-water mark when readable).
+func watchRSS(d *harness.Daemon) func() int64 {
+	stop := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if hwm, ok := statusBytes(d.Pid(), "VmHWM:"); ok {
+				peak = max(peak, hwm)
+			} else if rss, ok := statusBytes(d.Pid(), "VmRSS:"); ok {
+				peak = max(peak, rss)
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 { close(stop); return <-done }
+}
+
+func statusBytes(pid int, field string) (int64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}

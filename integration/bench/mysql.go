@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+)
+
+type mariadb struct {
+	server *harness.MariaDB
+	dsn    string
+	conn   *client.Conn
+	mark   mysql.Position
+}
+
+func startMariaDB() (*mariadb, error) {
+	server, err := harness.StartMariaDB()
+	if err != nil {
+		return nil, err
+	}
+	m := &mariadb{server: server}
+	if m.dsn, err = server.CreateDatabase("bench"); err != nil {
+		m.close()
+		return nil, err
+	}
+	if m.conn, err = server.Conn("bench"); err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *mariadb) close() {
+	if m.conn != nil {
+		m.conn.Close()
+	}
+	m.server.Stop()
+}
+
+func (m *mariadb) env() []string { return []string{"BENCH_DSN=" + m.dsn} }
+
+func (m *mariadb) config(dir string) string {
+	return `name: bench
+source: {kind: mysql, dsn: "${BENCH_DSN}"}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+` + fmt.Sprintf(benchEntity, "bench.item", filepath.Join(dir, "item.avsc"))
+}
+
+func (m *mariadb) load(_ context.Context, n int) error {
+	if _, err := m.conn.Execute(`CREATE TABLE item (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL, price DECIMAL(12,2) NOT NULL,
+		qty INT NOT NULL, created_at DATETIME(6) NOT NULL, note VARCHAR(100)) ENGINE=InnoDB`); err != nil {
+		return err
+	}
+	const chunk = 100_000
+	for from := 0; from < n; from += chunk {
+		_, err := m.conn.Execute(fmt.Sprintf(`INSERT INTO item SELECT seq, CONCAT('item name ', seq, ' ', REPEAT('x', 40)),
+			(seq %% 100000) / 100, seq %% 1000, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq SECOND, CONCAT('a note of ', REPEAT('y', 50))
+			FROM seq_%d_to_%d`, from+1, min(from+chunk, n)))
+		if err != nil {
+			return err
+		}
+	}
+	_, err := m.conn.Execute("ANALYZE TABLE item")
+	return err
+}
+
+func (m *mariadb) plainRead(context.Context) (int, error) {
+	rows := 0
+	var result mysql.Result
+	err := m.conn.ExecuteSelectStreaming("SELECT * FROM item", &result, func(row []mysql.FieldValue) error {
+		rows++
+		return nil
+	}, nil)
+	return rows, err
+}
+
+func (m *mariadb) markLog(context.Context) error {
+	res, err := m.conn.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return err
+	}
+	file, _ := res.GetString(0, 0)
+	pos, _ := res.GetUint(0, 1)
+	m.mark = mysql.Position{Name: file, Pos: uint32(pos)}
+	return nil
+}
+
+func (m *mariadb) update(_ context.Context, batch int) error {
+	if batch == 0 {
+		_, err := m.conn.Execute("UPDATE item SET qty = qty + 1")
+		return err
+	}
+	res, err := m.conn.Execute("SELECT MAX(id) FROM item WHERE id < 100000000")
+	if err != nil {
+		return err
+	}
+	last, _ := res.GetInt(0, 0)
+	for from := int64(0); from < last; from += int64(batch) {
+		if _, err := m.conn.Execute("UPDATE item SET qty = qty + 1 WHERE id > ? AND id <= ?", from, from+int64(batch)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// floorDrain is the bare BinlogSyncer loop with cdc's decoding options: read
+// every event from the mark, decode it, count updated rows, discard.
+func (m *mariadb) floorDrain(ctx context.Context, n int) error {
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: 4242, Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(m.server.Port), User: "root",
+		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, DisableRetrySync: true, EventCacheCount: 256,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	stream, err := syncer.StartSync(m.mark)
+	if err != nil {
+		return err
+	}
+	updates := 0
+	for updates < n {
+		ev, err := stream.GetEvent(ctx)
+		if err != nil {
+			return err
+		}
+		if rows, ok := ev.Event.(*replication.RowsEvent); ok {
+			switch ev.Header.EventType {
+			case replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2:
+				updates += len(rows.Rows) / 2
+			}
+		}
+	}
+	return nil
+}
+
+func (m *mariadb) extraFloors(context.Context, int) (map[string]float64, error) { return nil, nil }
+
+func (m *mariadb) insertOne(_ context.Context, id int64) error {
+	_, err := m.conn.Execute("INSERT INTO item VALUES (?, 'latency', 1.00, 1, NOW(6), NULL)", id)
+	return err
+}

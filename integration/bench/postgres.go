@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+)
+
+type postgres struct {
+	server *harness.Postgres
+	dsn    string
+	conn   *pgx.Conn
+	endLSN string // the WAL's end after the last update, for pg_recvlogical
+}
+
+func startPostgres(ctx context.Context) (*postgres, error) {
+	server, err := harness.StartPostgres()
+	if err != nil {
+		return nil, err
+	}
+	p := &postgres{server: server}
+	if p.dsn, err = server.CreateDatabase(ctx, "bench"); err != nil {
+		p.close()
+		return nil, err
+	}
+	if p.conn, err = pgx.Connect(ctx, p.dsn); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *postgres) close() {
+	if p.conn != nil {
+		p.conn.Close(context.Background())
+	}
+	p.server.Stop()
+}
+
+func (p *postgres) env() []string { return []string{"BENCH_DSN=" + p.dsn} }
+
+func (p *postgres) config(dir string) string {
+	return `name: bench
+source: {kind: postgres, dsn: "${BENCH_DSN}"}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+` + fmt.Sprintf(benchEntity, "public.item", filepath.Join(dir, "item.avsc"))
+}
+
+func (p *postgres) load(ctx context.Context, n int) error {
+	_, err := p.conn.Exec(ctx, fmt.Sprintf(`
+		CREATE TABLE item (id bigint PRIMARY KEY, name text NOT NULL, price numeric(12,2) NOT NULL, qty integer NOT NULL,
+			created_at timestamptz NOT NULL, note text);
+		ALTER TABLE item REPLICA IDENTITY FULL;
+		INSERT INTO item SELECT g, 'item name ' || g || ' ' || repeat('x', 40), (g %% 100000) / 100.0, g %% 1000,
+			timestamptz '2024-01-01' + g * interval '1 second', 'a note of ' || repeat('y', 50) FROM generate_series(1, %d) g`, n))
+	if err != nil {
+		return err
+	}
+	_, err = p.conn.Exec(ctx, "VACUUM ANALYZE item")
+	return err
+}
+
+func (p *postgres) plainRead(ctx context.Context) (int, error) {
+	tag, err := p.conn.PgConn().CopyTo(ctx, io.Discard, "COPY public.item TO STDOUT")
+	return int(tag.RowsAffected()), err
+}
+
+// markLog creates the slots the floors read from: the backlog starts here.
+func (p *postgres) markLog(ctx context.Context) error {
+	for _, slot := range []string{"bench_floor", "bench_recv"} {
+		if _, err := p.conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot); err != nil {
+			return fmt.Errorf("create slot %s: %w", slot, err)
+		}
+	}
+	return nil
+}
+
+func (p *postgres) update(ctx context.Context, batch int) error {
+	if batch == 0 {
+		_, err := p.conn.Exec(ctx, "UPDATE item SET qty = qty + 1")
+		return err
+	}
+	var last int64
+	if err := p.conn.QueryRow(ctx, "SELECT max(id) FROM item WHERE id < 100000000").Scan(&last); err != nil {
+		return err
+	}
+	for from := int64(0); from < last; from += int64(batch) {
+		if _, err := p.conn.Exec(ctx, "UPDATE item SET qty = qty + 1 WHERE id > $1 AND id <= $2", from, from+int64(batch)); err != nil {
+			return err
+		}
+	}
+	return p.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&p.endLSN)
+}
+
+// floorDrain is the bare pglogrepl loop: receive, parse each pgoutput message
+// (tuples included), discard, and confirm progress as cdc does.
+func (p *postgres) floorDrain(ctx context.Context, n int) error {
+	conn, err := pgconn.Connect(ctx, p.dsn+"&replication=database")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	err = pglogrepl.StartReplication(ctx, conn, "bench_floor", 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'cdc_bench'"}})
+	if err != nil {
+		return err
+	}
+	var pos pglogrepl.LSN
+	updates := 0
+	nextStatus := time.Now()
+	for updates < n {
+		if time.Now().After(nextStatus) {
+			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pos}); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(time.Second)
+		}
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			return err
+		}
+		data, ok := msg.(*pgproto3.CopyData)
+		if !ok || len(data.Data) == 0 || data.Data[0] != pglogrepl.XLogDataByteID {
+			continue
+		}
+		xld, err := pglogrepl.ParseXLogData(data.Data[1:])
+		if err != nil {
+			return err
+		}
+		logical, err := pglogrepl.Parse(xld.WALData)
+		if err != nil {
+			return err
+		}
+		if _, ok := logical.(*pglogrepl.UpdateMessage); ok {
+			updates++
+		}
+		pos = xld.WALStart + pglogrepl.LSN(len(xld.WALData))
+	}
+	return nil
+}
+
+// extraFloors runs PostgreSQL's own pg_recvlogical on the same backlog.
+func (p *postgres) extraFloors(ctx context.Context, n int) (map[string]float64, error) {
+	bin, err := harness.PostgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_recvlogical"), "-d", p.dsn, "--slot", "bench_recv", "--start",
+		"--endpos", p.endLSN, "--no-loop", "-f", "/dev/null", "-o", "proto_version=1", "-o", "publication_names=cdc_bench")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pg_recvlogical: %v: %s", err, out)
+	}
+	return map[string]float64{"pg_recvlogical": float64(n) / time.Since(start).Seconds()}, nil
+}
+
+func (p *postgres) insertOne(ctx context.Context, id int64) error {
+	_, err := p.conn.Exec(ctx, "INSERT INTO item VALUES ($1, 'latency', 1.00, 1, now(), NULL)", id)
+	return err
+}
