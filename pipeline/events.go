@@ -1,8 +1,9 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"encoding/hex"
-	"hash/fnv"
+	"hash/crc64"
 	"time"
 
 	"github.com/cdc-dev/cdc"
@@ -42,17 +43,62 @@ var (
 	opCodes     = map[cdc.Op][]byte{cdc.OpRead: []byte("r"), cdc.OpInsert: []byte("c"), cdc.OpUpdate: []byte("u"), cdc.OpDelete: []byte("d")}
 )
 
-// events turns mapping records into Kafka records.
+// events turns mapping records into Kafka records. It is used by one goroutine.
 type events struct {
-	connector       string
 	source          []byte
 	deadLetterTopic string
-	types           map[*mapping.Entity][]byte
+	connector       []byte
+	entities        map[*mapping.Entity]*entityEvents
+	// headers and bytes are carved into the records' headers and values: one
+	// allocation per few hundred records instead of several per record. A
+	// chunk is never reused; it is freed once no record in flight refers to it.
+	headers []sink.Header
+	bytes   []byte
 }
 
+// entityEvents holds what every record of an entity shares.
+type entityEvents struct {
+	typ       []byte
+	iso, ecma uint64 // the id's checksums of connector and entity
+}
+
+var (
+	crcISO  = crc64.MakeTable(crc64.ISO)
+	crcECMA = crc64.MakeTable(crc64.ECMA)
+)
+
 func newEvents(connector, deadLetterTopic string) *events {
-	return &events{connector: connector, source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
-		types: map[*mapping.Entity][]byte{}}
+	return &events{connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
+		entities: map[*mapping.Entity]*entityEvents{}}
+}
+
+func (ev *events) entity(e *mapping.Entity) *entityEvents {
+	ee, ok := ev.entities[e]
+	if !ok {
+		prefix := append(append(append(append([]byte(nil), ev.connector...), 0), e.Name...), 0)
+		ee = &entityEvents{typ: []byte(e.Name), iso: crc64.Update(0, crcISO, prefix), ecma: crc64.Update(0, crcECMA, prefix)}
+		ev.entities[e] = ee
+	}
+	return ee
+}
+
+func (ev *events) headerSlice() []sink.Header {
+	const perRecord = 8
+	if cap(ev.headers)-len(ev.headers) < perRecord {
+		ev.headers = make([]sink.Header, 0, 256*perRecord)
+	}
+	h := ev.headers[len(ev.headers) : len(ev.headers) : len(ev.headers)+perRecord]
+	ev.headers = ev.headers[:len(ev.headers)+perRecord]
+	return h
+}
+
+func (ev *events) alloc(n int) []byte {
+	if cap(ev.bytes)-len(ev.bytes) < n {
+		ev.bytes = make([]byte, 0, max(n, 32<<10))
+	}
+	b := ev.bytes[len(ev.bytes) : len(ev.bytes)+n : len(ev.bytes)+n]
+	ev.bytes = ev.bytes[:len(ev.bytes)+n]
+	return b
 }
 
 // record builds the Kafka record of rec. position is rec.Position as bytes,
@@ -66,21 +112,17 @@ func (ev *events) record(rec *mapping.Record, position []byte, token any) sink.R
 			{Key: hError, Value: []byte(rec.DeadLetter.Reason)},
 		}}
 	}
-	typ, ok := ev.types[rec.Entity]
-	if !ok {
-		typ = []byte(rec.Entity.Name)
-		ev.types[rec.Entity] = typ
-	}
-	headers := make([]sink.Header, 0, 8)
-	headers = append(headers,
+	ee := ev.entity(rec.Entity)
+	headers := append(ev.headerSlice(),
 		sink.Header{Key: hSpecVersion, Value: specVersion},
-		sink.Header{Key: hID, Value: ev.id(rec)},
+		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
 		sink.Header{Key: hSource, Value: ev.source},
-		sink.Header{Key: hType, Value: typ},
+		sink.Header{Key: hType, Value: ee.typ},
 		sink.Header{Key: hOp, Value: opCodes[rec.Op]},
 	)
 	if !rec.CommitTime.IsZero() {
-		headers = append(headers, sink.Header{Key: hTime, Value: rec.CommitTime.UTC().AppendFormat(nil, time.RFC3339Nano)})
+		stamp := rec.CommitTime.UTC().AppendFormat(ev.alloc(len(time.RFC3339Nano))[:0], time.RFC3339Nano)
+		headers = append(headers, sink.Header{Key: hTime, Value: stamp})
 	}
 	if rec.Value != nil {
 		headers = append(headers, sink.Header{Key: hContentType, Value: avroContent})
@@ -92,24 +134,27 @@ func (ev *events) record(rec *mapping.Record, position []byte, token any) sink.R
 }
 
 // id names a change's record for an entity: connector, entity, position and the
-// record's number within the change. Snapshot rows have no position, so theirs
-// hash the record itself: a row read again unchanged keeps its id.
-func (ev *events) id(rec *mapping.Record) []byte {
-	h := fnv.New128a()
-	h.Write([]byte(ev.connector))
-	h.Write([]byte{0})
-	h.Write([]byte(rec.Entity.Name))
-	h.Write([]byte{0})
-	if rec.Position != "" {
-		h.Write([]byte(rec.Position))
-		h.Write([]byte{0, byte(rec.Seq)})
+// record's number within the change, as two 64-bit CRCs (ISO and ECMA
+// polynomials; fast, and 128 bits make collisions negligible). Snapshot rows
+// have no position, so theirs cover the record itself: a row read again
+// unchanged keeps its id.
+func (ev *events) id(ee *entityEvents, rec *mapping.Record, position []byte) []byte {
+	iso, ecma := ee.iso, ee.ecma
+	update := func(p []byte) {
+		iso, ecma = crc64.Update(iso, crcISO, p), crc64.Update(ecma, crcECMA, p)
+	}
+	if len(position) > 0 {
+		update(position)
+		update([]byte{0, byte(rec.Seq)})
 	} else {
-		h.Write(rec.Key)
-		h.Write([]byte{0})
-		h.Write(rec.Value)
+		update(rec.Key)
+		update([]byte{0})
+		update(rec.Value)
 	}
 	var sum [16]byte
-	out := make([]byte, 32)
-	hex.Encode(out, h.Sum(sum[:0]))
+	binary.BigEndian.PutUint64(sum[:8], iso)
+	binary.BigEndian.PutUint64(sum[8:], ecma)
+	out := ev.alloc(32)
+	hex.Encode(out, sum[:])
 	return out
 }

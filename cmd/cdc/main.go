@@ -13,13 +13,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := startCPUProfile(os.Getenv("CDC_CPU_PROFILE"))
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	switch {
 	case err == nil:
 	case errors.Is(err, errUsage):
@@ -30,6 +33,26 @@ func main() {
 	}
 }
 
+// startCPUProfile writes a CPU profile of the whole run to the file named by
+// CDC_CPU_PROFILE, for `go tool pprof` (make bench uses it to find costs).
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cdc: CDC_CPU_PROFILE:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // errUsage is returned after the usage has been printed.
 var errUsage = errors.New("usage")
 
@@ -37,8 +60,8 @@ const usage = `cdc publishes the rows of a database as entity events in compacte
 
 Usage:
   cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
-  cdc validate --config FILE                  check the configuration, mappings, database and topics
-  cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow to keep reading)
+  cdc validate --config FILE                  check everything cdc run would check, and list every problem
+  cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version
 
 Exit status: 0 on success or after a clean stop (SIGINT, SIGTERM), 1 on an error, 2 on a usage error.

@@ -11,6 +11,9 @@
 //  4. memory: the daemon's peak RSS during (2) and during one transaction of
 //     every row.
 //
+// A fifth floor, the rate of cdc's producer alone (no database, no mapping),
+// bounds every rate of the daemon.
+//
 // Timings are printed, never asserted: the machine is shared and noisy, so the
 // ratios (measured in the same run) are the figures to compare.
 //
@@ -41,8 +44,9 @@ func main() {
 	sources := flag.String("source", "postgres,mysql", "sources to measure")
 	rate := flag.Int("rate", 1000, "transactions per second of the latency measurement")
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
+	profiles := flag.String("cpuprofile", "", "write the daemon's CPU profiles to this `directory`, one per source and stage")
 	flag.Parse()
-	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second}
+	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles}
 	for _, src := range strings.Split(*sources, ",") {
 		if err := b.run(src); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
@@ -52,6 +56,7 @@ func main() {
 }
 
 type bench struct {
+	profiles string
 	bin      string
 	rows     int
 	rate     int
@@ -97,6 +102,14 @@ entities:
     key: [id]
     fields: {id: id, name: name, price: price, qty: qty, created_at: created_at, note: note}
 `
+
+// startDaemon runs `cdc run`, profiled when asked.
+func (b *bench) startDaemon(env []string, config, source, stage string) (*harness.Daemon, error) {
+	if b.profiles != "" {
+		env = append(env, "CDC_CPU_PROFILE="+filepath.Join(b.profiles, source+"-"+stage+".pprof"))
+	}
+	return harness.StartDaemon(b.bin, env, "run", "--config", config)
+}
 
 // progress says what the bench is doing, on stderr.
 func progress(format string, args ...any) {
@@ -161,7 +174,7 @@ func (b *bench) run(source string) error {
 
 	start = time.Now()
 	progress("snapshot by the daemon")
-	d, err := harness.StartDaemon(b.bin, env, "run", "--config", config)
+	d, err := b.startDaemon(env, config, source, "snapshot")
 	if err != nil {
 		return err
 	}
@@ -170,6 +183,12 @@ func (b *bench) run(source string) error {
 	}
 	snapshot := float64(b.rows) / time.Since(start).Seconds()
 	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "plain read", floor)
+	progress("producer alone")
+	sinkRate, err := sinkFloor(ctx, brokers, b.rows)
+	if err != nil {
+		return err
+	}
+	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "producer alone", sinkRate)
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
 	}
@@ -193,7 +212,7 @@ func (b *bench) run(source string) error {
 		return err
 	}
 	start = time.Now()
-	d, err = harness.StartDaemon(b.bin, env, "run", "--config", config)
+	d, err = b.startDaemon(env, config, source, "drain")
 	if err != nil {
 		return err
 	}
@@ -217,7 +236,7 @@ func (b *bench) run(source string) error {
 		return fmt.Errorf("stop after the latency run: %v\n%s", err, d.Logs())
 	}
 
-	d, err = harness.StartDaemon(b.bin, env, "run", "--config", config)
+	d, err = b.startDaemon(env, config, source, "transaction")
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,13 @@ func startPostgres(ctx context.Context) (*postgres, error) {
 		p.close()
 		return nil, err
 	}
+	// The test server runs with synchronous_commit=off, which delays sending a
+	// commit to logical replication by up to wal_writer_delay (200 ms): the
+	// bench's writes commit synchronously, as a production database would.
+	if _, err := p.conn.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
 }
 

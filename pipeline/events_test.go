@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+)
+
+func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
+	t.Helper()
+	r := ev.record(&rec, []byte(rec.Position), nil)
+	out := map[string]string{}
+	for _, h := range r.Headers {
+		out[string(h.Key)] = string(h.Value)
+	}
+	return out
+}
+
+func TestEventIDsAreStableForTheSameChangeAndDistinctOtherwise(t *testing.T) {
+	customer, order := &mapping.Entity{Name: "customer", Topic: "c"}, &mapping.Entity{Name: "order", Topic: "o"}
+	commit := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	change := mapping.Record{Entity: customer, Op: cdc.OpUpdate, Key: []byte("k"), Value: []byte("v"), Position: "p1", CommitTime: commit}
+	first := headerMap(t, newEvents("shop", ""), change)
+	again := headerMap(t, newEvents("shop", ""), change) // after a restart
+	if first["ce_id"] != again["ce_id"] || len(first["ce_id"]) != 32 {
+		t.Fatalf("ids %q and %q for the same change", first["ce_id"], again["ce_id"])
+	}
+	want := map[string]string{"ce_specversion": "1.0", "ce_source": "/cdc/shop", "ce_type": "customer", "cdc_op": "u",
+		"cdc_position": "p1", "ce_time": "2024-05-06T07:08:09.123456Z", "content-type": "application/avro"}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s = %q, want %q", k, first[k], v)
+		}
+	}
+
+	ev := newEvents("shop", "")
+	seen := map[string]string{}
+	variants := map[string]mapping.Record{"same": change}
+	other := change
+	other.Seq = 1
+	variants["next record of the change"] = other
+	other = change
+	other.Entity = order
+	variants["other entity"] = other
+	other = change
+	other.Position = "p2"
+	variants["other position"] = other
+	snapshot := mapping.Record{Entity: customer, Op: cdc.OpRead, Key: []byte("k"), Value: []byte("v")}
+	variants["snapshot row"] = snapshot
+	snapshot.Value = []byte("w")
+	variants["snapshot row, other value"] = snapshot
+	for name, rec := range variants {
+		id := headerMap(t, ev, rec)["ce_id"]
+		if prev, dup := seen[id]; dup {
+			t.Errorf("%s and %s share id %s", name, prev, id)
+		}
+		seen[id] = name
+	}
+	if tomb := headerMap(t, ev, mapping.Record{Entity: customer, Op: cdc.OpDelete, Key: []byte("k")}); tomb["content-type"] != "" || tomb["cdc_op"] != "d" || tomb["ce_time"] != "" {
+		t.Errorf("tombstone of a snapshot-less delete: %v", tomb)
+	}
+}
