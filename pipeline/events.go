@@ -26,18 +26,20 @@ import (
 //	cdc_position    the change's position in the log; absent for snapshot rows
 //
 // Dead letters carry cdc_entity, cdc_op, cdc_position and cdc_error (the reason).
-var (
-	hSpecVersion = []byte("ce_specversion")
-	hID          = []byte("ce_id")
-	hSource      = []byte("ce_source")
-	hType        = []byte("ce_type")
-	hTime        = []byte("ce_time")
-	hContentType = []byte("content-type")
-	hOp          = []byte("cdc_op")
-	hPosition    = []byte("cdc_position")
-	hEntity      = []byte("cdc_entity")
-	hError       = []byte("cdc_error")
+const (
+	hSpecVersion = "ce_specversion"
+	hID          = "ce_id"
+	hSource      = "ce_source"
+	hType        = "ce_type"
+	hTime        = "ce_time"
+	hContentType = "content-type"
+	hOp          = "cdc_op"
+	hPosition    = "cdc_position"
+	hEntity      = "cdc_entity"
+	hError       = "cdc_error"
+)
 
+var (
 	specVersion = []byte("1.0")
 	avroContent = []byte("application/avro")
 	opCodes     = map[cdc.Op][]byte{cdc.OpRead: []byte("r"), cdc.OpInsert: []byte("c"), cdc.OpUpdate: []byte("u"), cdc.OpDelete: []byte("d")}

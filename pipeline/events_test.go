@@ -13,7 +13,7 @@ func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
 	r := ev.record(&rec, []byte(rec.Position), nil)
 	out := map[string]string{}
 	for _, h := range r.Headers {
-		out[string(h.Key)] = string(h.Value)
+		out[h.Key] = string(h.Value)
 	}
 	return out
 }

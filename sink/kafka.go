@@ -97,17 +97,15 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	sc.Version = version
 	sc.ClientID = cfg.ClientID
 	sc.Metadata.AllowAutoTopicCreation = false
-	// Idempotence with acks=all and one request in flight per broker: retries can
-	// neither duplicate nor reorder records within a partition.
+	// The checkpoint store's producer (entity records go through franz-go, see
+	// Producer). Idempotence with acks=all and one request in flight per broker:
+	// retries can neither duplicate nor reorder records within a partition.
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.Partitioner = newJavaPartitioner
-	// Small linger: the pipeline already batches, and latency matters more.
-	sc.Producer.Flush.Frequency = 2 * time.Millisecond
-	sc.Producer.Flush.Bytes = 1 << 20
 	sc.Producer.Retry.Max, sc.Producer.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
 	// Metadata is retried briefly: at start-up an unreachable cluster is reported
 	// within seconds; later, each produce retry refreshes metadata again.

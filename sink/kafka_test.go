@@ -96,7 +96,7 @@ func TestProducedRecordsArriveInTheJavaPartitionWithNullTombstones(t *testing.T)
 	ctx := context.Background()
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	for i, key := range keys {
-		r := Record{Topic: "t", Key: []byte(key), Value: []byte("v" + key), Token: i, Headers: []Header{{Key: []byte("h"), Value: []byte("1")}}}
+		r := Record{Topic: "t", Key: []byte(key), Value: []byte("v" + key), Token: i, Headers: []Header{{Key: "h", Value: []byte("1")}}}
 		if i == len(keys)-1 {
 			r.Value = nil
 		}

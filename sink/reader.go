@@ -105,7 +105,7 @@ func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64, 
 func message(m *sarama.ConsumerMessage) Message {
 	msg := Message{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
 	for _, h := range m.Headers {
-		msg.Headers = append(msg.Headers, Header{Key: h.Key, Value: h.Value})
+		msg.Headers = append(msg.Headers, Header{Key: string(h.Key), Value: h.Value})
 	}
 	return msg
 }

@@ -77,7 +77,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if headers {
 			line.Headers = map[string]string{}
 			for _, h := range m.Headers {
-				line.Headers[string(h.Key)] = string(h.Value)
+				line.Headers[h.Key] = string(h.Value)
 			}
 		}
 		if m.Value != nil {

@@ -139,7 +139,9 @@ func (b *bench) run(source string) error {
 	}
 	defer kafka.Close()
 	brokers := kafka.ListenAddrs()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// Metadata may be refreshed often: the topic appears after the first
+	// lookups, and the default minimum age (5 s) would be counted as the daemon's.
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		return err
 	}
