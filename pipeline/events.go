@@ -42,7 +42,7 @@ const (
 var (
 	specVersion = []byte("1.0")
 	avroContent = []byte("application/avro")
-	opCodes     = map[cdc.Op][]byte{cdc.OpRead: []byte("r"), cdc.OpInsert: []byte("c"), cdc.OpUpdate: []byte("u"), cdc.OpDelete: []byte("d")}
+	opCodes     = [...][]byte{cdc.OpRead: []byte("r"), cdc.OpInsert: []byte("c"), cdc.OpUpdate: []byte("u"), cdc.OpDelete: []byte("d")}
 )
 
 // events turns mapping records into Kafka records. It is used by one goroutine.
