@@ -473,6 +473,25 @@ func (s *scenario) checkpoint() string {
 	return pos
 }
 
+// crashWhileWriting kills the daemon three times at different moments of a
+// stream of small transactions, restarting it each time, then checks that the
+// topic ends equal to the table: what was not checkpointed is sent again,
+// nothing is lost.
+func (s *scenario) crashWhileWriting() {
+	s.t.Helper()
+	w := s.startWriter(1000)
+	for i := 0; i < 3; i++ {
+		time.Sleep(time.Duration(700+300*i) * time.Millisecond)
+		s.daemons[len(s.daemons)-1].Kill()
+		time.Sleep(200 * time.Millisecond)
+		s.start()
+	}
+	time.Sleep(time.Second)
+	total := w.finish(s.t)
+	records := s.waitCustomersMatch()
+	s.t.Logf("3 kills, %d transactions, %d records in the topic", total, len(records))
+}
+
 // editConfig rewrites the scenario's configuration.
 func (s *scenario) editConfig(oldNew ...string) {
 	s.t.Helper()
