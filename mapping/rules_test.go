@@ -303,3 +303,22 @@ func TestTextColumnIntoEnumUsesTheSymbols(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestExpressionResultsTheFieldCannotHoldAreRefused(t *testing.T) {
+	cases := map[string]string{
+		"null":                      "expression `null` is always null but the field type \"long\" has no null",
+		"first_name":                "expression `first_name` has type string; the field type \"long\" needs int or uint",
+		"last_name == null ? 1 : 2": "", // int into long: accepted
+	}
+	for expr, want := range cases {
+		e := personEntity(t)
+		e.Fields[6] = Field{Name: "credit_cents", Expr: expr, Origin: "cdc.yaml:39"}
+		_, err := Compile(e, personTable())
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", expr, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), `cdc.yaml:39: entity "person", field "credit_cents": `+want)):
+			t.Errorf("%s: got %v, want %s", expr, err, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"enum without column", "      id: customer_id\n", "      id: {expr: \"1\", enum: {1: A}}\n", []string{`cdc.yaml:14: field "id": enum and mask apply to a column`}},
 		{"bad enum symbol", "      id: customer_id\n", "      id: {column: c, enum: {1: not a symbol}}\n", []string{`cdc.yaml:14: field "id": enum: code 1: want an Avro enum symbol`}},
 		{"nested rule mistake", "      id: customer_id\n", "      id: {record: {street: {colum: s}}}\n", []string{`cdc.yaml:14: field "street": unknown rule key "colum"`}},
+		{"enum and mask", "      id: customer_id\n", "      id: {column: c, enum: {1: A}, mask: redact}\n", []string{`cdc.yaml:14: field "id": a field is either an enum or masked, not both`}},
 		{"bad error policy", "    key: [id]\n", "    key: [id]\n    on_error: ignore\n", []string{`cdc.yaml:13: entities[0].on_error: "ignore": want stop`}},
 		{"mysql zero dates", "kind: postgres", "kind: mysql\n  mysql: {zero_dates: epoch}", []string{`cdc.yaml:4: source.mysql.zero_dates: "epoch": want error (stop at a zero date) or null (send it as NULL)`}},
 		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: gtid, server_id, zero_dates)`}},
@@ -175,5 +177,22 @@ func TestBadBrokerIsReportedAtItsOwnEntry(t *testing.T) {
 	err := load(writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]\n", "  brokers:\n    - a:1,b:2\n    - nohost\n", 1)))
 	if err == nil || !strings.Contains(err.Error(), `cdc.yaml:8: kafka.brokers[1]: "nohost": want host:port`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDeadLetterTopicIsCheckedWhenAnEntityUsesIt(t *testing.T) {
+	deadLetters := strings.Replace(validConfig, "    key: [id]\n", "    key: [id]\n    on_error: dead_letter\n", 1)
+	cfg, err := LoadConfig(writeConfig(t, deadLetters))
+	if err != nil || cfg.Kafka.DeadLetterTopic != "shop.dead_letter" {
+		t.Fatalf("default dead-letter topic %q, %v", cfg.Kafka.DeadLetterTopic, err)
+	}
+	for topic, want := range map[string]string{
+		"bad topic":        `cdc.yaml:7: kafka.dead_letter_topic: "bad topic": a Kafka topic name`,
+		"shop.customer.v1": `cdc.yaml:7: kafka.dead_letter_topic: shop.customer.v1 is already the topic of an entity or of the checkpoints`,
+	} {
+		text := strings.Replace(deadLetters, "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  dead_letter_topic: "+strconv.Quote(topic)+"\n", 1)
+		if err := load(writeConfig(t, text)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("dead_letter_topic %q: got %v, want %s", topic, err, want)
+		}
 	}
 }
