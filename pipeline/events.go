@@ -56,6 +56,10 @@ type events struct {
 	// chunk is never reused; it is freed once no record in flight refers to it.
 	headers []sink.Header
 	bytes   []byte
+	// position is the last record's position as bytes, shared by the records
+	// of one change.
+	position   []byte
+	positionOf cdc.Position
 }
 
 // entityEvents holds what every record of an entity shares.
@@ -103,9 +107,13 @@ func (ev *events) alloc(n int) []byte {
 	return b
 }
 
-// record builds the Kafka record of rec. position is rec.Position as bytes,
-// shared by the records of one change.
-func (ev *events) record(rec *mapping.Record, position []byte, token any) sink.Record {
+// record builds the Kafka record of rec.
+func (ev *events) record(rec *mapping.Record, token any) sink.Record {
+	if rec.Position != ev.positionOf {
+		ev.position = append(ev.alloc(len(rec.Position))[:0], rec.Position...)
+		ev.positionOf = rec.Position
+	}
+	position := ev.position
 	if rec.DeadLetter != nil {
 		return sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Value: rec.DeadLetter.Row, Token: token, Headers: []sink.Header{
 			{Key: hEntity, Value: []byte(rec.Entity.Name)},

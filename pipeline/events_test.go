@@ -10,7 +10,7 @@ import (
 
 func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
 	t.Helper()
-	r := ev.record(&rec, []byte(rec.Position), nil)
+	r := ev.record(&rec, nil)
 	out := map[string]string{}
 	for _, h := range r.Headers {
 		out[h.Key] = string(h.Value)

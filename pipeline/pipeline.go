@@ -158,8 +158,6 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 func (r *run) send(batches <-chan cdc.Batch) {
 	var records []mapping.Record
 	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic)
-	var position []byte
-	var positionOf cdc.Position
 	for b := range batches {
 		if r.work.Err() != nil {
 			continue // drain so the source can return
@@ -185,14 +183,11 @@ func (r *run) send(batches <-chan cdc.Batch) {
 				// The batch stays incomplete: its position is never stored.
 				break
 			}
-			if rec.Position != positionOf {
-				position, positionOf = []byte(rec.Position), rec.Position
-			}
 			if rec.DeadLetter != nil {
 				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
 					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
 			}
-			err := r.cfg.Producer.Send(r.work, ev.record(&records[i], position, e))
+			err := r.cfg.Producer.Send(r.work, ev.record(&records[i], e))
 			if err != nil {
 				break
 			}
