@@ -19,11 +19,9 @@ type Record struct {
 	Token any
 }
 
-// Header is a Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is a Kafka record header: franz-go's own type, so that records go to
+// the client without a copy of their headers.
+type Header = kgo.RecordHeader
 
 // Ack reports the fate of one record: Err is nil once every in-sync replica has it.
 type Ack struct {
@@ -83,13 +81,7 @@ func (k *Kafka) NewProducer() (*Producer, error) {
 // Send queues a record. It blocks while the producer's buffer is full (that is
 // the back-pressure that slows the source down) and returns early only if ctx ends.
 func (p *Producer) Send(ctx context.Context, r Record) error {
-	rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-	if len(r.Headers) > 0 {
-		rec.Headers = make([]kgo.RecordHeader, len(r.Headers))
-		for i, h := range r.Headers {
-			rec.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-		}
-	}
+	rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
 	select {
 	case p.room <- struct{}{}:
 	case <-ctx.Done():
