@@ -63,66 +63,11 @@ func TestMySQLKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 				s.editConfig("gtid: true", "gtid: false")
 			}
 			s.exec(s.bulk(rows))
-			d := s.start()
-			base := len(s.waitCustomersMatch())
-			start := s.checkpoint()
-			s.exec(`UPDATE customer SET balance = balance + 1`)
-			var stored string
-			if err := harness.Eventually(60*time.Second, func() (bool, error) {
-				stored = s.checkpoint()
-				return stored != start && !strings.Contains(stored, " row=0"), s.daemonsAlive()
-			}); err != nil {
-				t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
-			}
-			d.Kill()
-			stored = s.checkpoint()
-			pos, err := mysqlsource.ParsePosition(stored)
-			if err != nil || pos.Row == 0 || pos.Row >= rows+3 {
-				t.Fatalf("checkpoint %q is not inside the transaction (%v)", stored, err)
-			}
-			before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			produced := len(before) - base
-			s.start()
-			records := s.waitCustomersMatch()
-			if got, want := len(records)-base, produced+(rows+3-pos.Row); got != want {
-				t.Fatalf("%d records for the transaction, want %d = %d before the crash + %d after the checkpoint at change %d",
-					got, want, produced, rows+3-pos.Row, pos.Row)
-			}
-			t.Logf("crashed after %d of %d rows; checkpoint %s; %d rows sent twice", produced, rows+3, stored, produced-pos.Row)
+			s.crashInsideALargeTransaction(rows, func(checkpoint string) (int, error) {
+				pos, err := mysqlsource.ParsePosition(checkpoint)
+				return pos.Row, err
+			})
 		})
-	}
-}
-
-// A crash during the first snapshot leaves the snapshot's start as the
-// checkpoint. The restart reads the tables anew and replays the binlog from that
-// start, so rows deleted in between end as tombstones, not as stale entities.
-func TestMySQLKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
-	const rows = 200_000
-	s := newMySQLScenario(t)
-	s.exec(s.bulk(rows))
-	d := s.start()
-	if err := harness.Eventually(60*time.Second, func() (bool, error) {
-		return s.recordCount("shop.customer.v1") > 1000, s.daemonsAlive()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	d.Kill()
-	if strings.Contains(d.Logs(), "msg=streaming") {
-		t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
-	}
-	// Stored before the first row: where the snapshot started.
-	if cp := s.checkpoint(); !strings.HasPrefix(cp, "snapshot file=") {
-		t.Fatalf("checkpoint %q: want the start of the snapshot under way", cp)
-	}
-	// Rows the first snapshot already produced, deleted while cdc is down.
-	s.exec(`DELETE FROM customer WHERE customer_id <= 500`, `UPDATE customer SET balance = 7 WHERE customer_id BETWEEN 501 AND 600`)
-	d = s.start()
-	s.waitCustomersMatch()
-	if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
-		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
 	}
 }
 

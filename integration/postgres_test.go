@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/cdc-dev/cdc/integration/harness"
 )
 
 func TestSnapshotThenStreamMatchesTheTable(t *testing.T) {
@@ -47,66 +45,9 @@ func TestKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 	const rows = 200_000
 	s := newScenario(t)
 	s.exec(s.bulk(rows))
-	d := s.start()
-	base := len(s.waitCustomersMatch())
-	start := s.checkpoint()
-	s.exec(`UPDATE customer SET balance = balance + 1`)
-	var stored string
-	if err := harness.Eventually(60*time.Second, func() (bool, error) {
-		stored = s.checkpoint()
-		return stored != start && !strings.HasSuffix(stored, ":0000000000"), s.daemonsAlive()
-	}); err != nil {
-		t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
-	}
-	d.Kill()
-	stored = s.checkpoint() // the last one before the crash
-	index, err := strconv.Atoi(stored[strings.LastIndex(stored, ":")+1:])
-	if err != nil || index == 0 || index >= rows+3 {
-		t.Fatalf("checkpoint %q is not inside the transaction", stored)
-	}
-	before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	produced := len(before) - base
-	s.start()
-	records := s.waitCustomersMatch()
-	// Every row of the transaction after the checkpoint is sent by the second
-	// run; the ones before it only by the first.
-	if got, want := len(records)-base, produced+(rows+3-index); got != want {
-		t.Fatalf("%d records for the transaction, want %d = %d before the crash + %d after the checkpoint at change %d",
-			got, want, produced, rows+3-index, index)
-	}
-	t.Logf("crashed after %d of %d rows; checkpoint at change %d; %d rows sent twice", produced, rows+3, index, produced-index)
-}
-
-// A crash during the first snapshot leaves a slot and no checkpoint. The restart
-// reads the tables anew and replays the changes since the slot was created, so
-// rows deleted in between end as tombstones, not as stale entities.
-func TestKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
-	const rows = 200_000
-	s := newScenario(t)
-	s.exec(s.bulk(rows))
-	d := s.start()
-	if err := harness.Eventually(60*time.Second, func() (bool, error) {
-		return s.recordCount("shop.customer.v1") > 1000, s.daemonsAlive()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	d.Kill()
-	if strings.Contains(d.Logs(), "msg=streaming") {
-		t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
-	}
-	if cp := s.checkpoint(); cp != "" {
-		t.Fatalf("a checkpoint %q was stored before the snapshot finished", cp)
-	}
-	// Rows the first snapshot already produced, deleted while cdc is down.
-	s.exec(`DELETE FROM customer WHERE customer_id <= 500`, `UPDATE customer SET balance = 7 WHERE customer_id BETWEEN 501 AND 600`)
-	d = s.start()
-	s.waitCustomersMatch()
-	if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
-		t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
-	}
+	s.crashInsideALargeTransaction(rows, func(checkpoint string) (int, error) {
+		return strconv.Atoi(checkpoint[strings.LastIndex(checkpoint, ":")+1:])
+	})
 }
 
 // A large value stored out of line (TOAST) that an update leaves alone arrives

@@ -492,6 +492,47 @@ func (s *scenario) crashWhileWriting() {
 	s.t.Logf("3 kills, %d transactions, %d records in the topic", total, len(records))
 }
 
+// crashInsideALargeTransaction updates every customer (rows bulk rows and the
+// three of the shop) in one transaction, kills the daemon once a checkpoint
+// inside that transaction is stored, restarts it, and checks that exactly the
+// changes after the checkpoint are sent again. index reads a checkpoint's
+// change index inside its transaction (0 at a transaction boundary).
+func (s *scenario) crashInsideALargeTransaction(rows int, index func(checkpoint string) (int, error)) {
+	s.t.Helper()
+	d := s.start()
+	base := len(s.waitCustomersMatch())
+	start := s.checkpoint()
+	s.exec(`UPDATE customer SET balance = balance + 1`)
+	var stored string
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		stored = s.checkpoint()
+		at, err := index(stored)
+		return stored != start && err == nil && at > 0, s.daemonsAlive()
+	}); err != nil {
+		s.t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
+	}
+	d.Kill()
+	stored = s.checkpoint() // the last one before the crash
+	at, err := index(stored)
+	if err != nil || at == 0 || at >= rows+3 {
+		s.t.Fatalf("checkpoint %q is not inside the transaction (%v)", stored, err)
+	}
+	before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	produced := len(before) - base
+	s.start()
+	records := s.waitCustomersMatch()
+	// Every row of the transaction after the checkpoint is sent by the second
+	// run; the ones before it only by the first.
+	if got, want := len(records)-base, produced+(rows+3-at); got != want {
+		s.t.Fatalf("%d records for the transaction, want %d = %d before the crash + %d after the checkpoint at change %d",
+			got, want, produced, rows+3-at, at)
+	}
+	s.t.Logf("crashed after %d of %d rows; checkpoint %s; %d rows sent twice", produced, rows+3, stored, produced-at)
+}
+
 // editConfig rewrites the scenario's configuration.
 func (s *scenario) editConfig(oldNew ...string) {
 	s.t.Helper()
