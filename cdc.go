@@ -68,6 +68,11 @@ type Change struct {
 type Batch struct {
 	Changes  []Change
 	Position Position
+	// StoreNow asks for Position to be stored as soon as everything up to it
+	// is acknowledged, not at the next checkpoint interval: the source waits
+	// for it (the marker that a snapshot is under way), or it marks a milestone
+	// (a snapshot's end).
+	StoreNow bool
 }
 
 // SnapshotMode says when a source takes a snapshot.

@@ -118,6 +118,7 @@ func TestMySQLTypesInSnapshotAndStream(t *testing.T) {
 	config := `name: ` + s.name + `
 source: {kind: mysql, dsn: "${SHOP_MYSQL_DSN}", mysql: {zero_dates: "null"}}
 kafka: {brokers: ["${KAFKA_BROKERS}"]}
+http: {listen: "${CDC_HTTP_LISTEN}"}
 entities:
   - name: types
     table: ` + s.name + `.types

@@ -34,6 +34,7 @@ func TestSakilaFilmSnapshotsAndStreams(t *testing.T) {
 	config := `name: ` + s.name + `
 source: {kind: postgres, dsn: "${SHOP_DSN}"}
 kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 4, replication_factor: 1}}
+http: {listen: "${CDC_HTTP_LISTEN}"}
 entities:
   - name: film
     table: public.film
@@ -104,6 +105,7 @@ func TestSakilaMySQLFilmSnapshotsAndStreams(t *testing.T) {
 		config := `name: ` + s.name + `
 source: {kind: mysql, dsn: "${SHOP_MYSQL_DSN}"}
 kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 4, replication_factor: 1}}
+http: {listen: "${CDC_HTTP_LISTEN}"}
 entities:
   - name: film
     table: ` + s.name + `.film

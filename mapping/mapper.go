@@ -17,6 +17,8 @@ type Mapper struct {
 	// last avoids the map lookup for runs of changes to one table.
 	lastTable *cdc.Table
 	lastPlans []*Plan
+	// OnSkip, if set, is told of every change an entity produced no record for.
+	OnSkip func(e *Entity, reason SkipReason)
 }
 
 // NewMapper returns a mapper for the entities; Compile or Map compiles their plans.
@@ -74,8 +76,12 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record) ([]Record, error) {
 	}
 	var err error
 	for _, p := range plans {
+		n := len(out)
 		if out, err = p.Map(ch, out); err != nil {
 			return out, err
+		}
+		if len(out) == n && m.OnSkip != nil {
+			m.OnSkip(p.entity, p.skipped)
 		}
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -404,5 +405,38 @@ func TestUnsentValueIsNeverEncoded(t *testing.T) {
 	row[1] = cdc.Unchanged()
 	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil); err == nil || !strings.Contains(err.Error(), "did not send this value") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMapperReportsWhyAChangeProducedNothing(t *testing.T) {
+	e := customerEntity(t)
+	e.Where = Condition{Expr: "active", Origin: "cdc.yaml:40"}
+	m := NewMapper([]*Entity{e})
+	var skips []SkipReason
+	m.OnSkip = func(got *Entity, reason SkipReason) {
+		if got != e {
+			t.Errorf("skip reported for entity %v", got)
+		}
+		skips = append(skips, reason)
+	}
+	inactive := customerRow(2, "b@x", "1.00")
+	inactive[5] = cdc.Bool(false)
+	secretChanged := customerRow(1, "a@x", "1.00")
+	secretChanged[7] = cdc.String([]byte("new secret"))
+	table := customerTable()
+	for _, ch := range []cdc.Change{
+		{Table: table, Op: cdc.OpInsert, After: customerRow(1, "a@x", "1.00")},                                        // produced
+		{Table: table, Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: secretChanged},                 // unchanged
+		{Table: table, Op: cdc.OpInsert, After: inactive},                                                             // filtered
+		{Table: table, Op: cdc.OpUpdate, Before: inactive, After: append([]cdc.Value(nil), inactive...)},              // unchanged
+		{Table: table, Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(1, "c@x", "1.00")}, // produced
+	} {
+		if _, err := m.Map(&ch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []SkipReason{SkipUnchanged, SkipFiltered, SkipUnchanged}
+	if !slices.Equal(skips, want) {
+		t.Fatalf("skips %v, want %v", skips, want)
 	}
 }

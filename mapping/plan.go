@@ -43,8 +43,10 @@ type DeadLetter struct {
 type Plan struct {
 	entity *Entity
 	table  *cdc.Table
-	key    []fieldPlan // in key schema order
-	value  []fieldPlan // in value schema order
+	// skipped is why the last change mapped to no record.
+	skipped SkipReason
+	key     []fieldPlan // in key schema order
+	value   []fieldPlan // in value schema order
 	// keyColumns are the columns the key fields read.
 	keyColumns []int
 	// where and tombstoneWhen decide whether a row is part of the entity.
@@ -147,7 +149,26 @@ func (p *Plan) Map(ch *cdc.Change, out []Record) ([]Record, error) {
 	return append(out[:n], p.deadLetter(ch, err)), nil
 }
 
+// SkipReason says why a change produced no record for an entity.
+type SkipReason uint8
+
+const (
+	// SkipFiltered: the row is not part of the entity (its where or
+	// tombstone_when), before the change or after it.
+	SkipFiltered SkipReason = iota
+	// SkipUnchanged: only columns the entity does not show (or redacts) changed.
+	SkipUnchanged
+)
+
+func (r SkipReason) String() string {
+	if r == SkipUnchanged {
+		return "unchanged"
+	}
+	return "filtered"
+}
+
 func (p *Plan) mapChange(ch *cdc.Change, out []Record) ([]Record, error) {
+	p.skipped = SkipFiltered
 	switch ch.Op {
 	case cdc.OpRead, cdc.OpInsert:
 		if in, err := p.contains(ch, ch.After); !in || err != nil {
@@ -182,6 +203,7 @@ func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
 		return out, err
 	}
 	if p.unchanged(ch) {
+		p.skipped = SkipUnchanged
 		return out, nil
 	}
 	wasIn, err := p.contains(ch, ch.Before)

@@ -3,11 +3,13 @@ package pipeline
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash/crc32"
 	"hash/crc64"
 	"time"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
 )
 
@@ -45,25 +47,32 @@ var (
 	opCodes     = [...][]byte{cdc.OpRead: []byte("r"), cdc.OpInsert: []byte("c"), cdc.OpUpdate: []byte("u"), cdc.OpDelete: []byte("d")}
 )
 
-// events turns mapping records into Kafka records. It is used by one goroutine.
+// events turns mapping records into Kafka records, and counts them. It is used
+// by one goroutine.
 type events struct {
+	metrics         *metrics.Metrics
 	source          []byte
 	deadLetterTopic string
 	connector       []byte
 	entities        map[*mapping.Entity]*entityEvents
-	// headers and bytes are carved into the records' headers and values: one
+	// headers and arena are carved into the records' headers and values: one
 	// allocation per few hundred records instead of several per record. A
 	// chunk is never reused; it is freed once no record in flight refers to it.
 	headers []sink.Header
-	bytes   []byte
+	arena   cdc.Arena
 	// position is the last record's position as bytes, shared by the records
 	// of one change.
 	position   []byte
 	positionOf cdc.Position
+	// stamp is the last record's ce_time, shared by the records of one
+	// transaction.
+	stamp   []byte
+	stampOf time.Time
 }
 
 // entityEvents holds what every record of an entity shares.
 type entityEvents struct {
+	counts    *metrics.Entity
 	typ       []byte
 	iso, ecma uint64 // the id's checksums of connector and entity
 }
@@ -71,10 +80,12 @@ type entityEvents struct {
 var (
 	crcISO  = crc64.MakeTable(crc64.ISO)
 	crcECMA = crc64.MakeTable(crc64.ECMA)
+
+	crcCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
-func newEvents(connector, deadLetterTopic string) *events {
-	return &events{connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
+func newEvents(connector, deadLetterTopic string, m *metrics.Metrics) *events {
+	return &events{metrics: m, connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
 		entities: map[*mapping.Entity]*entityEvents{}}
 }
 
@@ -82,7 +93,7 @@ func (ev *events) entity(e *mapping.Entity) *entityEvents {
 	ee, ok := ev.entities[e]
 	if !ok {
 		prefix := append(append(append(append([]byte(nil), ev.connector...), 0), e.Name...), 0)
-		ee = &entityEvents{typ: []byte(e.Name), iso: crc64.Update(0, crcISO, prefix), ecma: crc64.Update(0, crcECMA, prefix)}
+		ee = &entityEvents{counts: ev.metrics.Entity(e.Name), typ: []byte(e.Name), iso: crc64.Update(0, crcISO, prefix), ecma: crc64.Update(0, crcECMA, prefix)}
 		ev.entities[e] = ee
 	}
 	return ee
@@ -98,31 +109,27 @@ func (ev *events) headerSlice() []sink.Header {
 	return h
 }
 
-func (ev *events) alloc(n int) []byte {
-	if cap(ev.bytes)-len(ev.bytes) < n {
-		ev.bytes = make([]byte, 0, max(n, 32<<10))
-	}
-	b := ev.bytes[len(ev.bytes) : len(ev.bytes)+n : len(ev.bytes)+n]
-	ev.bytes = ev.bytes[:len(ev.bytes)+n]
-	return b
-}
-
 // record builds the Kafka record of rec.
-func (ev *events) record(rec *mapping.Record, token any) sink.Record {
+func (ev *events) record(rec *mapping.Record) sink.Record {
 	if rec.Position != ev.positionOf {
-		ev.position = append(ev.alloc(len(rec.Position))[:0], rec.Position...)
+		ev.position = append(ev.arena.Bytes(len(rec.Position))[:0], rec.Position...)
 		ev.positionOf = rec.Position
 	}
 	position := ev.position
+	ee := ev.entity(rec.Entity)
 	if rec.DeadLetter != nil {
-		return sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Value: rec.DeadLetter.Row, Token: token, Headers: []sink.Header{
-			{Key: hEntity, Value: []byte(rec.Entity.Name)},
+		ee.counts.DeadLetters.Inc()
+		return sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Value: rec.DeadLetter.Row, Headers: []sink.Header{
+			{Key: hEntity, Value: ee.typ},
 			{Key: hOp, Value: opCodes[rec.Op]},
 			{Key: hPosition, Value: position},
 			{Key: hError, Value: []byte(rec.DeadLetter.Reason)},
 		}}
 	}
-	ee := ev.entity(rec.Entity)
+	ee.counts.Op(rec.Op).Inc()
+	if rec.Value == nil {
+		ee.counts.Tombstones.Inc()
+	}
 	headers := append(ev.headerSlice(),
 		sink.Header{Key: hSpecVersion, Value: specVersion},
 		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
@@ -131,8 +138,11 @@ func (ev *events) record(rec *mapping.Record, token any) sink.Record {
 		sink.Header{Key: hOp, Value: opCodes[rec.Op]},
 	)
 	if !rec.CommitTime.IsZero() {
-		stamp := rec.CommitTime.UTC().AppendFormat(ev.alloc(len(time.RFC3339Nano))[:0], time.RFC3339Nano)
-		headers = append(headers, sink.Header{Key: hTime, Value: stamp})
+		if !rec.CommitTime.Equal(ev.stampOf) {
+			ev.stamp = rec.CommitTime.UTC().AppendFormat(ev.arena.Bytes(len(time.RFC3339Nano))[:0], time.RFC3339Nano)
+			ev.stampOf = rec.CommitTime
+		}
+		headers = append(headers, sink.Header{Key: hTime, Value: ev.stamp})
 	}
 	if rec.Value != nil {
 		headers = append(headers, sink.Header{Key: hContentType, Value: avroContent})
@@ -140,13 +150,15 @@ func (ev *events) record(rec *mapping.Record, token any) sink.Record {
 	if len(position) > 0 {
 		headers = append(headers, sink.Header{Key: hPosition, Value: position})
 	}
-	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: headers, Token: token}
+	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: headers}
 }
 
 // id names a change's record for an entity: connector, entity, position and the
 // record's number within the change, as two 64-bit CRCs (ISO and ECMA
 // polynomials; fast, and 128 bits make collisions negligible). Snapshot rows
-// have no position, so theirs cover the record itself: a row read again
+// have no position, so theirs cover the record itself — its key and a digest
+// of its value (CRC-32C and CRC-32, computed by the processor: a CRC-64 over
+// every value cost a tenth of the snapshot's time) — so that a row read again
 // unchanged keeps its id.
 func (ev *events) id(ee *entityEvents, rec *mapping.Record, position []byte) []byte {
 	iso, ecma := ee.iso, ee.ecma
@@ -158,13 +170,15 @@ func (ev *events) id(ee *entityEvents, rec *mapping.Record, position []byte) []b
 		update([]byte{0, byte(rec.Seq)})
 	} else {
 		update(rec.Key)
-		update([]byte{0})
-		update(rec.Value)
+		var digest [9]byte
+		binary.BigEndian.PutUint32(digest[1:], crc32.Checksum(rec.Value, crcCastagnoli))
+		binary.BigEndian.PutUint32(digest[5:], crc32.ChecksumIEEE(rec.Value))
+		update(digest[:])
 	}
 	var sum [16]byte
 	binary.BigEndian.PutUint64(sum[:8], iso)
 	binary.BigEndian.PutUint64(sum[8:], ecma)
-	out := ev.alloc(32)
+	out := ev.arena.Bytes(32)
 	hex.Encode(out, sum[:])
 	return out
 }

@@ -6,11 +6,12 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 )
 
 func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
 	t.Helper()
-	r := ev.record(&rec, nil)
+	r := ev.record(&rec)
 	out := map[string]string{}
 	for _, h := range r.Headers {
 		out[h.Key] = string(h.Value)
@@ -22,8 +23,8 @@ func TestEventIDsAreStableForTheSameChangeAndDistinctOtherwise(t *testing.T) {
 	customer, order := &mapping.Entity{Name: "customer", Topic: "c"}, &mapping.Entity{Name: "order", Topic: "o"}
 	commit := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
 	change := mapping.Record{Entity: customer, Op: cdc.OpUpdate, Key: []byte("k"), Value: []byte("v"), Position: "p1", CommitTime: commit}
-	first := headerMap(t, newEvents("shop", ""), change)
-	again := headerMap(t, newEvents("shop", ""), change) // after a restart
+	first := headerMap(t, newEvents("shop", "", metrics.New()), change)
+	again := headerMap(t, newEvents("shop", "", metrics.New()), change) // after a restart
 	if first["ce_id"] != again["ce_id"] || len(first["ce_id"]) != 32 {
 		t.Fatalf("ids %q and %q for the same change", first["ce_id"], again["ce_id"])
 	}
@@ -35,7 +36,7 @@ func TestEventIDsAreStableForTheSameChangeAndDistinctOtherwise(t *testing.T) {
 		}
 	}
 
-	ev := newEvents("shop", "")
+	ev := newEvents("shop", "", metrics.New())
 	seen := map[string]string{}
 	variants := map[string]mapping.Record{"same": change}
 	other := change
@@ -49,8 +50,13 @@ func TestEventIDsAreStableForTheSameChangeAndDistinctOtherwise(t *testing.T) {
 	variants["other position"] = other
 	snapshot := mapping.Record{Entity: customer, Op: cdc.OpRead, Key: []byte("k"), Value: []byte("v")}
 	variants["snapshot row"] = snapshot
+	if a, b := headerMap(t, newEvents("shop", "", metrics.New()), snapshot)["ce_id"], headerMap(t, newEvents("shop", "", metrics.New()), snapshot)["ce_id"]; a != b {
+		t.Errorf("ids %q and %q for the same snapshot row", a, b)
+	}
 	snapshot.Value = []byte("w")
 	variants["snapshot row, other value"] = snapshot
+	snapshot.Key = []byte("k2")
+	variants["snapshot row, other key"] = snapshot
 	for name, rec := range variants {
 		id := headerMap(t, ev, rec)["ce_id"]
 		if prev, dup := seen[id]; dup {
@@ -60,5 +66,25 @@ func TestEventIDsAreStableForTheSameChangeAndDistinctOtherwise(t *testing.T) {
 	}
 	if tomb := headerMap(t, ev, mapping.Record{Entity: customer, Op: cdc.OpDelete, Key: []byte("k")}); tomb["content-type"] != "" || tomb["cdc_op"] != "d" || tomb["ce_time"] != "" {
 		t.Errorf("tombstone of a snapshot-less delete: %v", tomb)
+	}
+}
+
+// BenchmarkEventRecord measures the per-record work between the mapping and
+// the producer: CloudEvents headers and the record's id, for a streamed change
+// and for a snapshot row (whose id covers its key and value).
+func BenchmarkEventRecord(b *testing.B) {
+	entity := &mapping.Entity{Name: "item", Topic: "bench.item.v1"}
+	value := make([]byte, 120)
+	for name, rec := range map[string]mapping.Record{
+		"change":   {Entity: entity, Op: cdc.OpUpdate, Key: []byte("k123456"), Value: value, Position: "00000001/2A3B4C5D:0000000007", CommitTime: time.Now()},
+		"snapshot": {Entity: entity, Op: cdc.OpRead, Key: []byte("k123456"), Value: value},
+	} {
+		b.Run(name, func(b *testing.B) {
+			ev := newEvents("bench", "", metrics.New())
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = ev.record(&rec)
+			}
+		})
 	}
 }

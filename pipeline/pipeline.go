@@ -17,13 +17,13 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
 )
 
 // Defaults for Config fields left zero.
 const (
 	DefaultCheckpointInterval = time.Second
-	DefaultMaxInFlight        = 20000
 	DefaultShutdownTimeout    = 30 * time.Second
 )
 
@@ -47,9 +47,10 @@ type Config struct {
 	// DeadLetterTopic receives the dead letters of entities under the
 	// dead_letter policy.
 	DeadLetterTopic string
+	// Metrics counts what the pipeline does (a set of its own if nil).
+	Metrics *metrics.Metrics
 
 	CheckpointInterval time.Duration
-	MaxInFlight        int
 	// ShutdownTimeout bounds how long a stop waits for in-flight records; what is
 	// not acknowledged by then is sent again on the next start.
 	ShutdownTimeout time.Duration
@@ -64,13 +65,21 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = DefaultCheckpointInterval
 	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	r := &run{cfg: cfg, log: cfg.Logger, stored: from, slots: make(chan struct{}, cfg.MaxInFlight)}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	cfg.Mapper.OnSkip = func(e *mapping.Entity, reason mapping.SkipReason) {
+		c := cfg.Metrics.Entity(e.Name)
+		if reason == mapping.SkipUnchanged {
+			c.SkippedSame.Inc()
+		} else {
+			c.SkippedFiltered.Inc()
+		}
+	}
+	r := &run{cfg: cfg, log: cfg.Logger, stored: from, storeNow: make(chan struct{}, 1)}
 	r.work, r.stop = context.WithCancel(context.Background())
 	defer r.stop()
 	return r.run(ctx, from)
@@ -80,7 +89,8 @@ type run struct {
 	cfg     Config
 	log     *slog.Logger
 	tracker tracker
-	slots   chan struct{} // one per record in flight
+	// storeNow asks the checkpointer to store the acknowledged position at once.
+	storeNow chan struct{}
 
 	// work is canceled to stop reading and sending: on a failure, or when the
 	// caller's context ends.
@@ -117,16 +127,11 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 		}
 		close(batches)
 	}()
-	acked := make(chan struct{})
-	go func() {
-		defer close(acked)
-		r.receiveAcks()
-	}()
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
 		r.send(batches)
-		r.cfg.Producer.Close()
+		r.cfg.Producer.Close() // returns once every record sent is acknowledged or given up
 	}()
 
 	ticker := time.NewTicker(r.cfg.CheckpointInterval)
@@ -137,6 +142,8 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 		select {
 		case <-ticker.C:
 			r.checkpoint()
+		case <-r.storeNow:
+			r.checkpoint()
 		case <-stopping:
 			r.log.Info("stopping: waiting for in-flight records", "batches_in_flight", r.tracker.outstanding())
 			r.stop()
@@ -146,8 +153,7 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 			r.log.Warn("stopped before every in-flight record was acknowledged; they are sent again on the next start",
 				"batches_in_flight", r.tracker.outstanding())
 			return r.err()
-		case <-acked:
-			<-sent
+		case <-sent:
 			r.checkpoint()
 			return r.err()
 		}
@@ -156,16 +162,17 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 
 // send maps each batch and hands its records to the producer, in log order.
 func (r *run) send(batches <-chan cdc.Batch) {
-	var records []mapping.Record
-	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic)
+	var mapped []mapping.Record
+	var records []sink.Record
+	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic, r.cfg.Metrics)
 	for b := range batches {
 		if r.work.Err() != nil {
 			continue // drain so the source can return
 		}
-		records = records[:0]
+		mapped = mapped[:0]
 		var err error
 		for i := range b.Changes {
-			if records, err = r.cfg.Mapper.Map(&b.Changes[i], records); err != nil {
+			if mapped, err = r.cfg.Mapper.Map(&b.Changes[i], mapped); err != nil {
 				r.fail(err)
 				break
 			}
@@ -173,45 +180,60 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		if err != nil {
 			continue
 		}
-		e := r.tracker.add(b.Position, len(records))
-		for i, rec := range records {
-			select {
-			case r.slots <- struct{}{}:
-			case <-r.work.Done():
-			}
-			if r.work.Err() != nil {
-				// The batch stays incomplete: its position is never stored.
-				break
-			}
+		records = records[:0]
+		for i := range mapped {
+			rec := &mapped[i]
 			if rec.DeadLetter != nil {
 				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
 					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
 			}
-			err := r.cfg.Producer.Send(r.work, ev.record(&records[i], e))
-			if err != nil {
-				break
-			}
-			records[i] = mapping.Record{} // let the buffers go once sent
+			records = append(records, ev.record(rec))
+			*rec = mapping.Record{} // the producer keeps what it needs
 		}
+		// The lag is measured from the newest commit; a marker says the source
+		// had nothing newer when it sent it.
+		var at time.Time
+		if len(b.Changes) == 0 {
+			at = time.Now()
+		} else {
+			at = b.Changes[len(b.Changes)-1].CommitTime
+		}
+		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow, at)
+		if urgent {
+			r.askStore()
+		}
+		// If the send is given up, the batch stays incomplete: its position is
+		// never stored.
+		_ = r.cfg.Producer.Send(r.work, records, func(err error) { r.acked(e, err) })
+		clear(records)
 	}
 }
 
-func (r *run) receiveAcks() {
-	for ack := range r.cfg.Producer.Acks() {
-		<-r.slots
-		if ack.Err != nil {
-			r.fail(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", ack.Err))
-			continue
-		}
-		r.tracker.ack(ack.Token.(*entry))
+func (r *run) acked(e *entry, err error) {
+	if err != nil {
+		r.cfg.Metrics.Failed()
+		r.fail(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err))
+		return
+	}
+	r.cfg.Metrics.Acknowledged()
+	if r.tracker.ack(e) {
+		r.askStore()
+	}
+}
+
+func (r *run) askStore() {
+	select {
+	case r.storeNow <- struct{}{}:
+	default: // already asked
 	}
 }
 
 // checkpoint stores the acknowledged position if it moved, then lets the source
 // release the log before it.
 func (r *run) checkpoint() {
-	pos := r.tracker.position()
+	pos, at := r.tracker.position()
 	if pos == "" || pos == r.stored {
+		r.cfg.Metrics.Checkpointed(at, time.Now()) // the stored one is still current
 		return
 	}
 	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities}); err != nil {
@@ -219,6 +241,7 @@ func (r *run) checkpoint() {
 		return
 	}
 	r.stored = pos
+	r.cfg.Metrics.Checkpointed(at, time.Now())
 	r.cfg.Source.Acknowledge(pos)
 	r.log.Debug("checkpoint stored", "position", string(pos))
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"sync"
+	"time"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -13,39 +14,51 @@ type tracker struct {
 	queue []*entry // in log order; queue[head:] are outstanding
 	head  int
 	done  cdc.Position
+	// doneTime is the commit time of the last change before done, or when the
+	// source sent the last progress marker before it.
+	doneTime time.Time
 }
 
 // entry is one batch: its records and the position the log stands at after it.
 type entry struct {
-	pos     cdc.Position
-	pending int
+	pos      cdc.Position
+	pending  int
+	storeNow bool
+	time     time.Time // see tracker.doneTime; zero for snapshot rows
 }
 
-// add registers a batch of n records (n may be 0: a progress marker, or changes
-// the mapping dropped). Entries must be added in log order.
-func (t *tracker) add(pos cdc.Position, n int) *entry {
-	e := &entry{pos: pos, pending: n}
+// add registers a batch of n records, whose changes are as of at, (n may be 0: a progress marker, or changes
+// the mapping dropped). Entries must be added in log order. It reports whether
+// a position asked to be stored at once is now acknowledged.
+func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time) (*entry, bool) {
+	e := &entry{pos: pos, pending: n, storeNow: storeNow, time: at}
 	t.mu.Lock()
 	t.queue = append(t.queue, e)
-	t.advance()
+	urgent := t.advance()
 	t.mu.Unlock()
-	return e
+	return e, urgent
 }
 
-// ack records that one record of e is acknowledged.
-func (t *tracker) ack(e *entry) {
+// ack records that one record of e is acknowledged, and reports whether a
+// position asked to be stored at once is now acknowledged.
+func (t *tracker) ack(e *entry) bool {
 	t.mu.Lock()
 	e.pending--
-	t.advance()
+	urgent := t.advance()
 	t.mu.Unlock()
+	return urgent
 }
 
-func (t *tracker) advance() {
+func (t *tracker) advance() (urgent bool) {
 	for t.head < len(t.queue) && t.queue[t.head].pending == 0 {
 		// Snapshot rows have no position: they complete without moving it.
 		if p := t.queue[t.head].pos; p != "" {
 			t.done = p
 		}
+		if at := t.queue[t.head].time; !at.IsZero() {
+			t.doneTime = at
+		}
+		urgent = urgent || t.queue[t.head].storeNow
 		t.queue[t.head] = nil
 		t.head++
 	}
@@ -53,13 +66,15 @@ func (t *tracker) advance() {
 		t.queue = append(t.queue[:0], t.queue[t.head:]...)
 		t.head = 0
 	}
+	return urgent
 }
 
-// position returns the highest position before which everything is acknowledged.
-func (t *tracker) position() cdc.Position {
+// position returns the highest position before which everything is
+// acknowledged, and the time of its change (see doneTime).
+func (t *tracker) position() (cdc.Position, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.done
+	return t.done, t.doneTime
 }
 
 // outstanding counts the batches not yet fully acknowledged.

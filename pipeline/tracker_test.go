@@ -4,44 +4,53 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/cdc-dev/cdc"
 )
 
 func TestPositionAdvancesOnlyOverContiguousAcks(t *testing.T) {
 	var tr tracker
-	a := tr.add("a", 2)
-	b := tr.add("b", 1)
-	c := tr.add("c", 1)
+	a, _ := tr.add("a", 2, false, time.Time{})
+	b, _ := tr.add("b", 1, false, time.Time{})
+	c, _ := tr.add("c", 1, false, time.Time{})
 	tr.ack(b)
 	tr.ack(c)
-	if p := tr.position(); p != "" {
+	if p := pos(&tr); p != "" {
 		t.Fatalf("position %q before the first batch is acknowledged", p)
 	}
 	tr.ack(a)
-	if p := tr.position(); p != "" {
+	if p := pos(&tr); p != "" {
 		t.Fatalf("position %q with one record of a outstanding", p)
 	}
 	tr.ack(a)
-	if p := tr.position(); p != "c" {
+	if p := pos(&tr); p != "c" {
 		t.Fatalf("position %q, want c", p)
 	}
 }
 
 func TestMarkersAndSnapshotRowsCompleteInOrder(t *testing.T) {
 	var tr tracker
-	rows := tr.add("", 2) // snapshot rows carry no position
-	tr.add("end-of-snapshot", 0)
-	if p := tr.position(); p != "" {
+	rows, _ := tr.add("", 2, false, time.Time{}) // snapshot rows carry no position
+	if _, urgent := tr.add("end-of-snapshot", 0, true, time.Time{}); urgent {
+		t.Fatal("a marker to store at once is reported done before the rows before it")
+	}
+	if p := pos(&tr); p != "" {
 		t.Fatalf("marker stored before the rows before it: %q", p)
 	}
-	tr.ack(rows)
-	tr.ack(rows)
-	if p := tr.position(); p != "end-of-snapshot" {
+	if tr.ack(rows) {
+		t.Fatal("reported done with a row outstanding")
+	}
+	if !tr.ack(rows) {
+		t.Fatal("the marker to store at once is not reported once acknowledged")
+	}
+	if p := pos(&tr); p != "end-of-snapshot" {
 		t.Fatalf("position %q", p)
 	}
-	tr.add("heartbeat", 0)
-	if p := tr.position(); p != "heartbeat" {
+	if _, urgent := tr.add("heartbeat", 0, false, time.Time{}); urgent {
+		t.Fatal("an ordinary marker is reported as one to store at once")
+	}
+	if p := pos(&tr); p != "heartbeat" {
 		t.Fatalf("an idle marker should be stored at once, position %q", p)
 	}
 }
@@ -53,7 +62,7 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 	var pending []*entry
 	for i := 0; i < 5000; i++ {
 		n := rng.Intn(3)
-		e := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n)
+		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n, false, time.Time{})
 		entries = append(entries, e)
 		for j := 0; j < n; j++ {
 			pending = append(pending, e)
@@ -70,11 +79,16 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 		if complete > 0 {
 			want = entries[complete-1].pos
 		}
-		if got := tr.position(); got != want {
+		if got := pos(&tr); got != want {
 			t.Fatalf("position %q, want %q (first outstanding batch %d)", got, want, complete)
 		}
 	}
 	if tr.outstanding() != 0 || complete != len(entries) {
 		t.Fatalf("%d outstanding after every ack", tr.outstanding())
 	}
+}
+
+func pos(tr *tracker) cdc.Position {
+	p, _ := tr.position()
+	return p
 }

@@ -2,15 +2,19 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -89,35 +93,32 @@ func TestProducedRecordsArriveInTheJavaPartitionWithNullTombstones(t *testing.T)
 	if err := k.EnsureTopics([]string{"t"}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := k.NewProducer()
+	p, err := k.NewProducer(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	keys := []string{"a", "b", "c", "d", "e", "f"}
-	for i, key := range keys {
-		r := Record{Topic: "t", Key: []byte(key), Value: []byte("v" + key), Token: i, Headers: []Header{{Key: "h", Value: []byte("1")}}}
-		if i == len(keys)-1 {
-			r.Value = nil
-		}
-		if err := p.Send(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+	var records []Record
+	for _, key := range keys {
+		records = append(records, Record{Topic: "t", Key: []byte(key), Value: []byte("v" + key), Headers: []Header{{Key: "h", Value: []byte("1")}}})
 	}
-	seen := map[any]bool{}
-	for range keys {
-		ack := <-p.Acks()
-		if ack.Err != nil {
-			t.Fatal(ack.Err)
+	records[len(records)-1].Value = nil
+	var mu sync.Mutex
+	acked := 0
+	if err := p.Send(ctx, records, func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			t.Error(err)
 		}
-		seen[ack.Token] = true
+		acked++
+	}); err != nil {
+		t.Fatal(err)
 	}
 	p.Close()
-	for range p.Acks() {
-		t.Fatal("no ack expected after Close")
-	}
-	if len(seen) != len(keys) {
-		t.Fatalf("acks for %v", seen)
+	if acked != len(keys) {
+		t.Fatalf("%d acks after Close, want %d", acked, len(keys))
 	}
 	client.AddConsumeTopics("t")
 	got := 0
@@ -184,5 +185,57 @@ func TestUnreadableCheckpointIsReportedWithTheFix(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "checkpoint of shop in topic _cdc_checkpoints is unreadable") ||
 		!strings.Contains(err.Error(), "delete it with a tombstone") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSendWaitsForRoomAndGivesUpWhenItsContextEnds(t *testing.T) {
+	cluster, _ := startBroker(t)
+	k := dial(t, cluster)
+	if err := k.EnsureTopics([]string{"t"}); err != nil {
+		t.Fatal(err)
+	}
+	// The broker holds every produce request until released.
+	release := make(chan struct{})
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	p, err := k.NewProducer(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked, failed atomic.Int32
+	count := func(err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+		acked.Add(1)
+	}
+	batch := func(keys ...string) []Record {
+		var out []Record
+		for _, key := range keys {
+			out = append(out, Record{Topic: "t", Key: []byte(key), Value: []byte("v")})
+		}
+		return out
+	}
+	if err := p.Send(context.Background(), batch("a", "b", "c"), count); err != nil {
+		t.Fatal(err)
+	}
+	// Two more do not fit beside three unacknowledged: Send waits, and gives
+	// up without queuing them when its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Send(ctx, batch("d", "e"), count); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send into a full buffer returned %v, want the context's error", err)
+	}
+	close(release)
+	// Once the first three are acknowledged, they fit.
+	if err := p.Send(context.Background(), batch("d", "e"), count); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if acked.Load() != 5 || failed.Load() != 0 {
+		t.Fatalf("%d acknowledgements (%d failed), want 5 successes", acked.Load(), failed.Load())
 	}
 }

@@ -26,6 +26,7 @@ type Config struct {
 	Entities []EntityConfig `yaml:"entities"`
 	Log      LogConfig      `yaml:"log"`
 	Masking  MaskingConfig  `yaml:"masking"`
+	HTTP     HTTPConfig     `yaml:"http"`
 
 	path  string         // the file, for messages and relative schema paths
 	lines map[string]int // line of each key path ("kafka.brokers", "entities[0].topic")
@@ -75,6 +76,12 @@ type TopicConfig struct {
 // value: consumers see new values for the same rows.
 type MaskingConfig struct {
 	Salt string `yaml:"salt"`
+}
+
+// HTTPConfig is where /metrics, /healthz and /readyz are served.
+type HTTPConfig struct {
+	// Listen is host:port, or "off"; default 127.0.0.1:9464 (metrics.DefaultListen).
+	Listen string `yaml:"listen"`
 }
 
 type LogConfig struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
 	"github.com/cdc-dev/cdc/sources/mysql"
 )
@@ -153,6 +155,15 @@ func (c *Config) validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	switch listen := c.HTTP.Listen; listen {
+	case "":
+		c.HTTP.Listen = metrics.DefaultListen
+	case "off":
+	default:
+		if _, port, err := net.SplitHostPort(listen); err != nil || port == "" {
+			bad("http.listen", "%q: want host:port (e.g. %s, or :9464 for every interface), or off", listen, metrics.DefaultListen)
+		}
 	}
 	errs = append(errs, c.validateEntities()...)
 	return errors.Join(errs...)

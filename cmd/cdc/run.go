@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/pipeline"
 	"github.com/cdc-dev/cdc/sink"
 	"github.com/cdc-dev/cdc/sources/mysql"
@@ -124,6 +126,10 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
+// logStatusInterval is how often the database's log status is read for the
+// lag-in-bytes and time-to-data-loss metrics: a catalog query, cheap but not free.
+const logStatusInterval = 15 * time.Second
+
 // runDaemon checks everything that can be checked before producing anything,
 // then runs the pipeline until ctx ends or it fails.
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
@@ -189,14 +195,27 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		names = cp.Entities
 	}
-	producer, err := k.NewProducer()
+	producer, err := k.NewProducer(0)
 	if err != nil {
 		return err
+	}
+	m := metrics.New()
+	m.WatchSource(ctx, src, logStatusInterval, log.With("component", "metrics"))
+	if cfg.HTTP.Listen != "off" {
+		ready := func(ctx context.Context) error {
+			if err := producer.Ping(ctx); err != nil {
+				return fmt.Errorf("no Kafka broker answers: %w", err)
+			}
+			return nil
+		}
+		if err := m.Serve(ctx, cfg.HTTP.Listen, ready, log.With("component", "http")); err != nil {
+			return err
+		}
 	}
 	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position))
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Entities: names,
-		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, Metrics: m,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
 }

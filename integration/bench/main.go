@@ -180,10 +180,15 @@ func (b *bench) run(source string) error {
 	if err != nil {
 		return err
 	}
+	cpu := startCPU(d.Pid())
 	if err := waitRecords(ctx, admin, d, int64(b.rows), 10*time.Minute); err != nil {
 		return err
 	}
 	snapshot := float64(b.rows) / time.Since(start).Seconds()
+	t.cpu("snapshot", cpu.stop())
+	for line := range strings.Lines(d.Logs()) {
+		progress("daemon: %s", strings.TrimSpace(line))
+	}
 	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "plain read", floor)
 	progress("producer alone")
 	sinkRate, err := sinkFloor(ctx, brokers, b.rows)
@@ -219,11 +224,13 @@ func (b *bench) run(source string) error {
 		return err
 	}
 	peak := watchRSS(d)
+	cpu = startCPU(d.Pid())
 	if err := waitRecords(ctx, admin, d, int64(2*b.rows), 10*time.Minute); err != nil {
 		return err
 	}
 	drain := float64(b.rows) / time.Since(start).Seconds()
 	drainRSS := peak()
+	t.cpu("backlog drain", cpu.stop())
 	t.add("backlog drain", "cdc run (catching up)", drain, "bare decode loop", floor)
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		t.add("backlog drain", "cdc run (catching up)", drain, name, extra[name])
@@ -267,8 +274,13 @@ func (b *bench) run(source string) error {
 	return nil
 }
 
-// table collects rows of "what, cdc rate, floor name, floor rate".
-type table struct{ lines []string }
+// table collects rows of "what, cdc rate, floor name, floor rate", then
+// where the CPU went.
+type table struct{ lines, cpus []string }
+
+func (t *table) cpu(what, summary string) {
+	t.cpus = append(t.cpus, fmt.Sprintf("  %-14s %s", what, summary))
+}
 
 func (t *table) add(what, cdcName string, cdcRate float64, floorName string, floorRate float64) {
 	t.lines = append(t.lines, fmt.Sprintf("  %-14s %-28s %10.0f/s   %-18s %10.0f/s   ratio %.2f",
@@ -277,6 +289,9 @@ func (t *table) add(what, cdcName string, cdcRate float64, floorName string, flo
 
 func (t *table) print() {
 	for _, l := range t.lines {
+		fmt.Println(l)
+	}
+	for _, l := range t.cpus {
 		fmt.Println(l)
 	}
 }

@@ -51,6 +51,7 @@ func (m *mariadb) config(dir string) string {
 	return `name: bench
 source: {kind: mysql, dsn: "${BENCH_DSN}"}
 kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+http: {listen: "${CDC_HTTP_LISTEN}"}
 ` + fmt.Sprintf(benchEntity, "bench.item", filepath.Join(dir, "item.avsc"))
 }
 
@@ -116,7 +117,8 @@ func (m *mariadb) update(_ context.Context, batch int) error {
 func (m *mariadb) floorDrain(ctx context.Context, n int) error {
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: 4242, Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(m.server.Port), User: "root",
-		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, DisableRetrySync: true, EventCacheCount: 256,
+		// The daemon's decoding options.
+		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, ParseTime: true, DisableRetrySync: true, EventCacheCount: 256,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	defer syncer.Close()

@@ -60,6 +60,7 @@ func (p *postgres) config(dir string) string {
 	return `name: bench
 source: {kind: postgres, dsn: "${BENCH_DSN}"}
 kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+http: {listen: "${CDC_HTTP_LISTEN}"}
 ` + fmt.Sprintf(benchEntity, "public.item", filepath.Join(dir, "item.avsc"))
 }
 

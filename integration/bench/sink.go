@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdc-dev/cdc/sink"
 )
 
 // sinkFloor produces n records of the bench's size (a 10-byte key, a 150-byte
-// value, no headers) through cdc's own producer (sarama, same settings) to a
+// value, no headers) through cdc's own producer (same settings, batches of 1000) to a
 // fresh topic: the rate the Kafka client allows whatever the source, which
 // bounds every rate of the daemon.
 func sinkFloor(ctx context.Context, brokers []string, n int) (float64, error) {
@@ -23,31 +24,33 @@ func sinkFloor(ctx context.Context, brokers []string, n int) (float64, error) {
 	if err := k.EnsureTopics([]string{"bench.sink"}); err != nil {
 		return 0, err
 	}
-	p, err := k.NewProducer()
+	p, err := k.NewProducer(0)
 	if err != nil {
 		return 0, err
 	}
 	value := make([]byte, 150)
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		var first error
-		for ack := range p.Acks() {
-			if ack.Err != nil && first == nil {
-				first = ack.Err
-			}
+	var failed atomic.Pointer[error]
+	acked := func(err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
 		}
-		done <- first
-	}()
+	}
+	// Batches of the daemon's size.
+	records := make([]sink.Record, 0, 1000)
 	for i := range n {
 		key := strconv.AppendInt(make([]byte, 0, 10), int64(i), 10)
-		if err := p.Send(ctx, sink.Record{Topic: "bench.sink", Key: key, Value: value}); err != nil {
-			return 0, err
+		records = append(records, sink.Record{Topic: "bench.sink", Key: key, Value: value})
+		if len(records) == cap(records) || i == n-1 {
+			if err := p.Send(ctx, records, acked); err != nil {
+				return 0, err
+			}
+			records = records[:0]
 		}
 	}
 	p.Close()
-	if err := <-done; err != nil {
-		return 0, fmt.Errorf("sink floor: %w", err)
+	if err := failed.Load(); err != nil {
+		return 0, fmt.Errorf("sink floor: %w", *err)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }

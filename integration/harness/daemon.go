@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,10 +36,13 @@ type Daemon struct {
 	err  error
 }
 
-// StartDaemon starts `bin args...` with extra environment variables.
+// StartDaemon starts `bin args...` with extra environment variables. Its
+// metrics endpoint listens on a free port (CDC_HTTP_LISTEN, which the example
+// configurations read), so that daemons run side by side; MetricsAddress
+// tells which.
 func StartDaemon(bin string, env []string, args ...string) (*Daemon, error) {
 	d := &Daemon{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	d.cmd.Env = append(os.Environ(), env...)
+	d.cmd.Env = append(append(os.Environ(), "CDC_HTTP_LISTEN=127.0.0.1:0"), env...)
 	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
@@ -113,3 +117,25 @@ func (b *lockedBuffer) String() string {
 
 // Pid is the process id, for measurements of the process.
 func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// MetricsAddress waits until the daemon logs where it serves /metrics, and
+// returns that host:port.
+func (d *Daemon) MetricsAddress(timeout time.Duration) (string, error) {
+	var addr string
+	err := Eventually(timeout, func() (bool, error) {
+		for line := range strings.Lines(d.Logs()) {
+			if !strings.Contains(line, "serving /metrics") {
+				continue
+			}
+			if _, rest, ok := strings.Cut(line, "address="); ok {
+				addr = strings.Trim(strings.Fields(rest)[0], `"`)
+				return true, nil
+			}
+		}
+		if d.Exited() {
+			return false, fmt.Errorf("the daemon exited: %s", d.Logs())
+		}
+		return false, errors.New("no metrics address logged yet")
+	})
+	return addr, err
+}

@@ -32,7 +32,7 @@ func newDecoder(t columnType, c cdc.Column, zero ZeroDates) *decoder {
 var errZeroDate = errors.New("zero date")
 
 // binlog decodes a value of a row event.
-func (d *decoder) binlog(v any) (cdc.Value, error) {
+func (d *decoder) binlog(v any, a *cdc.Arena) (cdc.Value, error) {
 	if v == nil {
 		return cdc.Null(), nil
 	}
@@ -72,20 +72,26 @@ func (d *decoder) binlog(v any) (cdc.Value, error) {
 	}
 	switch s := v.(type) {
 	case string:
-		return d.parse([]byte(s))
+		return d.parse(a.CopyString(s))
 	case []byte:
-		return d.parse(append([]byte(nil), s...))
+		return d.parse(a.Copy(s))
+	case time.Time:
+		// DATETIME (read in UTC: its wall-clock reading) and TIMESTAMP from
+		// 1970 on; earlier and zero dates arrive as text.
+		if d.kind == cdc.KindTimestamp {
+			return cdc.Timestamp(s.UnixMicro()), nil
+		}
 	}
 	return cdc.Value{}, fmt.Errorf("unexpected binlog value %T for a %s column", v, d.t.render())
 }
 
 // snapshot decodes a value of the text protocol. Integers arrive parsed.
-func (d *decoder) snapshot(v *mysql.FieldValue) (cdc.Value, error) {
+func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error) {
 	switch v.Type {
 	case mysql.FieldValueTypeNull:
 		return cdc.Null(), nil
 	case mysql.FieldValueTypeSigned:
-		return d.binlog(v.AsInt64())
+		return d.binlog(v.AsInt64(), a)
 	case mysql.FieldValueTypeUnsigned:
 		if d.kind == cdc.KindInt { // year
 			return cdc.Int(int64(v.AsUint64())), nil
@@ -100,7 +106,7 @@ func (d *decoder) snapshot(v *mysql.FieldValue) (cdc.Value, error) {
 		}
 		return cdc.Float(f), nil
 	}
-	raw := append([]byte(nil), v.AsString()...)
+	raw := a.Copy(v.AsString())
 	switch d.kind {
 	case cdc.KindBool, cdc.KindUint: // bit(n): big-endian bytes
 		var n uint64

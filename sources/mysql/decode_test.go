@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
+
 	"github.com/cdc-dev/cdc"
 )
 
@@ -81,29 +83,29 @@ func TestLatin1IsWindows1252(t *testing.T) {
 
 func TestEnumAndSetFromIndexes(t *testing.T) {
 	d := &decoder{t: columnType{base: "set", elements: []string{"a", "b", "c"}}, kind: cdc.KindString}
-	if v, err := d.binlog(int64(5)); err != nil || string(v.Bytes) != "a,c" {
+	if v, err := d.binlog(int64(5), new(cdc.Arena)); err != nil || string(v.Bytes) != "a,c" {
 		t.Errorf("set 0b101: %q %v", v.Bytes, err)
 	}
-	if _, err := d.binlog(int64(8)); err == nil {
+	if _, err := d.binlog(int64(8), new(cdc.Arena)); err == nil {
 		t.Error("set 0b1000 names a fourth element of three: want an error")
 	}
 	e := &decoder{t: columnType{base: "enum", elements: []string{"small", "large"}}, kind: cdc.KindString}
-	if v, err := e.binlog(int64(2)); err != nil || string(v.Bytes) != "large" {
+	if v, err := e.binlog(int64(2), new(cdc.Arena)); err != nil || string(v.Bytes) != "large" {
 		t.Errorf("enum 2: %q %v", v.Bytes, err)
 	}
-	if v, err := e.binlog(int64(0)); err != nil || string(v.Bytes) != "" {
+	if v, err := e.binlog(int64(0), new(cdc.Arena)); err != nil || string(v.Bytes) != "" {
 		t.Errorf("enum 0 (the invalid value): %q %v", v.Bytes, err)
 	}
 }
 
 func TestUnsignedNeverWraps(t *testing.T) {
 	d := &decoder{t: columnType{base: "bigint", unsigned: true}, kind: cdc.KindUint}
-	if v, _ := d.binlog(uint64(18446744073709551615)); v.Uint() != 18446744073709551615 {
+	if v, _ := d.binlog(uint64(18446744073709551615), new(cdc.Arena)); v.Uint() != 18446744073709551615 {
 		t.Errorf("bigint unsigned max: %d", v.Uint())
 	}
 	// Read as signed bits when the binlog lacks signedness: reinterpreted, not wrapped.
 	small := &decoder{t: columnType{base: "tinyint", unsigned: true}, kind: cdc.KindUint}
-	if v, _ := small.binlog(int8(-1)); v.Uint() != 255 {
+	if v, _ := small.binlog(int8(-1), new(cdc.Arena)); v.Uint() != 255 {
 		t.Errorf("tinyint unsigned 255 read as -1: %d", v.Uint())
 	}
 }
@@ -187,5 +189,38 @@ func TestUnreadableColumnsAreRefused(t *testing.T) {
 		if _, err := c.t.column(ZeroDatesError); err == nil || err.Error() != c.want {
 			t.Errorf("%+v: %v, want %q", c.t, err, c.want)
 		}
+	}
+}
+
+// The next chunk's query holds the last key as literals: text in hex with a
+// charset introducer, so no byte of a key is ever read as SQL.
+func TestKeyLiteralsCannotInjectSQL(t *testing.T) {
+	for _, c := range []struct {
+		kv   keyValue
+		kind cdc.Kind
+		want string
+	}{
+		{keyValue{typ: mysql.FieldValueTypeSigned, signed: -42}, cdc.KindInt, "-42"},
+		{keyValue{typ: mysql.FieldValueTypeUnsigned, uns: 18446744073709551615}, cdc.KindUint, "18446744073709551615"},
+		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte("x' OR 1=1 -- ")}, cdc.KindString, "_utf8mb4 X'7827204f5220313d31202d2d20'"},
+		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte{0, 0xff}}, cdc.KindBytes, "X'00ff'"},
+		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte("2024-02-29 12:00:00")}, cdc.KindTimestamp, "'2024-02-29 12:00:00'"},
+		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte("-12.50")}, cdc.KindDecimal, "-12.50"},
+	} {
+		if got := c.kv.literal(c.kind); got != c.want {
+			t.Errorf("%s key %q: %s, want %s", c.kind, c.kv.raw, got, c.want)
+		}
+	}
+}
+
+// A kept key survives the driver reusing its buffer for the next row.
+func TestKeptKeyOwnsItsBytes(t *testing.T) {
+	buf := []byte("abc")
+	var kv keyValue
+	v := mysql.NewFieldValue(mysql.FieldValueTypeString, 0, buf)
+	kv.keep(&v)
+	copy(buf, "xyz")
+	if got := kv.literal(cdc.KindString); got != "_utf8mb4 X'616263'" {
+		t.Errorf("literal %s after the buffer changed", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
@@ -157,17 +158,31 @@ const sampleMaxRows = 1_000_000
 
 var _ cdc.ValueSampler = (*Source)(nil)
 
+// estimateRows reads the catalog's estimate of a table's rows (0 where it has
+// none: views, some engines); found is false if the table does not exist.
+func estimateRows(conn *client.Conn, table cdc.TableName) (rows uint64, found bool, err error) {
+	res, err := conn.Execute(`SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, table.Schema, table.Name)
+	if err != nil {
+		return 0, false, fmt.Errorf("estimate the rows of %s: %w", table, err)
+	}
+	if res.RowNumber() == 0 {
+		return 0, false, nil
+	}
+	rows, _ = res.GetUint(0, 0) // NULL: no estimate
+	return rows, true, nil
+}
+
 // DistinctValues lists a column's distinct values in their text form, on tables
 // of at most a million rows (by the catalog's estimate), within 5 seconds.
 func (s *Source) DistinctValues(_ context.Context, table cdc.TableName, column string, limit int) ([]string, bool, error) {
-	res, err := s.conn.Execute(`SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, table.Schema, table.Name)
+	rows, found, err := estimateRows(s.conn, table)
 	if err != nil {
-		return nil, false, fmt.Errorf("estimate the rows of %s: %w", table, err)
+		return nil, false, err
 	}
-	if res.RowNumber() == 0 {
+	if !found {
 		return nil, false, s.missingTable(table)
 	}
-	if rows, _ := res.GetUint(0, 0); rows > sampleMaxRows {
+	if rows > sampleMaxRows {
 		return nil, false, nil
 	}
 	col := quoteIdentifier(column)
@@ -177,7 +192,8 @@ func (s *Source) DistinctValues(_ context.Context, table cdc.TableName, column s
 	} else {
 		query = strings.Replace(query, "SELECT", "SELECT /*+ MAX_EXECUTION_TIME(5000) */", 1)
 	}
-	if res, err = s.conn.Execute(query); err != nil {
+	res, err := s.conn.Execute(query)
+	if err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) && (me.Code == 1969 || me.Code == 3024) { // statement time exceeded
 			return nil, false, nil

@@ -114,6 +114,11 @@ func (s *Source) beginSnapshot(conn *client.Conn) (Position, error) {
 func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *described, out chan<- cdc.Batch) error {
 	t := d.table
 	started := time.Now()
+	estimate, _, err := estimateRows(conn, t.Name)
+	if err != nil {
+		return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
+	}
+	s.progress.Start(t.Name, int64(estimate))
 	decoders := make([]*decoder, len(d.types))
 	selectList := make([]string, len(d.types))
 	for i, ct := range d.types {
@@ -139,9 +144,11 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 	}
 
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
+	var arena cdc.Arena
 	send := func() error {
 		select {
 		case out <- cdc.Batch{Changes: batch}:
+			s.progress.Add(t.Name, len(batch), s.log)
 			batch = make([]cdc.Change, 0, s.cfg.BatchSize)
 			return nil
 		case <-ctx.Done():
@@ -149,12 +156,18 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 		}
 	}
 	var rows int
-	lastKey := make([]string, len(key))
+	// The last row's key, kept raw: its literals are needed only for the next
+	// chunk's query, not for every row.
+	lastKey := make([]keyValue, len(key))
 	for {
 		query := base
 		if len(key) > 0 {
 			if rows > 0 {
-				query += " WHERE " + keysetAfter(t, key, lastKey)
+				literals := make([]string, len(key))
+				for j, k := range key {
+					literals[j] = lastKey[j].literal(t.Columns[k].Kind)
+				}
+				query += " WHERE " + keysetAfter(t, key, literals)
 			}
 			query += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(order, ", "), s.cfg.ChunkSize)
 		}
@@ -164,16 +177,16 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			if len(row) != len(decoders) {
 				return fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(decoders))
 			}
-			values := make([]cdc.Value, len(row))
+			values := arena.Row(len(row))
 			for i := range row {
-				v, err := decoders[i].snapshot(&row[i])
+				v, err := decoders[i].snapshot(&row[i], &arena)
 				if err != nil {
 					return fmt.Errorf("snapshot of table %s, column %s: %w%s", t.Name, t.Columns[i].Name, err, zeroDateHint(err))
 				}
 				values[i] = v
 			}
 			for j, k := range key {
-				lastKey[j] = literal(t.Columns[k].Kind, &row[k])
+				lastKey[j].keep(&row[k])
 			}
 			batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 			read++
@@ -198,6 +211,7 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			return err
 		}
 	}
+	s.progress.Finish(t.Name)
 	s.log.Info("snapshot of table done", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds())
 	return nil
 }
@@ -218,26 +232,46 @@ func literalKind(k cdc.Kind) string {
 	return ""
 }
 
-// literal renders a key value as the server printed it. Text goes in hex with a
-// charset introducer, so that it compares under the column's collation and no
-// byte of it is ever parsed as SQL.
-func literal(k cdc.Kind, v *mysql.FieldValue) string {
+// keyValue is a key column's value as the server printed it, copied out of
+// the driver's buffer (which the next row reuses).
+type keyValue struct {
+	typ    mysql.FieldValueType
+	signed int64
+	uns    uint64
+	raw    []byte
+}
+
+func (kv *keyValue) keep(v *mysql.FieldValue) {
+	kv.typ = v.Type
 	switch v.Type {
 	case mysql.FieldValueTypeSigned:
-		return strconv.FormatInt(v.AsInt64(), 10)
+		kv.signed = v.AsInt64()
 	case mysql.FieldValueTypeUnsigned:
-		return strconv.FormatUint(v.AsUint64(), 10)
+		kv.uns = v.AsUint64()
+	default:
+		kv.raw = append(kv.raw[:0], v.AsString()...)
 	}
-	raw := v.AsString()
+}
+
+// literal renders the value for a query. Text goes in hex with a charset
+// introducer, so that it compares under the column's collation and no byte of
+// it is ever parsed as SQL.
+func (kv *keyValue) literal(k cdc.Kind) string {
+	switch kv.typ {
+	case mysql.FieldValueTypeSigned:
+		return strconv.FormatInt(kv.signed, 10)
+	case mysql.FieldValueTypeUnsigned:
+		return strconv.FormatUint(kv.uns, 10)
+	}
 	switch literalKind(k) {
 	case "text":
-		return "_utf8mb4 X'" + hex.EncodeToString(raw) + "'"
+		return "_utf8mb4 X'" + hex.EncodeToString(kv.raw) + "'"
 	case "bytes":
-		return "X'" + hex.EncodeToString(raw) + "'"
+		return "X'" + hex.EncodeToString(kv.raw) + "'"
 	case "quoted": // digits, '-', ':', '.' and ' ' only
-		return "'" + string(raw) + "'"
+		return "'" + string(kv.raw) + "'"
 	}
-	return string(raw) // a decimal's digits
+	return string(kv.raw) // a decimal's digits
 }
 
 // keysetAfter is the condition for rows after the key (a, b, c) in index order:

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +81,12 @@ type Source struct {
 	tables     map[cdc.TableName]*described
 	// acknowledged is the last position stored downstream.
 	acknowledged atomic.Pointer[cdc.Position]
+
+	progress cdc.SnapshotProgress
+	// statusConn is opened on the first LogStatus, so that a status query
+	// never waits for another user of conn.
+	statusMu   sync.Mutex
+	statusConn *client.Conn
 }
 
 // described is a table as the catalog describes it.
@@ -304,7 +312,87 @@ func (s *Source) waitStored(ctx context.Context, pos Position) error {
 }
 
 // Close implements cdc.Source.
-func (s *Source) Close() error { return s.conn.Close() }
+func (s *Source) Close() error {
+	s.statusMu.Lock()
+	if s.statusConn != nil {
+		s.statusConn.Close()
+	}
+	s.statusMu.Unlock()
+	return s.conn.Close()
+}
+
+// SnapshotProgress implements cdc.ProgressReporter.
+func (s *Source) SnapshotProgress() []cdc.TableProgress { return s.progress.Tables() }
+
+// LogStatus implements cdc.LogReporter from the server's list of binlogs and
+// its expiry setting, on a connection of its own. The server purges binlogs
+// by age only (a size limit, where the server has one, is not read).
+func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	if s.statusConn == nil {
+		conn, err := s.connect(ctx)
+		if err != nil {
+			return cdc.LogStatus{}, err
+		}
+		s.statusConn = conn
+	}
+	st, err := s.logStatus(s.statusConn)
+	if err != nil {
+		s.statusConn.Close()
+		s.statusConn = nil // reconnect next time
+	}
+	return st, err
+}
+
+func (s *Source) logStatus(conn *client.Conn) (cdc.LogStatus, error) {
+	st := cdc.LogStatus{SafeBytes: -1}
+	vars, err := conn.Execute("SHOW VARIABLES WHERE Variable_name IN ('binlog_expire_logs_seconds', 'expire_logs_days')")
+	if err != nil {
+		return cdc.LogStatus{}, fmt.Errorf("read the binlog expiry: %w", err)
+	}
+	var seconds, days float64
+	for i := range vars.RowNumber() {
+		name, _ := vars.GetString(i, 0)
+		value, _ := vars.GetString(i, 1)
+		n, _ := strconv.ParseFloat(value, 64)
+		if name == "expire_logs_days" {
+			days = n
+		} else {
+			seconds = n
+		}
+	}
+	if seconds == 0 {
+		seconds = days * 86400
+	}
+	st.KeptFor = time.Duration(seconds * float64(time.Second))
+	logs, err := conn.Execute("SHOW BINARY LOGS")
+	if err != nil {
+		return cdc.LogStatus{}, fmt.Errorf("list the binlogs (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	acked := s.acknowledged.Load()
+	if acked == nil {
+		return st, nil // nothing stored yet: nothing held back
+	}
+	pos, err := ParsePosition(string(*acked))
+	if err != nil {
+		return cdc.LogStatus{}, err
+	}
+	found := false
+	for i := range logs.RowNumber() {
+		name, _ := logs.GetString(i, 0)
+		size, _ := logs.GetInt(i, 1)
+		switch {
+		case name == pos.File:
+			found = true
+			st.BehindBytes += max(size-int64(pos.Offset), 0)
+		case found:
+			st.BehindBytes += size
+		}
+	}
+	st.Lost = !found
+	return st, nil
+}
 
 // Run implements cdc.Source.
 func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
@@ -366,7 +454,7 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 
 func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) error {
 	select {
-	case out <- cdc.Batch{Position: pos.cdc()}:
+	case out <- cdc.Batch{Position: pos.cdc(), StoreNow: true}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // copyParser reads COPY ... TO STDOUT in text format (the default): one row per
@@ -18,6 +20,7 @@ type copyParser struct {
 	partial []byte // a line split across Write calls
 	onRow   func(fields [][]byte) error
 	fields  [][]byte // reused; a nil field is NULL
+	arena   cdc.Arena
 }
 
 func (p *copyParser) Write(data []byte) (int, error) {
@@ -41,30 +44,29 @@ func (p *copyParser) Write(data []byte) (int, error) {
 	return n, nil
 }
 
-// row splits and unescapes one line into a single new buffer that the row's
+// row splits and unescapes one line into a buffer of the arena that the row's
 // values may keep referring to.
 func (p *copyParser) row(line []byte) error {
-	buf := make([]byte, 0, len(line))
+	buf := p.arena.Bytes(len(line))[:0]
 	p.fields = p.fields[:0]
-	start := 0
-	for i := 0; ; {
-		if i == len(line) || line[i] == '\t' {
-			field := line[start:i]
-			if len(field) == 2 && field[0] == '\\' && field[1] == 'N' {
-				p.fields = append(p.fields, nil)
-			} else {
-				from := len(buf)
-				buf = unescapeCopy(buf, field)
-				p.fields = append(p.fields, buf[from:len(buf):len(buf)])
-			}
-			if i == len(line) {
-				break
-			}
-			i++
-			start = i
-			continue
+	for {
+		field, rest, more := bytes.Cut(line, []byte{'\t'})
+		switch {
+		case len(field) == 2 && field[0] == '\\' && field[1] == 'N':
+			p.fields = append(p.fields, nil)
+		case bytes.IndexByte(field, '\\') < 0: // most fields: nothing to unescape
+			from := len(buf)
+			buf = append(buf, field...)
+			p.fields = append(p.fields, buf[from:len(buf):len(buf)])
+		default:
+			from := len(buf)
+			buf = unescapeCopy(buf, field)
+			p.fields = append(p.fields, buf[from:len(buf):len(buf)])
 		}
-		i++
+		if !more {
+			break
+		}
+		line = rest
 	}
 	if len(p.fields) != p.columns {
 		return fmt.Errorf("COPY row has %d columns, want %d", len(p.fields), p.columns)

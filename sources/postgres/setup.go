@@ -181,13 +181,23 @@ const sampleMaxRows = 1_000_000
 
 var _ cdc.ValueSampler = (*Source)(nil)
 
+// estimateRows reads the catalog's estimate of a table's rows (0 for a table
+// never analyzed, whose reltuples is -1 from PostgreSQL 14 on).
+func estimateRows(ctx context.Context, conn *pgx.Conn, table cdc.TableName) (int64, error) {
+	var estimate float64
+	ident := pgx.Identifier{table.Schema, table.Name}.Sanitize()
+	if err := conn.QueryRow(ctx, `SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1::regclass`, ident).Scan(&estimate); err != nil {
+		return 0, fmt.Errorf("estimate the rows of %s: %w", table, err)
+	}
+	return max(int64(estimate), 0), nil
+}
+
 // DistinctValues lists a column's distinct values in their text form, on tables
 // of at most a million rows (by the planner's estimate), within 5 seconds.
 func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column string, limit int) ([]string, bool, error) {
-	ident := pgx.Identifier{table.Schema, table.Name}.Sanitize()
-	var estimate float64
-	if err := s.conn.QueryRow(ctx, `SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1::regclass`, ident).Scan(&estimate); err != nil {
-		return nil, false, fmt.Errorf("estimate the rows of %s: %w", table, err)
+	estimate, err := estimateRows(ctx, s.conn, table)
+	if err != nil {
+		return nil, false, err
 	}
 	if estimate > sampleMaxRows {
 		return nil, false, nil
@@ -198,7 +208,8 @@ func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column
 	}
 	defer s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
 	col := pgx.Identifier{column}.Sanitize()
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, ident, col, limit+1))
+	from := pgx.Identifier{table.Schema, table.Name}.Sanitize()
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, from, col, limit+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("distinct values of %s.%s: %w", table, column, err)
 	}

@@ -48,7 +48,12 @@ func (s *Source) snapshot(ctx context.Context, exported string, out chan<- cdc.B
 // parser blocks on the channel, and the server waits for it.
 func (s *Source) copyTable(ctx context.Context, t *cdc.Table, out chan<- cdc.Batch) error {
 	started := time.Now()
-	s.log.Info("snapshot of table started", "table", t.Name.String())
+	estimate, err := estimateRows(ctx, s.conn, t.Name)
+	if err != nil {
+		return fmt.Errorf("snapshot of %s: %w", t.Name, err)
+	}
+	s.progress.Start(t.Name, estimate)
+	s.log.Info("snapshot of table started", "table", t.Name.String(), "estimated_rows", estimate)
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -65,20 +70,15 @@ func (s *Source) copyTable(ctx context.Context, t *cdc.Table, out chan<- cdc.Bat
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		s.progress.Add(t.Name, len(batch), s.log)
 		batch = make([]cdc.Change, 0, s.cfg.BatchSize)
 		return nil
 	}
-	parser := &copyParser{columns: len(t.Columns), onRow: func(fields [][]byte) error {
-		values := make([]cdc.Value, len(fields))
-		for i, f := range fields {
-			if f == nil {
-				continue // the zero Value is NULL
-			}
-			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, f)
-			if err != nil {
-				return fmt.Errorf("snapshot of %s, column %s: %w", t.Name, t.Columns[i].Name, err)
-			}
-			values[i] = v
+	parser := &copyParser{columns: len(t.Columns)}
+	parser.onRow = func(fields [][]byte) error {
+		values, err := decodeFields(t, fields, &parser.arena)
+		if err != nil {
+			return fmt.Errorf("snapshot of %s, %w", t.Name, err)
 		}
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		rows++
@@ -86,13 +86,33 @@ func (s *Source) copyTable(ctx context.Context, t *cdc.Table, out chan<- cdc.Bat
 			return send()
 		}
 		return nil
-	}}
+	}
 	if _, err := s.conn.PgConn().CopyTo(ctx, parser, sql); err != nil {
 		return fmt.Errorf("snapshot of %s: %w", t.Name, err)
 	}
 	if err := send(); err != nil {
 		return err
 	}
+	s.progress.Finish(t.Name)
 	s.log.Info("snapshot of table finished", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Seconds())
 	return nil
+}
+
+// SnapshotProgress implements cdc.ProgressReporter.
+func (s *Source) SnapshotProgress() []cdc.TableProgress { return s.progress.Tables() }
+
+// decodeFields decodes a row of COPY fields (nil is NULL).
+func decodeFields(t *cdc.Table, fields [][]byte, arena *cdc.Arena) ([]cdc.Value, error) {
+	values := arena.Row(len(fields))
+	for i, f := range fields {
+		if f == nil {
+			continue // the zero Value is NULL
+		}
+		v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, f)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+		}
+		values[i] = v
+	}
+	return values, nil
 }

@@ -9,8 +9,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +57,12 @@ type Source struct {
 	conn   *pgx.Conn // catalog, publication, snapshot
 	tables map[cdc.TableName]*cdc.Table
 	acked  atomic.Uint64 // highest acknowledged LSN
+
+	progress cdc.SnapshotProgress
+	// statusConn is opened on the first LogStatus: conn is busy with the
+	// snapshot, and a status query must not wait for it.
+	statusMu   sync.Mutex
+	statusConn *pgx.Conn
 }
 
 var _ cdc.Source = (*Source)(nil)
@@ -140,7 +148,50 @@ func (s *Source) Acknowledge(pos cdc.Position) {
 func (s *Source) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.statusMu.Lock()
+	if s.statusConn != nil {
+		_ = s.statusConn.Close(ctx)
+	}
+	s.statusMu.Unlock()
 	return s.conn.Close(ctx)
+}
+
+// LogStatus implements cdc.LogReporter from the slot's row of
+// pg_replication_slots, on a connection of its own.
+func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	if s.statusConn == nil || s.statusConn.IsClosed() {
+		cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" status")
+		if err != nil {
+			return cdc.LogStatus{}, err
+		}
+		if s.statusConn, err = pgx.ConnectConfig(ctx, cc); err != nil {
+			return cdc.LogStatus{}, fmt.Errorf("connect to PostgreSQL for the slot's status: %w", err)
+		}
+	}
+	var st cdc.LogStatus
+	var behind, safe *int64
+	var walStatus *string
+	err := s.statusConn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status, safe_wal_size
+		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&st.WrittenBytes, &behind, &walStatus, &safe)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cdc.LogStatus{}, fmt.Errorf("replication slot %s does not exist", s.cfg.Slot)
+	}
+	if err != nil {
+		return cdc.LogStatus{}, fmt.Errorf("read the status of replication slot %s: %w", s.cfg.Slot, err)
+	}
+	st.SafeBytes = -1 // max_slot_wal_keep_size = -1: the slot keeps WAL without limit
+	if safe != nil {
+		st.SafeBytes = max(*safe, 0)
+	}
+	if behind != nil {
+		st.BehindBytes = *behind
+	}
+	// restart_lsn is NULL once the slot's WAL is gone.
+	st.Lost = (walStatus != nil && *walStatus == "lost") || behind == nil
+	return st, nil
 }
 
 // Run implements cdc.Source.
@@ -269,7 +320,7 @@ func (s *Source) createSlot(ctx context.Context, repl *pgconn.PgConn, snapshotAc
 // stored once everything before it (the snapshot) is acknowledged.
 func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
 	select {
-	case out <- cdc.Batch{Position: pos.cdc()}:
+	case out <- cdc.Batch{Position: pos.cdc(), StoreNow: true}:
 		return pos, nil
 	case <-ctx.Done():
 		return pos, ctx.Err()

@@ -26,6 +26,7 @@ type streamer struct {
 	txn        Position // commit LSN and index of the last change read
 	commitTime time.Time
 	batch      []cdc.Change
+	arena      cdc.Arena // the batches' values
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
@@ -198,12 +199,12 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
 	if before != nil {
-		if ch.Before, err = decodeTuple(t, before); err != nil {
+		if ch.Before, err = decodeTuple(t, before, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
 	if after != nil {
-		if ch.After, err = decodeTuple(t, after); err != nil {
+		if ch.After, err = decodeTuple(t, after, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
@@ -214,11 +215,11 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 	return nil
 }
 
-func decodeTuple(t *cdc.Table, tuple *pglogrepl.TupleData) ([]cdc.Value, error) {
+func decodeTuple(t *cdc.Table, tuple *pglogrepl.TupleData, arena *cdc.Arena) ([]cdc.Value, error) {
 	if len(tuple.Columns) != len(t.Columns) {
 		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple.Columns), len(t.Columns))
 	}
-	values := make([]cdc.Value, len(t.Columns))
+	values := arena.Row(len(t.Columns))
 	for i, c := range tuple.Columns {
 		switch c.DataType {
 		case pglogrepl.TupleDataTypeNull:

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cpuMeter tells, over one stage, how busy the machine's cores were and who
+// kept them busy: on a small shared machine the daemon, the broker (in this
+// process) and the database compete for the same cores, and a rate is only
+// understood with its CPU budget.
+type cpuMeter struct {
+	pid                    int
+	start                  time.Time
+	machine, daemon, bench float64 // CPU seconds at the start
+}
+
+// userHz is the unit of /proc's CPU times: 100 on every Linux this runs on.
+const userHz = 100
+
+func startCPU(pid int) *cpuMeter {
+	return &cpuMeter{pid: pid, start: time.Now(), machine: machineBusy(), daemon: processCPU(pid), bench: selfCPU()}
+}
+
+// stop returns the stage's summary; call it while the daemon still runs.
+func (m *cpuMeter) stop() string {
+	wall := time.Since(m.start).Seconds()
+	machine := (machineBusy() - m.machine) / wall
+	daemon := (processCPU(m.pid) - m.daemon) / wall
+	bench := (selfCPU() - m.bench) / wall
+	return fmt.Sprintf("cores busy %.1f of %d: daemon %.1f, broker and bench %.1f, database and others %.1f",
+		machine, runtime.NumCPU(), daemon, bench, max(machine-daemon-bench, 0))
+}
+
+// machineBusy is the CPU seconds every core spent not idle since boot.
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy float64
+	for i, f := range fields[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(f, 64)
+		busy += n
+	}
+	return busy / userHz
+}
+
+// processCPU is the CPU seconds (user and system) of a process so far.
+func processCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command name, which may hold spaces: state is field 3,
+	// utime and stime fields 14 and 15.
+	i := strings.LastIndexByte(string(data), ')')
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / userHz
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}

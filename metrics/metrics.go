@@ -1,0 +1,226 @@
+// Package metrics holds the connector's Prometheus metrics and its HTTP
+// endpoints for operators: /metrics, /healthz (the process is alive) and
+// /readyz (the connector is connected and moving data).
+//
+// Counters are resolved once per entity, so that counting a record costs an
+// atomic add; gauges about the database's log are read from the source every
+// poll interval, never at scrape time (a scrape must not load the database).
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Metrics is one connector's set of metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	events, tombstones, skipped, deadLetters *prometheus.CounterVec
+	acknowledged, produceErrors              prometheus.Counter
+
+	mu       sync.Mutex
+	entities map[string]*Entity
+
+	caughtUp, stored atomic.Int64 // unix nanoseconds; 0: not yet
+
+	behindBytes, timeToLoss, statusUp prometheus.Gauge
+	lastWritten                       int64
+	lastPoll                          time.Time
+}
+
+// Entity holds one entity's counters.
+type Entity struct {
+	ops                          [len(opNames)]prometheus.Counter // by cdc.Op
+	Tombstones, DeadLetters      prometheus.Counter
+	SkippedFiltered, SkippedSame prometheus.Counter
+}
+
+// Op returns the counter of records of an operation.
+func (e *Entity) Op(op cdc.Op) prometheus.Counter { return e.ops[op] }
+
+var opNames = [...]string{cdc.OpRead: "read", cdc.OpInsert: "insert", cdc.OpUpdate: "update", cdc.OpDelete: "delete"}
+
+// New creates the metrics of a connector, registered with a registry of their
+// own (with the Go runtime's and the process's collectors).
+func New() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry(), entities: map[string]*Entity{}}
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		m.Registry.MustRegister(c)
+		return c
+	}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		m.Registry.MustRegister(c)
+		return c
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		m.Registry.MustRegister(g)
+		return g
+	}
+	m.events = counterVec("cdc_events_total", "Entity records handed to the producer, by entity and the operation of the change (read: snapshot).", "entity", "op")
+	m.tombstones = counterVec("cdc_tombstones_total", "Tombstones handed to the producer (deletes, rows leaving the entity, key changes, soft deletes).", "entity")
+	m.skipped = counterVec("cdc_changes_skipped_total", "Changes that produced no record for an entity: the row is outside it (filtered), or only columns it does not show changed (unchanged).", "entity", "reason")
+	m.deadLetters = counterVec("cdc_dead_letters_total", "Changes sent to the dead-letter topic instead of the entity's.", "entity")
+	m.acknowledged = counter("cdc_records_acknowledged_total", "Records every in-sync replica has acknowledged.")
+	m.produceErrors = counter("cdc_produce_errors_total", "Records the brokers did not accept within the retry time (the daemon stops on the first).")
+	m.behindBytes = gauge("cdc_source_lag_bytes", "Log the database keeps for the connector: PostgreSQL WAL retained by the slot, MySQL binlog bytes after the stored position.")
+	m.timeToLoss = gauge("cdc_time_to_data_loss_seconds", "Estimated time until the database discards log the connector still needs (+Inf: no limit applies; 0: already lost).")
+	m.statusUp = gauge("cdc_source_status_up", "1 if the last read of the database's log status succeeded, 0 otherwise.")
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cdc_source_lag_seconds",
+			Help: "Now minus the commit time of the last change acknowledged by the brokers (or of the last idle heartbeat)."},
+			func() float64 { return since(m.caughtUp.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cdc_checkpoint_age_seconds",
+			Help: "Seconds since the stored checkpoint last covered everything acknowledged."},
+			func() float64 { return since(m.stored.Load()) }),
+	)
+	return m
+}
+
+func since(unixNano int64) float64 {
+	if unixNano == 0 {
+		return math.NaN() // not known yet
+	}
+	return time.Since(time.Unix(0, unixNano)).Seconds()
+}
+
+// Entity returns the counters of an entity.
+func (m *Metrics) Entity(name string) *Entity {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entities[name]; ok {
+		return e
+	}
+	e := &Entity{
+		Tombstones:      m.tombstones.WithLabelValues(name),
+		DeadLetters:     m.deadLetters.WithLabelValues(name),
+		SkippedFiltered: m.skipped.WithLabelValues(name, "filtered"),
+		SkippedSame:     m.skipped.WithLabelValues(name, "unchanged"),
+	}
+	for op, n := range opNames {
+		if n != "" {
+			e.ops[op] = m.events.WithLabelValues(name, n)
+		}
+	}
+	m.entities[name] = e
+	return e
+}
+
+// Acknowledged counts a record acknowledged by the brokers; Failed one they refused.
+func (m *Metrics) Acknowledged() { m.acknowledged.Inc() }
+func (m *Metrics) Failed()       { m.produceErrors.Inc() }
+
+// Checkpointed records that everything up to a change committed at caughtUp
+// (zero: unknown) is acknowledged and stored, at storedAt.
+func (m *Metrics) Checkpointed(caughtUp, storedAt time.Time) {
+	if !caughtUp.IsZero() {
+		m.caughtUp.Store(caughtUp.UnixNano())
+	}
+	m.stored.Store(storedAt.UnixNano())
+}
+
+// WatchSource reports the source's snapshot progress and, every interval
+// until ctx ends, its log status, if the source can tell them.
+func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time.Duration, log *slog.Logger) {
+	if p, ok := src.(cdc.ProgressReporter); ok {
+		m.Registry.MustRegister(progressCollector{p})
+	}
+	r, ok := src.(cdc.LogReporter)
+	if !ok {
+		return
+	}
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		failing := false
+		for {
+			st, err := r.LogStatus(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				m.statusUp.Set(0)
+				if !failing { // once per state change, not per attempt
+					log.Warn("cannot read the database's log status; the lag and time-to-data-loss metrics are stale", "err", err)
+				}
+				failing = true
+			case err == nil:
+				m.statusUp.Set(1)
+				if failing {
+					log.Info("reading the database's log status again")
+				}
+				failing = false
+				m.updateLog(st, time.Now())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// updateLog sets the log gauges. The time to data loss is the least of: the
+// safe bytes left at the measured write rate, and the age limit minus the
+// connector's lag.
+func (m *Metrics) updateLog(st cdc.LogStatus, now time.Time) {
+	m.behindBytes.Set(float64(st.BehindBytes))
+	ttl := math.Inf(1)
+	if st.SafeBytes >= 0 && st.WrittenBytes > 0 && !m.lastPoll.IsZero() {
+		if rate := float64(st.WrittenBytes-m.lastWritten) / now.Sub(m.lastPoll).Seconds(); rate > 0 {
+			ttl = min(ttl, float64(st.SafeBytes)/rate)
+		}
+	}
+	if st.KeptFor > 0 {
+		lag := since(m.caughtUp.Load())
+		if math.IsNaN(lag) {
+			lag = 0
+		}
+		ttl = min(ttl, max(st.KeptFor.Seconds()-lag, 0))
+	}
+	if st.Lost {
+		ttl = 0
+	}
+	m.timeToLoss.Set(ttl)
+	m.lastWritten, m.lastPoll = st.WrittenBytes, now
+}
+
+// progressCollector reads the snapshot's progress at scrape time (memory only).
+type progressCollector struct{ src cdc.ProgressReporter }
+
+var (
+	snapshotRows      = prometheus.NewDesc("cdc_snapshot_rows", "Rows of the table read by the snapshot so far.", []string{"table"}, nil)
+	snapshotEstimated = prometheus.NewDesc("cdc_snapshot_rows_estimated", "The catalog's estimate of the table's rows when its snapshot started.", []string{"table"}, nil)
+	snapshotDone      = prometheus.NewDesc("cdc_snapshot_finished", "1 once the table's snapshot is read.", []string{"table"}, nil)
+)
+
+func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- snapshotRows
+	ch <- snapshotEstimated
+	ch <- snapshotDone
+}
+
+func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.src.SnapshotProgress() {
+		name := t.Table.String()
+		done := 0.0
+		if !t.Finished.IsZero() {
+			done = 1
+		}
+		ch <- prometheus.MustNewConstMetric(snapshotRows, prometheus.GaugeValue, float64(t.Rows), name)
+		ch <- prometheus.MustNewConstMetric(snapshotEstimated, prometheus.GaugeValue, float64(t.Estimated), name)
+		ch <- prometheus.MustNewConstMetric(snapshotDone, prometheus.GaugeValue, done, name)
+	}
+}
