@@ -523,6 +523,16 @@ func (s *scenario) crashInsideALargeTransaction(rows int, index func(checkpoint 
 	}
 	produced := len(before) - base
 	s.start()
+	// The first run may have sent the whole transaction before the kill, so the
+	// topic can match the table before the second run has sent anything: count
+	// only once the second run has stored a checkpoint past the transaction.
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		cp := s.checkpoint()
+		at, err := index(cp)
+		return cp != stored && cp != start && err == nil && at == 0, s.daemonsAlive()
+	}); err != nil {
+		s.t.Fatalf("the second run stored no checkpoint past the transaction: %v", err)
+	}
 	records := s.waitCustomersMatch()
 	// Every row of the transaction after the checkpoint is sent by the second
 	// run; the ones before it only by the first.
