@@ -8,6 +8,10 @@ BIN       := bin/cdc
 PG_PACKAGE ?= postgresql
 MARIADB_PACKAGE ?= mariadb-server
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# promtool checks and unit-tests monitoring/alerts.yaml. It is taken out of
+# Debian's prometheus package rather than installing the package, which would
+# start a Prometheus server on machines with systemd.
+PROMTOOL  := bin/promtool
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
 .PHONY: all build deps test test-unit test-integration demo bench lint clean
@@ -26,11 +30,20 @@ deps:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@$(MAKE) --no-print-directory $(PROMTOOL)
+
+$(PROMTOOL):
+	@echo "extracting promtool from Debian's prometheus package"
+	@rm -rf bin/.prometheus-deb && mkdir -p bin/.prometheus-deb
+	@cd bin/.prometheus-deb && { apt-get download prometheus >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } && \
+		dpkg-deb -x prometheus_*.deb . && cp usr/bin/promtool ../promtool
+	@rm -rf bin/.prometheus-deb
 
 test: deps lint test-unit test-integration
 
-test-unit:
-	$(GO) test -race -count=1 $(UNIT_PKGS)
+test-unit: deps
+	PROMTOOL=$(abspath $(PROMTOOL)) $(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration: deps
 	$(GO) test -count=1 -timeout 15m ./integration/...

@@ -89,6 +89,17 @@ func TestMetricsFollowTheWorkloadAndReadinessTheBroker(t *testing.T) {
 		if code := httpStatus(t, addr, "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz answers %d with the broker gone; the process is alive", code)
 		}
+		// The client's failed connections and requests are counted as they are retried.
+		if err := harness.Eventually(30*time.Second, func() (bool, error) {
+			m := scrape(t, addr)
+			failed := 0.0
+			for _, stage := range []string{"connect", "write", "read"} {
+				failed += m[`cdc_broker_request_errors_total{stage="`+stage+`"}`]
+			}
+			return failed > 0, nil
+		}); err != nil {
+			t.Errorf("no broker request error counted with the broker gone: %v", err)
+		}
 	})
 }
 

@@ -27,6 +27,7 @@ type Metrics struct {
 
 	events, tombstones, skipped, deadLetters *prometheus.CounterVec
 	acknowledged, produceErrors              prometheus.Counter
+	brokerErrors                             *prometheus.CounterVec
 
 	mu       sync.Mutex
 	entities map[string]*Entity
@@ -76,6 +77,7 @@ func New() *Metrics {
 	m.deadLetters = counterVec("cdc_dead_letters_total", "Changes sent to the dead-letter topic instead of the entity's.", "entity")
 	m.acknowledged = counter("cdc_records_acknowledged_total", "Records every in-sync replica has acknowledged.")
 	m.produceErrors = counter("cdc_produce_errors_total", "Records the brokers did not accept within the retry time (the daemon stops on the first).")
+	m.brokerErrors = counterVec("cdc_broker_request_errors_total", "Connections to brokers that failed, and requests or responses that failed on the wire, by stage (connect, write, read); the client retries them.", "stage")
 	m.behindBytes = gauge("cdc_source_lag_bytes", "Log the database keeps for the connector: PostgreSQL WAL retained by the slot, MySQL binlog bytes after the stored position.")
 	m.timeToLoss = gauge("cdc_time_to_data_loss_seconds", "Estimated time until the database discards log the connector still needs (+Inf: no limit applies; 0: already lost).")
 	m.statusUp = gauge("cdc_source_status_up", "1 if the last read of the database's log status succeeded, 0 otherwise.")
@@ -122,6 +124,10 @@ func (m *Metrics) Entity(name string) *Entity {
 // Acknowledged counts a record acknowledged by the brokers; Failed one they refused.
 func (m *Metrics) Acknowledged() { m.acknowledged.Inc() }
 func (m *Metrics) Failed()       { m.produceErrors.Inc() }
+
+// BrokerError counts a failed connection, request or response (stage connect,
+// write or read) that the Kafka client retries.
+func (m *Metrics) BrokerError(stage string) { m.brokerErrors.WithLabelValues(stage).Inc() }
 
 // Checkpointed records that everything up to a change committed at caughtUp
 // (zero: unknown) is acknowledged and stored, at storedAt.

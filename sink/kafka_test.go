@@ -93,7 +93,7 @@ func TestProducedRecordsArriveInTheJavaPartitionWithNullTombstones(t *testing.T)
 	if err := k.EnsureTopics([]string{"t"}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := k.NewProducer(0)
+	p, err := k.NewProducer(ProducerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSendWaitsForRoomAndGivesUpWhenItsContextEnds(t *testing.T) {
 		cluster.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
-	p, err := k.NewProducer(4)
+	p, err := k.NewProducer(ProducerOptions{MaxBuffered: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,11 +54,27 @@ type Producer struct {
 	closed chan struct{}
 }
 
-// NewProducer starts a producer on the cluster that holds at most maxBuffered
-// records (DefaultMaxBuffered if 0) before Send blocks.
-func (k *Kafka) NewProducer(maxBuffered int) (*Producer, error) {
+// ProducerOptions tune a producer; the zero value is the default.
+type ProducerOptions struct {
+	// MaxBuffered is how many records the producer holds before Send blocks
+	// (DefaultMaxBuffered if 0).
+	MaxBuffered int
+	// OnBrokerError, if set, is called for each failed connection to a broker
+	// ("connect") and each request or response that failed on the wire
+	// ("write", "read"). The client retries them: they slow delivery down, and
+	// only a record undelivered for the retry time is given up.
+	OnBrokerError func(stage string)
+}
+
+// NewProducer starts a producer on the cluster.
+func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
+	maxBuffered := opts.MaxBuffered
 	if maxBuffered <= 0 {
 		maxBuffered = DefaultMaxBuffered
+	}
+	var hooks []kgo.Hook
+	if opts.OnBrokerError != nil {
+		hooks = append(hooks, brokerErrorHook(opts.OnBrokerError))
 	}
 	_, backoff := retryPolicy(k.cfg.RetryFor)
 	client, err := kgo.NewClient(
@@ -76,6 +93,7 @@ func (k *Kafka) NewProducer(maxBuffered int) (*Producer, error) {
 		// stops; until then it is retried with capped, jittered backoff.
 		kgo.RecordDeliveryTimeout(k.cfg.RetryFor),
 		kgo.RetryBackoffFn(func(tries int) time.Duration { return backoff(tries, 0) }),
+		kgo.WithHooks(hooks...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
@@ -83,6 +101,27 @@ func (k *Kafka) NewProducer(maxBuffered int) (*Producer, error) {
 	p := &Producer{client: client, maxBuffered: int64(maxBuffered), room: make(chan struct{}, 1), closed: make(chan struct{})}
 	p.wakeAt.Store(-1)
 	return p, nil
+}
+
+// brokerErrorHook reports the client's failed connections, writes and reads.
+type brokerErrorHook func(stage string)
+
+func (h brokerErrorHook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h("connect")
+	}
+}
+
+func (h brokerErrorHook) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		h("write")
+	}
+}
+
+func (h brokerErrorHook) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		h("read")
+	}
 }
 
 // Send queues records, in order, and calls acked once for each of them, with

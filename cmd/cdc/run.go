@@ -195,11 +195,11 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		names = cp.Entities
 	}
-	producer, err := k.NewProducer(0)
+	m := metrics.New()
+	producer, err := k.NewProducer(sink.ProducerOptions{OnBrokerError: m.BrokerError})
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
 	m.WatchSource(ctx, src, logStatusInterval, log.With("component", "metrics"))
 	if cfg.HTTP.Listen != "off" {
 		ready := func(ctx context.Context) error {

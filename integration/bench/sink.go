@@ -24,7 +24,7 @@ func sinkFloor(ctx context.Context, brokers []string, n int) (float64, error) {
 	if err := k.EnsureTopics([]string{"bench.sink"}); err != nil {
 		return 0, err
 	}
-	p, err := k.NewProducer(0)
+	p, err := k.NewProducer(sink.ProducerOptions{})
 	if err != nil {
 		return 0, err
 	}
