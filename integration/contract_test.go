@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdc-dev/cdc/integration/harness"
+	postgressource "github.com/cdc-dev/cdc/sources/postgres"
 )
 
 // DDL that leaves the mapped columns alone passes; a dropped or retyped mapped
@@ -89,32 +90,69 @@ func TestUnreachableDatabaseIsReportedClearlyWithoutThePassword(t *testing.T) {
 	}
 }
 
-// With no change to the mapped tables but WAL written by other tables, the
-// slot's confirmed position still advances: an idle connector must not make the
-// server keep WAL forever.
+// With no change to the mapped tables but WAL written elsewhere, in another
+// database of the cluster or in an unmapped table, the slot's confirmed
+// position still advances: an idle connector must not make the server keep WAL
+// forever.
 func TestIdleSlotKeepsAdvancing(t *testing.T) {
 	s := newScenario(t)
 	s.start()
 	s.waitCustomersMatch()
-	s.exec(`CREATE TABLE unmapped (id serial PRIMARY KEY, payload text)`)
-	var target string
-	for i := 0; i < 20; i++ {
-		s.exec(`INSERT INTO unmapped (payload) SELECT repeat('x', 100) FROM generate_series(1, 1000)`)
+	elsewhere, err := pg.CreateDatabase(s.ctx, s.name+"_elsewhere")
+	if err != nil {
+		t.Fatal(err)
 	}
 	conn := s.conn()
 	defer conn.Close(s.ctx)
-	if err := conn.QueryRow(s.ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
-		t.Fatal(err)
+	for _, where := range []struct{ what, dsn, table string }{
+		{"another database", elsewhere, "busy"},
+		{"an unmapped table", s.dsn, "unmapped"},
+	} {
+		writes := []string{fmt.Sprintf(`CREATE TABLE %s (id serial PRIMARY KEY, payload text)`, where.table)}
+		for range 20 {
+			writes = append(writes, fmt.Sprintf(`INSERT INTO %s (payload) SELECT repeat('x', 100) FROM generate_series(1, 1000)`, where.table))
+		}
+		if err := harness.Exec(s.ctx, where.dsn, writes...); err != nil {
+			t.Fatal(err)
+		}
+		var written string
+		if err := conn.QueryRow(s.ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&written); err != nil {
+			t.Fatal(err)
+		}
+		var confirmed string
+		err := harness.Eventually(30*time.Second, func() (bool, error) {
+			var passed bool
+			err := conn.QueryRow(s.ctx, `SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`,
+				"cdc_"+s.name, written).Scan(&confirmed, &passed)
+			return passed, err
+		})
+		if err != nil {
+			t.Fatalf("after writes in %s, the slot stayed at %s, behind the WAL written (%s)", where.what, confirmed, written)
+		}
 	}
-	var confirmed string
+}
+
+// With heartbeat_message_interval set, cdc writes logical messages into the
+// database's WAL: a second slot, decoding with test_decoding, sees them.
+func TestHeartbeatMessagesAreWritten(t *testing.T) {
+	s := newScenario(t)
+	s.editConfig("  postgres:\n", "  postgres:\n    heartbeat_message_interval: 1s\n")
+	probe := s.name + "_probe"
+	s.exec(fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'test_decoding')`, probe))
+	defer s.exec(fmt.Sprintf(`SELECT pg_drop_replication_slot('%s')`, probe))
+	s.start()
+	s.waitCustomersMatch()
+	conn := s.conn()
+	defer conn.Close(s.ctx)
+	want := "prefix: " + postgressource.HeartbeatMessagePrefix
+	var heartbeats int
 	err := harness.Eventually(30*time.Second, func() (bool, error) {
-		var passed bool
-		err := conn.QueryRow(s.ctx, `SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`,
-			"cdc_"+s.name, target).Scan(&confirmed, &passed)
-		return passed, err
+		err := conn.QueryRow(s.ctx, `SELECT count(*) FROM pg_logical_slot_peek_changes($1, NULL, NULL) WHERE data LIKE '%' || $2 || '%'`,
+			probe, want).Scan(&heartbeats)
+		return heartbeats >= 3, err
 	})
 	if err != nil {
-		t.Fatalf("the slot stayed at %s, behind the WAL written since (%s)", confirmed, target)
+		t.Fatalf("%d heartbeat messages in the WAL after the daemon ran, want 3 or more: %v\n%s", heartbeats, err, s.daemons[0].Logs())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -42,6 +43,11 @@ type SourceConfig struct {
 type PostgresConfig struct {
 	Slot        string `yaml:"slot"`
 	Publication string `yaml:"publication"`
+	// HeartbeatMessageInterval, a Go duration ("1m"), makes cdc write a
+	// logical message into the database's WAL at that interval; empty: never.
+	HeartbeatMessageInterval string `yaml:"heartbeat_message_interval"`
+
+	heartbeatMessageEvery time.Duration
 }
 
 type MySQLConfig struct {

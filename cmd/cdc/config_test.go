@@ -91,6 +91,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"not yet: exactly once", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  exactly_once: true\n", []string{`cdc.yaml:7: kafka.exactly_once: exactly-once delivery is not supported`}},
 		{"two problems at once", "kind: postgres", "kind: oracle\n  dsn2: x", []string{`unknown key "dsn2" in source`}},
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
+		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
 	for _, c := range cases {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hamba/avro/v2"
 
@@ -74,6 +75,13 @@ func (c *Config) validate() error {
 		}
 		if !pgIdentifier.MatchString(c.Source.Postgres.Publication) {
 			bad("source.postgres.publication", "%q: use lowercase letters, digits and '_', at most 63", c.Source.Postgres.Publication)
+		}
+		if every := c.Source.Postgres.HeartbeatMessageInterval; every != "" {
+			d, err := time.ParseDuration(every)
+			if err != nil || d < time.Second {
+				bad("source.postgres.heartbeat_message_interval", "%q: want a duration of at least 1s, such as 30s or 5m, or nothing to write no heartbeat", every)
+			}
+			c.Source.Postgres.heartbeatMessageEvery = d
 		}
 	case "mysql":
 		my := &c.Source.MySQL

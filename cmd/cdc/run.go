@@ -70,7 +70,8 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode),
-			ApplicationName: "cdc " + cfg.Name, Logger: log.With("component", "source"),
+			HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
+			ApplicationName:          "cdc " + cfg.Name, Logger: log.With("component", "source"),
 		})
 	case "mysql":
 		return mysql.New(ctx, mysql.Config{

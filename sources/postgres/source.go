@@ -45,9 +45,15 @@ type Config struct {
 	Snapshot          cdc.SnapshotMode
 	StatusInterval    time.Duration
 	HeartbeatInterval time.Duration
-	BatchSize         int
-	ApplicationName   string
-	Logger            *slog.Logger
+	// HeartbeatMessageInterval, if set, is how often a logical message
+	// (pg_logical_emit_message) is written into the database's WAL. The slot
+	// advances on the server's keepalives anyway; the message gives the
+	// walsender something of this database to decode, for servers where other
+	// databases write and this one does not.
+	HeartbeatMessageInterval time.Duration
+	BatchSize                int
+	ApplicationName          string
+	Logger                   *slog.Logger
 }
 
 // Source reads one database. It implements cdc.Source.
@@ -59,8 +65,8 @@ type Source struct {
 	acked  atomic.Uint64 // highest acknowledged LSN
 
 	progress cdc.SnapshotProgress
-	// statusConn is opened on the first LogStatus: conn is busy with the
-	// snapshot, and a status query must not wait for it.
+	// statusConn is opened on the first LogStatus or heartbeat: conn is busy
+	// with the snapshot, and a status query must not wait for it.
 	statusMu   sync.Mutex
 	statusConn *pgx.Conn
 }
@@ -159,23 +165,14 @@ func (s *Source) Close() error {
 // LogStatus implements cdc.LogReporter from the slot's row of
 // pg_replication_slots, on a connection of its own.
 func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
-	s.statusMu.Lock()
-	defer s.statusMu.Unlock()
-	if s.statusConn == nil || s.statusConn.IsClosed() {
-		cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" status")
-		if err != nil {
-			return cdc.LogStatus{}, err
-		}
-		if s.statusConn, err = pgx.ConnectConfig(ctx, cc); err != nil {
-			return cdc.LogStatus{}, fmt.Errorf("connect to PostgreSQL for the slot's status: %w", err)
-		}
-	}
 	var st cdc.LogStatus
 	var behind, safe *int64
 	var walStatus *string
-	err := s.statusConn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+	err := s.onStatusConn(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
 		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status, safe_wal_size
 		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&st.WrittenBytes, &behind, &walStatus, &safe)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cdc.LogStatus{}, fmt.Errorf("replication slot %s does not exist", s.cfg.Slot)
 	}
@@ -192,6 +189,55 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 	// restart_lsn is NULL once the slot's WAL is gone.
 	st.Lost = (walStatus != nil && *walStatus == "lost") || behind == nil
 	return st, nil
+}
+
+// onStatusConn runs fn on the status connection, opening it if needed; a
+// broken connection is opened again on the next call.
+func (s *Source) onStatusConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	if s.statusConn == nil || s.statusConn.IsClosed() {
+		cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" status")
+		if err != nil {
+			return err
+		}
+		if s.statusConn, err = pgx.ConnectConfig(ctx, cc); err != nil {
+			return fmt.Errorf("connect to PostgreSQL for the slot's status: %w", err)
+		}
+	}
+	return fn(s.statusConn)
+}
+
+// HeartbeatMessagePrefix is the prefix of the logical messages cdc writes.
+const HeartbeatMessagePrefix = "cdc.heartbeat"
+
+// emitHeartbeats writes a non-transactional logical message every interval
+// until ctx ends. A failure is logged once per change of state: heartbeats
+// are a help to the server, and streaming goes on without them.
+func (s *Source) emitHeartbeats(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := s.onStatusConn(ctx, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, `SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)`, HeartbeatMessagePrefix, s.cfg.Slot)
+			return err
+		})
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			s.log.Warn("cannot write a heartbeat message; streaming goes on and the slot still advances on the server's keepalives (on a read-only standby, unset source.postgres.heartbeat_message_interval)",
+				"err", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("writing heartbeat messages again")
+			failing = false
+		}
+	}
 }
 
 // Run implements cdc.Source.
@@ -224,6 +270,11 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	// The slot is at or before start already; reporting start until the first
 	// acknowledgement changes nothing on the server.
 	s.acked.Store(uint64(start.LSN))
+	if every := s.cfg.HeartbeatMessageInterval; every > 0 {
+		heartbeats, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.emitHeartbeats(heartbeats, every)
+	}
 	return s.stream(ctx, repl, start, out)
 }
 
