@@ -84,6 +84,9 @@ const (
 	// SnapshotNever streams only: from the database's current log position
 	// when there is no stored position.
 	SnapshotNever SnapshotMode = "never"
+	// SnapshotOnly snapshots the tables, stores the position streaming would
+	// start from, and returns: a later run in another mode streams from there.
+	SnapshotOnly SnapshotMode = "only"
 )
 
 // Source reads a database's change log.

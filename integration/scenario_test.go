@@ -149,12 +149,37 @@ func startScenario(t *testing.T, mysql bool) *scenario {
 // start runs `cdc run` on the scenario's config.
 func (s *scenario) start() *harness.Daemon {
 	s.t.Helper()
+	return s.startCommand("run", "--config", s.config)
+}
+
+// startCommand runs cdc with the scenario's environment; the daemon is the
+// one daemonsAlive watches.
+func (s *scenario) startCommand(args ...string) *harness.Daemon {
+	s.t.Helper()
+	d := s.launch(args...)
+	s.daemons = append(s.daemons, d)
+	return d
+}
+
+// runToEnd runs a cdc command that ends by itself and returns its output.
+func (s *scenario) runToEnd(timeout time.Duration, args ...string) (string, error) {
+	s.t.Helper()
+	d := s.launch(args...)
+	err := d.Wait(timeout)
+	if !d.Exited() {
+		d.Kill()
+		s.t.Fatalf("cdc %s did not end within %s:\n%s", strings.Join(args, " "), timeout, d.Logs())
+	}
+	return d.Logs(), err
+}
+
+func (s *scenario) launch(args ...string) *harness.Daemon {
+	s.t.Helper()
 	d, err := harness.StartDaemon(cdcBin, []string{"SHOP_DSN=" + s.dsn, "SHOP_MYSQL_DSN=" + s.dsn, "KAFKA_BROKERS=" + strings.Join(s.brokers, ",")},
-		"run", "--config", s.config)
+		args...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.daemons = append(s.daemons, d)
 	return d
 }
 

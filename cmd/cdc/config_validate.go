@@ -114,11 +114,11 @@ func (c *Config) validate() error {
 	switch c.Snapshot.Mode {
 	case "":
 		c.Snapshot.Mode = "initial"
-	case "initial", "never":
-	case "only", "when_needed":
-		bad("snapshot.mode", "%s is not supported by this version of cdc yet: use initial or never", c.Snapshot.Mode)
+	case "initial", "never", "only":
+	case "when_needed":
+		bad("snapshot.mode", "%s is not supported by this version of cdc yet: use initial, never or only", c.Snapshot.Mode)
 	default:
-		bad("snapshot.mode", "%q: want initial or never", c.Snapshot.Mode)
+		bad("snapshot.mode", "%q: want initial, never or only", c.Snapshot.Mode)
 	}
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string

@@ -2,6 +2,7 @@
 // Avro records in compacted Kafka topics, following the database's change log.
 //
 //	cdc run --config cdc.yaml        snapshot (per snapshot.mode), then stream
+//	cdc snapshot --config cdc.yaml   backfill the topics, then exit (cdc run streams on)
 //	cdc validate --config cdc.yaml   check configuration, mappings, database and topics
 //	cdc tail --config cdc.yaml --entity customer   print an entity topic as JSON lines
 package main
@@ -60,6 +61,7 @@ const usage = `cdc publishes the rows of a database as entity events in compacte
 
 Usage:
   cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
+  cdc snapshot --config FILE [--entity NAME]  backfill the topics from the tables, store where streaming starts, exit
   cdc validate --config FILE                  check everything cdc run would check, and list every problem
   cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version
@@ -79,6 +81,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return runCommand(ctx, args[1:], stderr)
+	case "snapshot":
+		return snapshotCommand(ctx, args[1:], stderr)
 	case "validate":
 		return validateCommand(ctx, args[1:], stdout, stderr)
 	case "tail":

@@ -119,7 +119,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	err = runDaemon(ctx, cfg, log)
+	err = runDaemon(ctx, cfg, log, daemonOptions{})
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		log.Info("stopped")
 		return nil
@@ -131,9 +131,16 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 // lag-in-bytes and time-to-data-loss metrics: a catalog query, cheap but not free.
 const logStatusInterval = 15 * time.Second
 
+// daemonOptions vary runDaemon between commands.
+type daemonOptions struct {
+	// watchSnapshot, if set, is given the source's snapshot progress.
+	watchSnapshot func(cdc.ProgressReporter)
+}
+
 // runDaemon checks everything that can be checked before producing anything,
-// then runs the pipeline until ctx ends or it fails.
-func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
+// then runs the pipeline until ctx ends or it fails (or, in snapshot mode
+// only, until the snapshot is stored).
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	entities, err := cfg.mappingEntities()
 	if err != nil {
 		return err
@@ -197,6 +204,9 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		names = cp.Entities
 	}
 	m := metrics.New()
+	if p, ok := src.(cdc.ProgressReporter); ok && opts.watchSnapshot != nil {
+		opts.watchSnapshot(p)
+	}
 	producer, err := k.NewProducer(sink.ProducerOptions{OnBrokerError: m.BrokerError})
 	if err != nil {
 		return err

@@ -191,6 +191,12 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 	return st, nil
 }
 
+// errAlreadySnapshotted refuses a snapshot-only run of a connector that has
+// streamed: its topics are past the snapshot.
+func errAlreadySnapshotted(from cdc.Position) error {
+	return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. Snapshotting its tables again while it streams needs the online backfill, which this version lacks; to rebuild from scratch, stop cdc run, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the replication slot, then run cdc snapshot", from)
+}
+
 // onStatusConn runs fn on the status connection, opening it if needed; a
 // broken connection is opened again on the next call.
 func (s *Source) onStatusConn(ctx context.Context, fn func(*pgx.Conn) error) error {
@@ -263,9 +269,16 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	if err := s.fitStatusInterval(ctx); err != nil {
 		return err
 	}
+	if s.cfg.Snapshot == cdc.SnapshotOnly && from != "" {
+		return errAlreadySnapshotted(from)
+	}
 	start, err := s.prepare(ctx, repl, from, out)
 	if err != nil {
 		return err
+	}
+	if s.cfg.Snapshot == cdc.SnapshotOnly {
+		s.log.Info("snapshot stored; streaming starts from its position on the next run", "position", start.String())
+		return nil
 	}
 	// The slot is at or before start already; reporting start until the first
 	// acknowledgement changes nothing on the server.
