@@ -32,7 +32,8 @@ type Metrics struct {
 	mu       sync.Mutex
 	entities map[string]*Entity
 
-	caughtUp, stored atomic.Int64 // unix nanoseconds; 0: not yet
+	caughtUp, stored atomic.Int64          // unix nanoseconds; 0: not yet
+	sourceErr        atomic.Pointer[error] // the last log status reading's failure; nil: it succeeded
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
 	lastWritten                       int64
@@ -157,12 +158,14 @@ func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time
 			switch {
 			case err != nil && ctx.Err() == nil:
 				m.statusUp.Set(0)
+				m.sourceErr.Store(&err)
 				if !failing { // once per state change, not per attempt
 					log.Warn("cannot read the database's log status; the lag and time-to-data-loss metrics are stale", "err", err)
 				}
 				failing = true
 			case err == nil:
 				m.statusUp.Set(1)
+				m.sourceErr.Store(nil)
 				if failing {
 					log.Info("reading the database's log status again")
 				}
@@ -176,6 +179,15 @@ func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time
 			}
 		}
 	}()
+}
+
+// SourceError says why the database did not answer the last reading of its
+// log status; nil if it did (or the source reports none).
+func (m *Metrics) SourceError() error {
+	if err := m.sourceErr.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // updateLog sets the log gauges. The time to data loss is the least of: the

@@ -87,6 +87,12 @@ func TestLogStatusFailuresAreLoggedOncePerStateChange(t *testing.T) {
 	defer cancel()
 	m.WatchSource(ctx, src, time.Millisecond, log)
 	deadline := time.Now().Add(10 * time.Second)
+	for m.SourceError() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a failed reading is not reported by SourceError")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for src.called() < 5 || testutil.ToFloat64(m.behindBytes) != 42 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d readings, lag bytes %v", src.called(), testutil.ToFloat64(m.behindBytes))
@@ -94,6 +100,9 @@ func TestLogStatusFailuresAreLoggedOncePerStateChange(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
+	if err := m.SourceError(); err != nil {
+		t.Errorf("SourceError() = %v after a successful reading", err)
+	}
 	if up := testutil.ToFloat64(m.statusUp); up != 1 {
 		t.Errorf("cdc_source_status_up = %v after a successful reading", up)
 	}

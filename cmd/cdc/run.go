@@ -217,6 +217,9 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 			if err := producer.Ping(ctx); err != nil {
 				return fmt.Errorf("no Kafka broker answers: %w", err)
 			}
+			if err := m.SourceError(); err != nil {
+				return fmt.Errorf("the database does not answer: %w", err)
+			}
 			return nil
 		}
 		if err := m.Serve(ctx, cfg.HTTP.Listen, ready, log.With("component", "http")); err != nil {
