@@ -218,16 +218,22 @@ func TestValueTheSchemaCannotHoldStopsTheDaemon(t *testing.T) {
 	}
 }
 
-// When the server ends the replication connection the daemon exits with a
-// message that says so; restarted, it resumes from its checkpoint and loses
-// nothing written in between.
-func TestLostReplicationConnectionExitsAndResumes(t *testing.T) {
+// When the server ends the replication connection, the daemon restarts the
+// connector in-process from its checkpoint, after a backoff, and loses
+// nothing written meanwhile; it logs the failure once and says when it runs
+// again.
+func TestLostReplicationConnectionIsRetriedFromTheCheckpoint(t *testing.T) {
 	s := newScenario(t)
-	s.start()
+	d := s.start()
 	s.waitCustomersMatch()
 	s.exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '` + "cdc_" + s.name + `'`)
-	s.mustExit("replication connection to slot cdc_"+s.name+" lost", "resumes from the last stored position when restarted")
 	s.exec(`UPDATE customer SET email = 'while-down@example.com' WHERE customer_id = 1`, `DELETE FROM customer WHERE customer_id = 2`)
-	s.start()
 	s.waitCustomersMatch()
+	s.waitLog(d, "connector running again")
+	logs := d.Logs()
+	for _, want := range []string{"transient failure: restarting from the last stored checkpoint", "replication connection to slot cdc_" + s.name + " lost"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
+	}
 }

@@ -605,6 +605,17 @@ func (s *scenario) mustExit(want ...string) string {
 	return logs
 }
 
+// waitLog waits until a running daemon's output contains want.
+func (s *scenario) waitLog(d *harness.Daemon, want string) {
+	s.t.Helper()
+	err := harness.Eventually(90*time.Second, func() (bool, error) {
+		return strings.Contains(d.Logs(), want), s.daemonsAlive()
+	})
+	if err != nil {
+		s.t.Fatalf("the daemon never logged %q: %v\n%s", want, err, d.Logs())
+	}
+}
+
 // recordsPerKey counts a topic's records by customer key.
 func (s *scenario) recordsPerKey(records []harness.Record) map[string]int {
 	s.t.Helper()

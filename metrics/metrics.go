@@ -26,7 +26,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	events, tombstones, skipped, deadLetters *prometheus.CounterVec
-	acknowledged, produceErrors              prometheus.Counter
+	acknowledged, produceErrors, restarts    prometheus.Counter
 	brokerErrors                             *prometheus.CounterVec
 
 	mu       sync.Mutex
@@ -34,6 +34,7 @@ type Metrics struct {
 
 	caughtUp, stored atomic.Int64          // unix nanoseconds; 0: not yet
 	sourceErr        atomic.Pointer[error] // the last log status reading's failure; nil: it succeeded
+	progress         atomic.Pointer[cdc.ProgressReporter]
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
 	lastWritten                       int64
@@ -77,7 +78,8 @@ func New() *Metrics {
 	m.skipped = counterVec("cdc_changes_skipped_total", "Changes that produced no record for an entity: the row is outside it (filtered), or only columns it does not show changed (unchanged).", "entity", "reason")
 	m.deadLetters = counterVec("cdc_dead_letters_total", "Changes sent to the dead-letter topic instead of the entity's.", "entity")
 	m.acknowledged = counter("cdc_records_acknowledged_total", "Records every in-sync replica has acknowledged.")
-	m.produceErrors = counter("cdc_produce_errors_total", "Records the brokers did not accept within the retry time (the daemon stops on the first).")
+	m.produceErrors = counter("cdc_produce_errors_total", "Records the brokers did not accept within the retry time (the connector restarts from its checkpoint on the first).")
+	m.restarts = counter("cdc_restarts_total", "Times the connector failed transiently (connection lost, brokers unavailable) and was restarted from its checkpoint.")
 	m.brokerErrors = counterVec("cdc_broker_request_errors_total", "Connections to brokers that failed, and requests or responses that failed on the wire, by stage (connect, write, read); the client retries them.", "stage")
 	m.behindBytes = gauge("cdc_source_lag_bytes", "Log the database keeps for the connector: PostgreSQL WAL retained by the slot, MySQL binlog bytes after the stored position.")
 	m.timeToLoss = gauge("cdc_time_to_data_loss_seconds", "Estimated time until the database discards log the connector still needs (+Inf: no limit applies; 0: already lost).")
@@ -89,6 +91,7 @@ func New() *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cdc_checkpoint_age_seconds",
 			Help: "Seconds since the stored checkpoint last covered everything acknowledged."},
 			func() float64 { return since(m.stored.Load()) }),
+		progressCollector{m},
 	)
 	return m
 }
@@ -122,6 +125,9 @@ func (m *Metrics) Entity(name string) *Entity {
 	return e
 }
 
+// Restarted counts a restart of the connector after a transient failure.
+func (m *Metrics) Restarted() { m.restarts.Inc() }
+
 // Acknowledged counts a record acknowledged by the brokers; Failed one they refused.
 func (m *Metrics) Acknowledged() { m.acknowledged.Inc() }
 func (m *Metrics) Failed()       { m.produceErrors.Inc() }
@@ -143,7 +149,7 @@ func (m *Metrics) Checkpointed(caughtUp, storedAt time.Time) {
 // until ctx ends, its log status, if the source can tell them.
 func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time.Duration, log *slog.Logger) {
 	if p, ok := src.(cdc.ProgressReporter); ok {
-		m.Registry.MustRegister(progressCollector{p})
+		m.progress.Store(&p)
 	}
 	r, ok := src.(cdc.LogReporter)
 	if !ok {
@@ -215,8 +221,9 @@ func (m *Metrics) updateLog(st cdc.LogStatus, now time.Time) {
 	m.lastWritten, m.lastPoll = st.WrittenBytes, now
 }
 
-// progressCollector reads the snapshot's progress at scrape time (memory only).
-type progressCollector struct{ src cdc.ProgressReporter }
+// progressCollector reads the snapshot's progress at scrape time (memory
+// only), from the source last watched.
+type progressCollector struct{ m *Metrics }
 
 var (
 	snapshotRows      = prometheus.NewDesc("cdc_snapshot_rows", "Rows of the table read by the snapshot so far.", []string{"table"}, nil)
@@ -231,7 +238,11 @@ func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.src.SnapshotProgress() {
+	src := c.m.progress.Load()
+	if src == nil {
+		return
+	}
+	for _, t := range (*src).SnapshotProgress() {
 		name := t.Table.String()
 		done := 0.0
 		if !t.Finished.IsZero() {

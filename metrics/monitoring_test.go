@@ -37,7 +37,8 @@ func exposedNames(t *testing.T) []string {
 	m := New()
 	m.Entity("customer") // the per-entity series exist once an entity is known
 	m.BrokerError("connect")
-	m.Registry.MustRegister(progressCollector{fixedProgress{{Table: cdc.TableName{Schema: "public", Name: "customer"}, Started: time.Now()}}})
+	var progress cdc.ProgressReporter = fixedProgress{{Table: cdc.TableName{Schema: "public", Name: "customer"}, Started: time.Now()}}
+	m.progress.Store(&progress)
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -212,7 +212,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 func (r *run) acked(e *entry, err error) {
 	if err != nil {
 		r.cfg.Metrics.Failed()
-		r.fail(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err))
+		r.fail(cdc.Transient(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err)))
 		return
 	}
 	r.cfg.Metrics.Acknowledged()
@@ -237,7 +237,7 @@ func (r *run) checkpoint() {
 		return
 	}
 	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities}); err != nil {
-		r.fail(err)
+		r.fail(cdc.Transient(err)) // the brokers' trouble: the records before it are sent again
 		return
 	}
 	r.stored = pos

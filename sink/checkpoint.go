@@ -58,7 +58,7 @@ func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool,
 		return nil
 	})
 	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint: %w", err)
+		return cp, false, cdc.Transient(fmt.Errorf("load checkpoint: %w", err)) // the brokers', or the network's
 	}
 	if last == nil {
 		return cp, false, nil

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // Defaults for Config fields left zero.
@@ -83,7 +85,9 @@ func Dial(cfg Config, log *slog.Logger) (*Kafka, error) {
 	}
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Kafka brokers %s: %w; check kafka.brokers and that the brokers are up", strings.Join(cfg.Brokers, ","), err)
+		// Transient: once the connector has run, brokers that went away are
+		// waited for (at start-up the daemon stops: the list may be wrong).
+		return nil, cdc.Transient(fmt.Errorf("connect to Kafka brokers %s: %w; check kafka.brokers and that the brokers are up", strings.Join(cfg.Brokers, ","), err))
 	}
 	return &Kafka{cfg: cfg, client: client, log: log}, nil
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdc-dev/cdc"
@@ -119,7 +121,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	err = runDaemon(ctx, cfg, log, daemonOptions{})
+	err = superviseDaemon(ctx, cfg, log, daemonOptions{})
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		log.Info("stopped")
 		return nil
@@ -135,12 +137,90 @@ const logStatusInterval = 15 * time.Second
 type daemonOptions struct {
 	// watchSnapshot, if set, is given the source's snapshot progress.
 	watchSnapshot func(cdc.ProgressReporter)
+
+	// Set by superviseDaemon for each attempt.
+	metrics *metrics.Metrics
+	// ready, if set, is given the attempt's readiness check once it has one.
+	ready func(func(context.Context) error)
+	// running is called when the pipeline starts: everything was checked.
+	running func()
+}
+
+// Restarts after a transient failure wait from firstRetryDelay, doubling up
+// to maxRetryDelay, each wait drawn at random from its upper half so that
+// connectors restarting together do not hit the database in step.
+const (
+	firstRetryDelay = time.Second
+	maxRetryDelay   = 30 * time.Second
+)
+
+// superviseDaemon runs the connector and restarts it from its stored
+// checkpoint after a transient failure (a connection to the database or the
+// brokers lost, a server restarting), for as long as it takes. Any other
+// failure is returned: it needs the operator. A transient failure before the
+// connector first ran is returned too: at start-up an unreachable server is
+// most often a mistake in the configuration.
+//
+// The metrics and the HTTP endpoints outlive the attempts: /readyz answers 503
+// while the connector waits to restart, and cdc_restarts_total counts restarts.
+func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
+	m := metrics.New()
+	var current atomic.Pointer[func(context.Context) error]
+	waiting := func(context.Context) error { return errors.New("the connector is starting") }
+	current.Store(&waiting)
+	if cfg.HTTP.Listen != "off" {
+		ready := func(ctx context.Context) error { return (*current.Load())(ctx) }
+		if err := m.Serve(ctx, cfg.HTTP.Listen, ready, log.With("component", "http")); err != nil {
+			return err
+		}
+	}
+	opts.metrics = m
+	opts.ready = func(f func(context.Context) error) { current.Store(&f) }
+	ranOnce := false
+	var failing error // the failure being retried, as last logged
+	delay := firstRetryDelay
+	for attempt := 1; ; attempt++ {
+		var began time.Time
+		opts.running = func() {
+			began, ranOnce = time.Now(), true
+			if failing != nil {
+				log.Info("connector running again", "attempts", attempt)
+				failing = nil
+			}
+		}
+		err := runDaemon(ctx, cfg, log, opts)
+		if err == nil || ctx.Err() != nil || !ranOnce || !cdc.IsTransient(err) {
+			return err
+		}
+		if !began.IsZero() && time.Since(began) > maxRetryDelay {
+			delay = firstRetryDelay // it ran for a while: a new failure, not the same one again
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		notReady := func(context.Context) error { return fmt.Errorf("restarting after a transient failure: %w", err) }
+		current.Store(&notReady)
+		m.Restarted()
+		// Once per state change, not per attempt: the same failure again is a debug line.
+		if failing == nil || failing.Error() != err.Error() {
+			log.Warn("transient failure: restarting from the last stored checkpoint", "err", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			log.Debug("still failing; restarting again", "err", err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
+		}
+		failing = err
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, maxRetryDelay)
+	}
 }
 
 // runDaemon checks everything that can be checked before producing anything,
 // then runs the pipeline until ctx ends or it fails (or, in snapshot mode
 // only, until the snapshot is stored).
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
+	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
+	defer cancel()
 	entities, err := cfg.mappingEntities()
 	if err != nil {
 		return err
@@ -203,7 +283,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		}
 		names = cp.Entities
 	}
-	m := metrics.New()
+	m := opts.metrics
 	if p, ok := src.(cdc.ProgressReporter); ok && opts.watchSnapshot != nil {
 		opts.watchSnapshot(p)
 	}
@@ -212,21 +292,17 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		return err
 	}
 	m.WatchSource(ctx, src, logStatusInterval, log.With("component", "metrics"))
-	if cfg.HTTP.Listen != "off" {
-		ready := func(ctx context.Context) error {
-			if err := producer.Ping(ctx); err != nil {
-				return fmt.Errorf("no Kafka broker answers: %w", err)
-			}
-			if err := m.SourceError(); err != nil {
-				return fmt.Errorf("the database does not answer: %w", err)
-			}
-			return nil
+	opts.ready(func(ctx context.Context) error {
+		if err := producer.Ping(ctx); err != nil {
+			return fmt.Errorf("no Kafka broker answers: %w", err)
 		}
-		if err := m.Serve(ctx, cfg.HTTP.Listen, ready, log.With("component", "http")); err != nil {
-			return err
+		if err := m.SourceError(); err != nil {
+			return fmt.Errorf("the database does not answer: %w", err)
 		}
-	}
+		return nil
+	})
 	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position))
+	opts.running()
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Entities: names,
 		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, Metrics: m,

@@ -40,7 +40,7 @@ func snapshotCommand(ctx context.Context, args []string, stderr io.Writer) error
 	if view != nil {
 		opts.watchSnapshot = view.follow
 	}
-	err = runDaemon(ctx, cfg, log, opts)
+	err = superviseDaemon(ctx, cfg, log, opts)
 	if view != nil {
 		view.stop()
 	}

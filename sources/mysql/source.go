@@ -7,6 +7,7 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -34,6 +35,11 @@ const (
 	// DefaultDeadAfter is how long the stream may stay silent (no event, no
 	// heartbeat) while cdc waits for it before the connection counts as lost.
 	DefaultDeadAfter = 15 * time.Second
+	// statusTimeout bounds each read and write of the log-status connection.
+	statusTimeout = 10 * time.Second
+	// closeTimeout bounds closing the binlog connection, which opens another
+	// connection to KILL it: on a dead network path that one hangs too.
+	closeTimeout = 5 * time.Second
 )
 
 // Config configures the source.
@@ -141,10 +147,10 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 
 // connect opens a session whose text results are UTF-8 and whose TIMESTAMPs
 // read in UTC.
-func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
-	conn, err := client.ConnectWithContext(ctx, s.endpoint.addr(), s.endpoint.user, s.endpoint.password, "", 10*time.Second)
+func (s *Source) connect(ctx context.Context, options ...client.Option) (*client.Conn, error) {
+	conn, err := client.ConnectWithContext(ctx, s.endpoint.addr(), s.endpoint.user, s.endpoint.password, "", 10*time.Second, options...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to MySQL at %s as %s: %w", s.endpoint.addr(), s.endpoint.user, err)
+		return nil, classify(fmt.Errorf("connect to MySQL at %s as %s: %w", s.endpoint.addr(), s.endpoint.user, err))
 	}
 	for _, stmt := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'"} {
 		if _, err := conn.Execute(stmt); err != nil {
@@ -331,7 +337,12 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	if s.statusConn == nil {
-		conn, err := s.connect(ctx)
+		// Its queries answer at once: a server that stays silent longer is
+		// unreachable, and the reading must fail rather than hang.
+		conn, err := s.connect(ctx, func(c *client.Conn) error {
+			c.ReadTimeout, c.WriteTimeout = statusTimeout, statusTimeout
+			return nil
+		})
 		if err != nil {
 			return cdc.LogStatus{}, err
 		}
@@ -394,8 +405,30 @@ func (s *Source) logStatus(conn *client.Conn) (cdc.LogStatus, error) {
 	return st, nil
 }
 
-// Run implements cdc.Source.
+// erConnectionKilled is MariaDB's ER_CONNECTION_KILLED (KILL CONNECTION).
+const erConnectionKilled = 1927
+
+// classify marks as transient the server's answers that pass by themselves:
+// shutting down, too many connections, this connection killed. A failure of
+// the network path is transient already (cdc.IsTransient); any other answer,
+// such as a purged binlog or missing privileges, needs the operator.
+func classify(err error) error {
+	var myErr *mysql.MyError
+	if errors.As(err, &myErr) {
+		switch myErr.Code {
+		case mysql.ER_SERVER_SHUTDOWN, mysql.ER_CON_COUNT_ERROR, erConnectionKilled:
+			return cdc.Transient(err)
+		}
+	}
+	return err
+}
+
+// Run implements cdc.Source. Its errors are classified (see classify).
 func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	return classify(s.run(ctx, from, out))
+}
+
+func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
 	for _, name := range s.cfg.Tables {
 		if _, ok := s.tables[name]; !ok {
 			if _, err := s.Describe(ctx, []cdc.TableName{name}); err != nil {

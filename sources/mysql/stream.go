@@ -91,7 +91,18 @@ func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch
 		EventCacheCount: 64,
 		Logger:          slog.New(slog.DiscardHandler),
 	})
-	defer syncer.Close()
+	defer func() {
+		closed := make(chan struct{})
+		go func() {
+			syncer.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(closeTimeout):
+			s.log.Warn("the binlog connection did not close in time; leaving it to the operating system", "waited", closeTimeout)
+		}
+	}()
 
 	var events *replication.BinlogStreamer
 	var err error
@@ -140,13 +151,17 @@ func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case errors.Is(context.Cause(watched), errSilent):
-				return fmt.Errorf("the binlog stream sent nothing, not even a heartbeat, for %s: the connection to MySQL is lost; cdc resumes from the last stored position when restarted", s.cfg.DeadAfter)
+				return cdc.Transient(fmt.Errorf("the binlog stream sent nothing, not even a heartbeat, for %s: the connection to MySQL is lost; cdc resumes from the last stored position", s.cfg.DeadAfter))
 			}
 			var myErr *mysql.MyError
 			if errors.As(err, &myErr) && myErr.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 				return purgedError(st.committed, "the server cannot send it: "+myErr.Message)
 			}
-			return fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position when restarted", err)
+			lost := fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position", err)
+			if errors.As(err, &myErr) {
+				return classify(lost) // the server's answer
+			}
+			return cdc.Transient(lost) // the connection's end
 		}
 		if err := st.handle(ctx, ev, ev.Header.LogPos); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,16 @@ const (
 	// passed down so the slot can release WAL written by other tables and databases.
 	DefaultHeartbeatInterval = time.Second
 	DefaultBatchSize         = 1024
+	// DefaultDeadAfter is how long the replication connection may stay silent
+	// while cdc waits for it before it counts as lost. Every status report asks
+	// the server for a reply, so a live connection is never silent for more
+	// than a status interval.
+	DefaultDeadAfter = 30 * time.Second
+	// DefaultConnectTimeout bounds opening a connection when the DSN sets no
+	// connect_timeout.
+	DefaultConnectTimeout = 15 * time.Second
+	// statusTimeout bounds each query on the status connection.
+	statusTimeout = 10 * time.Second
 )
 
 // Config configures the source.
@@ -44,6 +55,7 @@ type Config struct {
 	Tables            []cdc.TableName
 	Snapshot          cdc.SnapshotMode
 	StatusInterval    time.Duration
+	DeadAfter         time.Duration
 	HeartbeatInterval time.Duration
 	// HeartbeatMessageInterval, if set, is how often a logical message
 	// (pg_logical_emit_message) is written into the database's WAL. The slot
@@ -69,6 +81,9 @@ type Source struct {
 	// with the snapshot, and a status query must not wait for it.
 	statusMu   sync.Mutex
 	statusConn *pgx.Conn
+	// open ends when Close starts: a status query under way gives up at once.
+	open    context.Context
+	closing context.CancelFunc
 }
 
 var _ cdc.Source = (*Source)(nil)
@@ -90,6 +105,11 @@ func connConfig(dsn, application string) (*pgx.ConnConfig, error) {
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.RuntimeParams["application_name"] = application
+	if cfg.ConnectTimeout == 0 {
+		// A server that accepts the connection and then says nothing (a stalled
+		// network path) must fail the attempt, not hang it: cdc retries.
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	return cfg, nil
 }
 
@@ -100,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = DefaultStatusInterval
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DefaultDeadAfter
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -116,9 +139,11 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return nil, classify(fmt.Errorf("connect to PostgreSQL: %w", err))
 	}
-	return &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}}, nil
+	s := &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}}
+	s.open, s.closing = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Describe implements cdc.Source.
@@ -152,6 +177,7 @@ func (s *Source) Acknowledge(pos cdc.Position) {
 
 // Close implements cdc.Source.
 func (s *Source) Close() error {
+	s.closing()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.statusMu.Lock()
@@ -168,7 +194,7 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 	var st cdc.LogStatus
 	var behind, safe *int64
 	var walStatus *string
-	err := s.onStatusConn(ctx, func(conn *pgx.Conn) error {
+	err := s.onStatusConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
 		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status, safe_wal_size
 		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&st.WrittenBytes, &behind, &walStatus, &safe)
@@ -197,11 +223,17 @@ func errAlreadySnapshotted(from cdc.Position) error {
 	return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. Snapshotting its tables again while it streams needs the online backfill, which this version lacks; to rebuild from scratch, stop cdc run, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the replication slot, then run cdc snapshot", from)
 }
 
-// onStatusConn runs fn on the status connection, opening it if needed; a
-// broken connection is opened again on the next call.
-func (s *Source) onStatusConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+// onStatusConn runs fn on the status connection, opening it if needed, with a
+// context bounded by statusTimeout and by Close; a broken connection is opened
+// again on the next call.
+func (s *Source) onStatusConn(ctx context.Context, fn func(context.Context, *pgx.Conn) error) error {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
+	// A server that does not answer within the bound is unreachable: fail
+	// (pgx closes the connection) rather than hang, holding the lock Close needs.
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	defer context.AfterFunc(s.open, cancel)()
 	if s.statusConn == nil || s.statusConn.IsClosed() {
 		cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" status")
 		if err != nil {
@@ -211,7 +243,26 @@ func (s *Source) onStatusConn(ctx context.Context, fn func(*pgx.Conn) error) err
 			return fmt.Errorf("connect to PostgreSQL for the slot's status: %w", err)
 		}
 	}
-	return fn(s.statusConn)
+	return fn(ctx, s.statusConn)
+}
+
+// classify marks as transient the server's answers that pass by themselves:
+// a connection failure reported by the server (class 08), the server shutting
+// down or starting up (57P01-57P03), too many connections (53300), and the slot
+// still held by a walsender that has not yet noticed its client is gone
+// (55006, until wal_sender_timeout). A failure of the network path itself is
+// transient already (cdc.IsTransient); any other answer needs the operator.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03",
+		pgErr.Code == "53300", pgErr.Code == "55006":
+		return cdc.Transient(err)
+	}
+	return err
 }
 
 // HeartbeatMessagePrefix is the prefix of the logical messages cdc writes.
@@ -230,7 +281,7 @@ func (s *Source) emitHeartbeats(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		err := s.onStatusConn(ctx, func(conn *pgx.Conn) error {
+		err := s.onStatusConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 			_, err := conn.Exec(ctx, `SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)`, HeartbeatMessagePrefix, s.cfg.Slot)
 			return err
 		})
@@ -246,8 +297,13 @@ func (s *Source) emitHeartbeats(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Run implements cdc.Source.
+// Run implements cdc.Source. Its errors are classified: the server's answers
+// that pass by themselves are cdc.Transient.
 func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	return classify(s.run(ctx, from, out))
+}
+
+func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
 	for _, name := range s.cfg.Tables {
 		if _, ok := s.tables[name]; !ok {
 			if _, err := s.Describe(ctx, []cdc.TableName{name}); err != nil {

@@ -49,21 +49,29 @@ func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position,
 	var wake deadline
 	wake.renew(ctx)
 	defer func() { wake.cancel() }() // the latest one
+	// silent is how long receiving has waited since the last message; time
+	// spent waiting for the pipeline does not count.
+	var silent time.Duration
 	for {
 		if err := st.maybeReportStatus(false); err != nil {
 			return err
 		}
+		waiting := time.Now()
 		msg, err := conn.ReceiveMessage(wake.ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				if silent += time.Since(waiting); silent > s.cfg.DeadAfter {
+					return cdc.Transient(fmt.Errorf("the replication connection to slot %s sent nothing, not even the keepalives cdc asks for, for %s: the connection to PostgreSQL is lost; cdc resumes from the last stored position", s.cfg.Slot, s.cfg.DeadAfter))
+				}
 				wake.renew(ctx)
 				continue
 			}
-			return fmt.Errorf("replication connection to slot %s lost: %w; cdc resumes from the last stored position when restarted", s.cfg.Slot, err)
+			return fmt.Errorf("replication connection to slot %s lost: %w; cdc resumes from the last stored position", s.cfg.Slot, err)
 		}
+		silent = 0
 		switch msg := msg.(type) {
 		case *pgproto3.CopyData:
 			if err := st.handleCopyData(ctx, msg.Data); err != nil {
@@ -289,8 +297,9 @@ func (st *streamer) maybeReportStatus(asked bool) error {
 	if !asked && since < st.s.cfg.StatusInterval && (acked == st.reported || since < time.Second) {
 		return nil
 	}
+	// The server's reply (a keepalive) shows the connection is alive.
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked,
+		WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked, ReplyRequested: true,
 	})
 	if err != nil {
 		return fmt.Errorf("report position to slot %s: %w", st.s.cfg.Slot, err)
