@@ -129,6 +129,16 @@ type ValueSampler interface {
 	DistinctValues(ctx context.Context, table TableName, column string, limit int) (values []string, complete bool, err error)
 }
 
+// TableReader is implemented by sources that can read the current rows of their
+// tables apart from the log: no slot, no checkpoint, nothing written to the
+// database. cdc verify compares the rows with the topics.
+type TableReader interface {
+	// ReadTables sends every row of the source's configured tables to out as
+	// OpRead changes without positions, all read in one consistent view, and
+	// returns once the last is sent. The tables must have been described.
+	ReadTables(ctx context.Context, out chan<- Batch) error
+}
+
 // Checkpoint is what the pipeline stores so that a restart resumes where the last
 // run stopped: the position up to which everything is acknowledged by the brokers.
 type Checkpoint struct {

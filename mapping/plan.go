@@ -122,6 +122,9 @@ func appendUnique(s []int, v int) []int {
 	return append(s, v)
 }
 
+// Entity is the entity the plan maps to.
+func (p *Plan) Entity() *Entity { return p.entity }
+
 // Map appends to out the records a change means for the entity. A row is part
 // of the entity when it passes where and not tombstone_when:
 //   - read, insert: the new value if the row is part of the entity;

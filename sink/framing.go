@@ -52,6 +52,35 @@ func (k *Kafka) CheckSchemas(ctx context.Context, topic string, key, value avro.
 	return errors.Join(errKey, errValue)
 }
 
+// RegisteredFraming returns the headers Framing would, without registering
+// anything: with a registry, both schemas must be registered already (cdc run
+// registers them before it produces its first record).
+func (k *Kafka) RegisteredFraming(ctx context.Context, topic string, key, value avro.Schema) (keyHeader, valueHeader []byte, err error) {
+	if k.cfg.SchemaRegistry == "" {
+		return SingleObjectHeader(key), SingleObjectHeader(value), nil
+	}
+	client, err := k.registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	lookup := func(subject string, schema avro.Schema) ([]byte, error) {
+		id, _, err := client.IsRegistered(ctx, subject, schema.String())
+		if isNotFound(err) {
+			return nil, fmt.Errorf("schema %s is not registered under subject %s in %s: no record can have been written with it (cdc run registers it before producing)",
+				schema.(avro.NamedSchema).FullName(), subject, k.cfg.SchemaRegistry)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("schema registry %s: look up subject %s: %w", k.cfg.SchemaRegistry, subject, err)
+		}
+		return ConfluentHeader(id), nil
+	}
+	if keyHeader, err = lookup(topic+"-key", key); err != nil {
+		return nil, nil, err
+	}
+	valueHeader, err = lookup(topic+"-value", value)
+	return keyHeader, valueHeader, err
+}
+
 func (k *Kafka) registry() (*registry.Client, error) {
 	client, err := registry.NewClient(k.cfg.SchemaRegistry, registry.WithHTTPClient(registryHTTP))
 	if err != nil {

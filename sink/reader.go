@@ -109,3 +109,25 @@ func message(m *sarama.ConsumerMessage) Message {
 	}
 	return msg
 }
+
+// TopicRecords counts the records a topic holds now (newest minus oldest offset,
+// summed over its partitions): an upper bound, since compaction leaves gaps.
+func (k *Kafka) TopicRecords(topic string) (int64, error) {
+	partitions, err := k.client.Partitions(topic)
+	if err != nil {
+		return 0, fmt.Errorf("topic %s: %w", topic, err)
+	}
+	var n int64
+	for _, p := range partitions {
+		end, err := k.client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+		}
+		start, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return 0, fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+		}
+		n += end - start
+	}
+	return n, nil
+}

@@ -4,6 +4,7 @@
 //	cdc run --config cdc.yaml        snapshot (per snapshot.mode), then stream
 //	cdc snapshot --config cdc.yaml   backfill the topics, then exit (cdc run streams on)
 //	cdc validate --config cdc.yaml   check configuration, mappings, database and topics
+//	cdc verify --config cdc.yaml     compare each entity topic with its table
 //	cdc tail --config cdc.yaml --entity customer   print an entity topic as JSON lines
 package main
 
@@ -63,10 +64,12 @@ Usage:
   cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
   cdc snapshot --config FILE [--entity NAME]  backfill the topics from the tables, store where streaming starts, exit
   cdc validate --config FILE                  check everything cdc run would check, and list every problem
+  cdc verify   --config FILE [--entity NAME]  compare each entity topic, materialized, with its table's current rows
   cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version
 
-Exit status: 0 on success or after a clean stop (SIGINT, SIGTERM), 1 on an error, 2 on a usage error.
+Exit status: 0 on success or after a clean stop (SIGINT, SIGTERM), 1 on an error (verify: on any
+difference), 2 on a usage error.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -85,6 +88,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return snapshotCommand(ctx, args[1:], stderr)
 	case "validate":
 		return validateCommand(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verifyCommand(ctx, args[1:], stdout, stderr)
 	case "tail":
 		return tailCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -156,7 +156,10 @@ func quoteTable(n cdc.TableName) string {
 // DISTINCT scan would load the database for a validation.
 const sampleMaxRows = 1_000_000
 
-var _ cdc.ValueSampler = (*Source)(nil)
+var (
+	_ cdc.ValueSampler = (*Source)(nil)
+	_ cdc.TableReader  = (*Source)(nil)
+)
 
 // estimateRows reads the catalog's estimate of a table's rows (0 where it has
 // none: views, some engines); found is false if the table does not exist.

@@ -289,3 +289,10 @@ func keysetAfter(t *cdc.Table, key []int, last []string) string {
 	}
 	return strings.Join(or, " OR ")
 }
+
+// ReadTables implements cdc.TableReader: the snapshot's consistent read,
+// without the marker that would tell a restart a snapshot is under way.
+func (s *Source) ReadTables(ctx context.Context, out chan<- cdc.Batch) error {
+	_, err := s.snapshot(ctx, true, out)
+	return err
+}

@@ -179,7 +179,10 @@ func (s *Source) readSlot(ctx context.Context) (slotState, error) {
 // DISTINCT scan would load the database for a validation.
 const sampleMaxRows = 1_000_000
 
-var _ cdc.ValueSampler = (*Source)(nil)
+var (
+	_ cdc.ValueSampler = (*Source)(nil)
+	_ cdc.TableReader  = (*Source)(nil)
+)
 
 // estimateRows reads the catalog's estimate of a table's rows (0 for a table
 // never analyzed, whose reltuples is -1 from PostgreSQL 14 on).

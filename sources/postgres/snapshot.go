@@ -116,3 +116,9 @@ func decodeFields(t *cdc.Table, fields [][]byte, arena *cdc.Arena) ([]cdc.Value,
 	}
 	return values, nil
 }
+
+// ReadTables implements cdc.TableReader: the snapshot's consistent read, on a
+// view of the database's own rather than a slot's.
+func (s *Source) ReadTables(ctx context.Context, out chan<- cdc.Batch) error {
+	return s.snapshot(ctx, "", out)
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/sink"
+)
+
+// verifyCommand reads each entity topic to its end, materializes it (the last
+// value per key; a tombstone removes the key), and compares it with the
+// mapping applied to the table's current rows. It writes nothing anywhere but
+// to a temporary directory of its own, and fails if any entity differs.
+func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var only entityNames
+	examples := 5
+	cfg, err := loadFromFlags("verify", args, stderr, func(fs *flag.FlagSet) {
+		fs.Var(&only, "entity", "verify only this entity (repeat for several; default: every entity)")
+		fs.IntVar(&examples, "examples", examples, "how many differing keys to show per entity and kind of difference")
+	})
+	if err != nil {
+		return err
+	}
+	if err := only.keep(cfg); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		return err
+	}
+	mapper := mapping.NewMapper(entities)
+	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	reader, ok := src.(cdc.TableReader)
+	if !ok {
+		return fmt.Errorf("source kind %s cannot read its tables for a comparison", cfg.Source.Kind)
+	}
+	if err := compileAll(ctx, src, mapper); err != nil {
+		return err
+	}
+	k, err := sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	spill, err := os.MkdirTemp("", "cdc-verify-")
+	if err != nil {
+		return fmt.Errorf("verify needs a temporary directory for the keys it compares: %w", err)
+	}
+	defer os.RemoveAll(spill)
+
+	checks := map[*mapping.Entity]*entityCheck{}
+	for _, e := range entities {
+		c, err := readEntityTopic(ctx, k, cfg, e, filepath.Join(spill, e.Name))
+		if err != nil {
+			return fmt.Errorf("entity %s: %w", e.Name, err)
+		}
+		defer c.comparison.close()
+		checks[e] = c
+	}
+	// The topics are read first: a row that changes after its topic was read
+	// shows as a difference, so verify a connector whose source is quiet and
+	// whose checkpoint has caught up.
+	if err := projectTables(ctx, reader, mapper, checks); err != nil {
+		return err
+	}
+	differ := 0
+	var total int64
+	for _, e := range entities {
+		n, err := checks[e].report(stdout, examples)
+		if err != nil {
+			return fmt.Errorf("entity %s: %w", e.Name, err)
+		}
+		if n > 0 {
+			differ++
+			total += n
+		}
+	}
+	if differ > 0 {
+		return fmt.Errorf("verify: %d of %d entities differ from their tables (%d keys); if the connector was not caught up or the tables changed meanwhile, run verify again once it is", differ, len(entities), total)
+	}
+	return nil
+}
+
+// entityCheck is the comparison of one entity, with what to show of it.
+type entityCheck struct {
+	entity       *mapping.Entity
+	comparison   *comparison
+	keys, values *recordDecoder
+	// Rows of the table outside the entity (its where or tombstone_when), and
+	// rows that cannot be mapped (with the first reasons).
+	outside, unmappable int64
+	reasons             []string
+}
+
+func readEntityTopic(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping.Entity, dir string) (*entityCheck, error) {
+	keySchema, _ := e.KeySchema() // checked by mappingEntities
+	var err error
+	if e.KeyHeader, e.ValueHeader, err = k.RegisteredFraming(ctx, e.Topic, keySchema, e.Schema); err != nil {
+		return nil, err
+	}
+	if missing, err := k.CheckTopics([]string{e.Topic}); err != nil {
+		return nil, err
+	} else if len(missing) > 0 {
+		return nil, fmt.Errorf("topic %s does not exist: cdc run creates it when it starts", e.Topic)
+	}
+	records, err := k.TopicRecords(e.Topic)
+	if err != nil {
+		return nil, err
+	}
+	c := &entityCheck{entity: e}
+	if c.keys, err = newRecordDecoder(cfg.Kafka.SchemaRegistry, keySchema); err != nil {
+		return nil, err
+	}
+	if c.values, err = newRecordDecoder(cfg.Kafka.SchemaRegistry, e.Schema); err != nil {
+		return nil, err
+	}
+	if c.comparison, err = newComparison(dir, records); err != nil {
+		return nil, fmt.Errorf("temporary files for the comparison: %w", err)
+	}
+	err = k.ReadTopic(ctx, e.Topic, false, func(m sink.Message) error {
+		return c.comparison.add(sideTopic, m.Key, m.Value)
+	})
+	if err != nil {
+		c.comparison.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// projectTables reads the tables in one consistent view and adds each row's
+// records, as cdc run would produce them for a snapshot, to the comparisons.
+func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.Mapper, checks map[*mapping.Entity]*entityCheck) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan cdc.Batch, 4)
+	read := make(chan error, 1)
+	go func() {
+		read <- reader.ReadTables(ctx, batches)
+		close(batches)
+	}()
+	var failed error
+	var records []mapping.Record
+	for b := range batches {
+		if failed != nil {
+			continue // drain so the reader can return
+		}
+		for i := range b.Changes {
+			if failed = projectRow(mapper, &b.Changes[i], checks, &records); failed != nil {
+				cancel()
+				break
+			}
+		}
+	}
+	if err := <-read; err != nil && failed == nil {
+		return err
+	}
+	return failed
+}
+
+func projectRow(mapper *mapping.Mapper, ch *cdc.Change, checks map[*mapping.Entity]*entityCheck, records *[]mapping.Record) error {
+	plans, err := mapper.Compile(ch.Table)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		c := checks[p.Entity()]
+		out, err := p.Map(ch, (*records)[:0])
+		*records = out
+		if err != nil {
+			c.unmappable++
+			if len(c.reasons) < 3 {
+				c.reasons = append(c.reasons, err.Error())
+			}
+			continue
+		}
+		if len(out) == 0 {
+			c.outside++
+			continue
+		}
+		for _, r := range out {
+			if r.DeadLetter != nil {
+				c.unmappable++
+				if len(c.reasons) < 3 {
+					c.reasons = append(c.reasons, r.DeadLetter.Reason)
+				}
+				continue
+			}
+			if err := c.comparison.add(sideTable, r.Key, r.Value); err != nil {
+				return fmt.Errorf("temporary files for the comparison: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// report prints the entity's result and returns how many keys differ.
+func (c *entityCheck) report(w io.Writer, examples int) (int64, error) {
+	var shown [differences]int
+	var lines []string
+	result, err := c.comparison.compare(func(d difference, key, topicValue, tableValue []byte) {
+		if shown[d] >= examples {
+			return
+		}
+		shown[d]++
+		line := fmt.Sprintf("  %s key %s", d, c.render(c.keys, key))
+		if topicValue != nil {
+			line += "\n    topic: " + c.render(c.values, topicValue)
+		}
+		if tableValue != nil {
+			line += "\n    table: " + c.render(c.values, tableValue)
+		}
+		lines = append(lines, line)
+	})
+	if err != nil {
+		return 0, err
+	}
+	e := c.entity
+	fmt.Fprintf(w, "entity %s: topic %s has %d keys; table %s has %d rows in the entity", e.Name, e.Topic, result.TopicKeys, e.Table, result.TableRows)
+	if c.outside > 0 {
+		fmt.Fprintf(w, " (%d outside it)", c.outside)
+	}
+	n := result.differences()
+	if n == 0 {
+		fmt.Fprintln(w, ": identical")
+	} else {
+		var parts []string
+		for d, count := range result.Found {
+			if count > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", count, difference(d)))
+			}
+		}
+		fmt.Fprintf(w, ": %s\n%s\n", strings.Join(parts, ", "), strings.Join(lines, "\n"))
+	}
+	if c.unmappable > 0 {
+		fmt.Fprintf(w, "  %d rows cannot be mapped (cdc run stops or sends them to the dead-letter topic), e.g.:\n    %s\n",
+			c.unmappable, strings.Join(c.reasons, "\n    "))
+	}
+	return n, nil
+}
+
+// render shows a framed record as JSON, or as bytes if it does not decode.
+func (c *entityCheck) render(d *recordDecoder, data []byte) string {
+	j, err := d.decode(data)
+	if err != nil {
+		return fmt.Sprintf("%x… (%v)", data[:min(len(data), 32)], err)
+	}
+	return string(j)
+}
