@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -23,10 +24,12 @@ var ShopMySQL string
 // MariaDB is a private MariaDB server in a temporary directory, on its own port,
 // with the binlog as cdc needs it (ROW, FULL row image, FULL row metadata).
 type MariaDB struct {
-	Port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	Port   int
+	dir    string
+	server string
+	args   []string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // StartMariaDB initialises a data directory and starts the server. Stop removes it.
@@ -46,7 +49,7 @@ func StartMariaDB(extraArgs ...string) (*MariaDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &MariaDB{Port: port, dir: dir, done: make(chan struct{})}
+	m := &MariaDB{Port: port, dir: dir}
 	data := filepath.Join(dir, "data")
 	install := exec.Command("mariadb-install-db", "--no-defaults", "--user=root", "--datadir="+data,
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M")
@@ -59,16 +62,27 @@ func StartMariaDB(extraArgs ...string) (*MariaDB, error) {
 		"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
 		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve", "--innodb-buffer-pool-size=128M",
 		"--log-error=" + filepath.Join(dir, "error.log")}, extraArgs...)
-	m.cmd = exec.Command(server, args...)
-	if err := m.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+	m.server, m.args = server, args
+	if err := m.start(); err != nil {
+		m.Stop()
 		return nil, err
 	}
-	go func() { m.cmd.Wait(); close(m.done) }()
-	err = Eventually(30*time.Second, func() (bool, error) {
+	return m, nil
+}
+
+// start starts the server on its data directory and waits until it answers.
+func (m *MariaDB) start() error {
+	m.done = make(chan struct{})
+	m.cmd = exec.Command(m.server, m.args...)
+	if err := m.cmd.Start(); err != nil {
+		return err
+	}
+	done := m.done
+	go func() { m.cmd.Wait(); close(done) }()
+	return Eventually(30*time.Second, func() (bool, error) {
 		select {
-		case <-m.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(m.dir, "error.log"))
 			return false, fmt.Errorf("mariadbd exited:\n%s", log)
 		default:
 		}
@@ -79,11 +93,18 @@ func StartMariaDB(extraArgs ...string) (*MariaDB, error) {
 		c.Close()
 		return true, nil
 	})
-	if err != nil {
-		m.Stop()
-		return nil, err
+}
+
+// Restart shuts the server down as an operator would (SIGTERM: every
+// connection closed) and starts it again on the same data.
+func (m *MariaDB) Restart() error {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		return errors.New("mariadbd did not shut down within 30 s")
 	}
-	return m, nil
+	return m.start()
 }
 
 func (m *MariaDB) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.Port) }

@@ -161,6 +161,17 @@ func abbreviate(s string) string {
 	return s
 }
 
+// Restart stops the cluster as an operator's fast shutdown does (every
+// session ended, replication connections included) and starts it again with
+// the same settings.
+func (p *Postgres) Restart() error {
+	data := filepath.Join(p.dir, "data")
+	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(p.dir, "server.log"), "-m", "fast", "-w", "restart").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl restart: %v: %s", err, out)
+	}
+	return nil
+}
+
 // Stop stops the cluster and removes its files.
 func (p *Postgres) Stop() {
 	data := filepath.Join(p.dir, "data")
