@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Message is one record read back from a topic.
@@ -22,92 +24,76 @@ type Message struct {
 // offset order, from the oldest retained record up to the end each partition had
 // when ReadTopic started; with follow it goes on reading until ctx ends. fn runs
 // in one goroutine at a time.
+//
+// Only committed records are read: records of transactions that were aborted
+// (an exactly-once connector killed mid-transaction) never are, and the end of
+// a partition is its last stable offset, so that an open transaction is not
+// waited for. The transactions' markers are read too, only to see where a
+// partition ends: sarama hides them, and a partition whose last offset is a
+// marker would never seem to end.
 func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn func(Message) error) error {
-	partitions, err := k.client.Partitions(topic)
+	client, err := kgo.NewClient(kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(k.client)
+	defer client.Close()
+	admin := kadm.NewClient(client)
+	starts, err := admin.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
-	defer consumer.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs := make(chan Message)
-	errs := make(chan error, len(partitions))
-	for _, p := range partitions {
-		end, err := k.client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("read topic %s partition %d: %w", topic, p, err)
-		}
-		start, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("read topic %s partition %d: %w", topic, p, err)
-		}
-		if start >= end && !follow {
-			errs <- nil
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, p, start)
-		if err != nil {
-			return fmt.Errorf("read topic %s partition %d: %w", topic, p, err)
-		}
-		go func() {
-			defer pc.AsyncClose()
-			errs <- readPartition(ctx, pc, end, follow, msgs)
-		}()
+	ends, err := admin.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	for remaining := len(partitions); remaining > 0; {
-		select {
-		case m := <-msgs:
-			if err := fn(m); err != nil {
-				return err
-			}
-		case err := <-errs:
-			if err != nil {
-				return fmt.Errorf("read topic %s: %w", topic, err)
-			}
-			remaining--
-		case <-ctx.Done():
-			if follow && errors.Is(ctx.Err(), context.Canceled) {
+	if err != nil {
+		return fmt.Errorf("read topic %s: %w", topic, err)
+	}
+	from := map[int32]kgo.Offset{}
+	until := map[int32]int64{} // partitions still to read, and where they end
+	starts.Each(func(o kadm.ListedOffset) {
+		from[o.Partition] = kgo.NewOffset().At(o.Offset)
+		if end, ok := ends.Lookup(topic, o.Partition); ok && end.Offset > o.Offset {
+			until[o.Partition] = end.Offset
+		}
+	})
+	if !follow && len(until) == 0 {
+		return nil
+	}
+	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
+	for follow || len(until) > 0 {
+		fetches := client.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			if follow && errors.Is(err, context.Canceled) {
 				return nil
 			}
-			return ctx.Err()
+			return err
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			return fmt.Errorf("read topic %s partition %d: %w", topic, errs[0].Partition, errs[0].Err)
+		}
+		var failed error
+		fetches.EachRecord(func(r *kgo.Record) {
+			end, reading := until[r.Partition]
+			if failed != nil || (!follow && (!reading || r.Offset >= end)) {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				failed = fn(Message{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
+			}
+			if reading && r.Offset+1 >= end {
+				delete(until, r.Partition)
+			}
+		})
+		if failed != nil {
+			return failed
 		}
 	}
 	return nil
-}
-
-func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64, follow bool, out chan<- Message) error {
-	for {
-		select {
-		case m, ok := <-pc.Messages():
-			if !ok {
-				return nil
-			}
-			select {
-			case out <- message(m):
-			case <-ctx.Done():
-				return nil
-			}
-			if !follow && m.Offset+1 >= end {
-				return nil
-			}
-		case err := <-pc.Errors():
-			return err
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-func message(m *sarama.ConsumerMessage) Message {
-	msg := Message{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
-	for _, h := range m.Headers {
-		msg.Headers = append(msg.Headers, Header{Key: string(h.Key), Value: h.Value})
-	}
-	return msg
 }
 
 // TopicRecords counts the records a topic holds now (newest minus oldest offset,

@@ -37,15 +37,16 @@ type Record struct {
 	Headers    map[string]string
 }
 
-// ReadTopic reads every record of a topic up to its current end, with franz-go
-// (a client independent of the sarama producer under test).
+// ReadTopic reads every committed record of a topic up to its last stable
+// offset, as a read_committed consumer does: records of aborted transactions
+// are never seen, and an open transaction is not waited for.
 func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, error) {
 	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return nil, err
 	}
 	defer admin.Close()
-	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
+	ends, err := kadm.NewClient(admin).ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
@@ -58,8 +59,10 @@ func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, e
 	if len(want) == 0 {
 		return nil, nil
 	}
+	// Transaction markers are kept to see where a partition ends (its last
+	// offset may be one), and skipped.
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +77,21 @@ func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, e
 			return nil, fmt.Errorf("read %s: %v", topic, errs[0].Err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
+			end, reading := want[r.Partition]
+			if !reading || r.Offset >= end {
+				return
+			}
+			if r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
 			rec := Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: map[string]string{}}
 			for _, h := range r.Headers {
 				rec.Headers[h.Key] = string(h.Value)
 			}
 			out = append(out, rec)
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
 		})
 	}
 	return out, nil
