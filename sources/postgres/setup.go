@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -169,10 +170,37 @@ func (s *Source) readSlot(ctx context.Context) (slotState, error) {
 	case st.walStatus == "lost":
 		return st, fmt.Errorf("replication slot %s has lost WAL it still needed (wal_status=lost, max_slot_wal_keep_size exceeded): changes are lost to cdc; drop the slot (SELECT pg_drop_replication_slot('%s')), delete the checkpoint, and snapshot again",
 			s.cfg.Slot, s.cfg.Slot)
-	case st.activePID != nil:
-		return st, fmt.Errorf("replication slot %s is in use by server process %d: is another cdc with the same name running? Only one may read a slot", s.cfg.Slot, *st.activePID)
 	}
 	return st, nil
+}
+
+// slotBusyWait is how long a slot held by another connection is waited for:
+// the server notices a dead client within wal_sender_timeout (60 s by default).
+const slotBusyWait = 60 * time.Second
+
+// readFreeSlot reads the slot's state once no other connection holds it. A
+// held slot is waited for up to slotBusyWait: most often it is the previous
+// cdc's, whose death the server has not noticed yet.
+func (s *Source) readFreeSlot(ctx context.Context) (slotState, error) {
+	started := time.Now()
+	for warned := false; ; warned = true {
+		st, err := s.readSlot(ctx)
+		if err != nil || st.activePID == nil {
+			return st, err
+		}
+		if time.Since(started) > slotBusyWait {
+			return st, fmt.Errorf("replication slot %s has been in use by server process %d for over %s: is another cdc with the same name running? Only one may read a slot",
+				s.cfg.Slot, *st.activePID, slotBusyWait)
+		}
+		if !warned {
+			s.log.Warn("the replication slot is held by another connection; waiting for it to be released", "slot", s.cfg.Slot, "pid", *st.activePID, "up_to", slotBusyWait)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // sampleMaxRows bounds the tables whose distinct values are listed: beyond it a

@@ -363,7 +363,7 @@ func (s *Source) fitStatusInterval(ctx context.Context) error {
 
 // prepare decides where streaming starts, taking the snapshot first if one is due.
 func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Position, out chan<- cdc.Batch) (Position, error) {
-	slot, err := s.readSlot(ctx)
+	slot, err := s.readFreeSlot(ctx)
 	if err != nil {
 		return Position{}, err
 	}
