@@ -10,6 +10,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -34,12 +35,28 @@ type CheckpointStore interface {
 	Save(cp cdc.Checkpoint) error
 }
 
+// Transactor commits records together with the checkpoint of what they hold:
+// the exactly-once mode.
+type Transactor interface {
+	// Flush waits until every record handed to the producer since the last
+	// commit is acknowledged or given up (their callbacks have returned).
+	Flush(ctx context.Context) error
+	// Commit commits what was sent since the last commit, with cp unless its
+	// position is empty: a read_committed consumer sees all of it and the
+	// checkpoint, or none. On error none of it counts as written.
+	Commit(ctx context.Context, cp cdc.Checkpoint) error
+}
+
 // Config wires one pipeline. Source, Mapper, Producer and Checkpoints are required.
 type Config struct {
 	Source      cdc.Source
 	Mapper      *mapping.Mapper
 	Producer    *sink.Producer
 	Checkpoints CheckpointStore
+	// Transactions, if set, makes the pipeline exactly-once: the checkpoint
+	// is committed with the records in one transaction every
+	// CheckpointInterval, and Checkpoints is not used.
+	Transactions Transactor
 	// Entities is stored with each checkpoint (see cdc.Checkpoint).
 	Entities []string
 	// Connector names the connector in event headers (ce_source, ce_id).
@@ -161,11 +178,38 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 }
 
 // send maps each batch and hands its records to the producer, in log order.
+// In exactly-once mode it also commits, between batches: every
+// CheckpointInterval, at once when a batch asks for its position to be
+// stored, and at the end of a clean stop.
 func (r *run) send(batches <-chan cdc.Batch) {
 	var mapped []mapping.Record
 	var records []sink.Record
 	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic, r.cfg.Metrics)
-	for b := range batches {
+	var commitTick <-chan time.Time
+	if r.cfg.Transactions != nil {
+		tick := time.NewTicker(r.cfg.CheckpointInterval)
+		defer tick.Stop()
+		commitTick = tick.C
+	}
+	uncommitted := false
+	for {
+		var b cdc.Batch
+		select {
+		case <-commitTick:
+			if uncommitted && r.work.Err() == nil {
+				r.commit()
+				uncommitted = false
+			}
+			continue
+		case batch, ok := <-batches:
+			if !ok {
+				if uncommitted && r.err() == nil {
+					r.commit() // a clean stop, or a snapshot-only run done
+				}
+				return
+			}
+			b = batch
+		}
 		if r.work.Err() != nil {
 			continue // drain so the source can return
 		}
@@ -199,18 +243,67 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			at = b.Changes[len(b.Changes)-1].CommitTime
 		}
 		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow, at)
-		if urgent {
-			r.askStore()
-		}
 		// If the send is given up, the batch stays incomplete: its position is
 		// never stored.
 		_ = r.cfg.Producer.Send(r.work, records, func(err error) { r.acked(e, err) })
 		clear(records)
+		uncommitted = r.cfg.Transactions != nil
+		switch {
+		case urgent && r.cfg.Transactions != nil:
+			r.commit()
+			uncommitted = false
+		case urgent:
+			r.askStore()
+		}
 	}
 }
 
+// commit waits for the records sent, then commits them with the checkpoint
+// of everything acknowledged (exactly-once mode). Only the send loop calls it.
+func (r *run) commit() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := r.cfg.Transactions.Flush(ctx); err != nil {
+		r.fail(cdc.Transient(err))
+		return
+	}
+	if r.err() != nil {
+		return // a record failed: nothing of this transaction may be committed
+	}
+	pos, at := r.tracker.position()
+	cp := cdc.Checkpoint{Entities: r.cfg.Entities}
+	if pos != r.stored {
+		cp.Position = pos
+	}
+	if err := r.cfg.Transactions.Commit(ctx, cp); err != nil {
+		r.fail(failure(err))
+		return
+	}
+	r.cfg.Metrics.Checkpointed(at, time.Now())
+	if cp.Position != "" {
+		r.stored = pos
+		r.cfg.Source.Acknowledge(pos)
+		r.log.Debug("transaction committed with its checkpoint", "position", string(pos))
+	}
+}
+
+// failure classifies a failure of the brokers: transient (the connector is
+// restarted from its checkpoint), unless another process took the connector over.
+func failure(err error) error {
+	var fenced *sink.FencedError
+	if errors.As(err, &fenced) {
+		return err
+	}
+	return cdc.Transient(err)
+}
+
 func (r *run) acked(e *entry, err error) {
-	if err != nil {
+	var fenced *sink.FencedError
+	switch {
+	case errors.As(err, &fenced):
+		r.fail(err)
+		return
+	case err != nil:
 		r.cfg.Metrics.Failed()
 		r.fail(cdc.Transient(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err)))
 		return
@@ -231,6 +324,9 @@ func (r *run) askStore() {
 // checkpoint stores the acknowledged position if it moved, then lets the source
 // release the log before it.
 func (r *run) checkpoint() {
+	if r.cfg.Transactions != nil {
+		return // committed with the records, by the send loop
+	}
 	pos, at := r.tracker.position()
 	if pos == "" || pos == r.stored {
 		r.cfg.Metrics.Checkpointed(at, time.Now()) // the stored one is still current

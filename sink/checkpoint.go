@@ -72,17 +72,50 @@ func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool,
 
 // Save stores the checkpoint; when it returns nil, every in-sync replica has it.
 func (s *CheckpointStore) Save(cp cdc.Checkpoint) error {
-	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, StoredAt: time.Now().UTC()})
+	rec, err := s.Record(cp)
 	if err != nil {
 		return err
 	}
 	_, _, err = s.producer.SendMessage(&sarama.ProducerMessage{
-		Topic: s.k.cfg.CheckpointTopic, Key: sarama.ByteEncoder(s.key), Value: sarama.ByteEncoder(value),
+		Topic: rec.Topic, Key: sarama.ByteEncoder(rec.Key), Value: sarama.ByteEncoder(rec.Value),
 	})
 	if err != nil {
 		return fmt.Errorf("store checkpoint %s in %s: %w", cp.Position, s.k.cfg.CheckpointTopic, err)
 	}
 	return nil
+}
+
+// Record is the checkpoint as a record of the checkpoint topic, for a
+// transaction that commits it with the records it covers (exactly-once mode).
+func (s *CheckpointStore) Record(cp cdc.Checkpoint) (Record, error) {
+	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, StoredAt: time.Now().UTC()})
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Topic: s.k.cfg.CheckpointTopic, Key: s.key, Value: value}, nil
+}
+
+// Transactions commits the records a producer sent and the checkpoint of
+// what they hold in one transaction: the exactly-once mode's checkpoint.
+type Transactions struct {
+	Producer *Producer
+	Store    *CheckpointStore
+}
+
+// Flush waits for the records sent (see Producer.Flush).
+func (t Transactions) Flush(ctx context.Context) error { return t.Producer.Flush(ctx) }
+
+// Commit commits what was sent since the last commit, with cp unless its
+// position is empty (a snapshot's rows before its end have no position).
+func (t Transactions) Commit(ctx context.Context, cp cdc.Checkpoint) error {
+	var last Record
+	if cp.Position != "" {
+		var err error
+		if last, err = t.Store.Record(cp); err != nil {
+			return err
+		}
+	}
+	return t.Producer.Commit(ctx, last)
 }
 
 // Close stops the store's producer.

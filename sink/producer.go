@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -9,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // Record is one Kafka record, framed and ready to send. A nil Value is a tombstone.
@@ -34,7 +38,7 @@ const DefaultMaxBuffered = 10000
 // were sent; records of different partitions in any order.
 //
 // It uses franz-go's client rather than sarama's, which the rest of the sink
-// uses for topic administration, checkpoints and reading: measured by make
+// uses for topic administration and the at-least-once checkpoint: measured by make
 // bench on the same machine and broker, sarama's producer alone delivers about
 // 0.4M records/s and franz-go's about 1.8M. A record passes through one
 // goroutine hop instead of sarama's four channels, and several requests per
@@ -52,6 +56,8 @@ type Producer struct {
 	sent   sync.WaitGroup // records sent whose acknowledgement is not reported yet
 	close  sync.Once
 	closed chan struct{}
+	// transactionalID is set in exactly-once mode; a transaction is then always open.
+	transactionalID string
 }
 
 // ProducerOptions tune a producer; the zero value is the default.
@@ -64,6 +70,38 @@ type ProducerOptions struct {
 	// ("write", "read"). The client retries them: they slow delivery down, and
 	// only a record undelivered for the retry time is given up.
 	OnBrokerError func(stage string)
+	// TransactionalID, if set, makes the producer transactional (exactly-once
+	// mode): records are sent inside transactions that Commit ends. Starting a
+	// producer with the same id fences this one: its next commit fails with a
+	// *FencedError.
+	TransactionalID string
+}
+
+// DefaultTransactionTimeout is how long the brokers let a transaction stay
+// open before aborting it: the commit interval plus room for a slow broker.
+// A daemon killed inside a transaction leaves it open that long at most.
+const DefaultTransactionTimeout = time.Minute
+
+// FencedError says another producer with the same transactional id started:
+// this one must stop writing. It is never transient.
+type FencedError struct {
+	TransactionalID string
+	Err             error
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("another cdc process with the same connector name started and took over its transactional id %s (or this one's transaction outlived the brokers' timeout): this one stops, so that a single process writes the connector's topics. Run one cdc process per connector name: %v",
+		e.TransactionalID, e.Err)
+}
+
+func (e *FencedError) Unwrap() error { return e.Err }
+
+// fenced wraps the brokers' fencing errors in a *FencedError.
+func (p *Producer) fenced(err error) error {
+	if p.transactionalID != "" && (errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)) {
+		return &FencedError{TransactionalID: p.transactionalID, Err: err}
+	}
+	return err
 }
 
 // NewProducer starts a producer on the cluster.
@@ -77,7 +115,11 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 		hooks = append(hooks, brokerErrorHook(opts.OnBrokerError))
 	}
 	_, backoff := retryPolicy(k.cfg.RetryFor)
-	client, err := kgo.NewClient(
+	var transactional []kgo.Opt
+	if opts.TransactionalID != "" {
+		transactional = append(transactional, kgo.TransactionalID(opts.TransactionalID), kgo.TransactionTimeout(DefaultTransactionTimeout))
+	}
+	client, err := kgo.NewClient(append(transactional,
 		kgo.SeedBrokers(k.cfg.Brokers...),
 		kgo.ClientID(k.cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default, and needs all
@@ -94,12 +136,28 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 		kgo.RecordDeliveryTimeout(k.cfg.RetryFor),
 		kgo.RetryBackoffFn(func(tries int) time.Duration { return backoff(tries, 0) }),
 		kgo.WithHooks(hooks...),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	p := &Producer{client: client, maxBuffered: int64(maxBuffered), room: make(chan struct{}, 1), closed: make(chan struct{})}
+	p := &Producer{client: client, maxBuffered: int64(maxBuffered), room: make(chan struct{}, 1), closed: make(chan struct{}),
+		transactionalID: opts.TransactionalID}
 	p.wakeAt.Store(-1)
+	if p.transactionalID != "" {
+		// Taking the transactional id now, not at the first record, fences an
+		// older producer with the same id and has the brokers abort its open
+		// transaction: a checkpoint loaded after this is the last one committed.
+		ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RetryFor)
+		_, _, err := client.ProducerID(ctx)
+		cancel()
+		if err == nil {
+			err = client.BeginTransaction()
+		}
+		if err != nil {
+			client.Close()
+			return nil, cdc.Transient(fmt.Errorf("kafka producer: take transactional id %s: %w", p.transactionalID, err))
+		}
+	}
 	return p, nil
 }
 
@@ -141,7 +199,7 @@ func (p *Producer) Send(ctx context.Context, records []Record, acked func(error)
 	p.sent.Add(len(records))
 	promise := func(rec *kgo.Record, err error) {
 		if err != nil {
-			err = fmt.Errorf("produce to %s: %w", rec.Topic, err)
+			err = p.fenced(fmt.Errorf("produce to %s: %w", rec.Topic, err))
 		}
 		acked(err)
 		p.release()
@@ -193,12 +251,57 @@ func (p *Producer) release() {
 // Ping checks that a broker of the cluster answers.
 func (p *Producer) Ping(ctx context.Context) error { return p.client.Ping(ctx) }
 
+// Flush waits until every record sent is acknowledged or given up, and each
+// one's acked has returned. It is called from the goroutine that calls Send.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.client.Flush(ctx); err != nil {
+		return fmt.Errorf("wait for the records sent: %w", err)
+	}
+	p.sent.Wait()
+	return nil
+}
+
+// Commit ends the open transaction (exactly-once mode): it waits until every
+// record sent is acknowledged, adds last (the checkpoint of what they hold,
+// if its Topic is set), commits, and opens the next transaction. Consumers
+// reading committed records see all of them or, after an error, none: the
+// transaction is then aborted by the brokers (or by the next producer with the
+// same id), and the producer must be closed. Commit is called from the
+// goroutine that calls Send.
+func (p *Producer) Commit(ctx context.Context, last Record) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
+	if last.Topic != "" {
+		rec := &kgo.Record{Topic: last.Topic, Key: last.Key, Value: last.Value, Headers: last.Headers}
+		if err := p.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			return p.fenced(fmt.Errorf("commit: produce the checkpoint to %s: %w", last.Topic, err))
+		}
+	}
+	if err := p.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return p.fenced(fmt.Errorf("commit the transaction: %w", err))
+	}
+	if err := p.client.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin the next transaction: %w", err)
+	}
+	return nil
+}
+
 // Close stops accepting records and waits until every record sent has been
-// acknowledged or given up (each one's acked has returned).
+// acknowledged or given up (each one's acked has returned). In exactly-once
+// mode, what was not committed is aborted.
 func (p *Producer) Close() {
 	p.close.Do(func() {
-		_ = p.client.Flush(context.Background()) // ends when every record is delivered or timed out
-		p.sent.Wait()
+		if p.transactionalID != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = p.client.AbortBufferedRecords(ctx)
+			p.sent.Wait()
+			_ = p.client.EndTransaction(ctx, kgo.TryAbort)
+			cancel()
+		} else {
+			_ = p.client.Flush(context.Background()) // ends when every record is delivered or timed out
+			p.sent.Wait()
+		}
 		p.client.Close()
 		close(p.closed)
 	})

@@ -138,9 +138,6 @@ func (c *Config) validate() error {
 		bad("kafka.brokers", "required: a list of host:port")
 	}
 	c.Kafka.Brokers = brokers
-	if c.Kafka.ExactlyOnce {
-		bad("kafka.exactly_once", "exactly-once delivery is not supported by this version of cdc yet: set false (at-least-once)")
-	}
 	if c.Kafka.CheckpointTopic == "" {
 		c.Kafka.CheckpointTopic = sink.DefaultCheckpointTopic
 	}

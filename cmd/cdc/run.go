@@ -266,6 +266,23 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		return err
 	}
 	defer store.Close()
+	m := opts.metrics
+	popts := sink.ProducerOptions{OnBrokerError: m.BrokerError}
+	var transactions pipeline.Transactor
+	if cfg.Kafka.ExactlyOnce {
+		// One id per connector: a second process with the same name fences
+		// the first. It is taken before the checkpoint is read, so that no
+		// older process can commit after that.
+		popts.TransactionalID = "cdc-" + cfg.Name
+	}
+	producer, err := k.NewProducer(popts)
+	if err != nil {
+		return err
+	}
+	defer producer.Close() // the pipeline closes it first, once everything is acknowledged
+	if cfg.Kafka.ExactlyOnce {
+		transactions = sink.Transactions{Producer: producer, Store: store}
+	}
 	cp, found, err := store.Load(ctx)
 	if err != nil {
 		return err
@@ -283,13 +300,8 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		}
 		names = cp.Entities
 	}
-	m := opts.metrics
 	if p, ok := src.(cdc.ProgressReporter); ok && opts.watchSnapshot != nil {
 		opts.watchSnapshot(p)
-	}
-	producer, err := k.NewProducer(sink.ProducerOptions{OnBrokerError: m.BrokerError})
-	if err != nil {
-		return err
 	}
 	m.WatchSource(ctx, src, logStatusInterval, log.With("component", "metrics"))
 	opts.ready(func(ctx context.Context) error {
@@ -301,10 +313,10 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		}
 		return nil
 	})
-	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position))
+	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position), "exactly_once", cfg.Kafka.ExactlyOnce)
 	opts.running()
 	return pipeline.Run(ctx, pipeline.Config{
-		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Entities: names,
+		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Transactions: transactions, Entities: names,
 		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, Metrics: m,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
