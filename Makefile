@@ -14,7 +14,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROMTOOL  := bin/promtool
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: all build deps test test-unit test-integration demo bench lint clean
+.PHONY: all build deps test test-unit test-integration chaos demo bench lint clean
 
 all: build
 
@@ -47,6 +47,13 @@ test-unit: deps
 
 test-integration: deps
 	$(GO) test -count=1 -timeout 15m ./integration/...
+
+# The chaos test alone, for longer (make test runs it for 20 s): kill -9, broker
+# and database restarts and broker stalls under a workload, for each source and
+# delivery mode, then cdc verify. CHAOS_DURATION per source and mode.
+CHAOS_DURATION ?= 5m
+chaos: deps
+	CDC_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -timeout 90m -run TestChaos -v ./integration/...
 
 demo: deps build
 	$(GO) run ./integration/demo -cdc $(BIN) -config config.example.yaml

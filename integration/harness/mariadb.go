@@ -95,6 +95,24 @@ func (m *MariaDB) start() error {
 	})
 }
 
+// BinlogRows decodes the server's binlog (mariadb-binlog -v) and returns the
+// row events whose first column is value, for a failed test's message.
+func (m *MariaDB) BinlogRows(value string) string {
+	files, _ := filepath.Glob(filepath.Join(m.dir, "data", "mysql-bin.[0-9]*"))
+	out, err := exec.Command("mariadb-binlog", append([]string{"--base64-output=decode-rows", "-v"}, files...)...).Output()
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "###   @1="+value && i >= 2 {
+			fmt.Fprintf(&b, "    %s | %s | %s\n", lines[i-2], lines[i-1], l)
+		}
+	}
+	return b.String()
+}
+
 // Restart shuts the server down as an operator would (SIGTERM: every
 // connection closed) and starts it again on the same data.
 func (m *MariaDB) Restart() error {
