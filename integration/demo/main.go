@@ -161,6 +161,15 @@ func run(bin, config string, keep bool) error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the daemon did not stop within 30s")
 	}
+	step("checking every topic against its table (materialized topic = mapping applied to the rows)")
+	fmt.Println("  $ cdc verify --config " + config)
+	verify := exec.CommandContext(ctx, bin, "verify", "--config", config)
+	verify.Env = append(os.Environ(), env...)
+	out, err := verify.Output() // the report; its log lines are left out
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return fmt.Errorf("cdc verify: %v", err)
+	}
 	step("done")
 	return nil
 }
