@@ -111,6 +111,23 @@ func (b *bench) startDaemon(env []string, config, source, stage string) (*harnes
 	return harness.StartDaemon(b.bin, env, "run", "--config", config)
 }
 
+// verify runs cdc verify, which must find the topic equal to the table, and
+// returns its peak RSS (VmHWM, sampled: getrusage's maxrss would carry the
+// bench's own, inherited across fork and exec).
+func (b *bench) verify(env []string, config string) (int64, error) {
+	d, err := harness.StartDaemon(b.bin, append(env, "CDC_HTTP_LISTEN=off"), "verify", "--config", config)
+	if err != nil {
+		return 0, err
+	}
+	peak := watchRSS(d)
+	err = d.Wait(10 * time.Minute)
+	rss := peak()
+	if err != nil {
+		return 0, fmt.Errorf("cdc verify: %v\n%s", err, d.Logs())
+	}
+	return rss, nil
+}
+
 // progress says what the bench is doing, on stderr.
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "  [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
@@ -199,6 +216,13 @@ func (b *bench) run(source string) error {
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
 	}
+	progress("cdc verify of the snapshot")
+	start = time.Now()
+	verifyRSS, err := b.verify(env, config)
+	if err != nil {
+		return err
+	}
+	t.add("verify", "cdc verify (topic vs table)", float64(b.rows)/time.Since(start).Seconds(), "plain read", floor)
 
 	if err := db.markLog(ctx); err != nil {
 		return err
@@ -269,8 +293,8 @@ func (b *bench) run(source string) error {
 	t.print()
 	fmt.Printf("  latency at %.0f tx/s (asked %d) for %s: p50 %s, p99 %s (commit returned → record readable from the broker)\n",
 		achieved, b.rate, b.duration, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
-	fmt.Printf("  peak RSS of the daemon: %d MB during the backlog drain, %d MB during one transaction of %d rows\n\n",
-		drainRSS>>20, bigRSS>>20, b.rows)
+	fmt.Printf("  peak RSS of the daemon: %d MB during the backlog drain, %d MB during one transaction of %d rows; of cdc verify over %d rows: %d MB\n\n",
+		drainRSS>>20, bigRSS>>20, b.rows, b.rows, verifyRSS>>20)
 	return nil
 }
 
