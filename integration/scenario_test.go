@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdc-dev/cdc/integration/harness"
 )
@@ -501,8 +502,8 @@ func (s *scenario) checkpoint() string {
 // crashWhileWriting kills the daemon three times at different moments of a
 // stream of small transactions, restarting it each time, then checks that the
 // topic ends equal to the table: what was not checkpointed is sent again,
-// nothing is lost.
-func (s *scenario) crashWhileWriting() {
+// nothing is lost. It returns the topic's records.
+func (s *scenario) crashWhileWriting() []harness.Record {
 	s.t.Helper()
 	w := s.startWriter(1000)
 	for i := 0; i < 3; i++ {
@@ -515,6 +516,39 @@ func (s *scenario) crashWhileWriting() {
 	total := w.finish(s.t)
 	records := s.waitCustomersMatch()
 	s.t.Logf("3 kills, %d transactions, %d records in the topic", total, len(records))
+	return records
+}
+
+// silentDatabasePath puts a proxy between the daemon and the database at
+// server, stalls it once the daemon streams (bytes stop flowing, connections
+// stay open), waits for the daemon to log notice within about deadAfter, and
+// lets the path work again: the connector must recover by itself with the
+// change made during the stall.
+func (s *scenario) silentDatabasePath(server, notice string, deadAfter time.Duration) {
+	s.t.Helper()
+	proxy, err := harness.StartProxy(server)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer proxy.Close()
+	direct := s.dsn
+	s.dsn = strings.Replace(direct, server, proxy.Addr(), 1)
+	d := s.start()
+	s.waitCustomersMatch()
+	proxy.Stall(true)
+	stalled := time.Now()
+	s.dsn = direct // the test's own statements go straight
+	s.exec(`UPDATE customer SET email = 'during-the-stall@example.com' WHERE customer_id = 1`)
+	s.waitLog(d, notice)
+	if waited := time.Since(stalled); waited > 2*deadAfter {
+		s.t.Errorf("the dead connection was noticed after %s, want about %s", waited, deadAfter)
+	}
+	if strings.Contains(d.Logs(), "connector running again") {
+		s.t.Fatalf("the connector ran again on a stalled path:\n%s", d.Logs())
+	}
+	proxy.Stall(false)
+	s.waitCustomersMatch()
+	s.waitLog(d, "connector running again")
 }
 
 // crashInsideALargeTransaction updates every customer (rows bulk rows and the
@@ -527,6 +561,18 @@ func (s *scenario) crashInsideALargeTransaction(rows int, index func(checkpoint 
 	d := s.start()
 	base := len(s.waitCustomersMatch())
 	start := s.checkpoint()
+	// A slightly slow broker (20 ms a produce request) makes the
+	// transaction's records take several checkpoint intervals: otherwise a
+	// fast run acknowledges all of them between two checkpoints, and no
+	// checkpoint lands inside the transaction.
+	var slow atomic.Bool
+	slow.Store(true)
+	s.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if slow.Load() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil, nil, false
+	})
 	s.exec(`UPDATE customer SET balance = balance + 1`)
 	var stored string
 	if err := harness.Eventually(60*time.Second, func() (bool, error) {
@@ -537,6 +583,7 @@ func (s *scenario) crashInsideALargeTransaction(rows int, index func(checkpoint 
 		s.t.Fatalf("no checkpoint inside the transaction was stored: %v", err)
 	}
 	d.Kill()
+	slow.Store(false)
 	stored = s.checkpoint() // the last one before the crash
 	at, err := index(stored)
 	if err != nil || at == 0 || at >= rows+3 {

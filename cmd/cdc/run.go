@@ -100,6 +100,21 @@ func sortedTables(m *mapping.Mapper) []cdc.TableName {
 	return tables
 }
 
+// openMapped builds the configured entities and their mapper, and connects
+// to the database of their tables.
+func openMapped(ctx context.Context, cfg *Config, log *slog.Logger) ([]*mapping.Entity, *mapping.Mapper, cdc.Source, error) {
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mapper := mapping.NewMapper(entities)
+	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return entities, mapper, src, nil
+}
+
 // compileAll checks every mapping against the tables as the catalog has them.
 func compileAll(ctx context.Context, src cdc.Source, m *mapping.Mapper) error {
 	tables, err := src.Describe(ctx, sortedTables(m))
@@ -221,12 +236,7 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()
-	entities, err := cfg.mappingEntities()
-	if err != nil {
-		return err
-	}
-	mapper := mapping.NewMapper(entities)
-	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	entities, mapper, src, err := openMapped(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

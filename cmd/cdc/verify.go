@@ -32,12 +32,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	entities, err := cfg.mappingEntities()
-	if err != nil {
-		return err
-	}
-	mapper := mapping.NewMapper(entities)
-	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+	entities, mapper, src, err := openMapped(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
