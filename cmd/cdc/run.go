@@ -199,7 +199,7 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 		opts.running = func() {
 			began, ranOnce = time.Now(), true
 			if failing != nil {
-				log.Info("connector running again", "attempts", attempt)
+				log.Info("connector running again", "attempt", attempt)
 				failing = nil
 			}
 		}

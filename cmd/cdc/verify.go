@@ -100,15 +100,15 @@ type entityCheck struct {
 }
 
 func readEntityTopic(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping.Entity, dir string) (*entityCheck, error) {
-	keySchema, _ := e.KeySchema() // checked by mappingEntities
-	var err error
-	if e.KeyHeader, e.ValueHeader, err = k.RegisteredFraming(ctx, e.Topic, keySchema, e.Schema); err != nil {
-		return nil, err
-	}
 	if missing, err := k.CheckTopics([]string{e.Topic}); err != nil {
 		return nil, err
 	} else if len(missing) > 0 {
 		return nil, fmt.Errorf("topic %s does not exist: cdc run creates it when it starts", e.Topic)
+	}
+	keySchema, _ := e.KeySchema() // checked by mappingEntities
+	var err error
+	if e.KeyHeader, e.ValueHeader, err = k.RegisteredFraming(ctx, e.Topic, keySchema, e.Schema); err != nil {
+		return nil, err
 	}
 	records, err := k.TopicRecords(e.Topic)
 	if err != nil {
