@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,9 +62,7 @@ func newComparison(dir string, expected int64) (*comparison, error) {
 // add appends an entry. Topic entries must all come before table entries, each
 // key's topic entries in offset order; a nil value is a tombstone.
 func (c *comparison) add(s side, key, value []byte) error {
-	h := fnv.New64a()
-	h.Write(key)
-	w := c.buckets[h.Sum64()%uint64(len(c.buckets))].w
+	w := c.buckets[fnv1a(key)%uint64(len(c.buckets))].w
 	var head [1 + 2*binary.MaxVarintLen64]byte
 	head[0] = byte(s)
 	n := 1 + binary.PutUvarint(head[1:], uint64(len(key)))
@@ -78,6 +75,17 @@ func (c *comparison) add(s side, key, value []byte) error {
 	w.Write(key)
 	_, err := w.Write(value)
 	return err
+}
+
+// fnv1a is the 64-bit FNV-1a hash, computed in place: hash/fnv's hasher
+// escapes to the heap, one allocation per record compared.
+func fnv1a(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // difference is how a key differs between topic and table.
