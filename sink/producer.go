@@ -261,17 +261,14 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Commit ends the open transaction (exactly-once mode): it waits until every
-// record sent is acknowledged, adds last (the checkpoint of what they hold,
-// if its Topic is set), commits, and opens the next transaction. Consumers
+// Commit ends the open transaction (exactly-once mode), once Flush has
+// returned: it adds last (the checkpoint of what the records hold, if its
+// Topic is set), commits, and opens the next transaction. Consumers
 // reading committed records see all of them or, after an error, none: the
 // transaction is then aborted by the brokers (or by the next producer with the
 // same id), and the producer must be closed. Commit is called from the
 // goroutine that calls Send.
 func (p *Producer) Commit(ctx context.Context, last Record) error {
-	if err := p.Flush(ctx); err != nil {
-		return err
-	}
 	if last.Topic != "" {
 		rec := &kgo.Record{Topic: last.Topic, Key: last.Key, Value: last.Value, Headers: last.Headers}
 		if err := p.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
