@@ -135,15 +135,7 @@ func (s *scenario) chaos(exactlyOnce bool) {
 
 	verified := s.waitVerified(3*time.Minute, w)
 	records := s.waitCustomersMatch()
-	seen := map[string]bool{}
-	duplicates := 0
-	for _, r := range records {
-		id := r.Headers["ce_id"]
-		if seen[id] {
-			duplicates++
-		}
-		seen[id] = true
-	}
+	duplicates := sentTwice(records)
 	t.Logf("chaos (seed %d): %d kills, %d broker restarts, %d database restarts, %d broker stalls; %d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)",
 		seed, count[kill], count[restartBroker], count[restartDatabase], count[stallBroker], committed, failed, len(records), duplicates, verified)
 	if exactlyOnce && duplicates > 0 {
