@@ -58,7 +58,6 @@ type Producer struct {
 	closed chan struct{}
 	// transactionalID is set in exactly-once mode; a transaction is then always open.
 	transactionalID string
-	committed       atomic.Bool // a transaction of this producer was committed
 }
 
 // ProducerOptions tune a producer; the zero value is the default.
@@ -97,14 +96,9 @@ func (e *FencedError) Error() string {
 
 func (e *FencedError) Unwrap() error { return e.Err }
 
-// fenced wraps the brokers' fencing errors in a *FencedError. An old epoch
-// before this producer's first commit is not taken for fencing: a producer
-// that just took the id may see its epoch bumped once more while the brokers
-// abort the transaction of the process before it (seen with kfake, right
-// after a kill); the error then stays transient and the connector restarts.
+// fenced wraps the brokers' fencing errors in a *FencedError.
 func (p *Producer) fenced(err error) error {
-	oldEpoch := errors.Is(err, kerr.InvalidProducerEpoch) && p.committed.Load()
-	if p.transactionalID != "" && (errors.Is(err, kerr.ProducerFenced) || oldEpoch) {
+	if p.transactionalID != "" && (errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)) {
 		return &FencedError{TransactionalID: p.transactionalID, Err: err}
 	}
 	return err
@@ -284,7 +278,6 @@ func (p *Producer) Commit(ctx context.Context, last Record) error {
 	if err := p.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return p.fenced(fmt.Errorf("commit the transaction: %w", err))
 	}
-	p.committed.Store(true)
 	if err := p.client.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin the next transaction: %w", err)
 	}
