@@ -168,7 +168,7 @@ func (s *scenario) runToEnd(timeout time.Duration, args ...string) (string, erro
 	d := s.launch(args...)
 	err := d.Wait(timeout)
 	if !d.Exited() {
-		d.Kill()
+		d.Dump()
 		s.t.Fatalf("cdc %s did not end within %s:\n%s", strings.Join(args, " "), timeout, d.Logs())
 	}
 	return d.Logs(), err

@@ -60,6 +60,17 @@ func (d *Daemon) Kill() {
 	<-d.done
 }
 
+// Dump ends a hung process with SIGQUIT, on which the Go runtime writes the
+// stacks of all its goroutines to the logs, and waits for it.
+func (d *Daemon) Dump() {
+	_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+		d.Kill()
+	}
+}
+
 // Stop asks the process to stop with SIGTERM and returns its exit error.
 func (d *Daemon) Stop(timeout time.Duration) error {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
