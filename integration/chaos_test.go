@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdc-dev/cdc/integration/harness"
@@ -56,12 +58,14 @@ func (s *scenario) chaos(exactlyOnce bool) {
 	t.Cleanup(cancel)
 	s.ctx = ctx
 	dataDir := filepath.Join(t.TempDir(), "kafka")
+	stallUntil := &atomic.Int64{}
 	s.kafka.Close()
-	var err error
-	if s.kafka, err = harness.StartKafka(0, dataDir); err != nil {
+	broker, err := startChaosBroker(0, dataDir, stallUntil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.kafka.Close() })
+	t.Cleanup(func() { broker.close() })
+	s.kafka = broker.Cluster
 	s.brokers = s.kafka.ListenAddrs()
 	_, portText, _ := net.SplitHostPort(s.brokers[0])
 	port, _ := strconv.Atoi(portText)
@@ -96,8 +100,6 @@ func (s *scenario) chaos(exactlyOnce bool) {
 		return stallBroker
 	}
 	var count [kinds]int
-	stallUntil := &atomic.Int64{}
-	s.installBrokerStall(stallUntil)
 	deadline := time.Now().Add(chaosDuration(t))
 	for i := 0; time.Now().Before(deadline) || i < kinds; i++ {
 		time.Sleep(time.Duration(300+rng.Intn(1500)) * time.Millisecond)
@@ -109,12 +111,12 @@ func (s *scenario) chaos(exactlyOnce bool) {
 			time.Sleep(time.Duration(rng.Intn(500)) * time.Millisecond)
 			s.start()
 		case restartBroker: // keeping its data
-			s.kafka.Close()
+			broker.close()
 			time.Sleep(time.Duration(rng.Intn(1000)) * time.Millisecond)
-			if s.kafka, err = harness.StartKafka(port, dataDir); err != nil {
+			if broker, err = startChaosBroker(port, dataDir, stallUntil); err != nil {
 				t.Fatalf("restart the broker: %v", err)
 			}
-			s.installBrokerStall(stallUntil)
+			s.kafka = broker.Cluster
 		case restartDatabase: // under the connector
 			if s.mysql {
 				err = maria.Restart()
@@ -143,19 +145,61 @@ func (s *scenario) chaos(exactlyOnce bool) {
 	}
 }
 
-// installBrokerStall makes the broker stop answering while stallUntil (unix
-// nanoseconds) is in the future, as a broker in a long pause does: the first
-// produce request in that time holds the broker's whole request loop. (kfake's
-// SleepControl, which holds one request and serves others meanwhile, lets a
-// held produce request be appended after later ones of the same producer: a
-// Kafka broker serves one connection's requests one at a time.)
-func (s *scenario) installBrokerStall(stallUntil *atomic.Int64) {
-	s.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if wait := time.Until(time.Unix(0, stallUntil.Load())); wait > 0 {
-			time.Sleep(wait)
+// chaosBroker is the chaos test's broker: kfake on a data directory, which
+// stops answering while stallUntil (unix nanoseconds, shared by the broker's
+// successive incarnations) is in the future, as a broker in a long pause does.
+type chaosBroker struct {
+	*kfake.Cluster
+	closing  atomic.Bool
+	wake     chan struct{} // closed by close: a held request goes on at once
+	inFlight atomic.Int32  // control functions running
+}
+
+// startChaosBroker starts the broker. The first produce request in a stall
+// holds the broker's whole request loop. (kfake's SleepControl, which holds
+// one request and serves others meanwhile, lets a held produce request be
+// appended after later ones of the same producer: a Kafka broker serves one
+// connection's requests one at a time.)
+func startChaosBroker(port int, dataDir string, stallUntil *atomic.Int64) (*chaosBroker, error) {
+	cluster, err := harness.StartKafka(port, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	b := &chaosBroker{Cluster: cluster, wake: make(chan struct{})}
+	cluster.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.inFlight.Add(1)
+		defer b.inFlight.Add(-1)
+		if b.closing.Load() {
+			cluster.KeepControl()
+			return nil, errors.New("the broker is restarting"), true // the client's connection is closed
+		}
+		if wait := time.Until(time.Unix(0, stallUntil.Load())); wait > 0 && req.Key() == int16(kmsg.Produce) {
+			select {
+			case <-time.After(wait):
+			case <-b.wake:
+			}
 		}
 		return nil, nil, false // then handled as usual
 	})
+	return b, nil
+}
+
+// close closes the broker once no request is held, and no request reaches it
+// meanwhile. A Close while a control function runs lets kfake's request loop
+// go on after the shutdown has saved its state: the held produce request was
+// then appended by the closed cluster to the partition files of the restarted
+// one, at an offset the restarted one had already given another batch, and
+// every reader of that partition stalled before it.
+func (b *chaosBroker) close() {
+	b.closing.Store(true)
+	close(b.wake)
+	for b.inFlight.Load() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The request loop finishes the request it was given back before it
+	// takes the next one, Close's included.
+	time.Sleep(100 * time.Millisecond)
+	b.Cluster.Close()
 }
 
 // waitVerified runs cdc verify until it finds no difference (the daemon may
