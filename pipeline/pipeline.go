@@ -45,6 +45,11 @@ type Transactor interface {
 	// position is empty: a read_committed consumer sees all of it and the
 	// checkpoint, or none. On error none of it counts as written.
 	Commit(ctx context.Context, cp cdc.Checkpoint) error
+	// Abort drops what was sent since the last commit and opens the next
+	// transaction: the producer outlives the run, so that a restart keeps its
+	// transactional id rather than taking it again. It returns once every
+	// record's callback has returned.
+	Abort() error
 }
 
 // Config wires one pipeline. Source, Mapper, Producer and Checkpoints are required.
@@ -129,6 +134,20 @@ func (r *run) fail(err error) {
 	r.stop()
 }
 
+// fenced records that another process took the connector over: no restart
+// can help, so it replaces the failure the run stopped on.
+func (r *run) fenced(err error) {
+	r.mu.Lock()
+	r.failed = err
+	r.mu.Unlock()
+	r.stop()
+}
+
+func isFenced(err error) bool {
+	var fenced *sink.FencedError
+	return errors.As(err, &fenced)
+}
+
 func (r *run) err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -148,7 +167,13 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 	go func() {
 		defer close(sent)
 		r.send(batches)
-		r.cfg.Producer.Close() // returns once every record sent is acknowledged or given up
+		if r.cfg.Transactions == nil || isFenced(r.err()) {
+			r.cfg.Producer.Close() // returns once every record sent is acknowledged or given up
+			return
+		}
+		if err := r.cfg.Transactions.Abort(); isFenced(err) {
+			r.fenced(err) // the reason to stop, whatever the run failed of
+		}
 	}()
 
 	ticker := time.NewTicker(r.cfg.CheckpointInterval)
@@ -290,17 +315,15 @@ func (r *run) commit() {
 // failure classifies a failure of the brokers: transient (the connector is
 // restarted from its checkpoint), unless another process took the connector over.
 func failure(err error) error {
-	var fenced *sink.FencedError
-	if errors.As(err, &fenced) {
+	if isFenced(err) {
 		return err
 	}
 	return cdc.Transient(err)
 }
 
 func (r *run) acked(e *entry, err error) {
-	var fenced *sink.FencedError
 	switch {
-	case errors.As(err, &fenced):
+	case isFenced(err):
 		r.fail(err)
 		return
 	case err != nil:

@@ -118,5 +118,8 @@ func (t Transactions) Commit(ctx context.Context, cp cdc.Checkpoint) error {
 	return t.Producer.Commit(ctx, last)
 }
 
+// Abort drops what was sent since the last commit (see Producer.AbortTransaction).
+func (t Transactions) Abort() error { return t.Producer.AbortTransaction() }
+
 // Close stops the store's producer.
 func (s *CheckpointStore) Close() error { return s.producer.Close() }

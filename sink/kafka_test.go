@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,5 +238,75 @@ func TestSendWaitsForRoomAndGivesUpWhenItsContextEnds(t *testing.T) {
 	p.Close()
 	if acked.Load() != 5 || failed.Load() != 0 {
 		t.Fatalf("%d acknowledgements (%d failed), want 5 successes", acked.Load(), failed.Load())
+	}
+}
+
+// An aborted transaction's records are never read committed, and the producer
+// goes on with the transactional id it holds: a producer that lost the id to a
+// newer one learns it, and the newer one is not fenced in turn.
+func TestAbortedTransactionKeepsTheTransactionalID(t *testing.T) {
+	cluster, _ := startBroker(t)
+	k := dial(t, cluster)
+	if err := k.EnsureTopics([]string{"t"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	send := func(p *Producer, key string) error {
+		acked := make(chan error, 1)
+		if err := p.Send(ctx, []Record{{Topic: "t", Key: []byte(key), Value: []byte(key)}}, func(err error) { acked <- err }); err != nil {
+			return err
+		}
+		if err := p.Flush(ctx); err != nil {
+			return err
+		}
+		return <-acked
+	}
+	older, err := k.NewProducer(ProducerOptions{TransactionalID: "cdc-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close()
+	if err := send(older, "aborted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.AbortTransaction(); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	if err := send(older, "committed-by-the-older"); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.Commit(ctx, Record{}); err != nil {
+		t.Fatalf("commit after the abort: %v", err)
+	}
+
+	newer, err := k.NewProducer(ProducerOptions{TransactionalID: "cdc-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	var fenced *FencedError
+	if err := send(older, "from-the-fenced"); !errors.As(err, &fenced) {
+		t.Fatalf("the older producer's record after the takeover: %v, want a *FencedError", err)
+	}
+	if err := older.AbortTransaction(); err != nil && !errors.As(err, &fenced) {
+		t.Fatalf("the older producer's abort after the takeover: %v, want nil or a *FencedError", err)
+	}
+	if err := send(newer, "committed-by-the-newer"); err != nil {
+		t.Fatalf("the newer producer was fenced in turn: %v", err)
+	}
+	if err := newer.Commit(ctx, Record{}); err != nil {
+		t.Fatalf("the newer producer was fenced in turn: %v", err)
+	}
+
+	var keys []string
+	if err := k.ReadTopic(ctx, "t", false, func(m Message) error {
+		keys = append(keys, string(m.Key))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	if want := []string{"committed-by-the-newer", "committed-by-the-older"}; !slices.Equal(keys, want) {
+		t.Fatalf("read committed: %q, want %q", keys, want)
 	}
 }

@@ -284,6 +284,42 @@ func (p *Producer) Commit(ctx context.Context, last Record) error {
 	return nil
 }
 
+// AbortTransaction drops the records of the open transaction (exactly-once
+// mode): read_committed consumers never see them. It returns once each one's
+// acked has returned, and opens the next transaction, so that the producer can
+// serve the connector's next run with the transactional id it holds. Taking
+// the id again would fence a newer process with the same name, which would
+// then restart and fence this one in turn; kept, the id tells this process
+// that it lost it (*FencedError, at the latest on its next record). If it
+// fails, the producer is closed.
+func (p *Producer) AbortTransaction() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.client.AbortBufferedRecords(ctx)
+	p.sent.Wait()
+	if err == nil {
+		err = p.client.EndTransaction(ctx, kgo.TryAbort)
+	}
+	if err == nil {
+		err = p.client.BeginTransaction()
+	}
+	if err != nil {
+		p.Close()
+		return p.fenced(fmt.Errorf("abort the transaction: %w", err))
+	}
+	return nil
+}
+
+// Closed reports whether Close was called.
+func (p *Producer) Closed() bool {
+	select {
+	case <-p.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close stops accepting records and waits until every record sent has been
 // acknowledged or given up (each one's acked has returned). In exactly-once
 // mode, what was not committed is aborted.

@@ -159,6 +159,9 @@ type daemonOptions struct {
 	ready func(func(context.Context) error)
 	// running is called when the pipeline starts: everything was checked.
 	running func()
+	// transactional holds the exactly-once producer from one attempt to the
+	// next (see sink.Producer.AbortTransaction); nil before the first.
+	transactional **sink.Producer
 }
 
 // Restarts after a transient failure wait from firstRetryDelay, doubling up
@@ -191,6 +194,13 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 	}
 	opts.metrics = m
 	opts.ready = func(f func(context.Context) error) { current.Store(&f) }
+	var transactional *sink.Producer
+	opts.transactional = &transactional
+	defer func() {
+		if transactional != nil {
+			transactional.Close()
+		}
+	}()
 	ranOnce := false
 	var failing error // the failure being retried, as last logged
 	delay := firstRetryDelay
@@ -228,6 +238,29 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 		}
 		delay = min(2*delay, maxRetryDelay)
 	}
+}
+
+// openProducer starts the attempt's producer. In exactly-once mode it is the
+// previous attempt's, if that one is still open: its transactional id was
+// taken before the first checkpoint was read, so that no older process can
+// commit after that, and it is not taken again (see
+// sink.Producer.AbortTransaction). One id per connector: a second process with
+// the same name fences the first.
+func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, kept **sink.Producer) (*sink.Producer, error) {
+	opts := sink.ProducerOptions{OnBrokerError: m.BrokerError}
+	if !cfg.Kafka.ExactlyOnce {
+		return k.NewProducer(opts)
+	}
+	if *kept != nil && !(*kept).Closed() {
+		return *kept, nil
+	}
+	opts.TransactionalID = "cdc-" + cfg.Name
+	producer, err := k.NewProducer(opts)
+	if err != nil {
+		return nil, err
+	}
+	*kept = producer
+	return producer, nil
 }
 
 // runDaemon checks everything that can be checked before producing anything,
@@ -277,21 +310,15 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	}
 	defer store.Close()
 	m := opts.metrics
-	popts := sink.ProducerOptions{OnBrokerError: m.BrokerError}
 	var transactions pipeline.Transactor
-	if cfg.Kafka.ExactlyOnce {
-		// One id per connector: a second process with the same name fences
-		// the first. It is taken before the checkpoint is read, so that no
-		// older process can commit after that.
-		popts.TransactionalID = "cdc-" + cfg.Name
-	}
-	producer, err := k.NewProducer(popts)
+	producer, err := openProducer(k, cfg, m, opts.transactional)
 	if err != nil {
 		return err
 	}
-	defer producer.Close() // the pipeline closes it first, once everything is acknowledged
 	if cfg.Kafka.ExactlyOnce {
 		transactions = sink.Transactions{Producer: producer, Store: store}
+	} else {
+		defer producer.Close() // the pipeline closes it first, once everything is acknowledged
 	}
 	cp, found, err := store.Load(ctx)
 	if err != nil {
