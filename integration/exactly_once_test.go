@@ -43,26 +43,33 @@ func sentTwice(records []harness.Record) int {
 
 // A second process with the connector's name takes its transactional id over
 // and fences the first, which stops with a message that says why; the second
-// goes on (on PostgreSQL once the slot is released) with nothing lost or doubled.
+// goes on (on PostgreSQL once the slot is released) with nothing lost or
+// doubled.
 func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
-	s := newScenario(t)
-	s.editConfig("exactly_once: false", "exactly_once: true")
-	first := s.start()
-	s.waitCustomersMatch()
-	second := s.start()
-	s.exec(`UPDATE customer SET email = 'after-the-takeover@example.com' WHERE customer_id = 1`)
-	if err := first.Wait(90 * time.Second); err == nil || !first.Exited() {
-		t.Fatalf("the first process did not stop with an error: %v\n%s", err, first.Logs())
-	}
-	if logs := first.Logs(); !strings.Contains(logs, "another cdc process with the same connector name started and took over its transactional id cdc-"+s.name) {
-		t.Errorf("the first process's output does not say it was fenced:\n%s", logs)
-	}
-	s.exec(`UPDATE customer SET email = 'second-only@example.com' WHERE customer_id = 2`)
-	records := s.waitCustomersMatch()
-	if second.Exited() {
-		t.Fatalf("the second process exited:\n%s", second.Logs())
-	}
-	if twice := sentTwice(records); twice > 0 {
-		t.Fatalf("%d records with a ce_id seen before", twice)
-	}
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		s.editConfig("exactly_once: false", "exactly_once: true")
+		first := s.start()
+		s.waitCustomersMatch()
+		second := s.start()
+		s.exec(`UPDATE customer SET email = 'after-the-takeover@example.com' WHERE customer_id = 1`)
+		if err := first.Wait(90 * time.Second); err == nil || !first.Exited() {
+			t.Fatalf("the first process did not stop with an error: %v\n%s", err, first.Logs())
+		}
+		// On MariaDB the server may end the first one's binlog stream for the
+		// second's, which uses the same server id, before its producer learns
+		// it was fenced: either says what to do.
+		fenced := "another cdc process with the same connector name started and took over its transactional id cdc-" + s.name
+		sameID := "another replica uses this connector's server id"
+		if logs := first.Logs(); !strings.Contains(logs, fenced) && (!s.mysql || !strings.Contains(logs, sameID)) {
+			t.Errorf("the first process's output does not say it was fenced:\n%s", logs)
+		}
+		s.exec(`UPDATE customer SET email = 'second-only@example.com' WHERE customer_id = 2`)
+		records := s.waitCustomersMatch()
+		if second.Exited() {
+			t.Fatalf("the second process exited:\n%s", second.Logs())
+		}
+		if twice := sentTwice(records); twice > 0 {
+			t.Fatalf("%d records with a ce_id seen before", twice)
+		}
+	})
 }

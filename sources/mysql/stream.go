@@ -154,19 +154,32 @@ func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch
 				return cdc.Transient(fmt.Errorf("the binlog stream sent nothing, not even a heartbeat, for %s: the connection to MySQL is lost; cdc resumes from the last stored position", s.cfg.DeadAfter))
 			}
 			var myErr *mysql.MyError
-			if errors.As(err, &myErr) && myErr.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+			switch {
+			case errors.As(err, &myErr) && sameServerID(myErr):
+				return fmt.Errorf("the server ended the binlog stream because another replica uses this connector's server id %d: most often a second cdc process with the same connector name (run one process per name; in exactly-once mode the newer process goes on), otherwise a replica with the same id (set source.mysql.server_id to one no other replica uses): %w",
+					s.cfg.ServerID, err)
+			case errors.As(err, &myErr) && myErr.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 				return purgedError(st.committed, "the server cannot send it: "+myErr.Message)
+			case errors.As(err, &myErr):
+				if answer := classify(err); !cdc.IsTransient(answer) {
+					return fmt.Errorf("the server ended the binlog stream: %w", err)
+				}
 			}
-			lost := fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position", err)
-			if errors.As(err, &myErr) {
-				return classify(lost) // the server's answer
-			}
-			return cdc.Transient(lost) // the connection's end
+			return cdc.Transient(fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position", err))
 		}
 		if err := st.handle(ctx, ev, ev.Header.LogPos); err != nil {
 			return err
 		}
 	}
+}
+
+// erSlaveSameID is MariaDB's ER_SLAVE_SAME_ID: a replica with the same server
+// id connected. MySQL says it with ER_MASTER_FATAL_ERROR_READING_BINLOG and
+// this text.
+const erSlaveSameID = 4052
+
+func sameServerID(err *mysql.MyError) bool {
+	return err.Code == erSlaveSameID || strings.Contains(err.Message, "same server_uuid/server_id")
 }
 
 // handle processes one event; end is the binlog offset after it.
