@@ -145,6 +145,60 @@ func (s *scenario) chaos(exactlyOnce bool) {
 	}
 }
 
+// Under the same workload, partition leaders move among three brokers (an
+// election every 300 ms): the producer follows them, and nothing is lost or,
+// in exactly-once mode, sent twice.
+func TestLeaderChangesLoseNothing(t *testing.T) {
+	for _, mode := range []string{"at_least_once", "exactly_once"} {
+		t.Run(mode, func(t *testing.T) {
+			forEachSource(t, func(t *testing.T, s *scenario) { s.leaderChanges(mode == "exactly_once") })
+		})
+	}
+}
+
+func (s *scenario) leaderChanges(exactlyOnce bool) {
+	t := s.t
+	if exactlyOnce {
+		s.editConfig("exactly_once: false", "exactly_once: true")
+	}
+	s.kafka.Close()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	s.kafka, s.brokers = cluster, cluster.ListenAddrs()
+
+	s.exec(s.bulk(2000))
+	s.start()
+	s.waitCustomersMatch()
+	w := s.startWorkload(2000)
+	elections, moves := 0, 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); elections++ {
+		time.Sleep(300 * time.Millisecond)
+		before := cluster.LeaderFor("shop.customer.v1", 0)
+		cluster.ShufflePartitionLeaders()
+		if cluster.LeaderFor("shop.customer.v1", 0) != before {
+			moves++
+		}
+		if err := s.daemonsAlive(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if moves == 0 {
+		t.Fatalf("%d elections never moved the leader of shop.customer.v1 partition 0", elections)
+	}
+	committed, failed := w.finish(t)
+	verified := s.waitVerified(3*time.Minute, w)
+	records := s.waitCustomersMatch()
+	duplicates := sentTwice(records)
+	t.Logf("%d leader elections (%d moved shop.customer.v1 partition 0); %d transactions committed (%d failed); %d records, %d sent twice; lost: 0 (%s)",
+		elections, moves, committed, failed, len(records), duplicates, verified)
+	if exactlyOnce && duplicates > 0 {
+		t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
+	}
+}
+
 // chaosBroker is the chaos test's broker: kfake on a data directory, which
 // stops answering while stallUntil (unix nanoseconds, shared by the broker's
 // successive incarnations) is in the future, as a broker in a long pause does.
