@@ -87,6 +87,10 @@ const (
 	// SnapshotOnly snapshots the tables, stores the position streaming would
 	// start from, and returns: a later run in another mode streams from there.
 	SnapshotOnly SnapshotMode = "only"
+	// SnapshotWhenNeeded is SnapshotInitial, and snapshots again when the
+	// database no longer has the log from the stored position on (a purged
+	// binlog, a dropped replication slot) instead of stopping.
+	SnapshotWhenNeeded SnapshotMode = "when_needed"
 )
 
 // Source reads a database's change log.

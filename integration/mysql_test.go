@@ -163,10 +163,18 @@ func TestMySQLPurgedBinlogIsReported(t *testing.T) {
 	if err := d.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	stored := s.checkpoint()
+	s.purgeBinlogOf(s.checkpoint())
+	s.start()
+	s.mustExit("is no longer on the server", "binlog_expire_logs_seconds", "delete the checkpoint")
+}
+
+// purgeBinlogOf purges the binlogs up to the current one, the stored
+// position's included.
+func (s *scenario) purgeBinlogOf(stored string) {
+	s.t.Helper()
 	_, rows, err := maria.Query("", "SHOW MASTER STATUS")
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	s.exec("FLUSH BINARY LOGS")
 	// The server keeps, with a warning only, a binlog that another test's
@@ -186,10 +194,8 @@ func TestMySQLPurgedBinlogIsReported(t *testing.T) {
 		}
 		return true, nil
 	}); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	s.start()
-	s.mustExit("is no longer on the server", "binlog_expire_logs_seconds", "delete the checkpoint")
 }
 
 // nextBinlog names the file after mysql-bin.000042.

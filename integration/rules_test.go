@@ -392,7 +392,7 @@ func TestValidateListsEveryMistakeAtOnce(t *testing.T) {
 	out := string(output)
 	wants := []string{
 		`unknown key "linger_ms" in kafka`,
-		`snapshot.mode: "sometimes": want initial, never or only`,
+		`snapshot.mode: "sometimes": want initial, never, only or when_needed`,
 		`masking.salt: too short`,
 		`field "last_name": column "surname" not in public.customer`,
 		`field "birth_date": schema field of shop.v1.Customer`,

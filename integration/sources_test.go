@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,46 @@ func TestKillNineDuringTheSnapshotEndsWithTheTable(t *testing.T) {
 		s.waitCustomersMatch()
 		if !strings.Contains(d.Logs(), "resuming an interrupted snapshot") {
 			t.Errorf("the restart did not say it resumed an interrupted snapshot:\n%s", d.Logs())
+		}
+	})
+}
+
+// A stored position the database no longer has (PostgreSQL: the slot was
+// dropped; MariaDB: its binlog purged, here with GTIDs, so that the server is
+// the one to find it gone when the stream starts) stops snapshot.mode initial
+// with what to do. when_needed takes a new snapshot instead: the topic ends
+// equal to the table, the changes made meanwhile included.
+func TestSnapshotModeWhenNeededSnapshotsAgainWhenTheLogIsGone(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		d := s.start()
+		s.waitCustomersMatch()
+		if err := harness.Eventually(30*time.Second, func() (bool, error) {
+			cp := s.checkpoint()
+			return cp != "" && !strings.Contains(cp, "snapshot"), s.daemonsAlive()
+		}); err != nil {
+			t.Fatalf("no streaming checkpoint: %v", err)
+		}
+		if err := d.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s.exec(`UPDATE customer SET email = 'while-the-log-was-lost@example.com' WHERE customer_id = 1`, s.bulk(5))
+		if s.mysql {
+			s.purgeBinlogOf(s.checkpoint())
+		} else {
+			s.exec(fmt.Sprintf(`SELECT pg_drop_replication_slot('cdc_%s')`, s.name))
+		}
+		s.start()
+		if s.mysql {
+			s.mustExit("the server cannot send it", "snapshot.mode: when_needed")
+		} else {
+			s.mustExit("replication slot cdc_"+s.name+" is missing", "snapshot.mode: when_needed")
+		}
+
+		s.editConfig("  mode: initial", "  mode: when_needed")
+		d = s.start()
+		s.waitCustomersMatch()
+		if !strings.Contains(d.Logs(), "taking a new snapshot (snapshot.mode when_needed)") {
+			t.Errorf("the daemon did not say it snapshots again:\n%s", d.Logs())
 		}
 	})
 }

@@ -114,11 +114,9 @@ func (c *Config) validate() error {
 	switch c.Snapshot.Mode {
 	case "":
 		c.Snapshot.Mode = "initial"
-	case "initial", "never", "only":
-	case "when_needed":
-		bad("snapshot.mode", "%s is not supported by this version of cdc yet: use initial, never or only", c.Snapshot.Mode)
+	case "initial", "never", "only", "when_needed":
 	default:
-		bad("snapshot.mode", "%q: want initial, never or only", c.Snapshot.Mode)
+		bad("snapshot.mode", "%q: want initial, never, only or when_needed", c.Snapshot.Mode)
 	}
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string

@@ -367,13 +367,18 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 	if err != nil {
 		return Position{}, err
 	}
+	if from != "" && !slot.exists && s.cfg.Snapshot == cdc.SnapshotWhenNeeded {
+		s.log.Warn("replication slot is missing, so the changes after the stored position are lost: taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
+			"slot", s.cfg.Slot, "stored_position", string(from))
+		from = ""
+	}
 	if from != "" {
 		pos, err := ParsePosition(string(from))
 		if err != nil {
 			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
 		}
 		if !slot.exists {
-			return Position{}, fmt.Errorf("replication slot %s is missing, so the changes after the stored position %s are lost to cdc: delete the checkpoint (a tombstone for key %q in the checkpoint topic) to snapshot again",
+			return Position{}, fmt.Errorf("replication slot %s is missing, so the changes after the stored position %s are lost to cdc: delete the checkpoint (a tombstone for key %q in the checkpoint topic) to snapshot again, or set snapshot.mode: when_needed to let cdc do it",
 				s.cfg.Slot, from, s.cfg.Slot)
 		}
 		if slot.confirmed > pos.LSN {
