@@ -172,7 +172,7 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 			return
 		}
 		if err := r.cfg.Transactions.Abort(); isFenced(err) {
-			r.fenced(err) // the reason to stop, whatever the run failed of
+			r.fenced(err) // the reason to stop, whatever else the run failed on
 		}
 	}()
 
