@@ -310,3 +310,56 @@ func TestAbortedTransactionKeepsTheTransactionalID(t *testing.T) {
 		t.Fatalf("read committed: %q, want %q", keys, want)
 	}
 }
+
+// A read that gets no record for a while although the topic holds more says
+// so, once, and goes on waiting: it ends with every record once they come.
+func TestReadTopicSaysWhenRecordsStopComing(t *testing.T) {
+	cluster, _ := startBroker(t)
+	var logs strings.Builder
+	k, err := Dial(Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 3, ReplicationFactor: 1},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if err := k.EnsureTopics([]string{"t"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := []Record{{Topic: "t", Key: []byte("a"), Value: []byte("1")}, {Topic: "t", Key: []byte("b"), Value: []byte("2")}}
+	if err := p.Send(context.Background(), records, func(err error) {
+		if err != nil {
+			t.Error(err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+
+	defer func(d time.Duration) { readStallWarning = d }(readStallWarning)
+	readStallWarning = 100 * time.Millisecond
+	stallUntil := time.Now().Add(time.Second)
+	cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		time.Sleep(time.Until(stallUntil))
+		return nil, nil, false
+	})
+	read := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := k.ReadTopic(ctx, "t", false, func(Message) error { read++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if read != len(records) {
+		t.Errorf("read %d records, want %d", read, len(records))
+	}
+	if got := strings.Count(logs.String(), "no record comes from the brokers although the topic holds more"); got != 1 {
+		t.Errorf("the stall was told %d times, want once:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "records come again") {
+		t.Errorf("the end of the stall was not told:\n%s", logs.String())
+	}
+}

@@ -23,6 +23,11 @@ type Message struct {
 // fetchMaxBytes bounds what one fetch of ReadTopic brings (compressed).
 const fetchMaxBytes = 1 << 20
 
+// readStallWarning is how long ReadTopic waits for a record it knows exists
+// before it says so: it goes on waiting (a read that ended early would load
+// an older checkpoint), but the operator learns why nothing happens.
+var readStallWarning = 30 * time.Second
+
 // ReadTopic calls fn for every record of the topic, partition by partition in
 // offset order, from the oldest retained record up to the end each partition had
 // when ReadTopic started; with follow it goes on reading until ctx ends. fn runs
@@ -72,19 +77,42 @@ func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn fun
 		return nil
 	}
 	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
+	read := map[int32]int64{} // the next offset of each partition
+	stalled := false
 	for follow || len(until) > 0 {
-		fetches := client.PollFetches(ctx)
+		poll, cancel := ctx, context.CancelFunc(func() {})
+		if !follow {
+			poll, cancel = context.WithTimeout(ctx, readStallWarning)
+		}
+		fetches := client.PollFetches(poll)
+		waited := poll.Err() // before cancel, which ends poll too
+		cancel()
 		if err := ctx.Err(); err != nil {
 			if follow && errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		}
-		if errs := fetches.Errors(); len(errs) > 0 {
-			return fmt.Errorf("read topic %s partition %d: %w", topic, errs[0].Partition, errs[0].Err)
+		if waited != nil && fetches.NumRecords() == 0 {
+			if !stalled {
+				k.log.Warn("no record comes from the brokers although the topic holds more: still waiting; check the brokers' health",
+					"topic", topic, "waited", readStallWarning, "read_up_to", fmt.Sprint(read), "ends_at", fmt.Sprint(until))
+				stalled = true
+			}
+			continue
+		}
+		if stalled && fetches.NumRecords() > 0 {
+			k.log.Info("records come again", "topic", topic)
+			stalled = false
+		}
+		for _, e := range fetches.Errors() {
+			if waited == nil || !errors.Is(e.Err, waited) { // not the end of this poll's wait
+				return fmt.Errorf("read topic %s partition %d: %w", topic, e.Partition, e.Err)
+			}
 		}
 		var failed error
 		fetches.EachRecord(func(r *kgo.Record) {
+			read[r.Partition] = r.Offset + 1
 			end, reading := until[r.Partition]
 			if failed != nil || (!follow && (!reading || r.Offset >= end)) {
 				return
