@@ -160,10 +160,8 @@ func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch
 					s.cfg.ServerID, err)
 			case errors.As(err, &myErr) && myErr.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 				return purgedError(st.committed, "the server cannot send it: "+myErr.Message)
-			case errors.As(err, &myErr):
-				if answer := classify(err); !cdc.IsTransient(answer) {
-					return fmt.Errorf("the server ended the binlog stream: %w", err)
-				}
+			case errors.As(err, &myErr) && !cdc.IsTransient(classify(err)):
+				return fmt.Errorf("the server ended the binlog stream: %w", err)
 			}
 			return cdc.Transient(fmt.Errorf("binlog stream lost: %w; cdc resumes from the last stored position", err))
 		}
