@@ -13,8 +13,14 @@ import (
 )
 
 // Check implements cdc.Source: binlog settings, cdc's replica identity, the
-// user's privileges and the mapped tables, each problem with its fix.
+// user's privileges and the mapped tables, each problem with its fix. Its
+// errors are classified (see classify): a restart of the connector after a
+// transient failure checks again, and the server may be restarting still.
 func (s *Source) Check(ctx context.Context) error {
+	return classify(s.check())
+}
+
+func (s *Source) check() error {
 	var problems []error
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 

@@ -201,7 +201,7 @@ func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Ta
 	for i, name := range names {
 		d, err := s.describe(name)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		s.tables[name] = d
 		tables[i] = d.table
@@ -409,10 +409,15 @@ func (s *Source) logStatus(conn *client.Conn) (cdc.LogStatus, error) {
 const erConnectionKilled = 1927
 
 // classify marks as transient the server's answers that pass by themselves:
-// shutting down, too many connections, this connection killed. A failure of
-// the network path is transient already (cdc.IsTransient); any other answer,
-// such as a purged binlog or missing privileges, needs the operator.
+// shutting down, too many connections, this connection killed; and the
+// driver's "connection was bad", which hides the network error under it (a
+// server restarting under a query). Other failures of the network path are
+// transient already (cdc.IsTransient); any other answer, such as a purged
+// binlog or missing privileges, needs the operator.
 func classify(err error) error {
+	if errors.Is(err, mysql.ErrBadConn) {
+		return cdc.Transient(err)
+	}
 	var myErr *mysql.MyError
 	if errors.As(err, &myErr) {
 		switch myErr.Code {

@@ -22,7 +22,14 @@ import (
 // for an update: without it cdc could not tell an update of hidden columns
 // (which must emit nothing) from a visible one, nor fill a large unchanged
 // (TOASTed) value, which PostgreSQL does not resend.
+//
+// Its errors are classified (see classify): a restart of the connector after a
+// transient failure checks again, and the server may be restarting still.
 func (s *Source) Check(ctx context.Context) error {
+	return classify(s.check(ctx))
+}
+
+func (s *Source) check(ctx context.Context) error {
 	var errs []error
 	var walLevel string
 	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
