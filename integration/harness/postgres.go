@@ -134,9 +134,33 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 // DropDatabase drops a database and the replication slots on it (which would
 // otherwise keep WAL, and make DROP DATABASE fail).
 func (p *Postgres) DropDatabase(ctx context.Context, name string) error {
-	return Exec(ctx, p.DSN("postgres"),
-		fmt.Sprintf(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'`, strings.ReplaceAll(name, "'", "''")),
-		"DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	// A daemon killed a moment ago may leave its walsender holding a slot
+	// until the server notices: end it, and drop the slot once it is free.
+	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active`, name); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name); err != nil {
+			return err
+		}
+		var left int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = $1`, name).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("drop database %s: replication slots still held after 10 s", name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return Exec(ctx, p.DSN("postgres"), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
 // Exec runs SQL statements in a database.
