@@ -293,13 +293,7 @@ func (p *Producer) Commit(ctx context.Context, last Record) error {
 // that it lost it (*FencedError, at the latest on its next record). If it
 // fails, the producer is closed.
 func (p *Producer) AbortTransaction() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := p.client.AbortBufferedRecords(ctx)
-	p.sent.Wait()
-	if err == nil {
-		err = p.client.EndTransaction(ctx, kgo.TryAbort)
-	}
+	err := p.abort()
 	if err == nil {
 		err = p.client.BeginTransaction()
 	}
@@ -308,6 +302,16 @@ func (p *Producer) AbortTransaction() error {
 		return p.fenced(fmt.Errorf("abort the transaction: %w", err))
 	}
 	return nil
+}
+
+// abort drops the records of the open transaction, waits until each one's
+// acked has returned, and aborts the transaction.
+func (p *Producer) abort() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.client.AbortBufferedRecords(ctx)
+	p.sent.Wait()
+	return errors.Join(err, p.client.EndTransaction(ctx, kgo.TryAbort))
 }
 
 // Closed reports whether Close was called.
@@ -326,11 +330,7 @@ func (p *Producer) Closed() bool {
 func (p *Producer) Close() {
 	p.close.Do(func() {
 		if p.transactionalID != "" {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = p.client.AbortBufferedRecords(ctx)
-			p.sent.Wait()
-			_ = p.client.EndTransaction(ctx, kgo.TryAbort)
-			cancel()
+			_ = p.abort()
 		} else {
 			_ = p.client.Flush(context.Background()) // ends when every record is delivered or timed out
 			p.sent.Wait()
