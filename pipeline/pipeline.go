@@ -125,20 +125,13 @@ type run struct {
 	stored cdc.Position // owned by the checkpointer
 }
 
+// fail stops the run on its first failure, or on a later one that says
+// another process took the connector over: no restart can help that one.
 func (r *run) fail(err error) {
 	r.mu.Lock()
-	if r.failed == nil {
+	if r.failed == nil || (isFenced(err) && !isFenced(r.failed)) {
 		r.failed = err
 	}
-	r.mu.Unlock()
-	r.stop()
-}
-
-// fenced records that another process took the connector over: no restart
-// can help, so it replaces the failure the run stopped on.
-func (r *run) fenced(err error) {
-	r.mu.Lock()
-	r.failed = err
 	r.mu.Unlock()
 	r.stop()
 }
@@ -172,7 +165,7 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 			return
 		}
 		if err := r.cfg.Transactions.Abort(); isFenced(err) {
-			r.fenced(err) // the reason to stop, whatever else the run failed on
+			r.fail(err)
 		}
 	}()
 
