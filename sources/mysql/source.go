@@ -447,25 +447,17 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		}
 	}
 	start, err := s.prepare(ctx, from, out)
-	if s.snapshotAgain(err) {
-		from = ""
-		start, err = s.prepare(ctx, from, out)
-	}
-	if err != nil {
-		return err
-	}
-	if s.cfg.Snapshot == cdc.SnapshotOnly {
+	if err == nil && s.cfg.Snapshot == cdc.SnapshotOnly {
 		s.log.Info("snapshot stored; streaming starts from its position on the next run", "position", start.String())
 		return nil
 	}
-	err = s.stream(ctx, start, out)
-	// With GTIDs the server is the one to find the position gone, when the
-	// stream starts: nothing was read from it.
+	if err == nil {
+		// With GTIDs the server is the one to find a stored position gone,
+		// when the stream starts: nothing was read from it then.
+		err = s.stream(ctx, start, out)
+	}
 	if from != "" && s.snapshotAgain(err) {
-		if start, err = s.prepare(ctx, "", out); err != nil {
-			return err
-		}
-		return s.stream(ctx, start, out)
+		return s.run(ctx, "", out)
 	}
 	return err
 }
@@ -544,19 +536,20 @@ func (s *Source) checkAvailable(pos Position) error {
 }
 
 func purgedError(pos Position, why string) error {
-	return fmt.Errorf("cannot resume from the stored position %s: %s, so the changes since are lost to cdc. Keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) than cdc may be stopped; to start over, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) so that cdc takes a new snapshot, or set snapshot.mode: when_needed to let cdc do it%w",
-		pos, why, errPositionLost)
+	return positionLostError{fmt.Errorf("cannot resume from the stored position %s: %s, so the changes since are lost to cdc. Keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) than cdc may be stopped; to start over, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) so that cdc takes a new snapshot, or set snapshot.mode: when_needed to let cdc do it",
+		pos, why)}
 }
 
-// errPositionLost marks the failures to resume because the server no longer
-// has the binlog from the stored position on (its message is empty: it ends
-// the message of the error it is wrapped in).
-var errPositionLost = errors.New("")
+// positionLostError is a failure to resume because the server no longer has
+// the binlog from the stored position on.
+type positionLostError struct{ error }
+
+func (e positionLostError) Unwrap() error { return e.error }
 
 // snapshotAgain says whether a failure to resume is one snapshot.mode
 // when_needed answers with a new snapshot, and logs it if so.
 func (s *Source) snapshotAgain(err error) bool {
-	if !errors.Is(err, errPositionLost) || s.cfg.Snapshot != cdc.SnapshotWhenNeeded {
+	if !errors.As(err, new(positionLostError)) || s.cfg.Snapshot != cdc.SnapshotWhenNeeded {
 		return false
 	}
 	s.log.Warn("the stored position is no longer in the binlog, so the changes after it are lost: taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
