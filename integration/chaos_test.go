@@ -133,16 +133,23 @@ func (s *scenario) chaos(exactlyOnce bool) {
 			t.Fatal(err)
 		}
 	}
-	committed, failed := w.finish(t)
+	t.Logf("chaos (seed %d): %d kills, %d broker restarts, %d database restarts, %d broker stalls; %s",
+		seed, count[kill], count[restartBroker], count[restartDatabase], count[stallBroker], s.nothingLost(w, exactlyOnce))
+}
 
+// nothingLost ends the workload, waits until cdc verify finds the topic equal
+// to the table, counts the records sent twice (in exactly-once mode, read
+// committed, none may be) and returns the figures.
+func (s *scenario) nothingLost(w *workload, exactlyOnce bool) string {
+	committed, failed := w.finish(s.t)
 	verified := s.waitVerified(3*time.Minute, w)
 	records := s.waitCustomersMatch()
 	duplicates := sentTwice(records)
-	t.Logf("chaos (seed %d): %d kills, %d broker restarts, %d database restarts, %d broker stalls; %d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)",
-		seed, count[kill], count[restartBroker], count[restartDatabase], count[stallBroker], committed, failed, len(records), duplicates, verified)
 	if exactlyOnce && duplicates > 0 {
-		t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
+		s.t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
 	}
+	return fmt.Sprintf("%d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)",
+		committed, failed, len(records), duplicates, verified)
 }
 
 // Under the same workload, partition leaders move among three brokers (an
@@ -188,15 +195,7 @@ func (s *scenario) leaderChanges(exactlyOnce bool) {
 	if moves == 0 {
 		t.Fatalf("%d elections never moved the leader of shop.customer.v1 partition 0", elections)
 	}
-	committed, failed := w.finish(t)
-	verified := s.waitVerified(3*time.Minute, w)
-	records := s.waitCustomersMatch()
-	duplicates := sentTwice(records)
-	t.Logf("%d leader elections (%d moved shop.customer.v1 partition 0); %d transactions committed (%d failed); %d records, %d sent twice; lost: 0 (%s)",
-		elections, moves, committed, failed, len(records), duplicates, verified)
-	if exactlyOnce && duplicates > 0 {
-		t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
-	}
+	t.Logf("%d leader elections (%d moved shop.customer.v1 partition 0); %s", elections, moves, s.nothingLost(w, exactlyOnce))
 }
 
 // chaosBroker is the chaos test's broker: kfake on a data directory, which
