@@ -157,6 +157,8 @@ type daemonOptions struct {
 	metrics *metrics.Metrics
 	// ready, if set, is given the attempt's readiness check once it has one.
 	ready func(func(context.Context) error)
+	// reached is called once the database and the brokers have answered.
+	reached func()
 	// running is called when the pipeline starts: everything was checked.
 	running func()
 	// transactional holds the exactly-once producer from one attempt to the
@@ -176,8 +178,8 @@ const (
 // checkpoint after a transient failure (a connection to the database or the
 // brokers lost, a server restarting), for as long as it takes. Any other
 // failure is returned: it needs the operator. A transient failure before the
-// connector first ran is returned too: at start-up an unreachable server is
-// most often a mistake in the configuration.
+// database and the brokers first answered is returned too: a server that was
+// never reached is most often a mistake in the configuration.
 //
 // The metrics and the HTTP endpoints outlive the attempts: /readyz answers 503
 // while the connector waits to restart, and cdc_restarts_total counts restarts.
@@ -201,20 +203,21 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 			transactional.Close()
 		}
 	}()
-	ranOnce := false
+	reached := false
+	opts.reached = func() { reached = true }
 	var failing error // the failure being retried, as last logged
 	delay := firstRetryDelay
 	for attempt := 1; ; attempt++ {
 		var began time.Time
 		opts.running = func() {
-			began, ranOnce = time.Now(), true
+			began = time.Now()
 			if failing != nil {
 				log.Info("connector running again", "attempt", attempt)
 				failing = nil
 			}
 		}
 		err := runDaemon(ctx, cfg, log, opts)
-		if err == nil || ctx.Err() != nil || !ranOnce || !cdc.IsTransient(err) {
+		if err == nil || ctx.Err() != nil || !reached || !cdc.IsTransient(err) {
 			return err
 		}
 		if !began.IsZero() && time.Since(began) > maxRetryDelay {
@@ -286,6 +289,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		return err
 	}
 	defer k.Close()
+	opts.reached()
 	var topics []string
 	for _, e := range entities {
 		topics = append(topics, e.Topic)
