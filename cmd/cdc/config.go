@@ -61,6 +61,9 @@ type MySQLConfig struct {
 
 type SnapshotConfig struct {
 	Mode string `yaml:"mode"`
+	// ChunkSize is the number of rows one snapshot query reads; a restart
+	// after an interruption reads at most the chunks not yet acknowledged again.
+	ChunkSize int `yaml:"chunk_size"`
 }
 
 type KafkaConfig struct {

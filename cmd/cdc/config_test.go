@@ -91,6 +91,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"two problems at once", "kind: postgres", "kind: oracle\n  dsn2: x", []string{`unknown key "dsn2" in source`}},
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
 		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},
+		{"bad chunk size", "kafka:\n", "snapshot: {chunk_size: -5}\nkafka:\n", []string{`cdc.yaml:5: snapshot.chunk_size: -5: want a number of rows from 1 to 1000000 (default 10000)`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
 	for _, c := range cases {
@@ -127,7 +128,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" ||
+	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" || cfg.Snapshot.ChunkSize != 10_000 ||
 		cfg.Kafka.CheckpointTopic != "_cdc_checkpoints" || cfg.Log.Level != "info" {
 		t.Errorf("defaults: %+v", cfg)
 	}

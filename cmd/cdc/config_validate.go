@@ -118,6 +118,12 @@ func (c *Config) validate() error {
 	default:
 		bad("snapshot.mode", "%q: want initial, never, only or when_needed", c.Snapshot.Mode)
 	}
+	switch {
+	case c.Snapshot.ChunkSize == 0:
+		c.Snapshot.ChunkSize = defaultSnapshotChunkSize
+	case c.Snapshot.ChunkSize < 1 || c.Snapshot.ChunkSize > 1_000_000:
+		bad("snapshot.chunk_size", "%d: want a number of rows from 1 to 1000000 (default %d)", c.Snapshot.ChunkSize, defaultSnapshotChunkSize)
+	}
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string
 	for i, entry := range c.Kafka.Brokers {
@@ -171,6 +177,10 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateEntities()...)
 	return errors.Join(errs...)
 }
+
+// defaultSnapshotChunkSize keeps a chunk's query short and what an
+// interrupted snapshot reads again small, yet a query's overhead negligible.
+const defaultSnapshotChunkSize = 10_000
 
 func (c *Config) validateEntities() []error {
 	var errs []error

@@ -71,14 +71,14 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 	case "postgres":
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
-			Tables: tables, Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode),
+			Tables: tables, Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
 			HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
 			ApplicationName:          "cdc " + cfg.Name, Logger: log.With("component", "source"),
 		})
 	case "mysql":
 		return mysql.New(ctx, mysql.Config{
 			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
-			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), UseGTID: *cfg.Source.MySQL.GTID,
+			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize, UseGTID: *cfg.Source.MySQL.GTID,
 			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), Logger: log.With("component", "source"),
 		})
 	}

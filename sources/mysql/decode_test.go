@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -115,13 +116,15 @@ func TestPositionRoundTrip(t *testing.T) {
 		{File: "mysql-bin.000003", Offset: 1234, Row: 5},
 		{File: "mysql-bin.000003", Offset: 4, GTIDSet: "0-1-42,1-2-7"},
 		{File: "binlog.000001", Offset: 157, Row: 1, GTIDSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", Snapshot: true},
+		{File: "binlog.000001", Offset: 157, Snapshot: true, GTIDSet: "0-1-42", Cursor: &cdc.SnapshotCursor{
+			Done: []cdc.TableName{{Schema: "shop", Name: "a"}}, Table: cdc.TableName{Schema: "shop", Name: "b"}, After: []string{"x y=z", "7"}}},
 	} {
 		got, err := ParsePosition(p.String())
-		if err != nil || got != p {
+		if err != nil || !reflect.DeepEqual(got, p) {
 			t.Errorf("%s: %+v %v", p, got, err)
 		}
 	}
-	for _, bad := range []string{"", "file=a pos=1", "file=a pos=x row=0", "file=a pos=1 row=-1", "00000001/00000002:0000000003"} {
+	for _, bad := range []string{"", "file=a pos=1", "file=a pos=x row=0", "file=a pos=1 row=-1", "file=a pos=1 row=0 cursor=table=a.b", "00000001/00000002:0000000003"} {
 		if _, err := ParsePosition(bad); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
@@ -207,8 +210,20 @@ func TestKeyLiteralsCannotInjectSQL(t *testing.T) {
 		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte("2024-02-29 12:00:00")}, cdc.KindTimestamp, "'2024-02-29 12:00:00'"},
 		{keyValue{typ: mysql.FieldValueTypeString, raw: []byte("-12.50")}, cdc.KindDecimal, "-12.50"},
 	} {
-		if got := c.kv.literal(c.kind); got != c.want {
-			t.Errorf("%s key %q: %s, want %s", c.kind, c.kv.raw, got, c.want)
+		if got, err := keyLiteral(c.kind, c.kv.text()); err != nil || got != c.want {
+			t.Errorf("%s key %q: %s, %v, want %s", c.kind, c.kv.raw, got, err, c.want)
+		}
+	}
+	// A resumed snapshot reads keys back from the checkpoint: only what a
+	// column of the kind prints is taken unquoted.
+	for _, c := range []struct {
+		kind cdc.Kind
+		text string
+	}{
+		{cdc.KindInt, "1 OR 1=1"}, {cdc.KindDecimal, "1e9"}, {cdc.KindTimestamp, "2024' OR '1"}, {cdc.KindDate, ""}, {cdc.KindFloat, "1.5"},
+	} {
+		if got, err := keyLiteral(c.kind, c.text); err == nil {
+			t.Errorf("%s key %q became the literal %s", c.kind, c.text, got)
 		}
 	}
 }
@@ -220,7 +235,7 @@ func TestKeptKeyOwnsItsBytes(t *testing.T) {
 	v := mysql.NewFieldValue(mysql.FieldValueTypeString, 0, buf)
 	kv.keep(&v)
 	copy(buf, "xyz")
-	if got := kv.literal(cdc.KindString); got != "_utf8mb4 X'616263'" {
+	if got, _ := keyLiteral(cdc.KindString, kv.text()); got != "_utf8mb4 X'616263'" {
 		t.Errorf("literal %s after the buffer changed", got)
 	}
 }

@@ -31,6 +31,9 @@ type Position struct {
 	// anew and then stream from here, so that rows deleted since this first
 	// snapshot started get their tombstones.
 	Snapshot bool
+	// Cursor, during a snapshot, is how far it got: a restart reads only the
+	// chunks after it.
+	Cursor *cdc.SnapshotCursor
 }
 
 // String renders the position as stored in the checkpoint, e.g.
@@ -45,6 +48,9 @@ func (p Position) String() string {
 	b = append(append(b, "file="...), p.File...)
 	b = strconv.AppendUint(append(b, " pos="...), uint64(p.Offset), 10)
 	b = strconv.AppendInt(append(b, " row="...), int64(p.Row), 10)
+	if p.Cursor != nil {
+		b = append(append(b, " cursor="...), p.Cursor.String()...)
+	}
 	if p.GTIDSet != "" {
 		b = append(append(b, " gtid="...), p.GTIDSet...)
 	}
@@ -82,6 +88,10 @@ func ParsePosition(s string) (Position, error) {
 			}
 		case "gtid":
 			p.GTIDSet = value
+		case "cursor":
+			var c cdc.SnapshotCursor
+			c, err = cdc.ParseSnapshotCursor(value)
+			p.Cursor = &c
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}
@@ -89,8 +99,8 @@ func ParsePosition(s string) (Position, error) {
 			return Position{}, fmt.Errorf("%q is not a MySQL position: %v", s, err)
 		}
 	}
-	if !seen["file"] || !seen["pos"] || !seen["row"] || p.File == "" {
-		return Position{}, fmt.Errorf("%q is not a MySQL position (file=F pos=N row=N [gtid=SET])", s)
+	if !seen["file"] || !seen["pos"] || !seen["row"] || p.File == "" || (p.Cursor != nil && !p.Snapshot) {
+		return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [cursor=C] [gtid=SET])", s)
 	}
 	return p, nil
 }

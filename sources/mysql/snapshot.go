@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -18,10 +19,13 @@ import (
 // returns the binlog position that transaction sees: streaming from it neither
 // misses nor repeats a change.
 //
-// Unless it is resuming an interrupted snapshot (whose start is stored), it passes
-// down a marker that a snapshot is under way from its position before the first
-// row, and waits until the marker is stored.
-func (s *Source) snapshot(ctx context.Context, resuming bool, out chan<- cdc.Batch) (Position, error) {
+// progress says how the snapshot's progress is stored. Nil stores none (a read
+// for cdc verify). A zero Position starts a snapshot: before its first row, it
+// passes down a marker that a snapshot is under way from its position, and
+// waits until the marker is stored. The stored marker of an interrupted
+// snapshot resumes it after its cursor. Each chunk's last batch carries the
+// marker with the cursor after that chunk.
+func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cdc.Batch) (Position, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return Position{}, err
@@ -39,21 +43,39 @@ func (s *Source) snapshot(ctx context.Context, resuming bool, out chan<- cdc.Bat
 		return Position{}, err
 	}
 	s.log.Info("snapshot started", "position", pos.String(), "tables", len(s.cfg.Tables))
-	if !resuming {
+	var cursor cdc.SnapshotCursor
+	switch {
+	case progress == nil:
+	case progress.File == "":
 		// No row may reach a topic before a restart can know that a snapshot
 		// was under way: it would stay there, stale, if deleted before the
-		// restart. (After an interruption, the earlier marker is still stored.)
-		underWay := pos
-		underWay.Snapshot = true
-		if err := s.mark(ctx, underWay, out); err != nil {
+		// restart.
+		*progress = pos
+		progress.Snapshot = true
+		if err := s.mark(ctx, *progress, out); err != nil {
 			return Position{}, err
 		}
-		if err := s.waitStored(ctx, underWay); err != nil {
+		if err := s.waitStored(ctx, *progress); err != nil {
 			return Position{}, err
 		}
+	case progress.Cursor != nil:
+		cursor = *progress.Cursor
 	}
 	for _, name := range s.cfg.Tables {
-		if err := s.snapshotTable(ctx, conn, s.tables[name], out); err != nil {
+		after, read := cursor.Resume(name)
+		if !read {
+			continue
+		}
+		var marker func(after []string, finished bool) cdc.Position
+		if progress != nil {
+			marker = func(after []string, finished bool) cdc.Position {
+				cursor = cursor.Advance(name, after, finished)
+				stored := *progress
+				stored.Cursor = &cursor
+				return stored.cdc()
+			}
+		}
+		if err := s.snapshotTable(ctx, conn, s.tables[name], after, marker, out); err != nil {
 			return Position{}, err
 		}
 	}
@@ -108,10 +130,12 @@ func (s *Source) beginSnapshot(conn *client.Conn) (Position, error) {
 	return s.currentPosition(conn)
 }
 
-// snapshotTable reads a table in primary-key order, a chunk per query, so that
-// memory stays flat and no query runs for long. A table whose key cannot be
-// compared as a literal is read in one streamed query.
-func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *described, out chan<- cdc.Batch) error {
+// snapshotTable reads a table in primary-key order after the key given, a
+// chunk per query, so that memory stays flat and no query runs for long. A
+// table whose key cannot be compared as a literal is read in one streamed
+// query. With a marker, each chunk ends with a batch that carries the
+// marker's position.
+func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *described, after []string, marker func(after []string, finished bool) cdc.Position, out chan<- cdc.Batch) error {
 	t := d.table
 	started := time.Now()
 	estimate, _, err := estimateRows(conn, t.Name)
@@ -119,6 +143,7 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 		return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
 	}
 	s.progress.Start(t.Name, int64(estimate))
+	s.log.Info("snapshot of table started", "table", t.Name.String(), "estimated_rows", estimate, "resumed_after_key", after)
 	decoders := make([]*decoder, len(d.types))
 	selectList := make([]string, len(d.types))
 	for i, ct := range d.types {
@@ -135,7 +160,8 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 		}
 	}
 	if len(key) == 0 {
-		s.log.Info("snapshot of a table without a usable primary key: one query", "table", t.Name.String())
+		s.log.Info("snapshot of a table without a usable primary key: one query, read whole again if interrupted", "table", t.Name.String())
+		after = nil
 	}
 	base := "SELECT " + strings.Join(selectList, ", ") + " FROM " + quoteTable(t.Name)
 	var order []string
@@ -145,9 +171,9 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
 	var arena cdc.Arena
-	send := func() error {
+	send := func(pos cdc.Position) error {
 		select {
-		case out <- cdc.Batch{Changes: batch}:
+		case out <- cdc.Batch{Changes: batch, Position: pos, StoreNow: pos != ""}:
 			s.progress.Add(t.Name, len(batch), s.log)
 			batch = make([]cdc.Change, 0, s.cfg.BatchSize)
 			return nil
@@ -156,16 +182,18 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 		}
 	}
 	var rows int
-	// The last row's key, kept raw: its literals are needed only for the next
+	// The last row's key, kept raw: its text is needed only for the next
 	// chunk's query, not for every row.
 	lastKey := make([]keyValue, len(key))
 	for {
 		query := base
 		if len(key) > 0 {
-			if rows > 0 {
+			if after != nil {
 				literals := make([]string, len(key))
 				for j, k := range key {
-					literals[j] = lastKey[j].literal(t.Columns[k].Kind)
+					if literals[j], err = keyLiteral(t.Columns[k].Kind, after[j]); err != nil {
+						return fmt.Errorf("snapshot of table %s, resumed after key %q: %w", t.Name, after, err)
+					}
 				}
 				query += " WHERE " + keysetAfter(t, key, literals)
 			}
@@ -191,7 +219,7 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 			read++
 			if len(batch) == cap(batch) {
-				return send()
+				return send("")
 			}
 			return nil
 		}, nil)
@@ -202,12 +230,24 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
 		}
 		rows += read
-		if len(key) == 0 || read < s.cfg.ChunkSize {
+		finished := len(key) == 0 || read < s.cfg.ChunkSize
+		if !finished {
+			after = make([]string, len(key))
+			for j := range lastKey {
+				after[j] = lastKey[j].text()
+			}
+		}
+		if marker != nil {
+			if err := send(marker(after, finished)); err != nil {
+				return err
+			}
+		}
+		if finished {
 			break
 		}
 	}
 	if len(batch) > 0 {
-		if err := send(); err != nil {
+		if err := send(""); err != nil {
 			return err
 		}
 	}
@@ -232,8 +272,8 @@ func literalKind(k cdc.Kind) string {
 	return ""
 }
 
-// keyValue is a key column's value as the server printed it, copied out of
-// the driver's buffer (which the next row reuses).
+// keyValue is a key column's value as the server sent it, copied out of the
+// driver's buffer (which the next row reuses).
 type keyValue struct {
 	typ    mysql.FieldValueType
 	signed int64
@@ -253,25 +293,42 @@ func (kv *keyValue) keep(v *mysql.FieldValue) {
 	}
 }
 
-// literal renders the value for a query. Text goes in hex with a charset
-// introducer, so that it compares under the column's collation and no byte of
-// it is ever parsed as SQL.
-func (kv *keyValue) literal(k cdc.Kind) string {
+// text is the value as the server prints it.
+func (kv *keyValue) text() string {
 	switch kv.typ {
 	case mysql.FieldValueTypeSigned:
 		return strconv.FormatInt(kv.signed, 10)
 	case mysql.FieldValueTypeUnsigned:
 		return strconv.FormatUint(kv.uns, 10)
 	}
+	return string(kv.raw)
+}
+
+var (
+	numberLiteral = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	quotedLiteral = regexp.MustCompile(`^-?[0-9][0-9 :.-]*$`)
+)
+
+// keyLiteral renders a key value's text for a query. Text goes in hex with a
+// charset introducer, so that it compares under the column's collation and no
+// byte of it is ever parsed as SQL. The other forms are checked, since a
+// resumed snapshot reads them back from the checkpoint.
+func keyLiteral(k cdc.Kind, text string) (string, error) {
 	switch literalKind(k) {
 	case "text":
-		return "_utf8mb4 X'" + hex.EncodeToString(kv.raw) + "'"
+		return "_utf8mb4 X'" + hex.EncodeToString([]byte(text)) + "'", nil
 	case "bytes":
-		return "X'" + hex.EncodeToString(kv.raw) + "'"
-	case "quoted": // digits, '-', ':', '.' and ' ' only
-		return "'" + string(kv.raw) + "'"
+		return "X'" + hex.EncodeToString([]byte(text)) + "'", nil
+	case "quoted":
+		if quotedLiteral.MatchString(text) {
+			return "'" + text + "'", nil
+		}
+	case "number":
+		if numberLiteral.MatchString(text) {
+			return text, nil
+		}
 	}
-	return string(kv.raw) // a decimal's digits
+	return "", fmt.Errorf("%q is not a key value of a %s column", text, k)
 }
 
 // keysetAfter is the condition for rows after the key (a, b, c) in index order:
@@ -293,6 +350,6 @@ func keysetAfter(t *cdc.Table, key []int, last []string) string {
 // ReadTables implements cdc.TableReader: the snapshot's consistent read,
 // without the marker that would tell a restart a snapshot is under way.
 func (s *Source) ReadTables(ctx context.Context, out chan<- cdc.Batch) error {
-	_, err := s.snapshot(ctx, true, out)
+	_, err := s.snapshot(ctx, nil, out)
 	return err
 }

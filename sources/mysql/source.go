@@ -479,23 +479,23 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 			return pos, nil
 		}
 		// The first snapshot was interrupted. Its consistent read is gone: read
-		// the tables as they are now, then replay the binlog from where the
-		// first snapshot started, which holds the deletes of rows it may already
-		// have sent. Every key ends with its latest value, but may show older
-		// values once more on the way.
-		s.log.Warn("resuming an interrupted snapshot: tables are read anew, then the binlog is replayed from where the first snapshot started",
+		// the chunks it had not read as the tables are now, then replay the
+		// binlog from where the first snapshot started, which holds the
+		// changes of rows it had already sent. Every key ends with its latest
+		// value, but may show older values once more on the way.
+		s.log.Warn("resuming an interrupted snapshot with the chunks it had not read, then replaying the binlog from where it started",
 			"position", pos.String())
-		if _, err := s.snapshot(ctx, true, out); err != nil {
+		if _, err := s.snapshot(ctx, &pos, out); err != nil {
 			return Position{}, err
 		}
-		pos.Snapshot = false
+		pos.Snapshot, pos.Cursor = false, nil
 	case s.cfg.Snapshot == cdc.SnapshotNever:
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err
 		}
 		s.log.Info("streaming without snapshot from the binlog's end", "position", pos.String())
 	default:
-		if pos, err = s.snapshot(ctx, false, out); err != nil {
+		if pos, err = s.snapshot(ctx, &Position{}, out); err != nil {
 			return Position{}, err
 		}
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"math"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestPositionTextOrderIsLogOrder(t *testing.T) {
-	ps := []Position{{0x1_0000_0000, 0}, {0x16B3748, 5}, {0x16B3748, 12}, {0x16B3749, 0}, {0, 1}, {math.MaxUint64, math.MaxUint32}}
+	ps := []Position{{LSN: 0x1_0000_0000}, {LSN: 0x16B3748, Index: 5}, {LSN: 0x16B3748, Index: 12}, {LSN: 0x16B3749}, {Index: 1}, {LSN: math.MaxUint64, Index: math.MaxUint32}}
 	texts := make([]string, len(ps))
 	for i, p := range ps {
 		texts[i] = p.String()
@@ -28,10 +29,15 @@ func TestPositionTextOrderIsLogOrder(t *testing.T) {
 			t.Fatalf("text order %v differs from log order %v", texts, ps)
 		}
 	}
-	if got := (Position{pglogrepl.LSN(0x16B3748), 5}).String(); got != "00000000/016B3748:0000000005" {
+	if got := (Position{LSN: pglogrepl.LSN(0x16B3748), Index: 5}).String(); got != "00000000/016B3748:0000000005" {
 		t.Fatalf("got %s", got)
 	}
-	for _, bad := range []string{"", "0/16B3748", "00000000/016B3748:00000000x5", "00000000-016B3748:0000000005"} {
+	cursor := &cdc.SnapshotCursor{Table: cdc.TableName{Schema: "shop", Name: "customer"}, After: []string{"it's 42"}}
+	during := Position{LSN: 0x16B3748, Cursor: cursor}
+	if back, err := ParsePosition(during.String()); err != nil || back.LSN != during.LSN || !reflect.DeepEqual(back.Cursor, cursor) {
+		t.Errorf("%q reads back as %v, %v", during.String(), back, err)
+	}
+	for _, bad := range []string{"", "0/16B3748", "00000000/016B3748:00000000x5", "00000000-016B3748:0000000005", "00000000/016B3748:0000000005 cursor=what=1"} {
 		if _, err := ParsePosition(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pglogrepl"
 
@@ -13,19 +14,37 @@ import (
 // transaction's commit record and the 1-based index of a change inside that
 // transaction. Index 0 stands before the first change of the commit at LSN: a
 // heartbeat or the end of a snapshot, where nothing at LSN itself was seen yet.
+//
+// A snapshot under way is stored at the slot's consistent point with the
+// cursor of the chunks read so far: a restart reads the rest and then streams
+// from the consistent point.
 type Position struct {
-	LSN   pglogrepl.LSN
-	Index uint32
+	LSN    pglogrepl.LSN
+	Index  uint32
+	Cursor *cdc.SnapshotCursor
 }
 
 // String formats the position so that text order is log order:
-// "00000000/016B3748:0000000005" (the LSN's two halves zero-padded, then the index).
+// "00000000/016B3748:0000000005" (the LSN's two halves zero-padded, then the index),
+// followed by " cursor=..." during a snapshot.
 func (p Position) String() string {
-	return fmt.Sprintf("%08X/%08X:%010d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+	s := fmt.Sprintf("%08X/%08X:%010d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+	if p.Cursor != nil {
+		s += " cursor=" + p.Cursor.String()
+	}
+	return s
 }
 
 // ParsePosition reads the form String writes.
 func ParsePosition(s string) (Position, error) {
+	var cursor *cdc.SnapshotCursor
+	if base, rest, ok := strings.Cut(s, " cursor="); ok {
+		c, err := cdc.ParseSnapshotCursor(rest)
+		if err != nil {
+			return Position{}, fmt.Errorf("postgres position %q: %w", s, err)
+		}
+		s, cursor = base, &c
+	}
 	if len(s) != 28 || s[8] != '/' || s[17] != ':' {
 		return Position{}, fmt.Errorf("postgres position %q: want 00000000/00000000:0000000000", s)
 	}
@@ -35,7 +54,7 @@ func ParsePosition(s string) (Position, error) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return Position{}, fmt.Errorf("postgres position %q: want 00000000/00000000:0000000000", s)
 	}
-	return Position{LSN: pglogrepl.LSN(hi<<32 | lo), Index: uint32(idx)}, nil
+	return Position{LSN: pglogrepl.LSN(hi<<32 | lo), Index: uint32(idx), Cursor: cursor}, nil
 }
 
 func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }

@@ -33,6 +33,9 @@ const (
 	// passed down so the slot can release WAL written by other tables and databases.
 	DefaultHeartbeatInterval = time.Second
 	DefaultBatchSize         = 1024
+	// DefaultChunkSize is the number of rows one snapshot query reads, and
+	// what an interrupted snapshot may read again.
+	DefaultChunkSize = 10_000
 	// DefaultDeadAfter is how long the replication connection may stay silent
 	// while cdc waits for it before it counts as lost. Every status report asks
 	// the server for a reply, so a live connection is never silent for more
@@ -64,8 +67,10 @@ type Config struct {
 	// databases write and this one does not.
 	HeartbeatMessageInterval time.Duration
 	BatchSize                int
-	ApplicationName          string
-	Logger                   *slog.Logger
+	// ChunkSize is the number of rows one snapshot query reads.
+	ChunkSize       int
+	ApplicationName string
+	Logger          *slog.Logger
 }
 
 // Source reads one database. It implements cdc.Source.
@@ -129,6 +134,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -325,9 +333,6 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	if err := s.fitStatusInterval(ctx); err != nil {
 		return err
 	}
-	if s.cfg.Snapshot == cdc.SnapshotOnly && from != "" {
-		return errAlreadySnapshotted(from)
-	}
 	start, err := s.prepare(ctx, repl, from, out)
 	if err != nil {
 		return err
@@ -385,8 +390,23 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 			return Position{}, fmt.Errorf("replication slot %s has confirmed %s, past the stored position %s: something else consumed it, and the changes in between are lost to cdc; give each connector its own slot, and snapshot again",
 				s.cfg.Slot, slot.confirmed, from)
 		}
-		s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
-		return pos, nil
+		if pos.Cursor == nil {
+			if s.cfg.Snapshot == cdc.SnapshotOnly {
+				return Position{}, errAlreadySnapshotted(from)
+			}
+			s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
+			return pos, nil
+		}
+		// The exported snapshot of the interrupted one is gone: the chunks left
+		// are read as the tables are now, and streaming from the slot's
+		// consistent point replays every change since. Every key ends with its
+		// latest value, but may show older values once more on the way.
+		s.log.Warn("resuming an interrupted snapshot with the chunks it had not read, then streaming from where it started",
+			"slot", s.cfg.Slot, "position", string(from))
+		if err := s.snapshot(ctx, "", &pos, out); err != nil {
+			return Position{}, err
+		}
+		return s.mark(ctx, Position{LSN: pos.LSN}, out)
 	}
 	if err := s.ensurePublication(ctx); err != nil {
 		return Position{}, err
@@ -406,12 +426,13 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		// Its exported snapshot is gone, so read the tables as they are now and
 		// stream from the slot's position, which precedes everything read: every
 		// key ends with its latest value, but may show older values once more.
-		s.log.Warn("resuming an interrupted snapshot: the slot's exported snapshot is gone, so tables are read anew and changes since the slot was created are replayed after them",
+		s.log.Warn("resuming an interrupted snapshot that stored no progress: the slot's exported snapshot is gone, so tables are read anew and changes since the slot was created are replayed after them",
 			"slot", s.cfg.Slot, "lsn", slot.confirmed.String())
-		if err := s.snapshot(ctx, "", out); err != nil {
+		start := Position{LSN: slot.confirmed}
+		if err := s.snapshot(ctx, "", &start, out); err != nil {
 			return Position{}, err
 		}
-		return s.mark(ctx, Position{LSN: slot.confirmed}, out)
+		return s.mark(ctx, start, out)
 	default:
 		lsn, exported, err := s.createSlot(ctx, repl, "EXPORT_SNAPSHOT")
 		if err != nil {
@@ -419,10 +440,11 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		// The exported snapshot lives while the replication connection stays idle:
 		// read everything through it before START_REPLICATION.
-		if err := s.snapshot(ctx, exported, out); err != nil {
+		start := Position{LSN: lsn}
+		if err := s.snapshot(ctx, exported, &start, out); err != nil {
 			return Position{}, err
 		}
-		return s.mark(ctx, Position{LSN: lsn}, out)
+		return s.mark(ctx, start, out)
 	}
 }
 
