@@ -59,6 +59,9 @@ type Change struct {
 	Position Position
 	// CommitTime is when the change's transaction committed (zero for snapshot rows).
 	CommitTime time.Time
+	// Entities, on a read of a backfill, are the entities it is for; nil
+	// sends the change to every entity of its table.
+	Entities []string
 }
 
 // Batch is the unit a source hands to the pipeline: changes in log order and the

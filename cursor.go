@@ -22,9 +22,14 @@ type SnapshotCursor struct {
 }
 
 // String renders the cursor as one token without spaces, so that it can be a
-// field of a source's position text: "done=a.b&table=a.c&after=42".
+// field of a source's position text: "after=42&done=a.b&table=a.c".
 func (c SnapshotCursor) String() string {
 	v := url.Values{}
+	c.addTo(v)
+	return v.Encode()
+}
+
+func (c SnapshotCursor) addTo(v url.Values) {
 	for _, t := range c.Done {
 		v.Add("done", t.String())
 	}
@@ -34,7 +39,6 @@ func (c SnapshotCursor) String() string {
 	for _, k := range c.After {
 		v.Add("after", k)
 	}
-	return v.Encode()
 }
 
 // ParseSnapshotCursor reads the form String writes.
@@ -43,32 +47,40 @@ func ParseSnapshotCursor(s string) (SnapshotCursor, error) {
 	if err != nil {
 		return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: %v", s, err)
 	}
+	c, err := cursorFrom(v)
+	if err != nil {
+		return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: %v", s, err)
+	}
+	return c, nil
+}
+
+// cursorFrom takes the cursor's fields out of v, leaving the others.
+func cursorFrom(v url.Values) (SnapshotCursor, error) {
 	var c SnapshotCursor
-	for key, values := range v {
-		switch key {
-		case "done":
-			for _, d := range values {
-				t, err := ParseTableName(d)
-				if err != nil {
-					return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: %v", s, err)
-				}
-				c.Done = append(c.Done, t)
-			}
-		case "table":
-			if len(values) != 1 {
-				return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: one table expected", s)
-			}
-			if c.Table, err = ParseTableName(values[0]); err != nil {
-				return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: %v", s, err)
-			}
-		case "after":
-			c.After = values
-		default:
-			return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: unknown field %q", s, key)
+	var err error
+	for _, d := range v["done"] {
+		t, err := ParseTableName(d)
+		if err != nil {
+			return SnapshotCursor{}, err
+		}
+		c.Done = append(c.Done, t)
+	}
+	if tables := v["table"]; len(tables) > 1 {
+		return SnapshotCursor{}, fmt.Errorf("one table expected")
+	} else if len(tables) == 1 {
+		if c.Table, err = ParseTableName(tables[0]); err != nil {
+			return SnapshotCursor{}, err
 		}
 	}
+	c.After = v["after"]
 	if c.After != nil && c.Table == (TableName{}) {
-		return SnapshotCursor{}, fmt.Errorf("snapshot cursor %q: a key without its table", s)
+		return SnapshotCursor{}, fmt.Errorf("a key without its table")
+	}
+	delete(v, "done")
+	delete(v, "table")
+	delete(v, "after")
+	for key := range v {
+		return SnapshotCursor{}, fmt.Errorf("unknown field %q", key)
 	}
 	return c, nil
 }

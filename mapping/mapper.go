@@ -3,6 +3,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -76,6 +77,9 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record) ([]Record, error) {
 	}
 	var err error
 	for _, p := range plans {
+		if ch.Entities != nil && !slices.Contains(ch.Entities, p.entity.Name) {
+			continue
+		}
 		n := len(out)
 		if out, err = p.Map(ch, out); err != nil {
 			return out, err

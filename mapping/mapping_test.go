@@ -440,3 +440,24 @@ func TestMapperReportsWhyAChangeProducedNothing(t *testing.T) {
 		t.Fatalf("skips %v, want %v", skips, want)
 	}
 }
+
+// A backfill's read goes to the entities it fills only; a change without
+// entities goes to every entity of its table.
+func TestBackfillReadGoesToItsEntitiesOnly(t *testing.T) {
+	v1, v2 := customerEntity(t), customerEntity(t)
+	v2.Name, v2.Topic = "customer_v2", "shop.customer.v2"
+	m := NewMapper([]*Entity{v1, v2})
+	row := customerRow(1, "a@x", "1.00")
+	read := cdc.Change{Table: customerTable(), Op: cdc.OpRead, After: row, Entities: []string{"customer_v2"}}
+	out, err := m.Map(&read, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Entity != v2 {
+		t.Fatalf("a backfill read for customer_v2 gave %d records (first for %v)", len(out), out)
+	}
+	insert := cdc.Change{Table: customerTable(), Op: cdc.OpInsert, After: row}
+	if out, err = m.Map(&insert, nil); err != nil || len(out) != 2 {
+		t.Fatalf("an insert gave %d records, %v: want one per entity", len(out), err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,39 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h).With("connector", cfg.Name)
+}
+
+// backfillAdded asks the source to backfill, while it streams, the entities
+// configured after the connector's snapshot (their topics hold none of the
+// rows that did not change since), and returns the entities the checkpoint
+// is to list. With snapshot.mode never, or a source that cannot, they only
+// get changes from now on.
+func backfillAdded(cfg *Config, src cdc.Source, entities []*mapping.Entity, cp cdc.Checkpoint, log *slog.Logger) ([]string, error) {
+	var added cdc.Backfill
+	for _, e := range entities {
+		if slices.Contains(cp.Entities, e.Name) {
+			continue
+		}
+		added.Entities = append(added.Entities, e.Name)
+		if !slices.Contains(added.Tables, e.Table) {
+			added.Tables = append(added.Tables, e.Table)
+		}
+	}
+	if len(added.Entities) == 0 || cfg.Snapshot.Mode == string(cdc.SnapshotOnly) {
+		return cp.Entities, nil
+	}
+	backfiller, ok := src.(cdc.Backfiller)
+	if cfg.Snapshot.Mode == string(cdc.SnapshotNever) || !ok {
+		log.Warn("entities added after the initial snapshot: their topics receive changes from now on, but rows that did not change are not in them (snapshot.mode never, or a source without online backfill)",
+			"entities", strings.Join(added.Entities, ","))
+		return cp.Entities, nil
+	}
+	slices.SortFunc(added.Tables, func(a, b cdc.TableName) int { return strings.Compare(a.String(), b.String()) })
+	if err := backfiller.Backfill(added); err != nil {
+		return nil, err
+	}
+	log.Info("entities added after the initial snapshot are backfilled while streaming", "entities", strings.Join(added.Entities, ","))
+	return append(slices.Clone(cp.Entities), added.Entities...), nil
 }
 
 // openSource connects to the configured database.
@@ -333,13 +367,9 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		names[i] = e.Name
 	}
 	if found {
-		for _, n := range names {
-			if !slices.Contains(cp.Entities, n) {
-				log.Warn("entity added after the initial snapshot: its topic receives changes from now on, but rows that did not change are not in it",
-					"entity", n)
-			}
+		if names, err = backfillAdded(cfg, src, entities, cp, log); err != nil {
+			return err
 		}
-		names = cp.Entities
 	}
 	if p, ok := src.(cdc.ProgressReporter); ok && opts.watchSnapshot != nil {
 		opts.watchSnapshot(p)

@@ -121,3 +121,11 @@ func TestScalarsDecodeExactly(t *testing.T) {
 		t.Error("escape-format bytea accepted")
 	}
 }
+
+func TestMajorVersionOfServerVersion(t *testing.T) {
+	for v, want := range map[string]int{"15.10 (Debian 15.10-0+deb12u1)": 15, "9.6.24": 9, "17devel": 17, "": 0} {
+		if got := majorVersion(v); got != want {
+			t.Errorf("%q: %d, want %d", v, got, want)
+		}
+	}
+}

@@ -17,11 +17,13 @@ import (
 //
 // A snapshot under way is stored at the slot's consistent point with the
 // cursor of the chunks read so far: a restart reads the rest and then streams
-// from the consistent point.
+// from the consistent point. A backfill under way travels in every position of
+// the stream until it is done.
 type Position struct {
-	LSN    pglogrepl.LSN
-	Index  uint32
-	Cursor *cdc.SnapshotCursor
+	LSN      pglogrepl.LSN
+	Index    uint32
+	Cursor   *cdc.SnapshotCursor
+	Backfill *cdc.Backfill
 }
 
 // String formats the position so that text order is log order:
@@ -32,11 +34,22 @@ func (p Position) String() string {
 	if p.Cursor != nil {
 		s += " cursor=" + p.Cursor.String()
 	}
+	if p.Backfill != nil {
+		s += " backfill=" + p.Backfill.String()
+	}
 	return s
 }
 
 // ParsePosition reads the form String writes.
 func ParsePosition(s string) (Position, error) {
+	var backfill *cdc.Backfill
+	if base, rest, ok := strings.Cut(s, " backfill="); ok {
+		b, err := cdc.ParseBackfill(rest)
+		if err != nil {
+			return Position{}, fmt.Errorf("postgres position %q: %w", s, err)
+		}
+		s, backfill = base, &b
+	}
 	var cursor *cdc.SnapshotCursor
 	if base, rest, ok := strings.Cut(s, " cursor="); ok {
 		c, err := cdc.ParseSnapshotCursor(rest)
@@ -54,7 +67,7 @@ func ParsePosition(s string) (Position, error) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return Position{}, fmt.Errorf("postgres position %q: want 00000000/00000000:0000000000", s)
 	}
-	return Position{LSN: pglogrepl.LSN(hi<<32 | lo), Index: uint32(idx), Cursor: cursor}, nil
+	return Position{LSN: pglogrepl.LSN(hi<<32 | lo), Index: uint32(idx), Cursor: cursor, Backfill: backfill}, nil
 }
 
 func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,10 @@ type Source struct {
 	acked  atomic.Uint64 // highest acknowledged LSN
 
 	progress cdc.SnapshotProgress
+	// serverVersion is the server's major version.
+	serverVersion int
+	// fill is the backfill asked for the next Run, if any.
+	fill *cdc.Backfill
 	// statusConn is opened on the first LogStatus or heartbeat: conn is busy
 	// with the snapshot, and a status query must not wait for it.
 	statusMu   sync.Mutex
@@ -150,8 +155,20 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, classify(fmt.Errorf("connect to PostgreSQL: %w", err))
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}}
+	s.serverVersion = majorVersion(conn.PgConn().ParameterStatus("server_version"))
 	s.open, s.closing = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// majorVersion reads the major version of a server_version such as
+// "15.10 (Debian 15.10-0+deb12u1)" or "9.6.24"; 0 if there is none.
+func majorVersion(v string) int {
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
 }
 
 // Describe implements cdc.Source.
@@ -349,7 +366,25 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		defer stop()
 		go s.emitHeartbeats(heartbeats, every)
 	}
-	return s.stream(ctx, repl, start, out)
+	if start.Backfill == nil {
+		return s.stream(ctx, repl, start, nil, out)
+	}
+	reader, err := s.startBackfill(ctx, *start.Backfill)
+	if err != nil {
+		return err
+	}
+	streaming, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		if err := reader.run(streaming, *start.Backfill); err != nil {
+			stop(err)
+		}
+	}()
+	err = s.stream(streaming, repl, start, reader, out)
+	if cause := context.Cause(streaming); ctx.Err() == nil && cause != nil {
+		return cause
+	}
+	return err
 }
 
 // fitStatusInterval keeps status reports well inside the server's
@@ -395,7 +430,7 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 				return Position{}, errAlreadySnapshotted(from)
 			}
 			s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
-			return pos, nil
+			return s.withBackfill(ctx, pos, out)
 		}
 		// The exported snapshot of the interrupted one is gone: the chunks left
 		// are read as the tables are now, and streaming from the slot's
@@ -446,6 +481,31 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		return s.mark(ctx, start, out)
 	}
+}
+
+// withBackfill adds the backfill asked for to the one under way at pos, if
+// any. A new one is passed down as a marker at once: its entities are stored
+// with it, so that a restart knows the backfill is under way.
+func (s *Source) withBackfill(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
+	if pos.Backfill != nil {
+		if _, _, more := pos.Backfill.Next(); !more {
+			pos.Backfill = nil
+		}
+	}
+	if s.fill == nil {
+		return pos, nil
+	}
+	for _, t := range s.fill.Tables {
+		if _, ok := s.tables[t]; !ok {
+			return Position{}, fmt.Errorf("backfill of %s: the table is not one of the source's", t)
+		}
+	}
+	fill := *s.fill
+	if pos.Backfill != nil {
+		fill = pos.Backfill.Merge(fill)
+	}
+	pos.Backfill = &fill
+	return s.mark(ctx, pos, out)
 }
 
 // createSlot creates the replication slot and returns its consistent point and,

@@ -28,21 +28,30 @@ type streamer struct {
 	batch      []cdc.Change
 	arena      cdc.Arena // the batches' values
 
+	// fill is the backfill under way (nil: none), read by reader; window is
+	// its chunk's open window.
+	fill      *cdc.Backfill
+	reader    *backfillReader
+	window    *window
+	keyFields [][]byte
+
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
 	lastStatus    time.Time
 	reported      pglogrepl.LSN
 }
 
-func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position, out chan<- cdc.Batch) error {
-	err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, from.LSN, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
-	})
+func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position, reader *backfillReader, out chan<- cdc.Batch) error {
+	args := []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"}
+	if s.serverVersion >= 14 {
+		args = append(args, "messages 'true'") // a backfill's watermarks
+	}
+	err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, from.LSN, pglogrepl.StartReplicationOptions{PluginArgs: args})
 	if err != nil {
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN}
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, fill: from.Backfill, reader: reader}
 	// Receiving wakes up at least every second to report status. One deadline
 	// serves many messages: a context per message would cost an allocation and a
 	// timer per row. An expired deadline shows up as a timeout and is renewed.
@@ -131,7 +140,11 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
-		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN}, m.CommitTime
+		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.fill}, m.CommitTime
+	case *pglogrepl.LogicalDecodingMessage:
+		if m.Prefix == BackfillMessagePrefix {
+			return st.watermark(ctx, m)
+		}
 	case *pglogrepl.CommitMessage:
 		st.inTxn = false
 		return st.flush(ctx)
@@ -204,6 +217,13 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 	if t == nil || !st.txn.after(st.from) {
 		return nil
 	}
+	if st.window != nil && st.window.table == t.Name {
+		for _, tuple := range []*pglogrepl.TupleData{before, after} {
+			if tuple != nil {
+				st.keyFields = st.window.touch(t, tuple, st.keyFields)
+			}
+		}
+	}
 	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
 	if before != nil {
@@ -266,7 +286,7 @@ func (st *streamer) heartbeat(ctx context.Context, walEnd pglogrepl.LSN) error {
 		return nil
 	}
 	st.lastSent, st.lastHeartbeat = walEnd, time.Now()
-	return st.emit(ctx, cdc.Batch{Position: Position{LSN: walEnd}.cdc()})
+	return st.emit(ctx, cdc.Batch{Position: Position{LSN: walEnd, Backfill: st.fill}.cdc()})
 }
 
 // emit sends a batch downstream, reporting status while it waits so that a slow

@@ -1,0 +1,120 @@
+package integration
+
+import (
+	"math/big"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdc-dev/cdc/integration/harness"
+)
+
+// An entity added to a connector that has streamed (here a v2 topic of the
+// customer table beside v1) is backfilled while streaming goes on, under a
+// workload that updates and deletes the rows being read. The v2 topic ends
+// equal to the table, with no value of a key older than one before it; v1
+// gets no read again.
+func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		s := newScenario(t)
+		const rows = 20_000
+		s.exec(s.bulk(rows))
+		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000")
+		d := s.start()
+		s.waitCustomersMatch()
+		if err := d.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		v1Reads := s.readsIn("shop.customer.v1")
+
+		w := s.startWriter(rows)
+		s.addEntity("customer", "customer_v2", "shop.customer.v1", "shop.customer.v2")
+		d = s.start()
+		s.waitLog(d, "backfill finished")
+		if n := w.finish(t); n < 100 {
+			t.Errorf("the writer committed %d transactions during the backfill: too few to test its windows", n)
+		}
+		projection := customerProjection
+		if s.mysql {
+			projection = customerProjectionMySQL
+		}
+		records := s.waitMatch("shop.customer.v2", s.customer, projection)
+		checkNoValueOlderThanTheLast(t, s.customer, records, "balance")
+		s.waitCustomersMatch()
+		if n := s.readsIn("shop.customer.v1"); n != v1Reads {
+			t.Errorf("v1 holds %d snapshot reads after the backfill of v2, %d before: the backfill was sent to v1 too", n, v1Reads)
+		}
+		for _, want := range []string{"entities added after the initial snapshot are backfilled while streaming", "backfill of table started"} {
+			if !strings.Contains(d.Logs(), want) {
+				t.Errorf("the daemon did not log %q", want)
+			}
+		}
+	})
+}
+
+// addEntity adds an entity to the configuration: a copy of an existing one
+// under another name and topic.
+func (s *scenario) addEntity(from, name, fromTopic, topic string) {
+	s.t.Helper()
+	data, err := os.ReadFile(s.config)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	start := strings.Index(string(data), "  - name: "+from+"\n")
+	if start < 0 {
+		s.t.Fatalf("addEntity: no entity %s in the configuration", from)
+	}
+	length := strings.Index(string(data[start:]), "\n\n")
+	block := string(data[start : start+length+1])
+	added := strings.NewReplacer("name: "+from+"\n", "name: "+name+"\n", fromTopic, topic).Replace(block)
+	s.editConfig(block, block+"\n"+added)
+}
+
+// readsIn counts a topic's snapshot and backfill reads.
+func (s *scenario) readsIn(topic string) int {
+	s.t.Helper()
+	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	n := 0
+	for _, r := range records {
+		if r.Headers["cdc_op"] == "r" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNoValueOlderThanTheLast checks, key by key, that a field never goes
+// down and nothing follows a tombstone: a backfill read may repeat the value
+// streamed before it, but never bring back an older one.
+func checkNoValueOlderThanTheLast(t *testing.T, codec *harness.Codec, records []harness.Record, field string) {
+	t.Helper()
+	last := map[string]*big.Rat{}
+	deleted := map[string]bool{}
+	for _, r := range records {
+		key, err := codec.Key(r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		value, err := codec.Value(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deleted[key] {
+			t.Fatalf("key %s: a record after its tombstone (offset %d, cdc_op %s)", key, r.Offset, r.Headers["cdc_op"])
+		}
+		if value == nil {
+			deleted[key] = true
+			continue
+		}
+		v := value[field].(*big.Rat)
+		if prev, ok := last[key]; ok && v.Cmp(prev) < 0 {
+			t.Fatalf("key %s: %s %s after %s (partition %d offset %d, cdc_op %s): an older value after a newer one",
+				key, field, v.FloatString(2), prev.FloatString(2), r.Partition, r.Offset, r.Headers["cdc_op"])
+		}
+		last[key] = v
+	}
+}

@@ -1,0 +1,322 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// BackfillMessagePrefix is the prefix of the logical messages that open and
+// close a backfill chunk's window in the WAL.
+const BackfillMessagePrefix = "cdc.backfill"
+
+// Backfill implements cdc.Backfiller.
+func (s *Source) Backfill(b cdc.Backfill) error {
+	if s.serverVersion < 14 {
+		return fmt.Errorf("the backfill of entities %s while streaming needs PostgreSQL 14 or later (logical messages in pgoutput); this server is version %d. Snapshot them into their topics with a new connector, or upgrade",
+			strings.Join(b.Entities, ", "), s.serverVersion)
+	}
+	if s.fill != nil {
+		b = s.fill.Merge(b)
+	}
+	s.fill = &b
+	return nil
+}
+
+// chunk is one window of a backfill: the rows read between its watermarks.
+type chunk struct {
+	id    string
+	table *cdc.Table
+	rows  []cdc.Change
+	keys  []string // the rows' primary keys, as keyOf writes them
+	// after is the last key read; finished says the table is read whole.
+	after    []string
+	finished bool
+}
+
+// backfillReader reads a backfill's chunks beside the stream. For each chunk it
+// writes a low watermark, waits until every transaction that was running then
+// has ended (one that committed before the watermark must be visible to the
+// read), reads the chunk, hands it to the stream and writes the high
+// watermark. The stream drops from the chunk the keys changed between the two
+// watermarks and sends the rest at the high one (see streamer.watermark).
+type backfillReader struct {
+	s      *Source
+	conn   *pgx.Conn
+	tables map[cdc.TableName]*cdc.Table
+	token  string // tells this run's watermarks from an earlier run's
+	chunks chan *chunk
+	// emitted gives the stream's progress after each chunk it sent.
+	emitted chan cdc.Backfill
+}
+
+func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfillReader, error) {
+	cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" backfill")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("open the backfill connection: %w", err)
+	}
+	token := make([]byte, 6)
+	_, _ = rand.Read(token)
+	tables := map[cdc.TableName]*cdc.Table{}
+	for _, t := range fill.Tables {
+		tables[t] = s.tables[t] // the stream updates s.tables
+	}
+	r := &backfillReader{s: s, conn: conn, tables: tables, token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan cdc.Backfill, 1)}
+	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
+		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String())
+	return r, nil
+}
+
+// watermarkContent names the slot, so that connectors on one database do not
+// take each other's watermarks.
+func (r *backfillReader) watermarkContent(n int, kind string) string {
+	return r.s.cfg.Slot + ":" + r.token + ":" + strconv.Itoa(n) + ":" + kind
+}
+
+func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
+	defer r.conn.Close(context.Background())
+	var reading cdc.TableName
+	for n := 1; ; n++ {
+		name, after, ok := fill.Next()
+		if !ok {
+			return nil
+		}
+		c := &chunk{id: r.watermarkContent(n, ""), table: r.tables[name]}
+		if name != reading {
+			reading = name
+			estimate, err := estimateRows(ctx, r.conn, name)
+			if err != nil {
+				return fmt.Errorf("backfill of %s: %w", name, err)
+			}
+			r.s.progress.Start(name, estimate)
+			r.s.log.Info("backfill of table started", "table", name.String(), "estimated_rows", estimate, "resumed_after_key", after)
+		}
+		if err := r.watermark(ctx, n, "low"); err != nil {
+			return err
+		}
+		if err := r.awaitRunningTransactions(ctx); err != nil {
+			return err
+		}
+		if err := r.read(ctx, c, after); err != nil {
+			return err
+		}
+		select {
+		case r.chunks <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := r.watermark(ctx, n, "high"); err != nil {
+			return err
+		}
+		select {
+		case fill = <-r.emitted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// watermark writes a transactional logical message: it reaches the stream at
+// its commit, in commit order with the changes around it, and the commit
+// flushes it at once.
+func (r *backfillReader) watermark(ctx context.Context, n int, kind string) error {
+	if _, err := r.conn.Exec(ctx, `SELECT pg_catalog.pg_logical_emit_message(true, $1, $2)`, BackfillMessagePrefix, r.watermarkContent(n, kind)); err != nil {
+		return fmt.Errorf("backfill: write the %s watermark: %w", kind, err)
+	}
+	return nil
+}
+
+// awaitRunningTransactions waits until every transaction running after the low
+// watermark has ended. A transaction that committed just before the watermark
+// may not be visible yet (its commit is logged before it leaves the list of
+// running transactions); the chunk's read must see it, or it would send an
+// older value after the newer one already streamed.
+func (r *backfillReader) awaitRunningTransactions(ctx context.Context) error {
+	var running string
+	if err := r.conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_snapshot()::text`).Scan(&running); err != nil {
+		return fmt.Errorf("backfill: read the running transactions: %w", err)
+	}
+	started, warned := time.Now(), time.Now()
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		var left int
+		var xids string
+		err := r.conn.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(x::text, ','), '')
+			FROM pg_catalog.pg_snapshot_xip($1::pg_snapshot) x
+			WHERE NOT pg_catalog.pg_visible_in_snapshot(x, pg_catalog.pg_current_snapshot())`, running).Scan(&left, &xids)
+		if err != nil {
+			return fmt.Errorf("backfill: wait for running transactions: %w", err)
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Since(warned) > 30*time.Second {
+			warned = time.Now()
+			r.s.log.Warn("the backfill waits for transactions that were running when its chunk began; it goes on when they end",
+				"transactions", xids, "waiting_seconds", int(time.Since(started).Seconds()))
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// read reads the chunk after the key given, as the table is now.
+func (r *backfillReader) read(ctx context.Context, c *chunk, after []string) error {
+	t := c.table
+	if len(t.PrimaryKey) == 0 {
+		return fmt.Errorf("backfill of %s: the table has no primary key, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", t.Name)
+	}
+	cols := make([]string, len(t.Columns))
+	for i, col := range t.Columns {
+		cols[i] = pgx.Identifier{col.Name}.Sanitize()
+	}
+	key := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		key[i] = cols[k]
+	}
+	query := "SELECT " + strings.Join(cols, ", ") + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
+	if after != nil {
+		query += " WHERE (" + strings.Join(key, ", ") + ") > (" + keyLiterals(t, after) + ")"
+	}
+	limit := r.s.cfg.ChunkSize
+	query += " ORDER BY " + strings.Join(key, ", ") + " LIMIT " + strconv.Itoa(limit)
+
+	parser := &copyParser{columns: len(t.Columns)} // its arena holds this chunk's values only
+	keyFields := make([][]byte, len(t.PrimaryKey))
+	parser.onRow = func(fields [][]byte) error {
+		values, err := decodeFields(t, fields, &parser.arena)
+		if err != nil {
+			return fmt.Errorf("backfill of %s, %w", t.Name, err)
+		}
+		for i, k := range t.PrimaryKey {
+			keyFields[i] = fields[k]
+		}
+		c.rows = append(c.rows, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
+		c.keys = append(c.keys, keyOf(keyFields))
+		return nil
+	}
+	if _, err := r.conn.PgConn().CopyTo(ctx, parser, "COPY ("+query+") TO STDOUT"); err != nil {
+		return fmt.Errorf("backfill of %s: %w", t.Name, err)
+	}
+	c.finished = len(c.rows) < limit
+	if !c.finished {
+		last := c.keys[len(c.keys)-1]
+		c.after = strings.Split(last, keySeparator)
+	}
+	return nil
+}
+
+// keySeparator cannot occur in a text value: PostgreSQL text holds no NUL.
+const keySeparator = "\x00"
+
+// keyOf joins a row's primary-key values, in their text forms, into one string:
+// the same for a chunk's row and a streamed change of the same row.
+func keyOf(fields [][]byte) string {
+	var b strings.Builder
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString(keySeparator)
+		}
+		b.Write(f)
+	}
+	return b.String()
+}
+
+// window is the open window of a backfill chunk: the keys its table's changes
+// touched since the low watermark.
+type window struct {
+	id    string
+	table cdc.TableName
+	keys  map[string]struct{}
+}
+
+// watermark handles a backfill's logical message. At the high watermark the
+// chunk is sent, less the rows whose keys changed in the window (the stream
+// already sent their newer values), and the backfill's progress goes with it.
+func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) error {
+	content := string(m.Content)
+	cut := strings.LastIndexByte(content, ':')
+	if st.reader == nil || cut < 0 || !strings.HasPrefix(content, st.s.cfg.Slot+":"+st.reader.token+":") {
+		return nil // another connector's, or an earlier run's
+	}
+	id, kind := content[:cut+1], content[cut+1:]
+	switch kind {
+	case "low":
+		table, _, _ := st.fill.Next()
+		st.window = &window{id: id, table: table, keys: map[string]struct{}{}}
+		return nil
+	case "high":
+	default:
+		return nil
+	}
+	if st.window == nil || st.window.id != id {
+		return fmt.Errorf("backfill: high watermark %s without its low one in the stream", content)
+	}
+	var c *chunk
+	select {
+	case c = <-st.reader.chunks:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if c.id != id {
+		return fmt.Errorf("backfill: chunk %s reached the stream at watermark %s", c.id, content)
+	}
+	fill := *st.fill
+	fill.Cursor = fill.Cursor.Advance(c.table.Name, c.after, c.finished)
+	rows := c.rows[:0]
+	for i, row := range c.rows {
+		if _, changed := st.window.keys[c.keys[i]]; !changed {
+			row.Entities = fill.Entities
+			rows = append(rows, row)
+		}
+	}
+	st.window = nil
+	if err := st.flush(ctx); err != nil {
+		return err
+	}
+	if err := st.emit(ctx, cdc.Batch{Changes: rows, Position: Position{LSN: st.txn.LSN, Backfill: &fill}.cdc(), StoreNow: true}); err != nil {
+		return err
+	}
+	st.s.progress.Add(c.table.Name, len(rows), st.s.log)
+	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", len(c.rows)-len(rows))
+	if c.finished {
+		st.s.progress.Finish(c.table.Name)
+		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
+	}
+	if _, _, more := fill.Next(); more {
+		st.fill = &fill
+	} else {
+		st.fill = nil
+		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
+	}
+	st.reader.emitted <- fill
+	return nil
+}
+
+// touch records the key of a change inside a backfill window.
+func (w *window) touch(t *cdc.Table, tuple *pglogrepl.TupleData, fields [][]byte) [][]byte {
+	fields = fields[:0]
+	for _, k := range t.PrimaryKey {
+		if k >= len(tuple.Columns) || tuple.Columns[k].DataType != pglogrepl.TupleDataTypeText {
+			return fields // an unchanged key: the old row has it
+		}
+		fields = append(fields, tuple.Columns[k].Data)
+	}
+	w.keys[keyOf(fields)] = struct{}{}
+	return fields
+}
