@@ -102,3 +102,44 @@ type Backfiller interface {
 	// without its watermark table).
 	Backfill(b Backfill) error
 }
+
+// BackfillWindow is a backfill chunk's window: the keys of its table that the
+// log changed between the chunk's low and high watermarks. Those rows of the
+// chunk may be older than what the stream already sent, so they are dropped.
+type BackfillWindow struct {
+	Table   TableName
+	changed map[string]struct{}
+}
+
+// NewBackfillWindow opens a window on a table.
+func NewBackfillWindow(table TableName) *BackfillWindow {
+	return &BackfillWindow{Table: table, changed: map[string]struct{}{}}
+}
+
+// Touch records the key of a row that a change of the window's table held
+// (its old or new row; nil is ignored).
+func (w *BackfillWindow) Touch(t *Table, row []Value) {
+	if row == nil || t.Name != w.Table {
+		return
+	}
+	if key, ok := t.KeyOf(row); ok {
+		w.changed[key] = struct{}{}
+	}
+}
+
+// Keep returns the chunk's rows whose keys the window did not see changed,
+// addressed to the backfill's entities, in place.
+func (w *BackfillWindow) Keep(rows []Change, entities []string) []Change {
+	kept := rows[:0]
+	for _, row := range rows {
+		if key, ok := row.Table.KeyOf(row.After); ok {
+			if _, changed := w.changed[key]; changed {
+				continue
+			}
+		}
+		row.Entities = entities
+		kept = append(kept, row)
+	}
+	clear(rows[len(kept):])
+	return kept
+}

@@ -32,3 +32,28 @@ func TestBackfillRoundTripsAndMerges(t *testing.T) {
 		}
 	}
 }
+
+func TestBackfillWindowDropsTheKeysChangedInIt(t *testing.T) {
+	table := &Table{Name: TableName{Schema: "s", Name: "t"}, Columns: []Column{{Name: "a"}, {Name: "b"}, {Name: "v"}}, PrimaryKey: []int{0, 1}}
+	other := &Table{Name: TableName{Schema: "s", Name: "u"}, Columns: table.Columns, PrimaryKey: table.PrimaryKey}
+	row := func(a int64, b, v string) []Value { return []Value{Int(a), String([]byte(b)), String([]byte(v))} }
+	w := NewBackfillWindow(table.Name)
+	w.Touch(table, row(1, "x", "new"))
+	w.Touch(table, nil)
+	w.Touch(other, row(2, "x", "other table"))
+	w.Touch(table, row(12, "", "a key whose parts run together with 1,2x"))
+	chunk := []Change{
+		{Table: table, Op: OpRead, After: row(1, "x", "old")},
+		{Table: table, Op: OpRead, After: row(2, "x", "kept")},
+		{Table: table, Op: OpRead, After: row(1, "2x", "kept")},
+	}
+	kept := w.Keep(chunk, []string{"v2"})
+	if len(kept) != 2 || kept[0].After[2].String() != "kept" || kept[1].After[2].String() != "kept" {
+		t.Fatalf("kept %v", kept)
+	}
+	for _, k := range kept {
+		if !reflect.DeepEqual(k.Entities, []string{"v2"}) {
+			t.Errorf("a kept row is for %v, want the backfill's entities", k.Entities)
+		}
+	}
+}

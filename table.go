@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -68,4 +69,21 @@ type Column struct {
 	// WithTimeZone marks timestamps that denote an instant (timestamptz), as opposed
 	// to a wall-clock reading.
 	WithTimeZone bool
+}
+
+// KeyOf renders a row's primary key as one string that compares equal exactly
+// when the keys' values do, however the row was read (a snapshot's query or
+// the log): a backfill matches its chunks' rows with streamed changes by it.
+// An unchanged (TOASTed) key value cannot be rendered: ok is false.
+func (t *Table) KeyOf(row []Value) (key string, ok bool) {
+	var b []byte
+	for _, k := range t.PrimaryKey {
+		if k >= len(row) || row[k].Kind == KindUnchanged {
+			return "", false
+		}
+		text := row[k].AppendText(nil)
+		b = strconv.AppendInt(b, int64(len(text)), 10)
+		b = append(append(b, ':'), text...)
+	}
+	return string(b), true
 }

@@ -37,7 +37,6 @@ type chunk struct {
 	id    string
 	table *cdc.Table
 	rows  []cdc.Change
-	keys  []string // the rows' primary keys, as keyOf writes them
 	// after is the last key read; finished says the table is read whole.
 	after    []string
 	finished bool
@@ -197,52 +196,25 @@ func (r *backfillReader) read(ctx context.Context, c *chunk, after []string) err
 	query += " ORDER BY " + strings.Join(key, ", ") + " LIMIT " + strconv.Itoa(limit)
 
 	parser := &copyParser{columns: len(t.Columns)} // its arena holds this chunk's values only
-	keyFields := make([][]byte, len(t.PrimaryKey))
+	var last [][]byte
 	parser.onRow = func(fields [][]byte) error {
 		values, err := decodeFields(t, fields, &parser.arena)
 		if err != nil {
 			return fmt.Errorf("backfill of %s, %w", t.Name, err)
 		}
-		for i, k := range t.PrimaryKey {
-			keyFields[i] = fields[k]
-		}
 		c.rows = append(c.rows, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
-		c.keys = append(c.keys, keyOf(keyFields))
+		last = fields
 		return nil
 	}
 	if _, err := r.conn.PgConn().CopyTo(ctx, parser, "COPY ("+query+") TO STDOUT"); err != nil {
 		return fmt.Errorf("backfill of %s: %w", t.Name, err)
 	}
-	c.finished = len(c.rows) < limit
-	if !c.finished {
-		last := c.keys[len(c.keys)-1]
-		c.after = strings.Split(last, keySeparator)
+	if c.finished = len(c.rows) < limit; !c.finished {
+		for _, k := range t.PrimaryKey {
+			c.after = append(c.after, string(last[k])) // in the arena, which the parser no longer writes
+		}
 	}
 	return nil
-}
-
-// keySeparator cannot occur in a text value: PostgreSQL text holds no NUL.
-const keySeparator = "\x00"
-
-// keyOf joins a row's primary-key values, in their text forms, into one string:
-// the same for a chunk's row and a streamed change of the same row.
-func keyOf(fields [][]byte) string {
-	var b strings.Builder
-	for i, f := range fields {
-		if i > 0 {
-			b.WriteString(keySeparator)
-		}
-		b.Write(f)
-	}
-	return b.String()
-}
-
-// window is the open window of a backfill chunk: the keys its table's changes
-// touched since the low watermark.
-type window struct {
-	id    string
-	table cdc.TableName
-	keys  map[string]struct{}
 }
 
 // watermark handles a backfill's logical message. At the high watermark the
@@ -258,13 +230,13 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	switch kind {
 	case "low":
 		table, _, _ := st.fill.Next()
-		st.window = &window{id: id, table: table, keys: map[string]struct{}{}}
+		st.window, st.windowID = cdc.NewBackfillWindow(table), id
 		return nil
 	case "high":
 	default:
 		return nil
 	}
-	if st.window == nil || st.window.id != id {
+	if st.window == nil || st.windowID != id {
 		return fmt.Errorf("backfill: high watermark %s without its low one in the stream", content)
 	}
 	var c *chunk
@@ -278,13 +250,8 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	}
 	fill := *st.fill
 	fill.Cursor = fill.Cursor.Advance(c.table.Name, c.after, c.finished)
-	rows := c.rows[:0]
-	for i, row := range c.rows {
-		if _, changed := st.window.keys[c.keys[i]]; !changed {
-			row.Entities = fill.Entities
-			rows = append(rows, row)
-		}
-	}
+	read := len(c.rows)
+	rows := st.window.Keep(c.rows, fill.Entities)
 	st.window = nil
 	if err := st.flush(ctx); err != nil {
 		return err
@@ -293,7 +260,7 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 		return err
 	}
 	st.s.progress.Add(c.table.Name, len(rows), st.s.log)
-	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", len(c.rows)-len(rows))
+	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", read-len(rows))
 	if c.finished {
 		st.s.progress.Finish(c.table.Name)
 		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
@@ -306,17 +273,4 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	}
 	st.reader.emitted <- fill
 	return nil
-}
-
-// touch records the key of a change inside a backfill window.
-func (w *window) touch(t *cdc.Table, tuple *pglogrepl.TupleData, fields [][]byte) [][]byte {
-	fields = fields[:0]
-	for _, k := range t.PrimaryKey {
-		if k >= len(tuple.Columns) || tuple.Columns[k].DataType != pglogrepl.TupleDataTypeText {
-			return fields // an unchanged key: the old row has it
-		}
-		fields = append(fields, tuple.Columns[k].Data)
-	}
-	w.keys[keyOf(fields)] = struct{}{}
-	return fields
 }

@@ -30,10 +30,10 @@ type streamer struct {
 
 	// fill is the backfill under way (nil: none), read by reader; window is
 	// its chunk's open window.
-	fill      *cdc.Backfill
-	reader    *backfillReader
-	window    *window
-	keyFields [][]byte
+	fill     *cdc.Backfill
+	reader   *backfillReader
+	window   *cdc.BackfillWindow
+	windowID string
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
@@ -217,13 +217,6 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 	if t == nil || !st.txn.after(st.from) {
 		return nil
 	}
-	if st.window != nil && st.window.table == t.Name {
-		for _, tuple := range []*pglogrepl.TupleData{before, after} {
-			if tuple != nil {
-				st.keyFields = st.window.touch(t, tuple, st.keyFields)
-			}
-		}
-	}
 	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
 	if before != nil {
@@ -235,6 +228,10 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 		if ch.After, err = decodeTuple(t, after, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
+	}
+	if st.window != nil {
+		st.window.Touch(t, ch.Before)
+		st.window.Touch(t, ch.After)
 	}
 	st.batch = append(st.batch, ch)
 	if len(st.batch) >= st.s.cfg.BatchSize {
