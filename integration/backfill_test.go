@@ -16,8 +16,7 @@ import (
 // equal to the table, with no value of a key older than one before it; v1
 // gets no read again.
 func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
-	t.Run("postgres", func(t *testing.T) {
-		s := newScenario(t)
+	forEachSource(t, func(t *testing.T, s *scenario) {
 		const rows = 20_000
 		s.exec(s.bulk(rows))
 		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000")
@@ -29,6 +28,9 @@ func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
 		v1Reads := s.readsIn("shop.customer.v1")
 
 		w := s.startWriter(rows)
+		if s.mysql {
+			s.editConfig("    # watermark_table: ", "    watermark_table: ")
+		}
 		s.addEntity("customer", "customer_v2", "shop.customer.v1", "shop.customer.v2")
 		d = s.start()
 		s.waitLog(d, "backfill finished")
@@ -65,8 +67,10 @@ func (s *scenario) addEntity(from, name, fromTopic, topic string) {
 	if start < 0 {
 		s.t.Fatalf("addEntity: no entity %s in the configuration", from)
 	}
-	length := strings.Index(string(data[start:]), "\n\n")
-	block := string(data[start : start+length+1])
+	block := string(data[start:])
+	if end := strings.Index(block, "\n\n"); end >= 0 {
+		block = block[:end+1]
+	}
 	added := strings.NewReplacer("name: "+from+"\n", "name: "+name+"\n", fromTopic, topic).Replace(block)
 	s.editConfig(block, block+"\n"+added)
 }

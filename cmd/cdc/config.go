@@ -57,6 +57,9 @@ type MySQLConfig struct {
 	GTID *bool `yaml:"gtid"`
 	// ZeroDates is "error" (default) or "null".
 	ZeroDates string `yaml:"zero_dates"`
+	// WatermarkTable is where backfills write their watermarks (database.table;
+	// cdc creates it). Without it, entities added later are not backfilled.
+	WatermarkTable string `yaml:"watermark_table"`
 }
 
 type SnapshotConfig struct {

@@ -99,6 +99,11 @@ func (c *Config) validate() error {
 		default:
 			bad("source.mysql.zero_dates", "%q: want error (stop at a zero date) or null (send it as NULL)", my.ZeroDates)
 		}
+		if my.WatermarkTable != "" {
+			if _, err := cdc.ParseTableName(my.WatermarkTable); err != nil {
+				bad("source.mysql.watermark_table", "%q: want database.table, e.g. shop.cdc_watermarks", my.WatermarkTable)
+			}
+		}
 	case "":
 		bad("source.kind", "required: postgres or mysql")
 	default:

@@ -110,10 +110,11 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 			ApplicationName:          "cdc " + cfg.Name, Logger: log.With("component", "source"),
 		})
 	case "mysql":
+		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty
 		return mysql.New(ctx, mysql.Config{
 			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
 			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize, UseGTID: *cfg.Source.MySQL.GTID,
-			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), Logger: log.With("component", "source"),
+			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), WatermarkTable: watermarks, Logger: log.With("component", "source"),
 		})
 	}
 	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)

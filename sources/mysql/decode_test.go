@@ -118,6 +118,8 @@ func TestPositionRoundTrip(t *testing.T) {
 		{File: "binlog.000001", Offset: 157, Row: 1, GTIDSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", Snapshot: true},
 		{File: "binlog.000001", Offset: 157, Snapshot: true, GTIDSet: "0-1-42", Cursor: &cdc.SnapshotCursor{
 			Done: []cdc.TableName{{Schema: "shop", Name: "a"}}, Table: cdc.TableName{Schema: "shop", Name: "b"}, After: []string{"x y=z", "7"}}},
+		{File: "binlog.000002", Offset: 4, Row: 3, GTIDSet: "0-1-43", Backfill: &cdc.Backfill{Entities: []string{"order_v2"},
+			Tables: []cdc.TableName{{Schema: "shop", Name: "orders"}}, Cursor: cdc.SnapshotCursor{Table: cdc.TableName{Schema: "shop", Name: "orders"}, After: []string{"9"}}}},
 	} {
 		got, err := ParsePosition(p.String())
 		if err != nil || !reflect.DeepEqual(got, p) {

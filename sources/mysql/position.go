@@ -34,6 +34,9 @@ type Position struct {
 	// Cursor, during a snapshot, is how far it got: a restart reads only the
 	// chunks after it.
 	Cursor *cdc.SnapshotCursor
+	// Backfill is the backfill under way, carried by every position of the
+	// stream until it is done.
+	Backfill *cdc.Backfill
 }
 
 // String renders the position as stored in the checkpoint, e.g.
@@ -50,6 +53,9 @@ func (p Position) String() string {
 	b = strconv.AppendInt(append(b, " row="...), int64(p.Row), 10)
 	if p.Cursor != nil {
 		b = append(append(b, " cursor="...), p.Cursor.String()...)
+	}
+	if p.Backfill != nil {
+		b = append(append(b, " backfill="...), p.Backfill.String()...)
 	}
 	if p.GTIDSet != "" {
 		b = append(append(b, " gtid="...), p.GTIDSet...)
@@ -92,6 +98,10 @@ func ParsePosition(s string) (Position, error) {
 			var c cdc.SnapshotCursor
 			c, err = cdc.ParseSnapshotCursor(value)
 			p.Cursor = &c
+		case "backfill":
+			var b cdc.Backfill
+			b, err = cdc.ParseBackfill(value)
+			p.Backfill = &b
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}
@@ -100,7 +110,7 @@ func ParsePosition(s string) (Position, error) {
 		}
 	}
 	if !seen["file"] || !seen["pos"] || !seen["row"] || p.File == "" || (p.Cursor != nil && !p.Snapshot) {
-		return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [cursor=C] [gtid=SET])", s)
+		return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [cursor=C] [backfill=B] [gtid=SET])", s)
 	}
 	return p, nil
 }

@@ -144,29 +144,10 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 	}
 	s.progress.Start(t.Name, int64(estimate))
 	s.log.Info("snapshot of table started", "table", t.Name.String(), "estimated_rows", estimate, "resumed_after_key", after)
-	decoders := make([]*decoder, len(d.types))
-	selectList := make([]string, len(d.types))
-	for i, ct := range d.types {
-		decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)
-		selectList[i] = quoteIdentifier(ct.name)
-		if ct.base == "float" {
-			selectList[i] += " + 0e0" // a double prints every digit of the float
-		}
-	}
-	key := t.PrimaryKey
-	for _, k := range key {
-		if literalKind(t.Columns[k].Kind) == "" {
-			key = nil
-		}
-	}
-	if len(key) == 0 {
+	q := s.newTableQuery(d)
+	if len(q.key) == 0 {
 		s.log.Info("snapshot of a table without a usable primary key: one query, read whole again if interrupted", "table", t.Name.String())
 		after = nil
-	}
-	base := "SELECT " + strings.Join(selectList, ", ") + " FROM " + quoteTable(t.Name)
-	var order []string
-	for _, k := range key {
-		order = append(order, quoteIdentifier(t.Columns[k].Name))
 	}
 
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
@@ -182,47 +163,20 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 		}
 	}
 	var rows int
-	// The last row's key, kept raw: its text is needed only for the next
-	// chunk's query, not for every row.
-	lastKey := make([]keyValue, len(key))
 	for {
-		query := base
-		if len(key) > 0 {
-			if after != nil {
-				literals := make([]string, len(key))
-				for j, k := range key {
-					if literals[j], err = keyLiteral(t.Columns[k].Kind, after[j]); err != nil {
-						return fmt.Errorf("snapshot of table %s, resumed after key %q: %w", t.Name, after, err)
-					}
-				}
-				query += " WHERE " + keysetAfter(t, key, literals)
-			}
-			query += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(order, ", "), s.cfg.ChunkSize)
+		query, err := q.chunk(after, s.cfg.ChunkSize)
+		if err != nil {
+			return fmt.Errorf("snapshot of table %s, resumed after key %q: %w", t.Name, after, err)
 		}
-		var result mysql.Result
 		read := 0
-		err := conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
-			if len(row) != len(decoders) {
-				return fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(decoders))
-			}
-			values := arena.Row(len(row))
-			for i := range row {
-				v, err := decoders[i].snapshot(&row[i], &arena)
-				if err != nil {
-					return fmt.Errorf("snapshot of table %s, column %s: %w%s", t.Name, t.Columns[i].Name, err, zeroDateHint(err))
-				}
-				values[i] = v
-			}
-			for j, k := range key {
-				lastKey[j].keep(&row[k])
-			}
+		last, err := q.read(conn, query, &arena, func(values []cdc.Value) error {
 			batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 			read++
 			if len(batch) == cap(batch) {
 				return send("")
 			}
 			return nil
-		}, nil)
+		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -230,12 +184,9 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
 		}
 		rows += read
-		finished := len(key) == 0 || read < s.cfg.ChunkSize
+		finished := len(q.key) == 0 || read < s.cfg.ChunkSize
 		if !finished {
-			after = make([]string, len(key))
-			for j := range lastKey {
-				after[j] = lastKey[j].text()
-			}
+			after = last
 		}
 		if marker != nil {
 			if err := send(marker(after, finished)); err != nil {
@@ -254,6 +205,95 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 	s.progress.Finish(t.Name)
 	s.log.Info("snapshot of table done", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds())
 	return nil
+}
+
+// tableQuery reads a table in primary-key order, a chunk per query.
+type tableQuery struct {
+	table    *cdc.Table
+	decoders []*decoder
+	base     string // SELECT ... FROM the table
+	key      []int  // nil: no key that compares as a literal, so one query
+	lastKey  []keyValue
+}
+
+func (s *Source) newTableQuery(d *described) *tableQuery {
+	t := d.table
+	q := &tableQuery{table: t, key: t.PrimaryKey, decoders: make([]*decoder, len(d.types))}
+	selectList := make([]string, len(d.types))
+	for i, ct := range d.types {
+		q.decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)
+		selectList[i] = quoteIdentifier(ct.name)
+		if ct.base == "float" {
+			selectList[i] += " + 0e0" // a double prints every digit of the float
+		}
+	}
+	for _, k := range q.key {
+		if literalKind(t.Columns[k].Kind) == "" {
+			q.key = nil
+		}
+	}
+	q.base = "SELECT " + strings.Join(selectList, ", ") + " FROM " + quoteTable(t.Name)
+	q.lastKey = make([]keyValue, len(q.key))
+	return q
+}
+
+// chunk is the query of the chunk after the key given (nil: the first), or
+// of the whole table when it has no usable key.
+func (q *tableQuery) chunk(after []string, limit int) (string, error) {
+	if len(q.key) == 0 {
+		return q.base, nil
+	}
+	query := q.base
+	if after != nil {
+		literals := make([]string, len(q.key))
+		for j, k := range q.key {
+			var err error
+			if literals[j], err = keyLiteral(q.table.Columns[k].Kind, after[j]); err != nil {
+				return "", err
+			}
+		}
+		query += " WHERE " + keysetAfter(q.table, q.key, literals)
+	}
+	order := make([]string, len(q.key))
+	for i, k := range q.key {
+		order[i] = quoteIdentifier(q.table.Columns[k].Name)
+	}
+	return query + fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(order, ", "), limit), nil
+}
+
+// read runs a chunk's query, decodes each row into the arena and hands it to
+// onRow, and returns the last row's key.
+func (q *tableQuery) read(conn *client.Conn, query string, arena *cdc.Arena, onRow func([]cdc.Value) error) (last []string, err error) {
+	t := q.table
+	var result mysql.Result
+	read := false
+	err = conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
+		if len(row) != len(q.decoders) {
+			return fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(q.decoders))
+		}
+		values := arena.Row(len(row))
+		for i := range row {
+			v, err := q.decoders[i].snapshot(&row[i], arena)
+			if err != nil {
+				return fmt.Errorf("column %s: %w%s", t.Columns[i].Name, err, zeroDateHint(err))
+			}
+			values[i] = v
+		}
+		// Kept raw: the text is needed only for the next chunk's query.
+		for j, k := range q.key {
+			q.lastKey[j].keep(&row[k])
+		}
+		read = true
+		return onRow(values)
+	}, nil)
+	if err != nil || !read {
+		return nil, err
+	}
+	last = make([]string, len(q.key))
+	for j := range q.lastKey {
+		last[j] = q.lastKey[j].text()
+	}
+	return last, nil
 }
 
 // literalKind says how a key value is written back into a query, or "" when a

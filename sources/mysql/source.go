@@ -58,6 +58,10 @@ type Config struct {
 	// MySQL with gtid_mode=ON); otherwise positions are binlog file and offset.
 	UseGTID   bool
 	ZeroDates ZeroDates
+	// WatermarkTable, if set, is the table of the connector's own where a
+	// backfill writes its watermarks; cdc creates it. Without it, entities
+	// cannot be backfilled while streaming.
+	WatermarkTable cdc.TableName
 
 	BatchSize         int
 	ChunkSize         int
@@ -89,6 +93,8 @@ type Source struct {
 	acknowledged atomic.Pointer[cdc.Position]
 
 	progress cdc.SnapshotProgress
+	// fill is the backfill asked for the next Run, if any.
+	fill *cdc.Backfill
 	// statusConn is opened on the first LogStatus, so that a status query
 	// never waits for another user of conn.
 	statusMu   sync.Mutex
@@ -454,10 +460,34 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	if err == nil {
 		// With GTIDs the server is the one to find a stored position gone,
 		// when the stream starts: nothing was read from it then.
-		err = s.stream(ctx, start, out)
+		err = s.streamAndBackfill(ctx, start, out)
 	}
 	if from != "" && s.snapshotAgain(err) {
 		return s.run(ctx, "", out)
+	}
+	return err
+}
+
+// streamAndBackfill streams from start, and runs the backfill start carries
+// beside the stream.
+func (s *Source) streamAndBackfill(ctx context.Context, start Position, out chan<- cdc.Batch) error {
+	if start.Backfill == nil {
+		return s.stream(ctx, start, nil, out)
+	}
+	reader, err := s.startBackfill(ctx, *start.Backfill)
+	if err != nil {
+		return err
+	}
+	streaming, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		if err := reader.run(streaming, *start.Backfill); err != nil {
+			stop(err)
+		}
+	}()
+	err = s.stream(streaming, start, reader, out)
+	if cause := context.Cause(streaming); ctx.Err() == nil && cause != nil {
+		return cause
 	}
 	return err
 }
@@ -476,7 +506,7 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		}
 		if !pos.Snapshot {
 			s.log.Info("resuming", "position", pos.String())
-			return pos, nil
+			return s.withBackfill(ctx, pos, out)
 		}
 		// The first snapshot was interrupted. Its consistent read is gone: read
 		// the chunks it had not read as the tables are now, then replay the

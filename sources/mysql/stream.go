@@ -40,6 +40,18 @@ type streamer struct {
 	shapes       map[cdc.TableName]*cdc.Table // the shape last handed out, per table
 	mapped       map[cdc.TableName]bool
 	warnedFormat bool
+
+	// fill is the backfill under way (nil: none), read by reader; window is
+	// its chunk's open window.
+	fill     *cdc.Backfill
+	reader   *backfillReader
+	window   *cdc.BackfillWindow
+	windowID string
+}
+
+// setFill records the backfill's progress, which every later position carries.
+func (st *streamer) setFill(fill *cdc.Backfill) {
+	st.fill, st.committed.Backfill = fill, fill
 }
 
 // tableState is what a table-map event says about a table id.
@@ -47,6 +59,8 @@ type tableState struct {
 	name     cdc.TableName
 	table    *cdc.Table // nil: a table cdc does not map
 	decoders []*decoder
+	// watermark marks the backfill's watermark table.
+	watermark bool
 	// the raw description, to notice a table id described anew
 	columnTypes []byte
 	columnMeta  []uint16
@@ -56,12 +70,12 @@ type tableState struct {
 
 var errSilent = errors.New("silent stream")
 
-func (s *Source) stream(ctx context.Context, from Position, out chan<- cdc.Batch) error {
+func (s *Source) stream(ctx context.Context, from Position, reader *backfillReader, out chan<- cdc.Batch) error {
 	st := &streamer{
 		s: s, out: out, skip: from.Row, file: from.File,
-		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet},
+		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from,
+		lastSentPos: from, fill: from.Backfill, reader: reader,
 	}
 	for _, name := range s.cfg.Tables {
 		st.mapped[name] = true
@@ -268,6 +282,7 @@ func (st *streamer) tableMap(e *replication.TableMapEvent) error {
 		nulls: slices.Clone(e.NullBitmap), names: slices.Clone(e.ColumnNameString())}
 	st.tables[e.TableID] = state
 	if !st.mapped[name] {
+		state.watermark = name == st.s.cfg.WatermarkTable
 		return nil
 	}
 	types, err := tableMapTypes(e, st.s.collations)
@@ -333,6 +348,11 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 	st.begin() // rows outside BEGIN/GTID: a server without GTIDs on a non-transactional table
 	for i := 0; i+step <= len(e.Rows); i += step {
 		st.row++
+		if state.watermark && st.row > st.skip && op != cdc.OpDelete {
+			if err := st.watermark(ctx, e.Rows[i+step-1]); err != nil {
+				return err
+			}
+		}
 		if state.table == nil || st.row <= st.skip {
 			continue
 		}
@@ -357,6 +377,10 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		if err != nil {
 			return err
+		}
+		if st.window != nil {
+			st.window.Touch(state.table, c.Before)
+			st.window.Touch(state.table, c.After)
 		}
 		st.captured = true
 		st.batch = append(st.batch, c)

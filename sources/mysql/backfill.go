@@ -1,0 +1,250 @@
+package mysql
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// Backfill implements cdc.Backfiller.
+func (s *Source) Backfill(b cdc.Backfill) error {
+	if s.cfg.WatermarkTable == (cdc.TableName{}) {
+		return fmt.Errorf("the backfill of entities %s while streaming writes watermarks into a table of cdc's own, and none is configured: set source.mysql.watermark_table (e.g. %s.cdc_watermarks); cdc creates it, or create it yourself with %s",
+			strings.Join(b.Entities, ", "), s.cfg.Tables[0].Schema, watermarkTableDDL(cdc.TableName{Schema: s.cfg.Tables[0].Schema, Name: "cdc_watermarks"}))
+	}
+	if s.fill != nil {
+		b = s.fill.Merge(b)
+	}
+	s.fill = &b
+	return nil
+}
+
+func watermarkTableDDL(t cdc.TableName) string {
+	return "CREATE TABLE IF NOT EXISTS " + quoteTable(t) + " (connector VARCHAR(64) NOT NULL PRIMARY KEY, mark VARCHAR(255) NOT NULL) ENGINE=InnoDB"
+}
+
+// withBackfill adds the backfill asked for to the one under way at pos, if
+// any. A new one is passed down as a marker at once: its entities are stored
+// with it, so that a restart knows the backfill is under way.
+func (s *Source) withBackfill(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
+	if pos.Backfill != nil {
+		if _, _, more := pos.Backfill.Next(); !more {
+			pos.Backfill = nil
+		}
+	}
+	if s.fill == nil {
+		return pos, nil
+	}
+	fill := *s.fill
+	if pos.Backfill != nil {
+		fill = pos.Backfill.Merge(fill)
+	}
+	pos.Backfill = &fill
+	return pos, s.mark(ctx, pos, out)
+}
+
+// chunk is one window of a backfill: the rows read between its watermarks.
+type chunk struct {
+	id    string
+	table *cdc.Table
+	rows  []cdc.Change
+	// after is the last key read; finished says the table is read whole.
+	after    []string
+	finished bool
+}
+
+// backfillReader reads a backfill's chunks beside the stream: for each, it
+// writes a low watermark row, reads the chunk, hands it to the stream and
+// writes a high watermark row. Both servers make a transaction visible in
+// binlog order (MySQL: binlog_order_commits), so a read that starts after the
+// low watermark's commit sees every transaction logged before it. The stream
+// drops from the chunk the keys changed between the two watermarks and sends
+// the rest at the high one (see streamer.watermark).
+type backfillReader struct {
+	s       *Source
+	conn    *client.Conn
+	token   string // tells this run's watermarks from an earlier run's
+	chunks  chan *chunk
+	emitted chan cdc.Backfill
+}
+
+func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfillReader, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	setup := []string{"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", watermarkTableDDL(s.cfg.WatermarkTable)}
+	if !s.mariadb {
+		if order, err := s.variable("binlog_order_commits"); err != nil || order != "ON" {
+			conn.Close()
+			return nil, fmt.Errorf("the backfill needs binlog_order_commits = ON (the default), so that a transaction is visible only after those logged before it; the server says %q (%v)", order, err)
+		}
+	}
+	for _, stmt := range setup {
+		if _, err := conn.Execute(stmt); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("backfill setup (%s): %w; a DBA can create the watermark table with: %s", stmt, err, watermarkTableDDL(s.cfg.WatermarkTable))
+		}
+	}
+	token := make([]byte, 6)
+	_, _ = rand.Read(token)
+	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
+		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String(), "watermark_table", s.cfg.WatermarkTable.String())
+	return &backfillReader{s: s, conn: conn, token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan cdc.Backfill, 1)}, nil
+}
+
+// watermarkMark names the token and the chunk; the row's key is the connector.
+func (r *backfillReader) watermarkMark(n int, kind string) string {
+	return r.token + ":" + strconv.Itoa(n) + ":" + kind
+}
+
+func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
+	defer r.conn.Close()
+	var reading cdc.TableName
+	var q *tableQuery
+	for n := 1; ; n++ {
+		name, after, ok := fill.Next()
+		if !ok {
+			return nil
+		}
+		d := r.s.tables[name]
+		if name != reading {
+			reading, q = name, r.s.newTableQuery(d)
+			if len(q.key) == 0 {
+				return fmt.Errorf("backfill of %s: the table has no primary key that compares as a literal, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", name)
+			}
+			estimate, _, err := estimateRows(r.conn, name)
+			if err != nil {
+				return fmt.Errorf("backfill of %s: %w", name, err)
+			}
+			r.s.progress.Start(name, int64(estimate))
+			r.s.log.Info("backfill of table started", "table", name.String(), "estimated_rows", estimate, "resumed_after_key", after)
+		}
+		c := &chunk{id: r.watermarkMark(n, ""), table: d.table}
+		if err := r.watermark(n, "low"); err != nil {
+			return err
+		}
+		query, err := q.chunk(after, r.s.cfg.ChunkSize)
+		if err != nil {
+			return fmt.Errorf("backfill of %s, after key %q: %w", name, after, err)
+		}
+		var arena cdc.Arena // this chunk's values only
+		c.after, err = q.read(r.conn, query, &arena, func(values []cdc.Value) error {
+			c.rows = append(c.rows, cdc.Change{Table: d.table, Op: cdc.OpRead, After: values})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("backfill of %s: %w", name, err)
+		}
+		if c.finished = len(c.rows) < r.s.cfg.ChunkSize; c.finished {
+			c.after = nil
+		}
+		select {
+		case r.chunks <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := r.watermark(n, "high"); err != nil {
+			return err
+		}
+		select {
+		case fill = <-r.emitted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *backfillReader) watermark(n int, kind string) error {
+	stmt := "INSERT INTO " + quoteTable(r.s.cfg.WatermarkTable) + " (connector, mark) VALUES (?, ?) ON DUPLICATE KEY UPDATE mark = VALUES(mark)"
+	if _, err := r.conn.Execute(stmt, r.s.cfg.Name, r.watermarkMark(n, kind)); err != nil {
+		return fmt.Errorf("backfill: write the %s watermark into %s: %w", kind, r.s.cfg.WatermarkTable, err)
+	}
+	return nil
+}
+
+// watermark handles a row of the watermark table. At the high watermark the
+// chunk is sent, less the rows whose keys changed in the window (the stream
+// already sent their newer values), and the backfill's progress goes with it.
+func (st *streamer) watermark(ctx context.Context, row []any) error {
+	if st.reader == nil || len(row) < 2 || text(row[0]) != st.s.cfg.Name {
+		return nil // another connector's
+	}
+	mark := text(row[1])
+	cut := strings.LastIndexByte(mark, ':')
+	if cut < 0 || !strings.HasPrefix(mark, st.reader.token+":") {
+		return nil // an earlier run's
+	}
+	id, kind := mark[:cut+1], mark[cut+1:]
+	switch kind {
+	case "low":
+		table, _, _ := st.fill.Next()
+		st.window, st.windowID = cdc.NewBackfillWindow(table), id
+		return nil
+	case "high":
+	default:
+		return nil
+	}
+	if st.window == nil || st.windowID != id {
+		return fmt.Errorf("backfill: high watermark %s without its low one in the binlog", mark)
+	}
+	var c *chunk
+	select {
+	case c = <-st.reader.chunks:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if c.id != id {
+		return fmt.Errorf("backfill: chunk %s reached the stream at watermark %s", c.id, mark)
+	}
+	fill := *st.fill
+	fill.Cursor = fill.Cursor.Advance(c.table.Name, c.after, c.finished)
+	read := len(c.rows)
+	rows := st.window.Keep(c.rows, fill.Entities)
+	st.window = nil
+	// Sent at the boundary before the high watermark's transaction: a restart
+	// from there reads that transaction again, whose watermark it ignores.
+	if len(st.batch) > 0 {
+		if err := st.send(ctx, st.txnStart, false); err != nil {
+			return err
+		}
+	}
+	at := st.txnStart
+	at.Row, at.Backfill = 0, &fill
+	st.batch = rows
+	if err := st.send(ctx, at, false); err != nil {
+		return err
+	}
+	st.s.progress.Add(c.table.Name, len(rows), st.s.log)
+	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", read-len(rows))
+	if c.finished {
+		st.s.progress.Finish(c.table.Name)
+		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
+	}
+	if _, _, more := fill.Next(); more {
+		st.setFill(&fill)
+	} else {
+		st.setFill(nil)
+		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
+	}
+	st.reader.emitted <- fill
+	return nil
+}
+
+// text reads a string column of a binlog row.
+func text(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return fmt.Sprint(v)
+}
