@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"slices"
@@ -103,27 +104,27 @@ type Backfiller interface {
 	Backfill(b Backfill) error
 }
 
-// BackfillWindow is a backfill chunk's window: the keys of its table that the
-// log changed between the chunk's low and high watermarks. Those rows of the
-// chunk may be older than what the stream already sent, so they are dropped.
+// BackfillWindow is a backfill chunk's window: the keys of the backfill's
+// tables that the log changed between the chunk's low and high watermarks.
+// Those rows of the chunk may be older than what the stream already sent, so
+// they are dropped.
 type BackfillWindow struct {
-	Table   TableName
-	changed map[string]struct{}
+	changed map[string]struct{} // table and key
 }
 
-// NewBackfillWindow opens a window on a table.
-func NewBackfillWindow(table TableName) *BackfillWindow {
-	return &BackfillWindow{Table: table, changed: map[string]struct{}{}}
+// NewBackfillWindow opens a window.
+func NewBackfillWindow() *BackfillWindow {
+	return &BackfillWindow{changed: map[string]struct{}{}}
 }
 
-// Touch records the key of a row that a change of the window's table held
-// (its old or new row; nil is ignored).
+// Touch records the key of a row that a change held (its old or new row; nil
+// is ignored).
 func (w *BackfillWindow) Touch(t *Table, row []Value) {
-	if row == nil || t.Name != w.Table {
+	if row == nil {
 		return
 	}
 	if key, ok := t.KeyOf(row); ok {
-		w.changed[key] = struct{}{}
+		w.changed[t.Name.String()+"\x00"+key] = struct{}{}
 	}
 }
 
@@ -133,7 +134,7 @@ func (w *BackfillWindow) Keep(rows []Change, entities []string) []Change {
 	kept := rows[:0]
 	for _, row := range rows {
 		if key, ok := row.Table.KeyOf(row.After); ok {
-			if _, changed := w.changed[key]; changed {
+			if _, changed := w.changed[row.Table.Name.String()+"\x00"+key]; changed {
 				continue
 			}
 		}
@@ -142,4 +143,12 @@ func (w *BackfillWindow) Keep(rows []Change, entities []string) []Change {
 	}
 	clear(rows[len(kept):])
 	return kept
+}
+
+// Signaler is implemented by sources whose running stream can be asked for a
+// backfill through the database's own log (cdc snapshot --online): the
+// request is ordered with the changes, needs no connection to the daemon, and
+// waits in the log while the daemon is stopped.
+type Signaler interface {
+	Signal(ctx context.Context, b Backfill) error
 }

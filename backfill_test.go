@@ -37,10 +37,10 @@ func TestBackfillWindowDropsTheKeysChangedInIt(t *testing.T) {
 	table := &Table{Name: TableName{Schema: "s", Name: "t"}, Columns: []Column{{Name: "a"}, {Name: "b"}, {Name: "v"}}, PrimaryKey: []int{0, 1}}
 	other := &Table{Name: TableName{Schema: "s", Name: "u"}, Columns: table.Columns, PrimaryKey: table.PrimaryKey}
 	row := func(a int64, b, v string) []Value { return []Value{Int(a), String([]byte(b)), String([]byte(v))} }
-	w := NewBackfillWindow(table.Name)
+	w := NewBackfillWindow()
 	w.Touch(table, row(1, "x", "new"))
 	w.Touch(table, nil)
-	w.Touch(other, row(2, "x", "other table"))
+	w.Touch(other, row(2, "x", "another table's row of the same key"))
 	w.Touch(table, row(12, "", "a key whose parts run together with 1,2x"))
 	chunk := []Change{
 		{Table: table, Op: OpRead, After: row(1, "x", "old")},

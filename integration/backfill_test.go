@@ -3,6 +3,7 @@ package integration
 import (
 	"math/big"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,53 @@ func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
 			if !strings.Contains(d.Logs(), want) {
 				t.Errorf("the daemon did not log %q", want)
 			}
+		}
+	})
+}
+
+// cdc snapshot --online asks the running daemon, through the database's log,
+// to fill an entity again while it streams. Killed half-way, the daemon goes
+// on with the chunk after the last one stored; the topic ends equal to the
+// table, with no value of a key older than one before it (in exactly-once
+// mode, where a restart sends nothing twice).
+func TestOnlineSnapshotCommandRefillsWhileStreamingAndResumesAfterAKill(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		const rows = 100_000 // MariaDB backfills about 80 rows per millisecond here
+		s.exec(s.bulk(rows))
+		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000", "exactly_once: false", "exactly_once: true")
+		if s.mysql {
+			s.editConfig("    # watermark_table: ", "    watermark_table: ")
+		}
+		d := s.start()
+		s.waitCustomersMatch()
+		before := s.readsIn("shop.customer.v1")
+
+		w := s.startWriter(rows)
+		out, err := s.runToEnd(60*time.Second, "snapshot", "--online", "--entity", "customer", "--config", s.config)
+		if err != nil || !strings.Contains(out, "asked the connector's cdc run to backfill") {
+			t.Fatalf("cdc snapshot --online: %v\n%s", err, out)
+		}
+		if err := harness.Eventually(60*time.Second, func() (bool, error) {
+			return strings.Contains(s.checkpoint(), "after="), s.daemonsAlive()
+		}); err != nil {
+			t.Fatalf("no backfill progress stored: %v", err)
+		}
+		d.Kill()
+		if strings.Contains(d.Logs(), "backfill finished") {
+			t.Fatal("the backfill finished before the kill: the test did not test a resumed backfill (make the table larger)")
+		}
+		d = s.start()
+		s.waitLog(d, "backfill finished")
+		w.finish(t)
+		if !regexp.MustCompile(`backfill of table started.*resumed_after_key=\[\d+\]`).MatchString(d.Logs()) {
+			t.Errorf("the restart did not resume the backfill after a key:\n%s", d.Logs())
+		}
+		records := s.waitCustomersMatch()
+		checkNoValueOlderThanTheLast(t, s.customer, records, "balance")
+		reads := s.readsIn("shop.customer.v1") - before
+		t.Logf("%d backfill reads for a table of about %d rows", reads, rows)
+		if reads >= 2*rows {
+			t.Errorf("%d backfill reads for a table of %d rows: the restart read it from the start again", reads, rows)
 		}
 	})
 }

@@ -20,11 +20,16 @@ import (
 // from there with no gap and no duplicate.
 func snapshotCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	var only entityNames
+	var online bool
 	cfg, err := loadFromFlags("snapshot", args, stderr, func(fs *flag.FlagSet) {
 		fs.Var(&only, "entity", "snapshot only this entity (repeat for several; default: every entity)")
+		fs.BoolVar(&online, "online", false, "ask the running cdc run of this configuration to backfill the entities while it streams, and exit")
 	})
 	if err != nil {
 		return err
+	}
+	if online {
+		return askOnlineBackfill(ctx, cfg, only, stderr)
 	}
 	if err := only.keep(cfg); err != nil {
 		return err
@@ -52,6 +57,51 @@ func snapshotCommand(ctx context.Context, args []string, stderr io.Writer) error
 		log.Info("snapshot done")
 	}
 	return err
+}
+
+// askOnlineBackfill asks the connector's running daemon, through the
+// database's log, to backfill entities while it streams. The daemon need not
+// be running: it meets the request when it resumes.
+func askOnlineBackfill(ctx context.Context, cfg *Config, only entityNames, stderr io.Writer) error {
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		return err
+	}
+	var tables []cdc.TableName
+	for _, e := range entities {
+		if !slices.Contains(tables, e.Table) {
+			tables = append(tables, e.Table)
+		}
+	}
+	slices.SortFunc(tables, func(a, b cdc.TableName) int { return strings.Compare(a.String(), b.String()) })
+	if err := only.keep(cfg); err != nil {
+		return err
+	}
+	var asked cdc.Backfill
+	for _, e := range entities {
+		if len(only) == 0 || slices.Contains(only, e.Name) {
+			asked.Entities = append(asked.Entities, e.Name)
+			if !slices.Contains(asked.Tables, e.Table) {
+				asked.Tables = append(asked.Tables, e.Table)
+			}
+		}
+	}
+	log := newLogger(cfg, stderr)
+	src, err := openSource(ctx, cfg, tables, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	signaler, ok := src.(cdc.Signaler)
+	if !ok {
+		return fmt.Errorf("source kind %s cannot backfill while streaming", cfg.Source.Kind)
+	}
+	if err := signaler.Signal(ctx, asked); err != nil {
+		return err
+	}
+	log.Info("asked the connector's cdc run to backfill while it streams; it logs \"backfill finished\" when done, and cdc_snapshot_finished tells the same",
+		"entities", strings.Join(asked.Entities, ","), "tables", len(asked.Tables))
+	return nil
 }
 
 // entityNames collects repeated --entity flags.

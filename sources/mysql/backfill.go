@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,9 +16,8 @@ import (
 
 // Backfill implements cdc.Backfiller.
 func (s *Source) Backfill(b cdc.Backfill) error {
-	if s.cfg.WatermarkTable == (cdc.TableName{}) {
-		return fmt.Errorf("the backfill of entities %s while streaming writes watermarks into a table of cdc's own, and none is configured: set source.mysql.watermark_table (e.g. %s.cdc_watermarks); cdc creates it, or create it yourself with %s",
-			strings.Join(b.Entities, ", "), s.cfg.Tables[0].Schema, watermarkTableDDL(cdc.TableName{Schema: s.cfg.Tables[0].Schema, Name: "cdc_watermarks"}))
+	if err := s.checkBackfill(b); err != nil {
+		return err
 	}
 	if s.fill != nil {
 		b = s.fill.Merge(b)
@@ -26,8 +26,21 @@ func (s *Source) Backfill(b cdc.Backfill) error {
 	return nil
 }
 
+func (s *Source) checkBackfill(b cdc.Backfill) error {
+	for _, t := range b.Tables {
+		if !slices.Contains(s.cfg.Tables, t) {
+			return fmt.Errorf("backfill of %s: the table is not one of the connector's", t)
+		}
+	}
+	if s.cfg.WatermarkTable == (cdc.TableName{}) {
+		return fmt.Errorf("the backfill of entities %s while streaming writes watermarks into a table of cdc's own, and none is configured: set source.mysql.watermark_table (e.g. %s.cdc_watermarks); cdc creates it, or create it yourself with %s",
+			strings.Join(b.Entities, ", "), s.cfg.Tables[0].Schema, watermarkTableDDL(cdc.TableName{Schema: s.cfg.Tables[0].Schema, Name: "cdc_watermarks"}))
+	}
+	return nil
+}
+
 func watermarkTableDDL(t cdc.TableName) string {
-	return "CREATE TABLE IF NOT EXISTS " + quoteTable(t) + " (connector VARCHAR(64) NOT NULL PRIMARY KEY, mark VARCHAR(255) NOT NULL) ENGINE=InnoDB"
+	return "CREATE TABLE IF NOT EXISTS " + quoteTable(t) + " (connector VARCHAR(64) NOT NULL PRIMARY KEY, mark TEXT NOT NULL) ENGINE=InnoDB"
 }
 
 // withBackfill adds the backfill asked for to the one under way at pos, if
@@ -163,8 +176,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 }
 
 func (r *backfillReader) watermark(n int, kind string) error {
-	stmt := "INSERT INTO " + quoteTable(r.s.cfg.WatermarkTable) + " (connector, mark) VALUES (?, ?) ON DUPLICATE KEY UPDATE mark = VALUES(mark)"
-	if _, err := r.conn.Execute(stmt, r.s.cfg.Name, r.watermarkMark(n, kind)); err != nil {
+	if _, err := r.conn.Execute(watermarkInsert(r.s.cfg.WatermarkTable), r.s.cfg.Name, r.watermarkMark(n, kind)); err != nil {
 		return fmt.Errorf("backfill: write the %s watermark into %s: %w", kind, r.s.cfg.WatermarkTable, err)
 	}
 	return nil
@@ -174,19 +186,21 @@ func (r *backfillReader) watermark(n int, kind string) error {
 // chunk is sent, less the rows whose keys changed in the window (the stream
 // already sent their newer values), and the backfill's progress goes with it.
 func (st *streamer) watermark(ctx context.Context, row []any) error {
-	if st.reader == nil || len(row) < 2 || text(row[0]) != st.s.cfg.Name {
+	if len(row) < 2 || text(row[0]) != st.s.cfg.Name {
 		return nil // another connector's
 	}
 	mark := text(row[1])
+	if asked, ok := strings.CutPrefix(mark, signalPrefix); ok {
+		return st.signal(ctx, asked)
+	}
 	cut := strings.LastIndexByte(mark, ':')
-	if cut < 0 || !strings.HasPrefix(mark, st.reader.token+":") {
+	if st.reader == nil || cut < 0 || !strings.HasPrefix(mark, st.reader.token+":") {
 		return nil // an earlier run's
 	}
 	id, kind := mark[:cut+1], mark[cut+1:]
 	switch kind {
 	case "low":
-		table, _, _ := st.fill.Next()
-		st.window, st.windowID = cdc.NewBackfillWindow(table), id
+		st.window, st.windowID = cdc.NewBackfillWindow(), id
 		return nil
 	case "high":
 	default:
@@ -228,14 +242,80 @@ func (st *streamer) watermark(ctx context.Context, row []any) error {
 		st.s.progress.Finish(c.table.Name)
 		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
 	}
+	st.reader.emitted <- fill
 	if _, _, more := fill.Next(); more {
 		st.setFill(&fill)
 	} else {
 		st.setFill(nil)
+		st.reader = nil // it ends with this chunk
 		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
 	}
-	st.reader.emitted <- fill
 	return nil
+}
+
+// startReader starts the reader of the backfill under way.
+func (st *streamer) startReader(ctx context.Context) error {
+	r, err := st.s.startBackfill(ctx, *st.fill)
+	if err != nil {
+		return err
+	}
+	st.reader = r
+	go func(fill cdc.Backfill) {
+		if err := r.run(ctx, fill); err != nil {
+			st.stopOnError(err)
+		}
+	}(*st.fill)
+	return nil
+}
+
+// signalPrefix starts the mark of a watermark-table row by which cdc snapshot
+// --online asks the running daemon for a backfill.
+const signalPrefix = "signal:"
+
+// signal handles a backfill asked for by cdc snapshot --online: it is added
+// to the one under way, or starts one. Its place in the binlog orders it: a
+// restart from before it meets it again.
+func (st *streamer) signal(ctx context.Context, text string) error {
+	asked, err := cdc.ParseBackfill(text)
+	if err == nil {
+		err = st.s.checkBackfill(asked)
+	}
+	if err != nil {
+		st.s.log.Error("ignored a backfill signal", "signal", text, "at", st.txnStart.String(), "err", err)
+		return nil
+	}
+	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txnStart.String())
+	if st.fill != nil {
+		merged := st.fill.Merge(asked)
+		st.setFill(&merged)
+		return nil // the reader takes it with its next chunk
+	}
+	st.setFill(&asked)
+	return st.startReader(ctx)
+}
+
+// Signal implements cdc.Signaler: a row written into the watermark table,
+// which the running daemon's stream meets in binlog order.
+func (s *Source) Signal(ctx context.Context, b cdc.Backfill) error {
+	if err := s.checkBackfill(b); err != nil {
+		return err
+	}
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Execute(watermarkTableDDL(s.cfg.WatermarkTable)); err != nil {
+		return fmt.Errorf("create the watermark table: %w; a DBA can create it with: %s", err, watermarkTableDDL(s.cfg.WatermarkTable))
+	}
+	if _, err := conn.Execute(watermarkInsert(s.cfg.WatermarkTable), s.cfg.Name, signalPrefix+b.String()); err != nil {
+		return fmt.Errorf("write the backfill signal into %s: %w", s.cfg.WatermarkTable, err)
+	}
+	return nil
+}
+
+func watermarkInsert(t cdc.TableName) string {
+	return "INSERT INTO " + quoteTable(t) + " (connector, mark) VALUES (?, ?) ON DUPLICATE KEY UPDATE mark = VALUES(mark)"
 }
 
 // text reads a string column of a binlog row.

@@ -449,7 +449,7 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	}
 	if s.cfg.Snapshot == cdc.SnapshotOnly && from != "" {
 		if pos, err := ParsePosition(string(from)); err == nil && !pos.Snapshot {
-			return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. Snapshotting its tables again while it streams needs the online backfill, which this version lacks; to rebuild from scratch, stop cdc run and delete the checkpoint (a tombstone for the connector's key in the checkpoint topic), then run cdc snapshot", from)
+			return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. To fill entities again while it streams, run cdc snapshot --online --entity NAME; to rebuild from scratch, stop cdc run and delete the checkpoint (a tombstone for the connector's key in the checkpoint topic), then run cdc snapshot", from)
 		}
 	}
 	start, err := s.prepare(ctx, from, out)
@@ -460,34 +460,10 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	if err == nil {
 		// With GTIDs the server is the one to find a stored position gone,
 		// when the stream starts: nothing was read from it then.
-		err = s.streamAndBackfill(ctx, start, out)
+		err = s.stream(ctx, start, out)
 	}
 	if from != "" && s.snapshotAgain(err) {
 		return s.run(ctx, "", out)
-	}
-	return err
-}
-
-// streamAndBackfill streams from start, and runs the backfill start carries
-// beside the stream.
-func (s *Source) streamAndBackfill(ctx context.Context, start Position, out chan<- cdc.Batch) error {
-	if start.Backfill == nil {
-		return s.stream(ctx, start, nil, out)
-	}
-	reader, err := s.startBackfill(ctx, *start.Backfill)
-	if err != nil {
-		return err
-	}
-	streaming, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go func() {
-		if err := reader.run(streaming, *start.Backfill); err != nil {
-			stop(err)
-		}
-	}()
-	err = s.stream(streaming, start, reader, out)
-	if cause := context.Cause(streaming); ctx.Err() == nil && cause != nil {
-		return cause
 	}
 	return err
 }

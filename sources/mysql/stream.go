@@ -43,10 +43,11 @@ type streamer struct {
 
 	// fill is the backfill under way (nil: none), read by reader; window is
 	// its chunk's open window.
-	fill     *cdc.Backfill
-	reader   *backfillReader
-	window   *cdc.BackfillWindow
-	windowID string
+	fill        *cdc.Backfill
+	reader      *backfillReader
+	window      *cdc.BackfillWindow
+	windowID    string
+	stopOnError context.CancelCauseFunc // a failed reader stops the stream
 }
 
 // setFill records the backfill's progress, which every later position carries.
@@ -70,12 +71,24 @@ type tableState struct {
 
 var errSilent = errors.New("silent stream")
 
-func (s *Source) stream(ctx context.Context, from Position, reader *backfillReader, out chan<- cdc.Batch) error {
+// stream streams the binlog from from, and runs beside it the backfill under
+// way at from and those a signal asks for (see Source.Signal).
+func (s *Source) stream(parent context.Context, from Position, out chan<- cdc.Batch) error {
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	err := s.receive(ctx, stop, from, out)
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // the backfill's
+	}
+	return err
+}
+
+func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from Position, out chan<- cdc.Batch) error {
 	st := &streamer{
 		s: s, out: out, skip: from.Row, file: from.File,
 		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from, fill: from.Backfill, reader: reader,
+		lastSentPos: from, fill: from.Backfill, stopOnError: stop,
 	}
 	for _, name := range s.cfg.Tables {
 		st.mapped[name] = true
@@ -134,6 +147,11 @@ func (s *Source) stream(ctx context.Context, from Position, reader *backfillRead
 		return fmt.Errorf("start reading the binlog at %s: %w", from, err)
 	}
 	s.log.Info("streaming", "from", from.String(), "gtid", s.gtid, "server_id", s.cfg.ServerID)
+	if st.fill != nil {
+		if err := st.startReader(ctx); err != nil {
+			return err
+		}
+	}
 
 	// A watchdog ends the wait for an event when the server has sent nothing,
 	// not even a heartbeat, for too long: the connection is dead. Time spent
@@ -378,7 +396,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		if err != nil {
 			return err
 		}
-		if st.window != nil {
+		if st.window != nil && slices.Contains(st.fill.Tables, state.name) {
 			st.window.Touch(state.table, c.Before)
 			st.window.Touch(state.table, c.After)
 		}

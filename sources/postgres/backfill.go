@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -21,14 +22,26 @@ const BackfillMessagePrefix = "cdc.backfill"
 
 // Backfill implements cdc.Backfiller.
 func (s *Source) Backfill(b cdc.Backfill) error {
-	if s.serverVersion < 14 {
-		return fmt.Errorf("the backfill of entities %s while streaming needs PostgreSQL 14 or later (logical messages in pgoutput); this server is version %d. Snapshot them into their topics with a new connector, or upgrade",
-			strings.Join(b.Entities, ", "), s.serverVersion)
+	if err := s.checkBackfill(b); err != nil {
+		return err
 	}
 	if s.fill != nil {
 		b = s.fill.Merge(b)
 	}
 	s.fill = &b
+	return nil
+}
+
+func (s *Source) checkBackfill(b cdc.Backfill) error {
+	if s.serverVersion < 14 {
+		return fmt.Errorf("the backfill of entities %s while streaming needs PostgreSQL 14 or later (logical messages in pgoutput); this server is version %d. Snapshot them into their topics with a new connector, or upgrade",
+			strings.Join(b.Entities, ", "), s.serverVersion)
+	}
+	for _, t := range b.Tables {
+		if !slices.Contains(s.cfg.Tables, t) {
+			return fmt.Errorf("backfill of %s: the table is not one of the connector's", t)
+		}
+	}
 	return nil
 }
 
@@ -63,6 +76,9 @@ func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfil
 	if err != nil {
 		return nil, err
 	}
+	// The walsender sends only flushed WAL: a watermark that waits for the WAL
+	// writer (synchronous_commit off) would hold every chunk up to 200 ms.
+	cc.RuntimeParams["synchronous_commit"] = "on"
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("open the backfill connection: %w", err)
@@ -229,8 +245,7 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	id, kind := content[:cut+1], content[cut+1:]
 	switch kind {
 	case "low":
-		table, _, _ := st.fill.Next()
-		st.window, st.windowID = cdc.NewBackfillWindow(table), id
+		st.window, st.windowID = cdc.NewBackfillWindow(), id
 		return nil
 	case "high":
 	default:
@@ -265,12 +280,76 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 		st.s.progress.Finish(c.table.Name)
 		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
 	}
+	st.reader.emitted <- fill
 	if _, _, more := fill.Next(); more {
 		st.fill = &fill
 	} else {
-		st.fill = nil
+		st.fill, st.reader = nil, nil // the reader ends with this chunk
 		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
 	}
-	st.reader.emitted <- fill
+	return nil
+}
+
+// startReader starts the reader of the backfill under way.
+func (st *streamer) startReader(ctx context.Context) error {
+	r, err := st.s.startBackfill(ctx, *st.fill)
+	if err != nil {
+		return err
+	}
+	st.reader = r
+	go func(fill cdc.Backfill) {
+		if err := r.run(ctx, fill); err != nil {
+			st.stopOnError(err)
+		}
+	}(*st.fill)
+	return nil
+}
+
+// signal handles a backfill asked for by cdc snapshot --online: it is added
+// to the one under way, or starts one. Its position in the stream orders it:
+// a restart from before it meets it again.
+func (st *streamer) signal(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) error {
+	slot, text, ok := strings.Cut(string(m.Content), ":")
+	if !ok || slot != st.s.cfg.Slot || !st.txn.after(st.from) {
+		return nil // another connector's, or one an earlier run took
+	}
+	asked, err := cdc.ParseBackfill(text)
+	if err == nil {
+		err = st.s.checkBackfill(asked)
+	}
+	if err != nil {
+		st.s.log.Error("ignored a backfill signal", "signal", text, "at", st.txn.String(), "err", err)
+		return nil
+	}
+	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txn.String())
+	if st.fill != nil {
+		merged := st.fill.Merge(asked)
+		st.fill = &merged
+		return nil // the reader takes it with its next chunk
+	}
+	st.fill = &asked
+	return st.startReader(ctx)
+}
+
+// SignalMessagePrefix is the prefix of the logical messages by which cdc
+// snapshot --online asks the running daemon for a backfill.
+const SignalMessagePrefix = "cdc.signal"
+
+// Signal implements cdc.Signaler: a transactional logical message, which the
+// running daemon's stream meets in commit order.
+func (s *Source) Signal(ctx context.Context, b cdc.Backfill) error {
+	if err := s.checkBackfill(b); err != nil {
+		return err
+	}
+	var slots int
+	if err := s.conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&slots); err != nil {
+		return fmt.Errorf("look for replication slot %s: %w", s.cfg.Slot, err)
+	}
+	if slots == 0 {
+		return fmt.Errorf("replication slot %s does not exist: the connector has not started, and would not see the request; start cdc run, whose first snapshot fills every entity", s.cfg.Slot)
+	}
+	if _, err := s.conn.Exec(ctx, `SELECT pg_catalog.pg_logical_emit_message(true, $1, $2)`, SignalMessagePrefix, s.cfg.Slot+":"+b.String()); err != nil {
+		return fmt.Errorf("write the backfill signal: %w", err)
+	}
 	return nil
 }

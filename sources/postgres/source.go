@@ -245,7 +245,7 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 // errAlreadySnapshotted refuses a snapshot-only run of a connector that has
 // streamed: its topics are past the snapshot.
 func errAlreadySnapshotted(from cdc.Position) error {
-	return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. Snapshotting its tables again while it streams needs the online backfill, which this version lacks; to rebuild from scratch, stop cdc run, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the replication slot, then run cdc snapshot", from)
+	return fmt.Errorf("the connector's snapshot is done and it has streamed since (stored position %s): cdc run goes on from there. To fill entities again while it streams, run cdc snapshot --online --entity NAME; to rebuild from scratch, stop cdc run, delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the replication slot, then run cdc snapshot", from)
 }
 
 // onStatusConn runs fn on the status connection, opening it if needed, with a
@@ -366,25 +366,7 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		defer stop()
 		go s.emitHeartbeats(heartbeats, every)
 	}
-	if start.Backfill == nil {
-		return s.stream(ctx, repl, start, nil, out)
-	}
-	reader, err := s.startBackfill(ctx, *start.Backfill)
-	if err != nil {
-		return err
-	}
-	streaming, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go func() {
-		if err := reader.run(streaming, *start.Backfill); err != nil {
-			stop(err)
-		}
-	}()
-	err = s.stream(streaming, repl, start, reader, out)
-	if cause := context.Cause(streaming); ctx.Err() == nil && cause != nil {
-		return cause
-	}
-	return err
+	return s.stream(ctx, repl, start, out)
 }
 
 // fitStatusInterval keeps status reports well inside the server's

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"fmt"
 	"time"
 
@@ -30,10 +32,11 @@ type streamer struct {
 
 	// fill is the backfill under way (nil: none), read by reader; window is
 	// its chunk's open window.
-	fill     *cdc.Backfill
-	reader   *backfillReader
-	window   *cdc.BackfillWindow
-	windowID string
+	fill        *cdc.Backfill
+	reader      *backfillReader
+	window      *cdc.BackfillWindow
+	windowID    string
+	stopOnError context.CancelCauseFunc // a failed reader stops the stream
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
@@ -41,7 +44,19 @@ type streamer struct {
 	reported      pglogrepl.LSN
 }
 
-func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position, reader *backfillReader, out chan<- cdc.Batch) error {
+// stream streams from the slot, and runs beside it the backfill under way at
+// from and those a signal asks for (see Source.Signal).
+func (s *Source) stream(parent context.Context, conn *pgconn.PgConn, from Position, out chan<- cdc.Batch) error {
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	err := s.receive(ctx, stop, conn, from, out)
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // the backfill's
+	}
+	return err
+}
+
+func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn *pgconn.PgConn, from Position, out chan<- cdc.Batch) error {
 	args := []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"}
 	if s.serverVersion >= 14 {
 		args = append(args, "messages 'true'") // a backfill's watermarks
@@ -51,7 +66,12 @@ func (s *Source) stream(ctx context.Context, conn *pgconn.PgConn, from Position,
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, fill: from.Backfill, reader: reader}
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, fill: from.Backfill, stopOnError: stop}
+	if st.fill != nil {
+		if err := st.startReader(ctx); err != nil {
+			return err
+		}
+	}
 	// Receiving wakes up at least every second to report status. One deadline
 	// serves many messages: a context per message would cost an allocation and a
 	// timer per row. An expired deadline shows up as a timeout and is renewed.
@@ -142,8 +162,11 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.BeginMessage:
 		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.fill}, m.CommitTime
 	case *pglogrepl.LogicalDecodingMessage:
-		if m.Prefix == BackfillMessagePrefix {
+		switch m.Prefix {
+		case BackfillMessagePrefix:
 			return st.watermark(ctx, m)
+		case SignalMessagePrefix:
+			return st.signal(ctx, m)
 		}
 	case *pglogrepl.CommitMessage:
 		st.inTxn = false
@@ -229,7 +252,7 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
-	if st.window != nil {
+	if st.window != nil && slices.Contains(st.fill.Tables, t.Name) {
 		st.window.Touch(t, ch.Before)
 		st.window.Touch(t, ch.After)
 	}
