@@ -2,10 +2,10 @@ package postgres
 
 import (
 	"context"
-	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"

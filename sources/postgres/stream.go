@@ -3,8 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
