@@ -44,23 +44,22 @@ func watermarkTableDDL(t cdc.TableName) string {
 }
 
 // withBackfill adds the backfill asked for to the one under way at pos, if
-// any. A new one is passed down as a marker at once: its entities are stored
-// with it, so that a restart knows the backfill is under way.
-func (s *Source) withBackfill(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
+// any, and drops the one under way if it is done.
+func (s *Source) withBackfill(pos Position) Position {
 	if pos.Backfill != nil {
 		if _, _, more := pos.Backfill.Next(); !more {
 			pos.Backfill = nil
 		}
 	}
 	if s.fill == nil {
-		return pos, nil
+		return pos
 	}
 	fill := *s.fill
 	if pos.Backfill != nil {
 		fill = pos.Backfill.Merge(fill)
 	}
 	pos.Backfill = &fill
-	return pos, s.mark(ctx, pos, out)
+	return pos
 }
 
 // chunk is one window of a backfill: the rows read between its watermarks.

@@ -482,7 +482,13 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		}
 		if !pos.Snapshot {
 			s.log.Info("resuming", "position", pos.String())
-			return s.withBackfill(ctx, pos, out)
+			if s.fill == nil {
+				return s.withBackfill(pos), nil
+			}
+			// Stored at once: the entities it fills are stored with it (the
+			// checkpoint's entity list), so a restart knows it is under way.
+			pos = s.withBackfill(pos)
+			return pos, s.mark(ctx, pos, out)
 		}
 		// The first snapshot was interrupted. Its consistent read is gone: read
 		// the chunks it had not read as the tables are now, then replay the
@@ -495,6 +501,9 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 			return Position{}, err
 		}
 		pos.Snapshot, pos.Cursor = false, nil
+		// An entity added meanwhile missed the chunks read before: it is
+		// backfilled while streaming.
+		pos = s.withBackfill(pos)
 	case s.cfg.Snapshot == cdc.SnapshotNever:
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err

@@ -412,7 +412,12 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 				return Position{}, errAlreadySnapshotted(from)
 			}
 			s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
-			return s.withBackfill(ctx, pos, out)
+			if s.fill == nil {
+				return s.withBackfill(pos), nil
+			}
+			// Stored at once: the entities it fills are stored with it (the
+			// checkpoint's entity list), so a restart knows it is under way.
+			return s.mark(ctx, s.withBackfill(pos), out)
 		}
 		// The exported snapshot of the interrupted one is gone: the chunks left
 		// are read as the tables are now, and streaming from the slot's
@@ -423,7 +428,9 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		if err := s.snapshot(ctx, "", &pos, out); err != nil {
 			return Position{}, err
 		}
-		return s.mark(ctx, Position{LSN: pos.LSN}, out)
+		// An entity added meanwhile missed the chunks read before: it is
+		// backfilled while streaming.
+		return s.mark(ctx, s.withBackfill(Position{LSN: pos.LSN}), out)
 	}
 	if err := s.ensurePublication(ctx); err != nil {
 		return Position{}, err
@@ -466,28 +473,22 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 }
 
 // withBackfill adds the backfill asked for to the one under way at pos, if
-// any. A new one is passed down as a marker at once: its entities are stored
-// with it, so that a restart knows the backfill is under way.
-func (s *Source) withBackfill(ctx context.Context, pos Position, out chan<- cdc.Batch) (Position, error) {
+// any, and drops the one under way if it is done.
+func (s *Source) withBackfill(pos Position) Position {
 	if pos.Backfill != nil {
 		if _, _, more := pos.Backfill.Next(); !more {
 			pos.Backfill = nil
 		}
 	}
 	if s.fill == nil {
-		return pos, nil
-	}
-	for _, t := range s.fill.Tables {
-		if _, ok := s.tables[t]; !ok {
-			return Position{}, fmt.Errorf("backfill of %s: the table is not one of the source's", t)
-		}
+		return pos
 	}
 	fill := *s.fill
 	if pos.Backfill != nil {
 		fill = pos.Backfill.Merge(fill)
 	}
 	pos.Backfill = &fill
-	return s.mark(ctx, pos, out)
+	return pos
 }
 
 // createSlot creates the replication slot and returns its consistent point and,
