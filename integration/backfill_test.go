@@ -79,6 +79,14 @@ func TestOnlineSnapshotCommandRefillsWhileStreamingAndResumesAfterAKill(t *testi
 		if err != nil || !strings.Contains(out, "asked the connector's cdc run to backfill") {
 			t.Fatalf("cdc snapshot --online: %v\n%s", err, out)
 		}
+		ordersBefore := 0
+		if !s.mysql {
+			// A second request while the first runs adds its table to it.
+			ordersBefore = s.readsIn("shop.order.v1")
+			if out, err := s.runToEnd(60*time.Second, "snapshot", "--online", "--entity", "order", "--config", s.config); err != nil {
+				t.Fatalf("cdc snapshot --online --entity order: %v\n%s", err, out)
+			}
+		}
 		if err := harness.Eventually(60*time.Second, func() (bool, error) {
 			return strings.Contains(s.checkpoint(), "after="), s.daemonsAlive()
 		}); err != nil {
@@ -96,6 +104,12 @@ func TestOnlineSnapshotCommandRefillsWhileStreamingAndResumesAfterAKill(t *testi
 		}
 		records := s.waitCustomersMatch()
 		checkNoValueOlderThanTheLast(t, s.customer, records, "balance")
+		if !s.mysql {
+			s.waitMatch("shop.order.v1", s.order, orderProjection)
+			if s.readsIn("shop.order.v1") == ordersBefore {
+				t.Error("the second request did not backfill the orders")
+			}
+		}
 		reads := s.readsIn("shop.customer.v1") - before
 		t.Logf("%d backfill reads for a table of about %d rows", reads, rows)
 		if reads >= 2*rows {

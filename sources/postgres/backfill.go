@@ -68,7 +68,23 @@ type backfillReader struct {
 	token  string // tells this run's watermarks from an earlier run's
 	chunks chan *chunk
 	// emitted gives the stream's progress after each chunk it sent.
-	emitted chan cdc.Backfill
+	emitted chan progress
+}
+
+// progress is the backfill as the stream left it after a chunk, with the
+// description of its tables: the stream owns Source.tables.
+type progress struct {
+	fill   cdc.Backfill
+	tables map[cdc.TableName]*cdc.Table
+}
+
+// backfillTables describes the backfill's tables as the stream knows them.
+func (s *Source) backfillTables(fill cdc.Backfill) map[cdc.TableName]*cdc.Table {
+	tables := map[cdc.TableName]*cdc.Table{}
+	for _, t := range fill.Tables {
+		tables[t] = s.tables[t]
+	}
+	return tables
 }
 
 func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfillReader, error) {
@@ -85,11 +101,7 @@ func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfil
 	}
 	token := make([]byte, 6)
 	_, _ = rand.Read(token)
-	tables := map[cdc.TableName]*cdc.Table{}
-	for _, t := range fill.Tables {
-		tables[t] = s.tables[t] // the stream updates s.tables
-	}
-	r := &backfillReader{s: s, conn: conn, tables: tables, token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan cdc.Backfill, 1)}
+	r := &backfillReader{s: s, conn: conn, tables: s.backfillTables(fill), token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan progress, 1)}
 	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
 		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String())
 	return r, nil
@@ -137,7 +149,8 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 			return err
 		}
 		select {
-		case fill = <-r.emitted:
+		case p := <-r.emitted:
+			fill, r.tables = p.fill, p.tables
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -280,7 +293,7 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 		st.s.progress.Finish(c.table.Name)
 		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
 	}
-	st.reader.emitted <- fill
+	st.reader.emitted <- progress{fill: fill, tables: st.s.backfillTables(fill)}
 	if _, _, more := fill.Next(); more {
 		st.fill = &fill
 	} else {
