@@ -152,3 +152,86 @@ func (w *BackfillWindow) Keep(rows []Change, entities []string) []Change {
 type Signaler interface {
 	Signal(ctx context.Context, b Backfill) error
 }
+
+// ResumeBackfill is the backfill a stream resuming at a position goes on
+// with: the one under way there, unless it is done, merged with the one asked
+// for (either may be nil; so is the result when neither is left).
+func ResumeBackfill(underWay, asked *Backfill) *Backfill {
+	if underWay != nil {
+		if _, _, more := underWay.Next(); !more {
+			underWay = nil
+		}
+	}
+	switch {
+	case asked == nil:
+		return underWay
+	case underWay == nil:
+		fill := *asked
+		return &fill
+	}
+	merged := underWay.Merge(*asked)
+	return &merged
+}
+
+// BackfillChunk is one chunk of a backfill: the rows a source's reader read
+// between a low and a high watermark.
+type BackfillChunk struct {
+	// ID names the chunk's watermarks.
+	ID    string
+	Table *Table
+	Rows  []Change
+	// After is the last key read; Finished says the table is read whole.
+	After    []string
+	Finished bool
+}
+
+// BackfillStream is a stream's side of a backfill, owned by the stream's
+// goroutine: the backfill under way, and the window its watermarks open.
+type BackfillStream struct {
+	// Fill is the backfill under way; nil when there is none.
+	Fill     *Backfill
+	window   *BackfillWindow
+	windowID string
+}
+
+// Low opens the window of the chunk whose low watermark id the stream met.
+func (b *BackfillStream) Low(id string) { b.window, b.windowID = NewBackfillWindow(), id }
+
+// Touch records a change of one of the backfill's tables inside a window.
+func (b *BackfillStream) Touch(t *Table, before, after []Value) {
+	if b.window != nil && slices.Contains(b.Fill.Tables, t.Name) {
+		b.window.Touch(t, before)
+		b.window.Touch(t, after)
+	}
+}
+
+// High closes the window at the chunk's high watermark id: it returns the
+// chunk's rows the stream is to send there, addressed to the backfill's
+// entities, and the backfill's progress after them, which Fill becomes (nil
+// once it is done).
+func (b *BackfillStream) High(id string, c *BackfillChunk) ([]Change, Backfill, error) {
+	if b.window == nil || b.windowID != id {
+		return nil, Backfill{}, fmt.Errorf("backfill: high watermark %s without its low one in the log", id)
+	}
+	if c.ID != id {
+		return nil, Backfill{}, fmt.Errorf("backfill: chunk %s reached the stream at watermark %s", c.ID, id)
+	}
+	next := *b.Fill
+	next.Cursor = next.Cursor.Advance(c.Table.Name, c.After, c.Finished)
+	rows := b.window.Keep(c.Rows, next.Entities)
+	b.window = nil
+	if _, _, more := next.Next(); more {
+		b.Fill = &next
+	} else {
+		b.Fill = nil
+	}
+	return rows, next, nil
+}
+
+// Ask adds a backfill asked for while streaming to the one under way, and
+// reports whether it starts one (the source then starts its reader).
+func (b *BackfillStream) Ask(asked Backfill) (starts bool) {
+	starts = b.Fill == nil
+	b.Fill = ResumeBackfill(b.Fill, &asked)
+	return starts
+}

@@ -57,3 +57,52 @@ func TestBackfillWindowDropsTheKeysChangedInIt(t *testing.T) {
 		}
 	}
 }
+
+func TestBackfillStreamSendsAChunkLessItsWindowAndEndsWhenDone(t *testing.T) {
+	table := &Table{Name: TableName{Schema: "s", Name: "t"}, Columns: []Column{{Name: "id"}, {Name: "v"}}, PrimaryKey: []int{0}}
+	row := func(id int64, v string) []Value { return []Value{Int(id), String([]byte(v))} }
+	b := BackfillStream{Fill: &Backfill{Entities: []string{"v2"}, Tables: []TableName{table.Name}}}
+	if _, _, err := b.High("x:1:", &BackfillChunk{ID: "x:1:", Table: table}); err == nil {
+		t.Error("a high watermark without its low one was taken")
+	}
+	b.Low("x:1:")
+	if _, _, err := b.High("x:1:", &BackfillChunk{ID: "x:2:", Table: table}); err == nil {
+		t.Error("a chunk of another watermark was taken")
+	}
+	b.Low("x:1:")
+	b.Touch(table, row(2, "old"), row(2, "new"))
+	rows, fill, err := b.High("x:1:", &BackfillChunk{ID: "x:1:", Table: table, Rows: []Change{
+		{Table: table, Op: OpRead, After: row(1, "a")}, {Table: table, Op: OpRead, After: row(2, "old")},
+	}, After: []string{"2"}})
+	if err != nil || len(rows) != 1 || rows[0].After[0].Int != 1 {
+		t.Fatalf("sent %v, %v: want row 1 only", rows, err)
+	}
+	if !reflect.DeepEqual(fill.Cursor.After, []string{"2"}) || b.Fill == nil || b.Fill.Cursor.Table != table.Name {
+		t.Errorf("progress %+v, under way %+v: want the cursor after key 2", fill, b.Fill)
+	}
+	b.Low("x:2:")
+	if _, fill, err = b.High("x:2:", &BackfillChunk{ID: "x:2:", Table: table, Finished: true}); err != nil || b.Fill != nil || !fill.Cursor.Finished(table.Name) {
+		t.Errorf("after the last chunk: %+v under way, progress %+v, %v", b.Fill, fill, err)
+	}
+	if !b.Ask(Backfill{Entities: []string{"v3"}, Tables: []TableName{table.Name}}) || b.Ask(Backfill{Entities: []string{"v4"}, Tables: []TableName{table.Name}}) {
+		t.Error("Ask must start a backfill when none is under way, and only then")
+	}
+	if !reflect.DeepEqual(b.Fill.Entities, []string{"v3", "v4"}) {
+		t.Errorf("asked twice: %v, want both entities", b.Fill.Entities)
+	}
+}
+
+func TestResumeBackfillDropsADoneOneAndMerges(t *testing.T) {
+	a := TableName{Schema: "s", Name: "a"}
+	done := &Backfill{Entities: []string{"x"}, Tables: []TableName{a}, Cursor: SnapshotCursor{Done: []TableName{a}}}
+	asked := &Backfill{Entities: []string{"y"}, Tables: []TableName{a}}
+	if got := ResumeBackfill(done, nil); got != nil {
+		t.Errorf("a done backfill goes on: %+v", got)
+	}
+	if got := ResumeBackfill(done, asked); got == nil || !reflect.DeepEqual(got.Entities, []string{"y"}) {
+		t.Errorf("asked after a done one: %+v", got)
+	}
+	if got := ResumeBackfill(nil, nil); got != nil {
+		t.Errorf("nothing gives %+v", got)
+	}
+}

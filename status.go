@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -127,4 +128,19 @@ func (t TableProgress) ETA(now time.Time) time.Duration {
 		return 0
 	}
 	return time.Duration(float64(t.Estimated-t.Rows) / rate * float64(time.Second))
+}
+
+// BackfillChunkSent counts and logs a backfill chunk the stream sent (sent of
+// its rows; the others were changed in its window), and the end of its table
+// and of the backfill.
+func (p *SnapshotProgress) BackfillChunkSent(c *BackfillChunk, sent int, fill Backfill, log *slog.Logger) {
+	p.Add(c.Table.Name, sent, log)
+	log.Debug("backfill chunk sent", "table", c.Table.Name.String(), "rows", sent, "left_to_the_stream", len(c.Rows)-sent)
+	if c.Finished {
+		p.Finish(c.Table.Name)
+		log.Info("backfill of table finished", "table", c.Table.Name.String())
+	}
+	if _, _, more := fill.Next(); !more {
+		log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
+	}
 }

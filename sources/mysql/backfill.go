@@ -19,10 +19,7 @@ func (s *Source) Backfill(b cdc.Backfill) error {
 	if err := s.checkBackfill(b); err != nil {
 		return err
 	}
-	if s.fill != nil {
-		b = s.fill.Merge(b)
-	}
-	s.fill = &b
+	s.fill = cdc.ResumeBackfill(s.fill, &b)
 	return nil
 }
 
@@ -43,33 +40,10 @@ func watermarkTableDDL(t cdc.TableName) string {
 	return "CREATE TABLE IF NOT EXISTS " + quoteTable(t) + " (connector VARCHAR(64) NOT NULL PRIMARY KEY, mark TEXT NOT NULL) ENGINE=InnoDB"
 }
 
-// withBackfill adds the backfill asked for to the one under way at pos, if
-// any, and drops the one under way if it is done.
-func (s *Source) withBackfill(pos Position) Position {
-	if pos.Backfill != nil {
-		if _, _, more := pos.Backfill.Next(); !more {
-			pos.Backfill = nil
-		}
-	}
-	if s.fill == nil {
-		return pos
-	}
-	fill := *s.fill
-	if pos.Backfill != nil {
-		fill = pos.Backfill.Merge(fill)
-	}
-	pos.Backfill = &fill
+// resumeBackfill gives pos the backfill to go on with (see cdc.ResumeBackfill).
+func (s *Source) resumeBackfill(pos Position) Position {
+	pos.Backfill = cdc.ResumeBackfill(pos.Backfill, s.fill)
 	return pos
-}
-
-// chunk is one window of a backfill: the rows read between its watermarks.
-type chunk struct {
-	id    string
-	table *cdc.Table
-	rows  []cdc.Change
-	// after is the last key read; finished says the table is read whole.
-	after    []string
-	finished bool
 }
 
 // backfillReader reads a backfill's chunks beside the stream: for each, it
@@ -83,7 +57,7 @@ type backfillReader struct {
 	s       *Source
 	conn    *client.Conn
 	token   string // tells this run's watermarks from an earlier run's
-	chunks  chan *chunk
+	chunks  chan *cdc.BackfillChunk
 	emitted chan cdc.Backfill
 }
 
@@ -109,7 +83,7 @@ func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfil
 	_, _ = rand.Read(token)
 	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
 		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String(), "watermark_table", s.cfg.WatermarkTable.String())
-	return &backfillReader{s: s, conn: conn, token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan cdc.Backfill, 1)}, nil
+	return &backfillReader{s: s, conn: conn, token: hex.EncodeToString(token), chunks: make(chan *cdc.BackfillChunk, 1), emitted: make(chan cdc.Backfill, 1)}, nil
 }
 
 // watermarkMark names the token and the chunk; the row's key is the connector.
@@ -139,7 +113,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 			r.s.progress.Start(name, int64(estimate))
 			r.s.log.Info("backfill of table started", "table", name.String(), "estimated_rows", estimate, "resumed_after_key", after)
 		}
-		c := &chunk{id: r.watermarkMark(n, ""), table: d.table}
+		c := &cdc.BackfillChunk{ID: r.watermarkMark(n, ""), Table: d.table}
 		if err := r.watermark(n, "low"); err != nil {
 			return err
 		}
@@ -148,15 +122,15 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 			return fmt.Errorf("backfill of %s, after key %q: %w", name, after, err)
 		}
 		var arena cdc.Arena // this chunk's values only
-		c.after, err = q.read(r.conn, query, &arena, func(values []cdc.Value) error {
-			c.rows = append(c.rows, cdc.Change{Table: d.table, Op: cdc.OpRead, After: values})
+		c.After, err = q.read(r.conn, query, &arena, func(values []cdc.Value) error {
+			c.Rows = append(c.Rows, cdc.Change{Table: d.table, Op: cdc.OpRead, After: values})
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("backfill of %s: %w", name, err)
 		}
-		if c.finished = len(c.rows) < r.s.cfg.ChunkSize; c.finished {
-			c.after = nil
+		if c.Finished = len(c.Rows) < r.s.cfg.ChunkSize; c.Finished {
+			c.After = nil
 		}
 		select {
 		case r.chunks <- c:
@@ -199,29 +173,23 @@ func (st *streamer) watermark(ctx context.Context, row []any) error {
 	id, kind := mark[:cut+1], mark[cut+1:]
 	switch kind {
 	case "low":
-		st.window, st.windowID = cdc.NewBackfillWindow(), id
+		st.backfill.Low(id)
 		return nil
 	case "high":
 	default:
 		return nil
 	}
-	if st.window == nil || st.windowID != id {
-		return fmt.Errorf("backfill: high watermark %s without its low one in the binlog", mark)
-	}
-	var c *chunk
+	var c *cdc.BackfillChunk
 	select {
 	case c = <-st.reader.chunks:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if c.id != id {
-		return fmt.Errorf("backfill: chunk %s reached the stream at watermark %s", c.id, mark)
+	rows, fill, err := st.backfill.High(id, c)
+	if err != nil {
+		return err
 	}
-	fill := *st.fill
-	fill.Cursor = fill.Cursor.Advance(c.table.Name, c.after, c.finished)
-	read := len(c.rows)
-	rows := st.window.Keep(c.rows, fill.Entities)
-	st.window = nil
+	st.committed.Backfill = st.backfill.Fill
 	// Sent at the boundary before the high watermark's transaction: a restart
 	// from there reads that transaction again, whose watermark it ignores.
 	if len(st.batch) > 0 {
@@ -235,26 +203,17 @@ func (st *streamer) watermark(ctx context.Context, row []any) error {
 	if err := st.send(ctx, at, false); err != nil {
 		return err
 	}
-	st.s.progress.Add(c.table.Name, len(rows), st.s.log)
-	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", read-len(rows))
-	if c.finished {
-		st.s.progress.Finish(c.table.Name)
-		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
-	}
+	st.s.progress.BackfillChunkSent(c, len(rows), fill, st.s.log)
 	st.reader.emitted <- fill
-	if _, _, more := fill.Next(); more {
-		st.setFill(&fill)
-	} else {
-		st.setFill(nil)
+	if st.backfill.Fill == nil {
 		st.reader = nil // it ends with this chunk
-		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
 	}
 	return nil
 }
 
 // startReader starts the reader of the backfill under way.
 func (st *streamer) startReader(ctx context.Context) error {
-	r, err := st.s.startBackfill(ctx, *st.fill)
+	r, err := st.s.startBackfill(ctx, *st.backfill.Fill)
 	if err != nil {
 		return err
 	}
@@ -263,7 +222,7 @@ func (st *streamer) startReader(ctx context.Context) error {
 		if err := r.run(ctx, fill); err != nil {
 			st.stopOnError(err)
 		}
-	}(*st.fill)
+	}(*st.backfill.Fill)
 	return nil
 }
 
@@ -284,12 +243,11 @@ func (st *streamer) signal(ctx context.Context, text string) error {
 		return nil
 	}
 	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txnStart.String())
-	if st.fill != nil {
-		merged := st.fill.Merge(asked)
-		st.setFill(&merged)
+	starts := st.backfill.Ask(asked)
+	st.committed.Backfill = st.backfill.Fill
+	if !starts {
 		return nil // the reader takes it with its next chunk
 	}
-	st.setFill(&asked)
 	return st.startReader(ctx)
 }
 

@@ -483,11 +483,11 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		if !pos.Snapshot {
 			s.log.Info("resuming", "position", pos.String())
 			if s.fill == nil {
-				return s.withBackfill(pos), nil
+				return s.resumeBackfill(pos), nil
 			}
 			// Stored at once: the entities it fills are stored with it (the
 			// checkpoint's entity list), so a restart knows it is under way.
-			pos = s.withBackfill(pos)
+			pos = s.resumeBackfill(pos)
 			return pos, s.mark(ctx, pos, out)
 		}
 		// The first snapshot was interrupted. Its consistent read is gone: read
@@ -503,7 +503,7 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		pos.Snapshot, pos.Cursor = false, nil
 		// An entity added meanwhile missed the chunks read before: it is
 		// backfilled while streaming.
-		pos = s.withBackfill(pos)
+		pos = s.resumeBackfill(pos)
 	case s.cfg.Snapshot == cdc.SnapshotNever:
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err

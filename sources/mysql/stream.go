@@ -41,18 +41,11 @@ type streamer struct {
 	mapped       map[cdc.TableName]bool
 	warnedFormat bool
 
-	// fill is the backfill under way (nil: none), read by reader; window is
-	// its chunk's open window.
-	fill        *cdc.Backfill
+	// backfill is the backfill under way, whose chunks reader reads; every
+	// position from committed on carries it.
+	backfill    cdc.BackfillStream
 	reader      *backfillReader
-	window      *cdc.BackfillWindow
-	windowID    string
 	stopOnError context.CancelCauseFunc // a failed reader stops the stream
-}
-
-// setFill records the backfill's progress, which every later position carries.
-func (st *streamer) setFill(fill *cdc.Backfill) {
-	st.fill, st.committed.Backfill = fill, fill
 }
 
 // tableState is what a table-map event says about a table id.
@@ -88,7 +81,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		s: s, out: out, skip: from.Row, file: from.File,
 		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from, fill: from.Backfill, stopOnError: stop,
+		lastSentPos: from, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop,
 	}
 	for _, name := range s.cfg.Tables {
 		st.mapped[name] = true
@@ -147,7 +140,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		return fmt.Errorf("start reading the binlog at %s: %w", from, err)
 	}
 	s.log.Info("streaming", "from", from.String(), "gtid", s.gtid, "server_id", s.cfg.ServerID)
-	if st.fill != nil {
+	if st.backfill.Fill != nil {
 		if err := st.startReader(ctx); err != nil {
 			return err
 		}
@@ -396,10 +389,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		if err != nil {
 			return err
 		}
-		if st.window != nil && slices.Contains(st.fill.Tables, state.name) {
-			st.window.Touch(state.table, c.Before)
-			st.window.Touch(state.table, c.After)
-		}
+		st.backfill.Touch(state.table, c.Before, c.After)
 		st.captured = true
 		st.batch = append(st.batch, c)
 		if len(st.batch) >= st.s.cfg.BatchSize {

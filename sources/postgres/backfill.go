@@ -25,10 +25,7 @@ func (s *Source) Backfill(b cdc.Backfill) error {
 	if err := s.checkBackfill(b); err != nil {
 		return err
 	}
-	if s.fill != nil {
-		b = s.fill.Merge(b)
-	}
-	s.fill = &b
+	s.fill = cdc.ResumeBackfill(s.fill, &b)
 	return nil
 }
 
@@ -45,16 +42,6 @@ func (s *Source) checkBackfill(b cdc.Backfill) error {
 	return nil
 }
 
-// chunk is one window of a backfill: the rows read between its watermarks.
-type chunk struct {
-	id    string
-	table *cdc.Table
-	rows  []cdc.Change
-	// after is the last key read; finished says the table is read whole.
-	after    []string
-	finished bool
-}
-
 // backfillReader reads a backfill's chunks beside the stream. For each chunk it
 // writes a low watermark, waits until every transaction that was running then
 // has ended (one that committed before the watermark must be visible to the
@@ -66,7 +53,7 @@ type backfillReader struct {
 	conn   *pgx.Conn
 	tables map[cdc.TableName]*cdc.Table
 	token  string // tells this run's watermarks from an earlier run's
-	chunks chan *chunk
+	chunks chan *cdc.BackfillChunk
 	// emitted gives the stream's progress after each chunk it sent.
 	emitted chan progress
 }
@@ -101,7 +88,7 @@ func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfil
 	}
 	token := make([]byte, 6)
 	_, _ = rand.Read(token)
-	r := &backfillReader{s: s, conn: conn, tables: s.backfillTables(fill), token: hex.EncodeToString(token), chunks: make(chan *chunk, 1), emitted: make(chan progress, 1)}
+	r := &backfillReader{s: s, conn: conn, tables: s.backfillTables(fill), token: hex.EncodeToString(token), chunks: make(chan *cdc.BackfillChunk, 1), emitted: make(chan progress, 1)}
 	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
 		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String())
 	return r, nil
@@ -121,7 +108,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 		if !ok {
 			return nil
 		}
-		c := &chunk{id: r.watermarkContent(n, ""), table: r.tables[name]}
+		c := &cdc.BackfillChunk{ID: r.watermarkContent(n, ""), Table: r.tables[name]}
 		if name != reading {
 			reading = name
 			estimate, err := estimateRows(ctx, r.conn, name)
@@ -204,8 +191,8 @@ func (r *backfillReader) awaitRunningTransactions(ctx context.Context) error {
 }
 
 // read reads the chunk after the key given, as the table is now.
-func (r *backfillReader) read(ctx context.Context, c *chunk, after []string) error {
-	t := c.table
+func (r *backfillReader) read(ctx context.Context, c *cdc.BackfillChunk, after []string) error {
+	t := c.Table
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("backfill of %s: the table has no primary key, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", t.Name)
 	}
@@ -231,16 +218,16 @@ func (r *backfillReader) read(ctx context.Context, c *chunk, after []string) err
 		if err != nil {
 			return fmt.Errorf("backfill of %s, %w", t.Name, err)
 		}
-		c.rows = append(c.rows, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
+		c.Rows = append(c.Rows, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		last = fields
 		return nil
 	}
 	if _, err := r.conn.PgConn().CopyTo(ctx, parser, "COPY ("+query+") TO STDOUT"); err != nil {
 		return fmt.Errorf("backfill of %s: %w", t.Name, err)
 	}
-	if c.finished = len(c.rows) < limit; !c.finished {
+	if c.Finished = len(c.Rows) < limit; !c.Finished {
 		for _, k := range t.PrimaryKey {
-			c.after = append(c.after, string(last[k])) // in the arena, which the parser no longer writes
+			c.After = append(c.After, string(last[k])) // in the arena, which the parser no longer writes
 		}
 	}
 	return nil
@@ -258,54 +245,39 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	id, kind := content[:cut+1], content[cut+1:]
 	switch kind {
 	case "low":
-		st.window, st.windowID = cdc.NewBackfillWindow(), id
+		st.backfill.Low(id)
 		return nil
 	case "high":
 	default:
 		return nil
 	}
-	if st.window == nil || st.windowID != id {
-		return fmt.Errorf("backfill: high watermark %s without its low one in the stream", content)
-	}
-	var c *chunk
+	var c *cdc.BackfillChunk
 	select {
 	case c = <-st.reader.chunks:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if c.id != id {
-		return fmt.Errorf("backfill: chunk %s reached the stream at watermark %s", c.id, content)
+	rows, fill, err := st.backfill.High(id, c)
+	if err != nil {
+		return err
 	}
-	fill := *st.fill
-	fill.Cursor = fill.Cursor.Advance(c.table.Name, c.after, c.finished)
-	read := len(c.rows)
-	rows := st.window.Keep(c.rows, fill.Entities)
-	st.window = nil
 	if err := st.flush(ctx); err != nil {
 		return err
 	}
 	if err := st.emit(ctx, cdc.Batch{Changes: rows, Position: Position{LSN: st.txn.LSN, Backfill: &fill}.cdc(), StoreNow: true}); err != nil {
 		return err
 	}
-	st.s.progress.Add(c.table.Name, len(rows), st.s.log)
-	st.s.log.Debug("backfill chunk sent", "table", c.table.Name.String(), "rows", len(rows), "left_to_the_stream", read-len(rows))
-	if c.finished {
-		st.s.progress.Finish(c.table.Name)
-		st.s.log.Info("backfill of table finished", "table", c.table.Name.String())
-	}
+	st.s.progress.BackfillChunkSent(c, len(rows), fill, st.s.log)
 	st.reader.emitted <- progress{fill: fill, tables: st.s.backfillTables(fill)}
-	if _, _, more := fill.Next(); more {
-		st.fill = &fill
-	} else {
-		st.fill, st.reader = nil, nil // the reader ends with this chunk
-		st.s.log.Info("backfill finished", "entities", strings.Join(fill.Entities, ","))
+	if st.backfill.Fill == nil {
+		st.reader = nil // it ends with this chunk
 	}
 	return nil
 }
 
 // startReader starts the reader of the backfill under way.
 func (st *streamer) startReader(ctx context.Context) error {
-	r, err := st.s.startBackfill(ctx, *st.fill)
+	r, err := st.s.startBackfill(ctx, *st.backfill.Fill)
 	if err != nil {
 		return err
 	}
@@ -314,7 +286,7 @@ func (st *streamer) startReader(ctx context.Context) error {
 		if err := r.run(ctx, fill); err != nil {
 			st.stopOnError(err)
 		}
-	}(*st.fill)
+	}(*st.backfill.Fill)
 	return nil
 }
 
@@ -335,12 +307,9 @@ func (st *streamer) signal(ctx context.Context, m *pglogrepl.LogicalDecodingMess
 		return nil
 	}
 	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txn.String())
-	if st.fill != nil {
-		merged := st.fill.Merge(asked)
-		st.fill = &merged
+	if !st.backfill.Ask(asked) {
 		return nil // the reader takes it with its next chunk
 	}
-	st.fill = &asked
 	return st.startReader(ctx)
 }
 

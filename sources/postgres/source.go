@@ -413,11 +413,11 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 			}
 			s.log.Info("resuming", "slot", s.cfg.Slot, "position", string(from))
 			if s.fill == nil {
-				return s.withBackfill(pos), nil
+				return s.resumeBackfill(pos), nil
 			}
 			// Stored at once: the entities it fills are stored with it (the
 			// checkpoint's entity list), so a restart knows it is under way.
-			return s.mark(ctx, s.withBackfill(pos), out)
+			return s.mark(ctx, s.resumeBackfill(pos), out)
 		}
 		// The exported snapshot of the interrupted one is gone: the chunks left
 		// are read as the tables are now, and streaming from the slot's
@@ -430,7 +430,7 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		// An entity added meanwhile missed the chunks read before: it is
 		// backfilled while streaming.
-		return s.mark(ctx, s.withBackfill(Position{LSN: pos.LSN}), out)
+		return s.mark(ctx, s.resumeBackfill(Position{LSN: pos.LSN}), out)
 	}
 	if err := s.ensurePublication(ctx); err != nil {
 		return Position{}, err
@@ -472,22 +472,9 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 	}
 }
 
-// withBackfill adds the backfill asked for to the one under way at pos, if
-// any, and drops the one under way if it is done.
-func (s *Source) withBackfill(pos Position) Position {
-	if pos.Backfill != nil {
-		if _, _, more := pos.Backfill.Next(); !more {
-			pos.Backfill = nil
-		}
-	}
-	if s.fill == nil {
-		return pos
-	}
-	fill := *s.fill
-	if pos.Backfill != nil {
-		fill = pos.Backfill.Merge(fill)
-	}
-	pos.Backfill = &fill
+// resumeBackfill gives pos the backfill to go on with (see cdc.ResumeBackfill).
+func (s *Source) resumeBackfill(pos Position) Position {
+	pos.Backfill = cdc.ResumeBackfill(pos.Backfill, s.fill)
 	return pos
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -30,12 +29,9 @@ type streamer struct {
 	batch      []cdc.Change
 	arena      cdc.Arena // the batches' values
 
-	// fill is the backfill under way (nil: none), read by reader; window is
-	// its chunk's open window.
-	fill        *cdc.Backfill
+	// backfill is the backfill under way, whose chunks reader reads.
+	backfill    cdc.BackfillStream
 	reader      *backfillReader
-	window      *cdc.BackfillWindow
-	windowID    string
 	stopOnError context.CancelCauseFunc // a failed reader stops the stream
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
@@ -66,8 +62,8 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, fill: from.Backfill, stopOnError: stop}
-	if st.fill != nil {
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop}
+	if st.backfill.Fill != nil {
 		if err := st.startReader(ctx); err != nil {
 			return err
 		}
@@ -160,7 +156,7 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
-		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.fill}, m.CommitTime
+		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.backfill.Fill}, m.CommitTime
 	case *pglogrepl.LogicalDecodingMessage:
 		switch m.Prefix {
 		case BackfillMessagePrefix:
@@ -252,10 +248,7 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
-	if st.window != nil && slices.Contains(st.fill.Tables, t.Name) {
-		st.window.Touch(t, ch.Before)
-		st.window.Touch(t, ch.After)
-	}
+	st.backfill.Touch(t, ch.Before, ch.After)
 	st.batch = append(st.batch, ch)
 	if len(st.batch) >= st.s.cfg.BatchSize {
 		return st.flush(ctx)
@@ -306,7 +299,7 @@ func (st *streamer) heartbeat(ctx context.Context, walEnd pglogrepl.LSN) error {
 		return nil
 	}
 	st.lastSent, st.lastHeartbeat = walEnd, time.Now()
-	return st.emit(ctx, cdc.Batch{Position: Position{LSN: walEnd, Backfill: st.fill}.cdc()})
+	return st.emit(ctx, cdc.Batch{Position: Position{LSN: walEnd, Backfill: st.backfill.Fill}.cdc()})
 }
 
 // emit sends a batch downstream, reporting status while it waits so that a slow
