@@ -19,7 +19,7 @@ func TestExactlyOnceSurvivesKillNineWithoutDuplicates(t *testing.T) {
 		s.start()
 		s.waitCustomersMatch()
 		records := s.crashWhileWriting()
-		checkValuesRise(t, s.customer, records, "balance")
+		checkValuesRise(t, s.customer, records, "balance", repeatsRefused)
 		if twice := sentTwice(records); twice > 0 {
 			t.Fatalf("%d records with a ce_id seen before", twice)
 		}

@@ -113,7 +113,7 @@ func TestWritesDuringTheSnapshotAreNeitherLostNorDuplicated(t *testing.T) {
 		time.Sleep(time.Second) // and some after
 		total := w.finish(t)
 		records := s.waitCustomersMatch()
-		checkValuesRise(t, s.customer, records, "balance")
+		checkValuesRise(t, s.customer, records, "balance", repeatsRefused)
 		t.Logf("%d writer transactions, about %d of them committed while the snapshot ran; %d records", total, duringSnapshot, len(records))
 		if duringSnapshot == 0 {
 			t.Fatal("no transaction committed during the snapshot: the test did not test the handoff (make the table larger)")
