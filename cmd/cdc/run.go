@@ -72,16 +72,7 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 // is to list. With snapshot.mode never, or a source that cannot, they only
 // get changes from now on.
 func backfillAdded(cfg *Config, src cdc.Source, entities []*mapping.Entity, cp cdc.Checkpoint, log *slog.Logger) ([]string, error) {
-	var added cdc.Backfill
-	for _, e := range entities {
-		if slices.Contains(cp.Entities, e.Name) {
-			continue
-		}
-		added.Entities = append(added.Entities, e.Name)
-		if !slices.Contains(added.Tables, e.Table) {
-			added.Tables = append(added.Tables, e.Table)
-		}
-	}
+	added := backfillOf(entities, func(e *mapping.Entity) bool { return !slices.Contains(cp.Entities, e.Name) })
 	if len(added.Entities) == 0 || cfg.Snapshot.Mode == string(cdc.SnapshotOnly) {
 		return cp.Entities, nil
 	}
@@ -91,12 +82,25 @@ func backfillAdded(cfg *Config, src cdc.Source, entities []*mapping.Entity, cp c
 			"entities", strings.Join(added.Entities, ","))
 		return cp.Entities, nil
 	}
-	slices.SortFunc(added.Tables, func(a, b cdc.TableName) int { return strings.Compare(a.String(), b.String()) })
 	if err := backfiller.Backfill(added); err != nil {
 		return nil, err
 	}
 	log.Info("entities added after the initial snapshot are backfilled while streaming", "entities", strings.Join(added.Entities, ","))
 	return append(slices.Clone(cp.Entities), added.Entities...), nil
+}
+
+// backfillOf is the backfill of the entities wanted: they and their tables.
+func backfillOf(entities []*mapping.Entity, wanted func(*mapping.Entity) bool) cdc.Backfill {
+	var b cdc.Backfill
+	var chosen []*mapping.Entity
+	for _, e := range entities {
+		if wanted(e) {
+			chosen = append(chosen, e)
+			b.Entities = append(b.Entities, e.Name)
+		}
+	}
+	b.Tables = sortedTables(mapping.NewMapper(chosen))
+	return b
 }
 
 // openSource connects to the configured database.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
 )
 
 // snapshotCommand backfills the entities' topics from the tables as they are,
@@ -63,35 +64,16 @@ func snapshotCommand(ctx context.Context, args []string, stderr io.Writer) error
 // database's log, to backfill entities while it streams. The daemon need not
 // be running: it meets the request when it resumes.
 func askOnlineBackfill(ctx context.Context, cfg *Config, only entityNames, stderr io.Writer) error {
-	entities, err := cfg.mappingEntities()
-	if err != nil {
-		return err
-	}
-	var tables []cdc.TableName
-	for _, e := range entities {
-		if !slices.Contains(tables, e.Table) {
-			tables = append(tables, e.Table)
-		}
-	}
-	slices.SortFunc(tables, func(a, b cdc.TableName) int { return strings.Compare(a.String(), b.String()) })
 	if err := only.keep(cfg); err != nil {
 		return err
 	}
-	var asked cdc.Backfill
-	for _, e := range entities {
-		if len(only) == 0 || slices.Contains(only, e.Name) {
-			asked.Entities = append(asked.Entities, e.Name)
-			if !slices.Contains(asked.Tables, e.Table) {
-				asked.Tables = append(asked.Tables, e.Table)
-			}
-		}
-	}
 	log := newLogger(cfg, stderr)
-	src, err := openSource(ctx, cfg, tables, log)
+	entities, _, src, err := openMapped(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	asked := backfillOf(entities, func(*mapping.Entity) bool { return true })
 	signaler, ok := src.(cdc.Signaler)
 	if !ok {
 		return fmt.Errorf("source kind %s cannot backfill while streaming", cfg.Source.Kind)
