@@ -66,6 +66,16 @@ func TestOnlineSnapshotCommandRefillsWhileStreamingAndResumesAfterAKill(t *testi
 		s.exec(s.bulk(rows))
 		// Small chunks: the backfill takes seconds, and the kill falls inside it.
 		s.editConfig("  chunk_size: 10000", "  chunk_size: 200", "exactly_once: false", "exactly_once: true")
+		// Asked where it cannot be met, the request is refused with the fix:
+		// before the connector's first start (PostgreSQL: no slot to see it),
+		// without a watermark table (MySQL).
+		want := "the connector has not started"
+		if s.mysql {
+			want = "set source.mysql.watermark_table"
+		}
+		if out, err := s.runToEnd(60*time.Second, "snapshot", "--online", "--config", s.config); err == nil || !strings.Contains(out, want) {
+			t.Errorf("cdc snapshot --online where it cannot be met: %v, want an error saying %q:\n%s", err, want, out)
+		}
 		if s.mysql {
 			s.editConfig("    # watermark_table: ", "    watermark_table: ")
 		}
