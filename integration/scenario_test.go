@@ -301,6 +301,11 @@ func (s *scenario) topicState(topic string, codec *harness.Codec) (map[string]ma
 	if err != nil {
 		return nil, nil, err
 	}
+	return normalizeState(state), records, nil
+}
+
+// normalizeState renders a materialized topic like a projection.
+func normalizeState(state map[string]map[string]any) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for k, v := range state {
 		fields := map[string]string{}
@@ -309,7 +314,7 @@ func (s *scenario) topicState(topic string, codec *harness.Codec) (map[string]ma
 		}
 		out[k] = fields
 	}
-	return out, records, nil
+	return out
 }
 
 // diff describes how a topic's state differs from the projection ("" if equal).

@@ -174,6 +174,125 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 	})
 }
 
+// A snapshot read by several workers sends what the serial one sends: every
+// row once, field for field. Started while a writer updates, inserts and
+// deletes, it hands over to streaming with neither gap nor repeat: the
+// workers read one view, the one streaming starts after.
+func TestParallelSnapshotEqualsTheSerialOne(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		const rows = 30_000
+		s.exec(s.bulk(rows))
+		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000")
+		if out, err := s.runToEnd(2*time.Minute, "snapshot", "--config", s.config); err != nil {
+			t.Fatalf("serial cdc snapshot: %v\n%s", err, out)
+		}
+		// Another connector, on the same topics, reads them with 4 workers.
+		s.editConfig("name: "+s.name, "name: "+s.name+"_parallel", "cdc_"+s.name, "cdc_"+s.name+"_p",
+			"  chunk_size: 1000", "  chunk_size: 1000\n  parallelism: 4")
+		out, err := s.runToEnd(2*time.Minute, "snapshot", "--config", s.config)
+		if err != nil || !strings.Contains(out, "snapshot workers share one view") || !strings.Contains(out, "workers=4") {
+			t.Fatalf("parallel cdc snapshot: %v, want its 4 workers logged:\n%s", err, out)
+		}
+		topics := []struct {
+			name  string
+			codec *harness.Codec
+		}{{"shop.customer.v1", s.customer}}
+		if !s.mysql { // the MySQL example maps the customers only
+			topics = append(topics, struct {
+				name  string
+				codec *harness.Codec
+			}{"shop.order.v1", s.order})
+		}
+		for _, topic := range topics {
+			reads := s.valuesByKey(topic.name, topic.codec)
+			if topic.name == "shop.customer.v1" && len(reads) < rows {
+				t.Fatalf("%s holds %d keys", topic.name, len(reads))
+			}
+			for key, values := range reads {
+				if len(values) != 2 {
+					t.Fatalf("%s key %s: %d records after a serial and a parallel snapshot, want one each", topic.name, key, len(values))
+				}
+				if d := diff(map[string]map[string]string{key: values[1]}, map[string]map[string]string{key: values[0]}); d != "" {
+					t.Fatalf("%s: the parallel snapshot differs from the serial one:\n%s", topic.name, d)
+				}
+			}
+			t.Logf("%s: %d keys, each read once by each snapshot, the same values", topic.name, len(reads))
+		}
+
+		// A third connector, under writes: its records alone end equal to the
+		// table (the keys the writer deleted before it started are the other
+		// connectors' to delete), each key's balance only rises, and no value
+		// comes twice (no restart here, so no change is sent again).
+		before := map[int32]int64{}
+		for _, r := range s.readTopic("shop.customer.v1") {
+			before[r.Partition] = max(before[r.Partition], r.Offset+1)
+		}
+		s.editConfig("name: "+s.name+"_parallel", "name: "+s.name+"_live", "cdc_"+s.name+"_p", "cdc_"+s.name+"_l")
+		w := s.startWriter(rows)
+		d := s.start()
+		s.waitLog(d, "snapshot workers share one view")
+		s.waitLog(d, "msg=streaming")
+		if n := w.finish(t); n < 20 {
+			t.Errorf("the writer committed %d transactions: too few to test the handover", n)
+		}
+		projection := customerProjection
+		if s.mysql {
+			projection = customerProjectionMySQL
+		}
+		var live []harness.Record
+		var last string
+		if err := harness.Eventually(90*time.Second, func() (bool, error) {
+			live = live[:0]
+			for _, r := range s.readTopic("shop.customer.v1") {
+				if r.Offset >= before[r.Partition] {
+					live = append(live, r)
+				}
+			}
+			state, err := s.customer.Materialize(live)
+			if err != nil {
+				return false, err
+			}
+			last = diff(normalizeState(state), s.project(projection))
+			return last == "", s.daemonsAlive()
+		}); err != nil {
+			t.Fatalf("the third connector's records never matched the table: %v\n%s", err, truncate(last, 3000))
+		}
+		checkValuesRise(t, s.customer, live, "balance", repeatsRefused)
+	})
+}
+
+// valuesByKey reads a topic's values, rendered like a projection, by key.
+func (s *scenario) valuesByKey(topic string, codec *harness.Codec) map[string][]map[string]string {
+	s.t.Helper()
+	out := map[string][]map[string]string{}
+	for _, r := range s.readTopic(topic) {
+		key, err := codec.Key(r.Key)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		value, err := codec.Value(r.Value)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		fields := map[string]string{}
+		for name, v := range value {
+			fields[name] = normalize(v)
+		}
+		out[key] = append(out[key], fields)
+	}
+	return out
+}
+
+// readTopic reads every record of a topic.
+func (s *scenario) readTopic(topic string) []harness.Record {
+	s.t.Helper()
+	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return records
+}
+
 // A stored position the database no longer has (PostgreSQL: the slot was
 // dropped; MariaDB: its binlog purged, here with GTIDs, so that the server is
 // the one to find it gone when the stream starts) stops snapshot.mode initial

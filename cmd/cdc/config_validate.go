@@ -129,6 +129,12 @@ func (c *Config) validate() error {
 	case c.Snapshot.ChunkSize < 1 || c.Snapshot.ChunkSize > 1_000_000:
 		bad("snapshot.chunk_size", "%d: want a number of rows from 1 to 1000000 (default %d)", c.Snapshot.ChunkSize, defaultSnapshotChunkSize)
 	}
+	switch {
+	case c.Snapshot.Parallelism == 0:
+		c.Snapshot.Parallelism = 1
+	case c.Snapshot.Parallelism < 1 || c.Snapshot.Parallelism > maxSnapshotParallelism:
+		bad("snapshot.parallelism", "%d: want a number of connections from 1 to %d (default 1)", c.Snapshot.Parallelism, maxSnapshotParallelism)
+	}
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string
 	for i, entry := range c.Kafka.Brokers {
@@ -186,6 +192,10 @@ func (c *Config) validate() error {
 // defaultSnapshotChunkSize keeps a chunk's query short and what an
 // interrupted snapshot reads again small, yet a query's overhead negligible.
 const defaultSnapshotChunkSize = 10_000
+
+// maxSnapshotParallelism keeps a snapshot's connections well inside a
+// server's usual max_connections.
+const maxSnapshotParallelism = 32
 
 func (c *Config) validateEntities() []error {
 	var errs []error

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -15,35 +14,53 @@ import (
 	"github.com/cdc-dev/cdc"
 )
 
-// snapshot reads every mapped table in one consistent-snapshot transaction and
-// returns the binlog position that transaction sees: streaming from it neither
-// misses nor repeats a change.
+// snapshot reads every mapped table in consistent-snapshot transactions on one
+// view of the database, in primary-key chunks, and returns the binlog position
+// that view sees: streaming from it neither misses nor repeats a change. With
+// snapshot parallelism, worker connections read the chunks, each in a
+// transaction on the same view.
 //
 // progress says how the snapshot's progress is stored. Nil stores none (a read
 // for cdc verify). A zero Position starts a snapshot: before its first row, it
 // passes down a marker that a snapshot is under way from its position, and
 // waits until the marker is stored. The stored marker of an interrupted
-// snapshot resumes it after its cursor. Each chunk's last batch carries the
-// marker with the cursor after that chunk.
+// snapshot resumes it after its cursor. Each chunk is followed by the marker
+// with the cursor after that chunk.
 func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cdc.Batch) (Position, error) {
-	conn, err := s.connect(ctx)
+	conn, err := s.snapshotConnection(ctx)
 	if err != nil {
 		return Position{}, err
 	}
 	defer conn.Close()
-	// The pipeline may hold the reader back for a while (a slow broker): the
-	// server must wait rather than drop the connection.
-	for _, stmt := range []string{"SET SESSION net_write_timeout = 3600", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"} {
-		if _, err := conn.Execute(stmt); err != nil {
-			return Position{}, fmt.Errorf("snapshot session setup (%s): %w", stmt, err)
+	var workers []*client.Conn
+	defer func() {
+		for _, w := range workers {
+			w.Close()
+		}
+	}()
+	if s.cfg.Parallelism > 1 {
+		for range s.cfg.Parallelism {
+			w, err := s.snapshotConnection(ctx)
+			if err != nil {
+				return Position{}, fmt.Errorf("open a snapshot worker connection (snapshot.parallelism %d): %w", s.cfg.Parallelism, err)
+			}
+			workers = append(workers, w)
 		}
 	}
-	pos, err := s.beginSnapshot(conn)
+	pos, err := s.beginSnapshot(conn, workers)
 	if err != nil {
 		return Position{}, err
 	}
 	s.log.Info("snapshot started", "position", pos.String(), "tables", len(s.cfg.Tables))
-	var cursor cdc.SnapshotCursor
+	if workers != nil {
+		s.log.Info("snapshot workers share one view", "workers", len(workers), "position", pos.String())
+	}
+	reader := &chunkReader{s: s, conn: conn, workers: workers}
+	if workers == nil {
+		reader.workers = []*client.Conn{conn}
+	}
+	run := cdc.ChunkedSnapshot{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+		Progress: &s.progress, Log: s.log}
 	switch {
 	case progress == nil:
 	case progress.File == "":
@@ -59,25 +76,17 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 			return Position{}, err
 		}
 	case progress.Cursor != nil:
-		cursor = *progress.Cursor
+		run.Cursor = *progress.Cursor
 	}
-	for _, name := range s.cfg.Tables {
-		after, read := cursor.Resume(name)
-		if !read {
-			continue
+	if progress != nil {
+		run.Marker = func(cursor cdc.SnapshotCursor) cdc.Position {
+			stored := *progress
+			stored.Cursor = &cursor
+			return stored.cdc()
 		}
-		var marker func(after []string, finished bool) cdc.Position
-		if progress != nil {
-			marker = func(after []string, finished bool) cdc.Position {
-				cursor = cursor.Advance(name, after, finished)
-				stored := *progress
-				stored.Cursor = &cursor
-				return stored.cdc()
-			}
-		}
-		if err := s.snapshotTable(ctx, conn, s.tables[name], after, marker, out); err != nil {
-			return Position{}, err
-		}
+	}
+	if err := run.Run(ctx, out); err != nil {
+		return Position{}, err
 	}
 	if _, err := conn.Execute("COMMIT"); err != nil {
 		return Position{}, fmt.Errorf("end the snapshot transaction: %w", err)
@@ -86,75 +95,167 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 	return pos, nil
 }
 
-// beginSnapshot opens the snapshot transaction and reads the binlog position it
-// sees. MariaDB reports that position with the transaction itself, so no lock
-// is taken. MySQL does not: writes are blocked (FLUSH TABLES WITH READ LOCK)
-// only between opening the transaction and reading the position.
-func (s *Source) beginSnapshot(conn *client.Conn) (Position, error) {
-	const begin = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+// snapshotConnection opens a connection for a snapshot transaction. The
+// pipeline may hold the reader back for a while (a slow broker): the server
+// must wait rather than drop the connection.
+func (s *Source) snapshotConnection(ctx context.Context) (*client.Conn, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, stmt := range []string{"SET SESSION net_write_timeout = 3600", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"} {
+		if _, err := conn.Execute(stmt); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("snapshot session setup (%s): %w", stmt, err)
+		}
+	}
+	return conn, nil
+}
+
+// sameViewAttempts is how often MariaDB workers try to open their
+// transactions on one view without blocking writes.
+const sameViewAttempts = 5
+
+// beginSnapshot opens the snapshot transaction, and the workers' if any, and
+// reads the binlog position they see. MariaDB reports each transaction's
+// position, so transactions that report the same one see the same commits:
+// no lock is taken unless writes keep landing between them. MySQL does not:
+// writes are blocked (FLUSH TABLES WITH READ LOCK) only between opening the
+// transactions and reading the position.
+func (s *Source) beginSnapshot(conn *client.Conn, workers []*client.Conn) (Position, error) {
 	if s.mariadb {
-		if _, err := conn.Execute(begin); err != nil {
-			return Position{}, fmt.Errorf("start the snapshot transaction: %w", err)
-		}
-		res, err := conn.Execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
-		if err != nil {
-			return Position{}, fmt.Errorf("read the snapshot's binlog position: %w", err)
-		}
-		var pos Position
-		for i := range res.RowNumber() {
-			name, _ := res.GetString(i, 0)
-			value, _ := res.GetString(i, 1)
-			switch strings.ToLower(name) {
-			case "binlog_snapshot_file":
-				pos.File = value
-			case "binlog_snapshot_position":
-				n, _ := strconv.ParseUint(value, 10, 32)
-				pos.Offset = uint32(n)
+		for range sameViewAttempts {
+			pos, same, err := s.startTransactions(conn, workers)
+			if err != nil || same {
+				return s.withGTID(conn, pos, err)
+			}
+			for _, c := range append([]*client.Conn{conn}, workers...) {
+				if _, err := c.Execute("ROLLBACK"); err != nil {
+					return Position{}, fmt.Errorf("restart the snapshot transactions: %w", err)
+				}
 			}
 		}
-		if pos.File == "" {
-			return Position{}, fmt.Errorf("the server reports no binlog_snapshot_file: is log_bin on?")
-		}
-		if s.gtid {
-			pos.GTIDSet, err = mariadbGTIDAt(conn, pos)
-		}
-		return pos, err
+		s.log.Info("writes kept landing while the snapshot workers opened their transactions: blocking writes until they are open (FLUSH TABLES WITH READ LOCK)", "workers", len(workers))
 	}
 	if _, err := conn.Execute("FLUSH TABLES WITH READ LOCK"); err != nil {
-		return Position{}, fmt.Errorf("lock writes while the snapshot starts (FLUSH TABLES WITH READ LOCK needs RELOAD): %w", err)
+		hint := "FLUSH TABLES WITH READ LOCK needs RELOAD"
+		if s.mariadb {
+			hint += ", or set snapshot.parallelism: 1"
+		}
+		return Position{}, fmt.Errorf("lock writes while the snapshot starts (%s): %w", hint, err)
 	}
 	defer conn.Execute("UNLOCK TABLES")
-	if _, err := conn.Execute(begin); err != nil {
-		return Position{}, fmt.Errorf("start the snapshot transaction: %w", err)
+	pos, _, err := s.startTransactions(conn, workers)
+	if err != nil || s.mariadb {
+		return s.withGTID(conn, pos, err)
 	}
 	return s.currentPosition(conn)
 }
 
-// snapshotTable reads a table in primary-key order after the key given, a
-// chunk per query, so that memory stays flat and no query runs for long. A
-// table whose key cannot be compared as a literal is read in one streamed
-// query. With a marker, each chunk ends with a batch that carries the
-// marker's position.
-func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *described, after []string, marker func(after []string, finished bool) cdc.Position, out chan<- cdc.Batch) error {
-	t := d.table
-	started := time.Now()
-	estimate, _, err := estimateRows(conn, t.Name)
+// startTransactions opens the snapshot transactions and, on MariaDB, says
+// whether the workers' see the same binlog position as conn's. All are opened
+// before any position is read: the less time between them, the less likely a
+// commit lands in between.
+func (s *Source) startTransactions(conn *client.Conn, workers []*client.Conn) (Position, bool, error) {
+	for i, c := range append([]*client.Conn{conn}, workers...) {
+		if _, err := c.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+			if i > 0 {
+				err = fmt.Errorf("snapshot worker: %w", err)
+			}
+			return Position{}, false, fmt.Errorf("start the snapshot transaction: %w", err)
+		}
+	}
+	if !s.mariadb {
+		return Position{}, true, nil
+	}
+	pos, err := snapshotPosition(conn)
 	if err != nil {
-		return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
+		return Position{}, false, err
 	}
-	s.progress.Start(t.Name, int64(estimate))
-	s.log.Info("snapshot of table started", "table", t.Name.String(), "estimated_rows", estimate, "resumed_after_key", after)
-	q := s.newTableQuery(d)
-	if len(q.key) == 0 {
-		s.log.Info("snapshot of a table without a usable primary key: one query, read whole again if interrupted", "table", t.Name.String())
-		after = nil
+	same := true
+	for _, w := range workers {
+		seen, err := snapshotPosition(w)
+		if err != nil {
+			return Position{}, false, fmt.Errorf("snapshot worker: %w", err)
+		}
+		same = same && seen.File == pos.File && seen.Offset == pos.Offset
 	}
+	return pos, same, nil
+}
 
+// snapshotPosition is the binlog position a MariaDB snapshot transaction sees.
+func snapshotPosition(conn *client.Conn) (Position, error) {
+	res, err := conn.Execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+	if err != nil {
+		return Position{}, fmt.Errorf("read the snapshot's binlog position: %w", err)
+	}
+	var pos Position
+	for i := range res.RowNumber() {
+		name, _ := res.GetString(i, 0)
+		value, _ := res.GetString(i, 1)
+		switch strings.ToLower(name) {
+		case "binlog_snapshot_file":
+			pos.File = value
+		case "binlog_snapshot_position":
+			n, _ := strconv.ParseUint(value, 10, 32)
+			pos.Offset = uint32(n)
+		}
+	}
+	if pos.File == "" {
+		return Position{}, fmt.Errorf("the server reports no binlog_snapshot_file: is log_bin on?")
+	}
+	return pos, nil
+}
+
+// withGTID adds the GTID set at a MariaDB position when positions are GTIDs.
+func (s *Source) withGTID(conn *client.Conn, pos Position, err error) (Position, error) {
+	if err != nil || !s.gtid {
+		return pos, err
+	}
+	pos.GTIDSet, err = mariadbGTIDAt(conn, pos)
+	return pos, err
+}
+
+// chunkReader implements cdc.ChunkReader: estimates and splits on the
+// snapshot's own connection, reads on the workers'. A table whose key cannot
+// be compared as a literal is read in one streamed query.
+type chunkReader struct {
+	s       *Source
+	conn    *client.Conn
+	workers []*client.Conn
+}
+
+func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
+	if q := r.s.newTableQuery(r.s.tables[table]); len(q.key) == 0 {
+		r.s.log.Info("snapshot of a table without a usable primary key: one query, read whole again if interrupted", "table", table.String())
+	}
+	estimate, _, err := estimateRows(r.conn, table)
+	return int64(estimate), err
+}
+
+// Split reads the key n rows on, through the primary key.
+func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
+	q := r.s.newTableQuery(r.s.tables[table])
+	if len(q.key) == 0 {
+		return nil, nil
+	}
+	query, err := q.keyAt(after, n)
+	if err != nil {
+		return nil, err
+	}
+	return q.readKey(r.conn, query)
+}
+
+// Read sends the chunk in batches.
+func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
+	s := r.s
+	q := s.newTableQuery(s.tables[chunk.Table])
+	t := q.table
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
 	var arena cdc.Arena
-	send := func(pos cdc.Position) error {
+	send := func() error {
 		select {
-		case out <- cdc.Batch{Changes: batch, Position: pos, StoreNow: pos != ""}:
+		case out <- cdc.Batch{Changes: batch}:
 			s.progress.Add(t.Name, len(batch), s.log)
 			batch = make([]cdc.Change, 0, s.cfg.BatchSize)
 			return nil
@@ -162,49 +263,34 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, d *descri
 			return ctx.Err()
 		}
 	}
-	var rows int
-	for {
-		query, err := q.chunk(after, s.cfg.ChunkSize)
-		if err != nil {
-			return fmt.Errorf("snapshot of table %s, resumed after key %q: %w", t.Name, after, err)
+	query, err := q.chunk(chunk.After, chunk.UpTo, limit)
+	if err != nil {
+		return 0, nil, fmt.Errorf("snapshot of table %s, chunk after key %q: %w", t.Name, chunk.After, err)
+	}
+	rows := 0
+	last, err := q.read(r.workers[worker], query, &arena, func(values []cdc.Value) error {
+		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
+		rows++
+		if len(batch) == cap(batch) {
+			return send()
 		}
-		read := 0
-		last, err := q.read(conn, query, &arena, func(values []cdc.Value) error {
-			batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
-			read++
-			if len(batch) == cap(batch) {
-				return send("")
-			}
-			return nil
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("snapshot of table %s: %w", t.Name, err)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
 		}
-		rows += read
-		finished := len(q.key) == 0 || read < s.cfg.ChunkSize
-		if !finished {
-			after = last
-		}
-		if marker != nil {
-			if err := send(marker(after, finished)); err != nil {
-				return err
-			}
-		}
-		if finished {
-			break
-		}
+		return 0, nil, fmt.Errorf("snapshot of table %s: %w", t.Name, err)
 	}
 	if len(batch) > 0 {
-		if err := send(""); err != nil {
-			return err
+		if err := send(); err != nil {
+			return 0, nil, err
 		}
 	}
-	s.progress.Finish(t.Name)
-	s.log.Info("snapshot of table done", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds())
-	return nil
+	if len(q.key) == 0 {
+		last = nil
+	}
+	return rows, last, nil
 }
 
 // tableQuery reads a table in primary-key order, a chunk per query.
@@ -237,28 +323,79 @@ func (s *Source) newTableQuery(d *described) *tableQuery {
 	return q
 }
 
-// chunk is the query of the chunk after the key given (nil: the first), or
-// of the whole table when it has no usable key.
-func (q *tableQuery) chunk(after []string, limit int) (string, error) {
+// chunk is the query of the rows after the key given (nil: from the first)
+// and at most upTo (nil: to the last), at most limit of them when limit > 0;
+// or of the whole table when it has no usable key.
+func (q *tableQuery) chunk(after, upTo []string, limit int) (string, error) {
 	if len(q.key) == 0 {
 		return q.base, nil
 	}
-	query := q.base
-	if after != nil {
+	return q.keyRange(q.base, after, upTo, limit, 0)
+}
+
+// keyAt is the query of the key of the n-th row after the key given.
+func (q *tableQuery) keyAt(after []string, n int) (string, error) {
+	selectKey := make([]string, len(q.key))
+	for i, k := range q.key {
+		selectKey[i] = quoteIdentifier(q.table.Columns[k].Name)
+	}
+	return q.keyRange("SELECT "+strings.Join(selectKey, ", ")+" FROM "+quoteTable(q.table.Name), after, nil, 1, n-1)
+}
+
+func (q *tableQuery) keyRange(base string, after, upTo []string, limit, offset int) (string, error) {
+	var where []string
+	for _, bound := range []struct {
+		key    []string
+		before bool
+	}{{after, false}, {upTo, true}} {
+		if bound.key == nil {
+			continue
+		}
 		literals := make([]string, len(q.key))
 		for j, k := range q.key {
 			var err error
-			if literals[j], err = keyLiteral(q.table.Columns[k].Kind, after[j]); err != nil {
+			if literals[j], err = keyLiteral(q.table.Columns[k].Kind, bound.key[j]); err != nil {
 				return "", err
 			}
 		}
-		query += " WHERE " + keysetAfter(q.table, q.key, literals)
+		if bound.before {
+			where = append(where, "("+keysetUpTo(q.table, q.key, literals)+")")
+		} else {
+			where = append(where, "("+keysetAfter(q.table, q.key, literals)+")")
+		}
+	}
+	query := base
+	if where != nil {
+		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	order := make([]string, len(q.key))
 	for i, k := range q.key {
 		order[i] = quoteIdentifier(q.table.Columns[k].Name)
 	}
-	return query + fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(order, ", "), limit), nil
+	query += " ORDER BY " + strings.Join(order, ", ")
+	if limit > 0 {
+		query += " LIMIT " + strconv.Itoa(limit)
+	}
+	if offset > 0 {
+		query += " OFFSET " + strconv.Itoa(offset)
+	}
+	return query, nil
+}
+
+// readKey runs keyAt's query and returns the key it finds, nil if none.
+func (q *tableQuery) readKey(conn *client.Conn, query string) ([]string, error) {
+	var result mysql.Result
+	var key []string
+	err := conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
+		key = make([]string, len(row))
+		for j := range row {
+			var kv keyValue
+			kv.keep(&row[j])
+			key[j] = kv.text()
+		}
+		return nil
+	}, nil)
+	return key, err
 }
 
 // read runs a chunk's query, decodes each row into the arena and hands it to
@@ -375,13 +512,27 @@ func keyLiteral(k cdc.Kind, text string) (string, error) {
 // a > x OR (a = x AND b > y) OR (a = x AND b = y AND c > z). Both servers turn it
 // into an index range; a row constructor comparison they may not.
 func keysetAfter(t *cdc.Table, key []int, last []string) string {
+	return keyset(t, key, last, ">", ">")
+}
+
+// keysetUpTo is the condition for rows up to and including the key (a, b, c):
+// a < x OR (a = x AND b < y) OR (a = x AND b = y AND c <= z).
+func keysetUpTo(t *cdc.Table, key []int, last []string) string {
+	return keyset(t, key, last, "<", "<=")
+}
+
+func keyset(t *cdc.Table, key []int, last []string, op, lastOp string) string {
 	var or []string
 	for i := range key {
 		var and []string
 		for j := 0; j < i; j++ {
 			and = append(and, quoteIdentifier(t.Columns[key[j]].Name)+" = "+last[j])
 		}
-		and = append(and, quoteIdentifier(t.Columns[key[i]].Name)+" > "+last[i])
+		cmp := op
+		if i == len(key)-1 {
+			cmp = lastOp
+		}
+		and = append(and, quoteIdentifier(t.Columns[key[i]].Name)+" "+cmp+" "+last[i])
 		or = append(or, "("+strings.Join(and, " AND ")+")")
 	}
 	return strings.Join(or, " OR ")

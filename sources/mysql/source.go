@@ -63,8 +63,11 @@ type Config struct {
 	// cannot be backfilled while streaming.
 	WatermarkTable cdc.TableName
 
-	BatchSize         int
-	ChunkSize         int
+	BatchSize int
+	ChunkSize int
+	// Parallelism is the number of connections that read a snapshot's chunks
+	// (1: the snapshot's own).
+	Parallelism       int
 	HeartbeatInterval time.Duration
 	DeadAfter         time.Duration
 	Logger            *slog.Logger

@@ -196,20 +196,8 @@ func (r *backfillReader) read(ctx context.Context, c *cdc.BackfillChunk, after [
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("backfill of %s: the table has no primary key, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", t.Name)
 	}
-	cols := make([]string, len(t.Columns))
-	for i, col := range t.Columns {
-		cols[i] = pgx.Identifier{col.Name}.Sanitize()
-	}
-	key := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		key[i] = cols[k]
-	}
-	query := "SELECT " + strings.Join(cols, ", ") + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
-	if after != nil {
-		query += " WHERE (" + strings.Join(key, ", ") + ") > (" + keyLiterals(t, after) + ")"
-	}
 	limit := r.s.cfg.ChunkSize
-	query += " ORDER BY " + strings.Join(key, ", ") + " LIMIT " + strconv.Itoa(limit)
+	query := chunkQuery(t, after, nil, limit)
 
 	parser := &copyParser{columns: len(t.Columns)} // its arena holds this chunk's values only
 	var last [][]byte

@@ -5,24 +5,26 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-dev/cdc"
 )
 
-// snapshot reads every mapped table in one repeatable-read transaction, on the
-// exported snapshot when one is given, and sends each row as a read change.
+// snapshot reads every mapped table in repeatable-read transactions on one view
+// of the database (the exported snapshot when one is given), in primary-key
+// chunks, and sends each row as a read change. With snapshot parallelism, the
+// workers import the view from the transaction that splits the chunks.
 //
 // With a start, it resumes after start's cursor (from the first table when it
-// has none), and each chunk's last batch carries start with the cursor after
-// that chunk: once the chunk is acknowledged, a restart goes on from there. Rows
-// carry no position; the end-of-snapshot marker sent after them does.
+// has none), and each chunk is followed by a marker: start with the cursor
+// after that chunk. Once the chunk is acknowledged, a restart goes on from
+// there. Rows carry no position.
 func (s *Source) snapshot(ctx context.Context, exported string, start *Position, out chan<- cdc.Batch) error {
 	pg := s.conn.PgConn()
-	if err := pg.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").Close(); err != nil {
-		return fmt.Errorf("snapshot: begin: %w", err)
+	if err := beginSnapshot(ctx, pg, exported); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -30,31 +32,31 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 			_ = pg.Exec(context.Background(), "ROLLBACK").Close()
 		}
 	}()
-	if exported != "" {
-		// The name comes from the server (e.g. 00000003-00000002-1): quote it anyway.
-		if err := pg.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(exported, "'", "''")+"'").Close(); err != nil {
-			return fmt.Errorf("snapshot: import exported snapshot %s: %w", exported, err)
-		}
-	}
-	var cursor cdc.SnapshotCursor
-	if start != nil && start.Cursor != nil {
-		cursor = *start.Cursor
-	}
-	for _, name := range s.cfg.Tables {
-		after, read := cursor.Resume(name)
-		if !read {
-			continue
-		}
-		r := &tableRead{source: s, table: s.tables[name], out: out}
-		if start != nil {
-			r.marker = func(after []string, finished bool) cdc.Position {
-				cursor = cursor.Advance(name, after, finished)
-				return Position{LSN: start.LSN, Cursor: &cursor}.cdc()
+	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}}
+	if s.cfg.Parallelism > 1 {
+		workers, err := s.openSnapshotWorkers(ctx)
+		defer func() {
+			for _, w := range workers {
+				_ = w.Close(context.Background())
 			}
-		}
-		if err := r.run(ctx, after); err != nil {
+		}()
+		if err != nil {
 			return err
 		}
+		reader.workers = workers
+	}
+	run := cdc.ChunkedSnapshot{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+		Progress: &s.progress, Log: s.log}
+	if start != nil {
+		if start.Cursor != nil {
+			run.Cursor = *start.Cursor
+		}
+		run.Marker = func(cursor cdc.SnapshotCursor) cdc.Position {
+			return Position{LSN: start.LSN, Cursor: &cursor}.cdc()
+		}
+	}
+	if err := run.Run(ctx, out); err != nil {
+		return err
 	}
 	if err := pg.Exec(ctx, "COMMIT").Close(); err != nil {
 		return fmt.Errorf("snapshot: commit: %w", err)
@@ -63,50 +65,99 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 	return nil
 }
 
-// tableRead reads one table of a snapshot.
-type tableRead struct {
-	source *Source
-	table  *cdc.Table
-	out    chan<- cdc.Batch
-	// marker, if set, gives the position that stores the snapshot's progress
-	// after a chunk that ends with key after, or after the whole table.
-	marker func(after []string, finished bool) cdc.Position
+// beginSnapshot opens a snapshot transaction, on the exported snapshot if given.
+func beginSnapshot(ctx context.Context, pg *pgconn.PgConn, exported string) error {
+	if err := pg.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").Close(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if exported != "" {
+		// The name comes from the server (e.g. 00000003-00000002-1): quote it anyway.
+		if err := pg.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(exported, "'", "''")+"'").Close(); err != nil {
+			return fmt.Errorf("import exported snapshot %s: %w", exported, err)
+		}
+	}
+	return nil
 }
 
-// run reads the table in primary-key order, a chunk per COPY (the fastest way
-// out of PostgreSQL, in the same text forms logical replication uses), after
-// the key given. Memory stays at one batch: the parser blocks on the channel,
-// and the server waits for it. A table without a primary key is read in one
-// COPY, and an interrupted snapshot reads it whole again.
-func (r *tableRead) run(ctx context.Context, after []string) error {
-	s, t := r.source, r.table
-	started := time.Now()
-	estimate, err := estimateRows(ctx, s.conn, t.Name)
+// openSnapshotWorkers opens the parallel snapshot's connections, each in a
+// transaction that imports the view of the snapshot's own (which may itself
+// have imported the slot's): every worker reads the database as of the
+// slot's consistent point. On error, it returns the connections it opened.
+func (s *Source) openSnapshotWorkers(ctx context.Context) ([]*pgx.Conn, error) {
+	var view string
+	if err := s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&view); err != nil {
+		return nil, fmt.Errorf("snapshot: export the view for the parallel workers: %w", err)
+	}
+	cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName)
 	if err != nil {
-		return fmt.Errorf("snapshot of %s: %w", t.Name, err)
+		return nil, err
 	}
-	s.progress.Start(t.Name, estimate)
-	s.log.Info("snapshot of table started", "table", t.Name.String(), "estimated_rows", estimate, "resumed_after_key", after)
-	if len(t.PrimaryKey) == 0 {
-		s.log.Info("snapshot of a table without a primary key: one query, read whole again if interrupted", "table", t.Name.String())
-	}
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = pgx.Identifier{c.Name}.Sanitize()
-	}
-	from := pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
-	key := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		key[i] = cols[k]
-	}
-
-	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
-	send := func(pos cdc.Position) error {
-		if len(batch) == 0 && pos == "" {
-			return nil
+	var workers []*pgx.Conn
+	for range s.cfg.Parallelism {
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			return workers, classify(fmt.Errorf("snapshot: open a worker connection (snapshot.parallelism %d): %w", s.cfg.Parallelism, err))
 		}
+		workers = append(workers, conn)
+		if err := beginSnapshot(ctx, conn.PgConn(), view); err != nil {
+			return workers, fmt.Errorf("snapshot worker: %w", err)
+		}
+	}
+	s.log.Info("snapshot workers share one view", "workers", len(workers), "snapshot", view)
+	return workers, nil
+}
+
+// chunkReader implements cdc.ChunkReader: estimates and splits on the
+// snapshot's own connection, reads on the workers', each a COPY (the fastest
+// way out of PostgreSQL, in the same text forms logical replication uses).
+type chunkReader struct {
+	s       *Source
+	workers []*pgx.Conn
+}
+
+func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
+	if t := r.s.tables[table]; len(t.PrimaryKey) == 0 {
+		r.s.log.Info("snapshot of a table without a primary key: one query, read whole again if interrupted", "table", table.String())
+	}
+	return estimateRows(ctx, r.s.conn, table)
+}
+
+// Split reads the key n rows on, through the primary key's index.
+func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
+	t := r.s.tables[table]
+	if len(t.PrimaryKey) == 0 {
+		return nil, nil
+	}
+	key := strings.Join(keyColumns(t), ", ")
+	query := "SELECT " + key + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
+	if after != nil {
+		query += " WHERE (" + key + ") > (" + keyLiterals(t, after) + ")"
+	}
+	query += " ORDER BY " + key + " OFFSET " + strconv.Itoa(n-1) + " LIMIT 1"
+	// The simple protocol returns the text forms COPY writes.
+	results, err := r.s.conn.PgConn().Exec(ctx, query).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != 1 || len(results[0].Rows) == 0 {
+		return nil, nil
+	}
+	upTo := make([]string, len(t.PrimaryKey))
+	for i, v := range results[0].Rows[0] {
+		upTo[i] = string(v)
+	}
+	return upTo, nil
+}
+
+// Read sends the chunk in batches: memory stays at one batch, since the parser
+// blocks on the channel and the server waits for it.
+func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
+	s := r.s
+	t := s.tables[chunk.Table]
+	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
+	send := func() error {
 		select {
-		case r.out <- cdc.Batch{Changes: batch, Position: pos, StoreNow: pos != ""}:
+		case out <- cdc.Batch{Changes: batch}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -114,58 +165,78 @@ func (r *tableRead) run(ctx context.Context, after []string) error {
 		batch = make([]cdc.Change, 0, s.cfg.BatchSize)
 		return nil
 	}
-	lastKey := make([][]byte, len(t.PrimaryKey))
+	var last [][]byte
 	parser := &copyParser{columns: len(t.Columns)}
 	parser.onRow = func(fields [][]byte) error {
 		values, err := decodeFields(t, fields, &parser.arena)
 		if err != nil {
 			return fmt.Errorf("snapshot of %s, %w", t.Name, err)
 		}
-		for i, k := range t.PrimaryKey {
-			lastKey[i] = append(lastKey[i][:0], fields[k]...)
-		}
+		last = fields
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		if len(batch) == cap(batch) {
-			return send("")
+			return send()
 		}
 		return nil
 	}
-	rows := 0
-	for {
-		query := "SELECT " + strings.Join(cols, ", ") + " FROM " + from
-		if len(key) > 0 {
-			if after != nil {
-				query += " WHERE (" + strings.Join(key, ", ") + ") > (" + keyLiterals(t, after) + ")"
-			}
-			query += " ORDER BY " + strings.Join(key, ", ") + " LIMIT " + strconv.Itoa(s.cfg.ChunkSize)
-		}
-		tag, err := s.conn.PgConn().CopyTo(ctx, parser, "COPY ("+query+") TO STDOUT")
-		if err != nil {
-			return fmt.Errorf("snapshot of %s: %w", t.Name, err)
-		}
-		read := int(tag.RowsAffected())
-		rows += read
-		finished := len(key) == 0 || read < s.cfg.ChunkSize
-		if !finished {
-			after = after[:0:0]
-			for _, k := range lastKey {
-				after = append(after, string(k))
-			}
-		}
-		var marker cdc.Position
-		if r.marker != nil {
-			marker = r.marker(after, finished)
-		}
-		if err := send(marker); err != nil {
-			return err
-		}
-		if finished {
-			break
+	tag, err := r.workers[worker].PgConn().CopyTo(ctx, parser, "COPY ("+chunkQuery(t, chunk.After, chunk.UpTo, limit)+") TO STDOUT")
+	if err != nil {
+		return 0, nil, fmt.Errorf("snapshot of %s: %w", t.Name, err)
+	}
+	if len(batch) > 0 {
+		if err := send(); err != nil {
+			return 0, nil, err
 		}
 	}
-	s.progress.Finish(t.Name)
-	s.log.Info("snapshot of table finished", "table", t.Name.String(), "rows", rows, "seconds", time.Since(started).Seconds())
-	return nil
+	rows := int(tag.RowsAffected())
+	if len(t.PrimaryKey) == 0 || last == nil {
+		return rows, nil, nil
+	}
+	// The fields are the arena's, which the parser no longer writes.
+	key := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		key[i] = string(last[k])
+	}
+	return rows, key, nil
+}
+
+// chunkQuery selects a table's rows in key order whose key is after after (nil:
+// from the first) and at most upTo (nil: to the last), at most limit of them
+// when limit > 0. A table without a primary key is selected whole.
+func chunkQuery(t *cdc.Table, after, upTo []string, limit int) string {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	query := "SELECT " + strings.Join(cols, ", ") + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
+	if len(t.PrimaryKey) == 0 {
+		return query
+	}
+	key := "(" + strings.Join(keyColumns(t), ", ") + ")"
+	var where []string
+	if after != nil {
+		where = append(where, key+" > ("+keyLiterals(t, after)+")")
+	}
+	if upTo != nil {
+		where = append(where, key+" <= ("+keyLiterals(t, upTo)+")")
+	}
+	if where != nil {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY " + strings.Join(keyColumns(t), ", ")
+	if limit > 0 {
+		query += " LIMIT " + strconv.Itoa(limit)
+	}
+	return query
+}
+
+// keyColumns are the primary key's quoted column names, in key order.
+func keyColumns(t *cdc.Table) []string {
+	key := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		key[i] = pgx.Identifier{t.Columns[k].Name}.Sanitize()
+	}
+	return key
 }
 
 // keyLiterals writes key values, in their text forms, as literals of their

@@ -69,7 +69,10 @@ type Config struct {
 	HeartbeatMessageInterval time.Duration
 	BatchSize                int
 	// ChunkSize is the number of rows one snapshot query reads.
-	ChunkSize       int
+	ChunkSize int
+	// Parallelism is the number of connections that read a snapshot's chunks
+	// (1: the snapshot's own).
+	Parallelism     int
 	ApplicationName string
 	Logger          *slog.Logger
 }
