@@ -17,7 +17,7 @@
 // Timings are printed, never asserted: the machine is shared and noisy, so the
 // ratios (measured in the same run) are the figures to compare.
 //
-//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql]
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1]
 package main
 
 import (
@@ -44,9 +44,11 @@ func main() {
 	sources := flag.String("source", "postgres,mysql", "sources to measure")
 	rate := flag.Int("rate", 1000, "transactions per second of the latency measurement")
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
+	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU profiles to this `directory`, one per source and stage")
 	flag.Parse()
-	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles}
+	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
+		parallelism: *parallelism}
 	for _, src := range strings.Split(*sources, ",") {
 		if err := b.run(src); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
@@ -56,11 +58,12 @@ func main() {
 }
 
 type bench struct {
-	profiles string
-	bin      string
-	rows     int
-	rate     int
-	duration time.Duration
+	profiles    string
+	parallelism int
+	bin         string
+	rows        int
+	rate        int
+	duration    time.Duration
 }
 
 // database is what the bench needs of one source.
@@ -173,7 +176,8 @@ func (b *bench) run(source string) error {
 		return err
 	}
 	config := filepath.Join(dir, "cdc.yaml")
-	if err := os.WriteFile(config, []byte(db.config(dir)), 0o644); err != nil {
+	text := db.config(dir) + fmt.Sprintf("snapshot: {parallelism: %d}\n", b.parallelism)
+	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		return err
 	}
 	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","))
@@ -206,13 +210,17 @@ func (b *bench) run(source string) error {
 	for line := range strings.Lines(d.Logs()) {
 		progress("daemon: %s", strings.TrimSpace(line))
 	}
-	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "plain read", floor)
+	snapshotName := "cdc run (initial snapshot)"
+	if b.parallelism > 1 {
+		snapshotName = fmt.Sprintf("cdc run (initial snapshot, %d workers)", b.parallelism)
+	}
+	t.add("snapshot", snapshotName, snapshot, "plain read", floor)
 	progress("producer alone")
 	sinkRate, err := sinkFloor(ctx, brokers, b.rows)
 	if err != nil {
 		return err
 	}
-	t.add("snapshot", "cdc run (initial snapshot)", snapshot, "producer alone", sinkRate)
+	t.add("snapshot", snapshotName, snapshot, "producer alone", sinkRate)
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
 	}
