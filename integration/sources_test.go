@@ -174,6 +174,82 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 	})
 }
 
+// A table without a primary key is read in chunks of a unique index on NOT
+// NULL columns (here two, as legacy schemas often have), and an interrupted
+// snapshot goes on after the last chunk stored, as with a primary key. A
+// table with neither is read in one query, with a warning that says how to
+// get chunks.
+func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		const rows, chunk = 100_000, 2_000
+		if s.mysql {
+			s.exec(`CREATE TABLE gadget (code VARCHAR(20) NOT NULL, n INT NOT NULL, label VARCHAR(50) NOT NULL, UNIQUE KEY gadget_code_n (code, n))`,
+				fmt.Sprintf(`INSERT INTO gadget SELECT CONCAT('g', seq %% 100), seq, CONCAT('label ', seq) FROM seq_1_to_%d`, rows),
+				`CREATE TABLE bag (code VARCHAR(20) NOT NULL, n INT NOT NULL, label VARCHAR(50) NOT NULL)`,
+				`INSERT INTO bag SELECT CONCAT('b', seq), seq, 'in a bag' FROM seq_1_to_100`)
+		} else {
+			s.exec(`CREATE TABLE gadget (code text NOT NULL, n integer NOT NULL, label text NOT NULL)`,
+				`CREATE UNIQUE INDEX gadget_code_n ON gadget (code, n)`, `ALTER TABLE gadget REPLICA IDENTITY FULL`,
+				fmt.Sprintf(`INSERT INTO gadget SELECT 'g' || (g %% 100), g, 'label ' || g FROM generate_series(1, %d) g`, rows),
+				`CREATE TABLE bag (code text NOT NULL, n integer NOT NULL, label text NOT NULL)`, `ALTER TABLE bag REPLICA IDENTITY FULL`,
+				`INSERT INTO bag SELECT 'b' || g, g, 'in a bag' FROM generate_series(1, 100) g`)
+		}
+		const keySchema = `{"type":"record","name":"GadgetKey","namespace":"shop.v1","fields":[{"name":"code","type":"string"},{"name":"n","type":"int"}]}`
+		dir := writeSchemas(t, map[string]string{"gadget.avsc": `{"type":"record","name":"Gadget","namespace":"shop.v1","fields":[
+			{"name":"code","type":"string"},{"name":"n","type":"int"},{"name":"label","type":"string"}]}`})
+		codec, err := harness.NewCodec(dir+"/gadget.avsc", keySchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := s.name
+		if !s.mysql {
+			schema = "public"
+		}
+		var entities strings.Builder
+		for _, table := range []string{"gadget", "bag"} {
+			fmt.Fprintf(&entities, "  - name: %[1]s\n    table: %[2]s.%[1]s\n    topic: shop.%[1]s.v1\n    schema: %[3]s/gadget.avsc\n    key: [code, n]\n    fields: {code: code, n: n, label: label}\n", table, schema, dir)
+		}
+		s.setEntities(entities.String())
+		s.editConfig("  chunk_size: 10000", fmt.Sprintf("  chunk_size: %d", chunk))
+		projection := func(table string) string {
+			if s.mysql {
+				return `SELECT CONCAT('{"code":"', code, '","n":', n, '}') AS k, code, CAST(n AS CHAR) AS n, label FROM ` + table
+			}
+			return `SELECT format('{"code":"%s","n":%s}', code, n) AS k, code, n::text AS n, label FROM ` + table
+		}
+
+		d := s.start()
+		if err := harness.Eventually(60*time.Second, func() (bool, error) {
+			return s.recordCount("shop.gadget.v1") > rows/2, s.daemonsAlive()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		d.Kill()
+		if strings.Contains(d.Logs(), "msg=streaming") {
+			t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
+		}
+		cp := s.checkpoint()
+		if !regexp.MustCompile(`cursor=\S*after=g\d+&after=\d+\S*table=\w+\.gadget\b`).MatchString(cp) {
+			t.Fatalf("checkpoint %q: want a snapshot cursor inside gadget, after a key of its unique index", cp)
+		}
+		d = s.start()
+		s.waitMatch("shop.gadget.v1", codec, projection("gadget"))
+		s.waitMatch("shop.bag.v1", codec, projection("bag"))
+		logs := d.Logs()
+		for _, want := range []string{"table without a primary key: read in chunks of a unique index on NOT NULL columns", "columns=\"[code n]\"",
+			`resumed_after_key="[g`, "read in one query, and whole again if the snapshot is interrupted"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("the restart did not log %q:\n%s", want, logs)
+			}
+		}
+		read := s.recordCount("shop.gadget.v1")
+		t.Logf("%d rows, %d records in the topic (%.2fx) after the kill at %s", rows, read, float64(read)/rows, cp)
+		if float64(read) >= 1.3*rows {
+			t.Errorf("the snapshots sent %d records for a table of %d rows: want fewer than 1.3x", read, rows)
+		}
+	})
+}
+
 // A snapshot read by several workers sends what the serial one sends: every
 // row once, field for field. Started while a writer updates, inserts and
 // deletes, it hands over to streaming with neither gap nor repeat: the

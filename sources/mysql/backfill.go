@@ -102,7 +102,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 		}
 		d := r.s.tables[name]
 		if name != reading {
-			reading, q = name, r.s.newTableQuery(d)
+			reading, q = name, r.s.newTableQuery(d, d.table.PrimaryKey)
 			if len(q.key) == 0 {
 				return fmt.Errorf("backfill of %s: the table has no primary key that compares as a literal, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", name)
 			}

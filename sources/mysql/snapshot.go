@@ -55,7 +55,11 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 	if workers != nil {
 		s.log.Info("snapshot workers share one view", "workers", len(workers), "position", pos.String())
 	}
-	reader := &chunkReader{s: s, conn: conn, workers: workers}
+	keys, err := s.chunkKeys(conn)
+	if err != nil {
+		return Position{}, err
+	}
+	reader := &chunkReader{s: s, conn: conn, workers: workers, keys: keys}
 	if workers == nil {
 		reader.workers = []*client.Conn{conn}
 	}
@@ -223,19 +227,87 @@ type chunkReader struct {
 	s       *Source
 	conn    *client.Conn
 	workers []*client.Conn
+	keys    map[cdc.TableName][]int // the columns each table is read in the order of
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
-	if q := r.s.newTableQuery(r.s.tables[table]); len(q.key) == 0 {
-		r.s.log.Info("snapshot of a table without a usable primary key: one query, read whole again if interrupted", "table", table.String())
-	}
 	estimate, _, err := estimateRows(r.conn, table)
 	return int64(estimate), err
 }
 
+// chunkKeys gives each table the columns its chunks follow: its primary key,
+// or else the columns of a unique index on NOT NULL columns, which identify
+// its rows as well (the index InnoDB itself would cluster on). A table with
+// neither, or whose key cannot be written as a literal, is read in one query,
+// whole again after an interruption.
+func (s *Source) chunkKeys(conn *client.Conn) (map[cdc.TableName][]int, error) {
+	keys := map[cdc.TableName][]int{}
+	for _, name := range s.cfg.Tables {
+		d := s.tables[name]
+		key := d.table.PrimaryKey
+		if len(key) == 0 {
+			var err error
+			if key, err = uniqueNotNullKey(conn, d); err != nil {
+				return nil, err
+			}
+			if key != nil {
+				s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columnNames(d.table, key))
+			}
+		}
+		if key = s.newTableQuery(d, key).key; key == nil {
+			s.log.Warn("table without a primary key (or a unique index on NOT NULL columns) that compares as a literal: read in one query, and whole again if the snapshot is interrupted; add one to read it in chunks",
+				"table", name.String())
+		}
+		keys[name] = key
+	}
+	return keys, nil
+}
+
+// uniqueNotNullKey returns the columns of the table's smallest unique index
+// on whole NOT NULL columns, nil if it has none.
+func uniqueNotNullKey(conn *client.Conn, d *described) ([]int, error) {
+	t := d.table
+	res, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME, SUB_PART IS NULL FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`, t.Name.Schema, t.Name.Name)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: look for a unique index of %s: %w", t.Name, err)
+	}
+	indexes := map[string][]int{}
+	var order []string
+	unusable := map[string]bool{}
+	for i := range res.RowNumber() {
+		index, _ := res.GetString(i, 0)
+		column, _ := res.GetString(i, 1)
+		whole, _ := res.GetInt(i, 2)
+		c := t.Column(column)
+		if c < 0 || whole == 0 || d.types[c].nullable {
+			unusable[index] = true
+		}
+		if _, seen := indexes[index]; !seen {
+			order = append(order, index)
+		}
+		indexes[index] = append(indexes[index], c)
+	}
+	var best []int
+	for _, index := range order {
+		if !unusable[index] && (best == nil || len(indexes[index]) < len(best)) {
+			best = indexes[index]
+		}
+	}
+	return best, nil
+}
+
+func columnNames(t *cdc.Table, key []int) []string {
+	names := make([]string, len(key))
+	for i, k := range key {
+		names[i] = t.Columns[k].Name
+	}
+	return names
+}
+
 // Split reads the key n rows on, through the primary key.
 func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
-	q := r.s.newTableQuery(r.s.tables[table])
+	q := r.s.newTableQuery(r.s.tables[table], r.keys[table])
 	if len(q.key) == 0 {
 		return nil, nil
 	}
@@ -249,7 +321,7 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 // Read sends the chunk in batches.
 func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
 	s := r.s
-	q := s.newTableQuery(s.tables[chunk.Table])
+	q := s.newTableQuery(s.tables[chunk.Table], r.keys[chunk.Table])
 	t := q.table
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
 	var arena cdc.Arena
@@ -293,7 +365,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 	return rows, last, nil
 }
 
-// tableQuery reads a table in primary-key order, a chunk per query.
+// tableQuery reads a table in the order of a key, a chunk per query.
 type tableQuery struct {
 	table    *cdc.Table
 	decoders []*decoder
@@ -302,9 +374,12 @@ type tableQuery struct {
 	lastKey  []keyValue
 }
 
-func (s *Source) newTableQuery(d *described) *tableQuery {
+// newTableQuery reads in the order of the key columns given; without any, or
+// with one whose values cannot be written back as literals, it reads the
+// table whole.
+func (s *Source) newTableQuery(d *described, key []int) *tableQuery {
 	t := d.table
-	q := &tableQuery{table: t, key: t.PrimaryKey, decoders: make([]*decoder, len(d.types))}
+	q := &tableQuery{table: t, key: key, decoders: make([]*decoder, len(d.types))}
 	selectList := make([]string, len(d.types))
 	for i, ct := range d.types {
 		q.decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)

@@ -197,7 +197,7 @@ func (r *backfillReader) read(ctx context.Context, c *cdc.BackfillChunk, after [
 		return fmt.Errorf("backfill of %s: the table has no primary key, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", t.Name)
 	}
 	limit := r.s.cfg.ChunkSize
-	query := chunkQuery(t, after, nil, limit)
+	query := chunkQuery(t, t.PrimaryKey, after, nil, limit)
 
 	parser := &copyParser{columns: len(t.Columns)} // its arena holds this chunk's values only
 	var last [][]byte

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,7 +33,11 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 			_ = pg.Exec(context.Background(), "ROLLBACK").Close()
 		}
 	}()
-	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}}
+	keys, err := s.chunkKeys(ctx)
+	if err != nil {
+		return err
+	}
+	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys}
 	if s.cfg.Parallelism > 1 {
 		workers, err := s.openSnapshotWorkers(ctx)
 		defer func() {
@@ -113,27 +118,62 @@ func (s *Source) openSnapshotWorkers(ctx context.Context) ([]*pgx.Conn, error) {
 type chunkReader struct {
 	s       *Source
 	workers []*pgx.Conn
+	keys    map[cdc.TableName][]int // the columns each table is read in the order of
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
-	if t := r.s.tables[table]; len(t.PrimaryKey) == 0 {
-		r.s.log.Info("snapshot of a table without a primary key: one query, read whole again if interrupted", "table", table.String())
-	}
 	return estimateRows(ctx, r.s.conn, table)
+}
+
+// chunkKeys gives each table the columns its chunks follow: its primary key,
+// or else the columns of a unique index on NOT NULL columns, which identify
+// its rows as well. A table with neither is read in one query, whole again
+// after an interruption.
+func (s *Source) chunkKeys(ctx context.Context) (map[cdc.TableName][]int, error) {
+	keys := map[cdc.TableName][]int{}
+	for _, name := range s.cfg.Tables {
+		t := s.tables[name]
+		if len(t.PrimaryKey) > 0 {
+			keys[name] = t.PrimaryKey
+			continue
+		}
+		var columns []string
+		err := s.conn.QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY k.ord)
+			FROM pg_catalog.pg_index i
+			CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+				AND k.ord <= i.indnkeyatts
+			GROUP BY i.indexrelid HAVING bool_and(a.attnotnull)
+			ORDER BY count(*), i.indexrelid LIMIT 1`, pgx.Identifier{name.Schema, name.Name}.Sanitize()).Scan(&columns)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("snapshot: look for a unique index of %s: %w", name, err)
+		}
+		for _, c := range columns {
+			keys[name] = append(keys[name], t.Column(c))
+		}
+		if columns == nil {
+			s.log.Warn("table without a primary key or a unique index on NOT NULL columns: read in one query, and whole again if the snapshot is interrupted; add either to read it in chunks",
+				"table", name.String())
+		} else {
+			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columns)
+		}
+	}
+	return keys, nil
 }
 
 // Split reads the key n rows on, through the primary key's index.
 func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
-	t := r.s.tables[table]
-	if len(t.PrimaryKey) == 0 {
+	t, key := r.s.tables[table], r.keys[table]
+	if len(key) == 0 {
 		return nil, nil
 	}
-	key := strings.Join(keyColumns(t), ", ")
-	query := "SELECT " + key + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
+	columns := strings.Join(keyColumns(t, key), ", ")
+	query := "SELECT " + columns + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
 	if after != nil {
-		query += " WHERE (" + key + ") > (" + keyLiterals(t, after) + ")"
+		query += " WHERE (" + columns + ") > (" + keyLiterals(t, key, after) + ")"
 	}
-	query += " ORDER BY " + key + " OFFSET " + strconv.Itoa(n-1) + " LIMIT 1"
+	query += " ORDER BY " + columns + " OFFSET " + strconv.Itoa(n-1) + " LIMIT 1"
 	// The simple protocol returns the text forms COPY writes.
 	results, err := r.s.conn.PgConn().Exec(ctx, query).ReadAll()
 	if err != nil {
@@ -142,7 +182,7 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 	if len(results) != 1 || len(results[0].Rows) == 0 {
 		return nil, nil
 	}
-	upTo := make([]string, len(t.PrimaryKey))
+	upTo := make([]string, len(key))
 	for i, v := range results[0].Rows[0] {
 		upTo[i] = string(v)
 	}
@@ -153,7 +193,7 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 // blocks on the channel and the server waits for it.
 func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
 	s := r.s
-	t := s.tables[chunk.Table]
+	t, key := s.tables[chunk.Table], r.keys[chunk.Table]
 	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
 	send := func() error {
 		select {
@@ -179,7 +219,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 		}
 		return nil
 	}
-	tag, err := r.workers[worker].PgConn().CopyTo(ctx, parser, "COPY ("+chunkQuery(t, chunk.After, chunk.UpTo, limit)+") TO STDOUT")
+	tag, err := r.workers[worker].PgConn().CopyTo(ctx, parser, "COPY ("+chunkQuery(t, key, chunk.After, chunk.UpTo, limit)+") TO STDOUT")
 	if err != nil {
 		return 0, nil, fmt.Errorf("snapshot of %s: %w", t.Name, err)
 	}
@@ -189,63 +229,64 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 		}
 	}
 	rows := int(tag.RowsAffected())
-	if len(t.PrimaryKey) == 0 || last == nil {
+	if len(key) == 0 || last == nil {
 		return rows, nil, nil
 	}
 	// The fields are the arena's, which the parser no longer writes.
-	key := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		key[i] = string(last[k])
+	lastKey := make([]string, len(key))
+	for i, k := range key {
+		lastKey[i] = string(last[k])
 	}
-	return rows, key, nil
+	return rows, lastKey, nil
 }
 
-// chunkQuery selects a table's rows in key order whose key is after after (nil:
-// from the first) and at most upTo (nil: to the last), at most limit of them
-// when limit > 0. A table without a primary key is selected whole.
-func chunkQuery(t *cdc.Table, after, upTo []string, limit int) string {
+// chunkQuery selects a table's rows in the order of the key columns given,
+// whose key is after after (nil: from the first) and at most upTo (nil: to the
+// last), at most limit of them when limit > 0. Without key columns, the table
+// is selected whole.
+func chunkQuery(t *cdc.Table, key []int, after, upTo []string, limit int) string {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
 	}
 	query := "SELECT " + strings.Join(cols, ", ") + " FROM " + pgx.Identifier{t.Name.Schema, t.Name.Name}.Sanitize()
-	if len(t.PrimaryKey) == 0 {
+	if len(key) == 0 {
 		return query
 	}
-	key := "(" + strings.Join(keyColumns(t), ", ") + ")"
+	columns := "(" + strings.Join(keyColumns(t, key), ", ") + ")"
 	var where []string
 	if after != nil {
-		where = append(where, key+" > ("+keyLiterals(t, after)+")")
+		where = append(where, columns+" > ("+keyLiterals(t, key, after)+")")
 	}
 	if upTo != nil {
-		where = append(where, key+" <= ("+keyLiterals(t, upTo)+")")
+		where = append(where, columns+" <= ("+keyLiterals(t, key, upTo)+")")
 	}
 	if where != nil {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY " + strings.Join(keyColumns(t), ", ")
+	query += " ORDER BY " + strings.Join(keyColumns(t, key), ", ")
 	if limit > 0 {
 		query += " LIMIT " + strconv.Itoa(limit)
 	}
 	return query
 }
 
-// keyColumns are the primary key's quoted column names, in key order.
-func keyColumns(t *cdc.Table) []string {
-	key := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		key[i] = pgx.Identifier{t.Columns[k].Name}.Sanitize()
+// keyColumns are the key columns' quoted names, in key order.
+func keyColumns(t *cdc.Table, key []int) []string {
+	names := make([]string, len(key))
+	for i, k := range key {
+		names[i] = pgx.Identifier{t.Columns[k].Name}.Sanitize()
 	}
-	return key
+	return names
 }
 
 // keyLiterals writes key values, in their text forms, as literals of their
 // columns' types: compared with the key columns, they use the same operators
 // and collation as ORDER BY does.
-func keyLiterals(t *cdc.Table, values []string) string {
+func keyLiterals(t *cdc.Table, key []int, values []string) string {
 	literals := make([]string, len(values))
 	for i, v := range values {
-		c := t.Columns[t.PrimaryKey[i]]
+		c := t.Columns[key[i]]
 		// An E'' string means the same whatever standard_conforming_strings says.
 		literals[i] = "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'::" + c.DatabaseType
 	}
