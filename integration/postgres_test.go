@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cdc-dev/cdc/integration/harness"
 )
 
 func TestSnapshotThenStreamMatchesTheTable(t *testing.T) {
@@ -119,5 +121,50 @@ func TestStalledBrokerSlowsTheSourceWithoutLosingTheSlot(t *testing.T) {
 	}
 	if strings.Contains(d.Logs(), "lost") {
 		t.Fatalf("the replication connection was lost:\n%s", d.Logs())
+	}
+}
+
+// A slot whose WAL the server removed (max_slot_wal_keep_size exceeded while
+// cdc was stopped) is found before streaming: snapshot.mode initial stops
+// with what to do, when_needed drops the slot and snapshots again.
+func TestSlotThatLostItsWALIsFoundBeforeStreaming(t *testing.T) {
+	s := newScenario(t)
+	d := s.start()
+	s.waitCustomersMatch()
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		cp := s.checkpoint()
+		return cp != "" && !strings.Contains(cp, "cursor"), s.daemonsAlive()
+	}); err != nil {
+		t.Fatalf("no streaming checkpoint: %v", err)
+	}
+	if err := d.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(`UPDATE customer SET email = 'while-the-wal-was-lost@example.com' WHERE customer_id = 1`)
+	// The setting is the server's: put it back for the tests after this one.
+	reset := func() {
+		_ = harness.Exec(s.ctx, s.dsn, "ALTER SYSTEM RESET max_slot_wal_keep_size", "SELECT pg_reload_conf()")
+	}
+	t.Cleanup(reset)
+	s.exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'", "SELECT pg_reload_conf()")
+	conn := s.conn()
+	defer conn.Close(s.ctx)
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		s.exec(s.bulk(10), "SELECT pg_switch_wal()", s.bulk(10), "SELECT pg_switch_wal()", "CHECKPOINT")
+		var status string
+		err := conn.QueryRow(s.ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`, "cdc_"+s.name).Scan(&status)
+		return status == "lost", err
+	}); err != nil {
+		t.Fatalf("the slot never lost its WAL: %v", err)
+	}
+	reset()
+
+	s.start()
+	s.mustExit("wal_status=lost", "snapshot.mode: when_needed")
+	s.editConfig("  mode: initial", "  mode: when_needed")
+	d = s.start()
+	s.waitCustomersMatch()
+	if !strings.Contains(d.Logs(), "dropping it and taking a new snapshot (snapshot.mode when_needed)") {
+		t.Errorf("the daemon did not say it snapshots again:\n%s", d.Logs())
 	}
 }

@@ -174,11 +174,14 @@ func (s *Source) readSlot(ctx context.Context) (slotState, error) {
 			s.cfg.Slot, st.slotType, st.plugin, s.cfg.Slot)
 	case st.database != st.currentDB:
 		return st, fmt.Errorf("replication slot %s belongs to database %s, not %s: choose another source.postgres.slot", s.cfg.Slot, st.database, st.currentDB)
-	case st.walStatus == "lost":
-		return st, fmt.Errorf("replication slot %s has lost WAL it still needed (wal_status=lost, max_slot_wal_keep_size exceeded): changes are lost to cdc; drop the slot (SELECT pg_drop_replication_slot('%s')), delete the checkpoint, and snapshot again",
-			s.cfg.Slot, s.cfg.Slot)
 	}
 	return st, nil
+}
+
+// errSlotLost says that the server removed WAL the slot still needed.
+func (s *Source) errSlotLost() error {
+	return fmt.Errorf("replication slot %s has lost WAL it still needed (wal_status=lost, max_slot_wal_keep_size exceeded): changes are lost to cdc; drop the slot (SELECT pg_drop_replication_slot('%s')) and delete the checkpoint (a tombstone for key %q in the checkpoint topic) to snapshot again, or set snapshot.mode: when_needed to let cdc do it",
+		s.cfg.Slot, s.cfg.Slot, s.cfg.Slot)
 }
 
 // slotBusyWait is how long a slot held by another connection is waited for:

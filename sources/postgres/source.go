@@ -392,6 +392,17 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 	if err != nil {
 		return Position{}, err
 	}
+	if slot.walStatus == "lost" {
+		if s.cfg.Snapshot != cdc.SnapshotWhenNeeded {
+			return Position{}, s.errSlotLost()
+		}
+		s.log.Warn("replication slot has lost WAL it still needed (wal_status=lost): dropping it and taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
+			"slot", s.cfg.Slot, "stored_position", string(from))
+		if _, err := s.conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", s.cfg.Slot); err != nil {
+			return Position{}, fmt.Errorf("drop replication slot %s, which lost its WAL: %w", s.cfg.Slot, err)
+		}
+		slot, from = slotState{}, ""
+	}
 	if from != "" && !slot.exists && s.cfg.Snapshot == cdc.SnapshotWhenNeeded {
 		s.log.Warn("replication slot is missing, so the changes after the stored position are lost: taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
 			"slot", s.cfg.Slot, "stored_position", string(from))
