@@ -176,7 +176,10 @@ func (b *bench) run(source string) error {
 		return err
 	}
 	config := filepath.Join(dir, "cdc.yaml")
-	text := db.config(dir) + fmt.Sprintf("snapshot: {parallelism: %d}\n", b.parallelism)
+	text := db.config(dir)
+	if b.parallelism > 1 {
+		text += fmt.Sprintf("snapshot: {parallelism: %d}\n", b.parallelism)
+	}
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		return err
 	}

@@ -305,7 +305,7 @@ func columnNames(t *cdc.Table, key []int) []string {
 	return names
 }
 
-// Split reads the key n rows on, through the primary key.
+// Split reads the key n rows on, through the chunk key.
 func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
 	q := r.s.newTableQuery(r.s.tables[table], r.keys[table])
 	if len(q.key) == 0 {

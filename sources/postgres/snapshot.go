@@ -162,7 +162,7 @@ func (s *Source) chunkKeys(ctx context.Context) (map[cdc.TableName][]int, error)
 	return keys, nil
 }
 
-// Split reads the key n rows on, through the primary key's index.
+// Split reads the key n rows on, through the chunk key's index.
 func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
 	t, key := r.s.tables[table], r.keys[table]
 	if len(key) == 0 {
