@@ -113,3 +113,15 @@ func (c SnapshotCursor) Advance(table TableName, after []string, finished bool) 
 	next.Table, next.After = table, slices.Clone(after)
 	return next
 }
+
+// CheckKey refuses a cursor whose key does not have as many columns as the
+// key its table is read by now (width): the table's key changed while the
+// snapshot was interrupted, and the stored key means nothing in the new one.
+// A table read without a key (width 0) is read whole, which is always safe.
+func (c SnapshotCursor) CheckKey(table TableName, width int) error {
+	if c.Table != table || c.After == nil || width == 0 || len(c.After) == width {
+		return nil
+	}
+	return fmt.Errorf("the interrupted snapshot stored a key of %d columns for table %s, which is now read by a key of %d: its key changed meanwhile; delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) to snapshot again",
+		len(c.After), table, width)
+}

@@ -55,3 +55,19 @@ func TestSnapshotCursorRefusesWhatItDoesNotWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotCursorRefusesAKeyOfAnotherWidth(t *testing.T) {
+	a, b := TableName{Schema: "s", Name: "a"}, TableName{Schema: "s", Name: "b"}
+	c := SnapshotCursor{Done: []TableName{b}, Table: a, After: []string{"g5", "17"}}
+	if err := c.CheckKey(a, 1); err == nil || !strings.Contains(err.Error(), "delete the checkpoint") {
+		t.Errorf("a 2-column key for a table read by 1 column: %v, want a refusal with the fix", err)
+	}
+	for _, ok := range []struct {
+		table TableName
+		width int
+	}{{a, 2}, {a, 0}, {b, 3}} {
+		if err := c.CheckKey(ok.table, ok.width); err != nil {
+			t.Errorf("table %s read by %d columns: %v", ok.table, ok.width, err)
+		}
+	}
+}

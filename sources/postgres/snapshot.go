@@ -55,6 +55,9 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 	if start != nil {
 		if start.Cursor != nil {
 			run.Cursor = *start.Cursor
+			if err := run.Cursor.CheckKey(run.Cursor.Table, len(keys[run.Cursor.Table])); err != nil {
+				return err
+			}
 		}
 		run.Marker = func(cursor cdc.SnapshotCursor) cdc.Position {
 			return Position{LSN: start.LSN, Cursor: &cursor}.cdc()
