@@ -176,9 +176,10 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 
 // A table without a primary key is read in chunks of a unique index on NOT
 // NULL columns (here two, as legacy schemas often have), and an interrupted
-// snapshot goes on after the last chunk stored, as with a primary key. A
-// table with neither is read in one query, with a warning that says how to
-// get chunks.
+// snapshot goes on after the last chunk stored, as with a primary key (but
+// not after the table's key changed meanwhile: that restart is refused with
+// the fix). A table with neither is read in one query, with a warning that
+// says how to get chunks.
 func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		const rows, chunk = 100_000, 2_000
