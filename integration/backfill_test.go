@@ -37,11 +37,7 @@ func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
 		if n := w.finish(t); n < 100 {
 			t.Errorf("the writer committed %d transactions during the backfill: too few to test its windows", n)
 		}
-		projection := customerProjection
-		if s.mysql {
-			projection = customerProjectionMySQL
-		}
-		records := s.waitMatch("shop.customer.v2", s.customer, projection)
+		records := s.waitMatch("shop.customer.v2", s.customer, s.customerProjection())
 		checkValuesRise(t, s.customer, records, "balance", repeatsAllowed)
 		s.waitCustomersMatch()
 		if n := s.readsIn("shop.customer.v1"); n != v1Reads {
@@ -150,12 +146,8 @@ func (s *scenario) addEntity(from, name, fromTopic, topic string) {
 // readsIn counts a topic's snapshot and backfill reads.
 func (s *scenario) readsIn(topic string) int {
 	s.t.Helper()
-	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	n := 0
-	for _, r := range records {
+	for _, r := range s.readTopic(topic) {
 		if r.Headers["cdc_op"] == "r" {
 			n++
 		}

@@ -268,11 +268,7 @@ func (s *scenario) waitVerified(timeout time.Duration, w *workload) string {
 	if err != nil {
 		// What the test's own reading of the topic says, to tell the reader from the data.
 		state, _, rerr := s.topicState("shop.customer.v1", s.customer)
-		projection := customerProjection
-		if s.mysql {
-			projection = customerProjectionMySQL
-		}
-		differences := diff(state, s.project(projection))
+		differences := diff(state, s.project(s.customerProjection()))
 		s.t.Fatalf("cdc verify kept finding differences: %v\n%s\nthe test's own materialization (read error %v):\n%s\n%s", err, out, rerr, truncate(differences, 3000), s.history(differences, w))
 	}
 	for _, line := range strings.Split(out, "\n") {

@@ -19,11 +19,7 @@ import (
 // /readyz flips when the broker goes away while /healthz stays up.
 func TestMetricsFollowTheWorkloadAndReadinessTheBroker(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
-		projection := customerProjection
-		if s.mysql {
-			projection = customerProjectionMySQL
-		}
-		customers := len(s.project(projection))
+		customers := len(s.project(s.customerProjection()))
 		d := s.start()
 		addr, err := d.MetricsAddress(time.Minute)
 		if err != nil {

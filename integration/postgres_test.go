@@ -131,15 +131,7 @@ func TestSlotThatLostItsWALIsFoundBeforeStreaming(t *testing.T) {
 	s := newScenario(t)
 	d := s.start()
 	s.waitCustomersMatch()
-	if err := harness.Eventually(30*time.Second, func() (bool, error) {
-		cp := s.checkpoint()
-		return cp != "" && !strings.Contains(cp, "cursor"), s.daemonsAlive()
-	}); err != nil {
-		t.Fatalf("no streaming checkpoint: %v", err)
-	}
-	if err := d.Stop(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	s.stopOnceStreamingIsStored(d)
 	s.exec(`UPDATE customer SET email = 'while-the-wal-was-lost@example.com' WHERE customer_id = 1`)
 	// The setting is the server's: put it back for the tests after this one.
 	reset := func() {

@@ -157,10 +157,7 @@ func memberProjections(rows map[string]map[string]string) (public, restricted ma
 // flatState materializes a topic, rendering a nested address as "street|city".
 func (s *scenario) flatState(topic string, codec *harness.Codec) (map[string]map[string]string, []harness.Record) {
 	s.t.Helper()
-	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	records := s.readTopic(topic)
 	state, err := codec.Materialize(records)
 	if err != nil {
 		s.t.Fatal(err)

@@ -369,10 +369,15 @@ func (s *scenario) waitMatch(topic string, codec *harness.Codec, projection stri
 
 func (s *scenario) waitCustomersMatch() []harness.Record {
 	s.t.Helper()
+	return s.waitMatch("shop.customer.v1", s.customer, s.customerProjection())
+}
+
+// customerProjection is the customer entity's projection in the scenario's dialect.
+func (s *scenario) customerProjection() string {
 	if s.mysql {
-		return s.waitMatch("shop.customer.v1", s.customer, customerProjectionMySQL)
+		return customerProjectionMySQL
 	}
-	return s.waitMatch("shop.customer.v1", s.customer, customerProjection)
+	return customerProjection
 }
 
 func truncate(s string, n int) string {
@@ -492,15 +497,21 @@ const (
 	repeatsAllowed valueRepeats = true
 )
 
-// checkpoint reads the connector's stored position from the checkpoint topic.
-func (s *scenario) checkpoint() string {
+// readTopic reads every record of a topic.
+func (s *scenario) readTopic(topic string) []harness.Record {
 	s.t.Helper()
-	records, err := harness.ReadTopic(s.ctx, s.brokers, "_cdc_checkpoints")
+	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return records
+}
+
+// checkpoint reads the connector's stored position from the checkpoint topic.
+func (s *scenario) checkpoint() string {
+	s.t.Helper()
 	pos := ""
-	for _, r := range records {
+	for _, r := range s.readTopic("_cdc_checkpoints") {
 		if string(r.Key) != s.name {
 			continue
 		}
@@ -603,11 +614,7 @@ func (s *scenario) crashInsideALargeTransaction(rows int, index func(checkpoint 
 	if err != nil || at == 0 || at >= rows+3 {
 		s.t.Fatalf("checkpoint %q is not inside the transaction (%v)", stored, err)
 	}
-	before, err := harness.ReadTopic(s.ctx, s.brokers, "shop.customer.v1")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	produced := len(before) - base
+	produced := len(s.readTopic("shop.customer.v1")) - base
 	s.start()
 	// The first run may have sent the whole transaction before the kill, so the
 	// topic can match the table before the second run has sent anything: count

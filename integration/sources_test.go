@@ -131,17 +131,7 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 		s.exec(s.bulk(rows))
 		s.editConfig("  chunk_size: 10000", fmt.Sprintf("  chunk_size: %d", chunk))
 		table := int64(len(s.project(`SELECT CAST(customer_id AS CHAR(20)) AS id FROM customer`)))
-		d := s.start()
-		if err := harness.Eventually(60*time.Second, func() (bool, error) {
-			return s.recordCount("shop.customer.v1") > table/2, s.daemonsAlive()
-		}); err != nil {
-			t.Fatal(err)
-		}
-		d.Kill()
-		if strings.Contains(d.Logs(), "msg=streaming") {
-			t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
-		}
-		cp := s.checkpoint()
+		cp := s.killHalfwayThroughTheSnapshot("shop.customer.v1", table)
 		stored := regexp.MustCompile(`cursor=\S*after=(\d+)\S*table=\w+\.customer\b`).FindStringSubmatch(cp)
 		if stored == nil {
 			t.Fatalf("checkpoint %q: want a snapshot cursor inside the customer table", cp)
@@ -155,13 +145,9 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 			s.editConfig("    # watermark_table: ", "    watermark_table: ")
 		}
 		s.addEntity("customer", "customer_v2", "shop.customer.v1", "shop.customer.v2")
-		d = s.start()
+		d := s.start()
 		s.waitCustomersMatch()
-		projection := customerProjection
-		if s.mysql {
-			projection = customerProjectionMySQL
-		}
-		s.waitMatch("shop.customer.v2", s.customer, projection)
+		s.waitMatch("shop.customer.v2", s.customer, s.customerProjection())
 		if !strings.Contains(d.Logs(), "resuming an interrupted snapshot with the chunks it had not read") ||
 			!strings.Contains(d.Logs(), "resumed_after_key=["+stored[1]+"]") {
 			t.Errorf("the restart did not say it resumed after key %s:\n%s", stored[1], d.Logs())
@@ -219,17 +205,7 @@ func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 			return `SELECT format('{"code":"%s","n":%s}', code, n) AS k, code, n::text AS n, label FROM ` + table
 		}
 
-		d := s.start()
-		if err := harness.Eventually(60*time.Second, func() (bool, error) {
-			return s.recordCount("shop.gadget.v1") > rows/2, s.daemonsAlive()
-		}); err != nil {
-			t.Fatal(err)
-		}
-		d.Kill()
-		if strings.Contains(d.Logs(), "msg=streaming") {
-			t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
-		}
-		cp := s.checkpoint()
+		cp := s.killHalfwayThroughTheSnapshot("shop.gadget.v1", rows)
 		if !regexp.MustCompile(`cursor=\S*after=g\d+&after=\d+\S*table=\w+\.gadget\b`).MatchString(cp) {
 			t.Fatalf("checkpoint %q: want a snapshot cursor inside gadget, after a key of its unique index", cp)
 		}
@@ -243,7 +219,7 @@ func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 		} else {
 			s.exec(`ALTER TABLE gadget DROP CONSTRAINT gadget_pkey`)
 		}
-		d = s.start()
+		d := s.start()
 		s.waitMatch("shop.gadget.v1", codec, projection("gadget"))
 		s.waitMatch("shop.bag.v1", codec, projection("bag"))
 		logs := d.Logs()
@@ -259,6 +235,38 @@ func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 			t.Errorf("the snapshots sent %d records for a table of %d rows: want fewer than 1.3x", read, rows)
 		}
 	})
+}
+
+// killHalfwayThroughTheSnapshot starts the daemon, kills it with SIGKILL once
+// the topic holds half the table's rows, and returns the stored checkpoint.
+func (s *scenario) killHalfwayThroughTheSnapshot(topic string, rows int64) string {
+	s.t.Helper()
+	d := s.start()
+	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+		return s.recordCount(topic) > rows/2, s.daemonsAlive()
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+	d.Kill()
+	if strings.Contains(d.Logs(), "msg=streaming") {
+		s.t.Fatal("the snapshot finished before the kill: the test did not test an interrupted snapshot (make the table larger)")
+	}
+	return s.checkpoint()
+}
+
+// stopOnceStreamingIsStored waits for the checkpoint of a streaming position
+// (no snapshot under way) and stops the daemon cleanly.
+func (s *scenario) stopOnceStreamingIsStored(d *harness.Daemon) {
+	s.t.Helper()
+	if err := harness.Eventually(30*time.Second, func() (bool, error) {
+		cp := s.checkpoint()
+		return cp != "" && !strings.Contains(cp, "snapshot") && !strings.Contains(cp, "cursor"), s.daemonsAlive()
+	}); err != nil {
+		s.t.Fatalf("no streaming checkpoint: %v", err)
+	}
+	if err := d.Stop(30 * time.Second); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // A snapshot read by several workers sends what the serial one sends: every
@@ -322,10 +330,6 @@ func TestParallelSnapshotEqualsTheSerialOne(t *testing.T) {
 		if n := w.finish(t); n < 20 {
 			t.Errorf("the writer committed %d transactions: too few to test the handover", n)
 		}
-		projection := customerProjection
-		if s.mysql {
-			projection = customerProjectionMySQL
-		}
 		var live []harness.Record
 		var last string
 		if err := harness.Eventually(90*time.Second, func() (bool, error) {
@@ -339,7 +343,7 @@ func TestParallelSnapshotEqualsTheSerialOne(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			last = diff(normalizeState(state), s.project(projection))
+			last = diff(normalizeState(state), s.project(s.customerProjection()))
 			return last == "", s.daemonsAlive()
 		}); err != nil {
 			t.Fatalf("the third connector's records never matched the table: %v\n%s", err, truncate(last, 3000))
@@ -370,16 +374,6 @@ func (s *scenario) valuesByKey(topic string, codec *harness.Codec) map[string][]
 	return out
 }
 
-// readTopic reads every record of a topic.
-func (s *scenario) readTopic(topic string) []harness.Record {
-	s.t.Helper()
-	records, err := harness.ReadTopic(s.ctx, s.brokers, topic)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return records
-}
-
 // A stored position the database no longer has (PostgreSQL: the slot was
 // dropped; MariaDB: its binlog purged, here with GTIDs, so that the server is
 // the one to find it gone when the stream starts) stops snapshot.mode initial
@@ -389,15 +383,7 @@ func TestSnapshotModeWhenNeededSnapshotsAgainWhenTheLogIsGone(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		d := s.start()
 		s.waitCustomersMatch()
-		if err := harness.Eventually(30*time.Second, func() (bool, error) {
-			cp := s.checkpoint()
-			return cp != "" && !strings.Contains(cp, "snapshot"), s.daemonsAlive()
-		}); err != nil {
-			t.Fatalf("no streaming checkpoint: %v", err)
-		}
-		if err := d.Stop(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
+		s.stopOnceStreamingIsStored(d)
 		s.exec(`UPDATE customer SET email = 'while-the-log-was-lost@example.com' WHERE customer_id = 1`, s.bulk(5))
 		if s.mysql {
 			s.purgeBinlogOf(s.checkpoint())
