@@ -81,11 +81,8 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 		}
 	case progress.Cursor != nil:
 		run.Cursor = *progress.Cursor
-		if d, mapped := s.tables[run.Cursor.Table]; mapped {
-			// A key the reader cannot use is one it reads as no key.
-			if err := run.Cursor.CheckKey(run.Cursor.Table, len(s.newTableQuery(d, keys[run.Cursor.Table]).key)); err != nil {
-				return Position{}, err
-			}
+		if err := run.Cursor.CheckKey(run.Cursor.Table, len(keys[run.Cursor.Table])); err != nil {
+			return Position{}, err
 		}
 	}
 	if progress != nil {
