@@ -158,11 +158,10 @@ func (r *backfillReader) watermark(n int, kind string) error {
 // watermark handles a row of the watermark table. At the high watermark the
 // chunk is sent, less the rows whose keys changed in the window (the stream
 // already sent their newer values), and the backfill's progress goes with it.
-func (st *streamer) watermark(ctx context.Context, row []any) error {
-	if len(row) < 2 || text(row[0]) != st.s.cfg.Name {
+func (st *streamer) watermark(ctx context.Context, connector, mark string) error {
+	if connector != st.s.cfg.Name {
 		return nil // another connector's
 	}
-	mark := text(row[1])
 	if asked, ok := strings.CutPrefix(mark, signalPrefix); ok {
 		return st.signal(ctx, asked)
 	}

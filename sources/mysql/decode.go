@@ -250,11 +250,16 @@ func parseDate(b []byte) (int64, error) {
 // epochDays refuses dates that do not exist (ALLOW_INVALID_DATES lets MySQL
 // store '2021-02-30'), which time.Date would silently move to another day.
 func epochDays(y, m, d int, text []byte) (int64, error) {
-	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	if t.Day() != d {
+	days, ok := dateDays(y, m, d)
+	if !ok {
 		return 0, fmt.Errorf("%q is not a date of the calendar", text)
 	}
-	return t.Unix() / 86400, nil
+	return days, nil
+}
+
+func dateDays(y, m, d int) (int64, bool) {
+	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	return t.Unix() / 86400, t.Day() == d && int(t.Month()) == m
 }
 
 // parseDatetime reads YYYY-MM-DD HH:MM:SS[.ffffff] as microseconds since the

@@ -32,7 +32,8 @@ type streamer struct {
 	row       int  // changes of the current transaction so far, mapped or not
 	batch     []cdc.Change
 	arena     cdc.Arena // the batches' values
-	captured  bool      // the current transaction changed a mapped table
+	images    imageReader
+	captured  bool // the current transaction changed a mapped table
 
 	lastSent     time.Time
 	lastSentPos  Position
@@ -53,6 +54,7 @@ type tableState struct {
 	name     cdc.TableName
 	table    *cdc.Table // nil: a table cdc does not map
 	decoders []*decoder
+	columns  []binlogColumn // how its row images are laid out
 	// watermark marks the backfill's watermark table.
 	watermark bool
 	// the raw description, to notice a table id described anew
@@ -108,8 +110,9 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		// Events are decoded ahead of the pipeline; a few dozen (each up to
 		// binlog_row_event_max_size, 8 KiB by default) keep the reader busy: 256
 		// held 15 MB more at the peak of a backlog drain, for no more speed.
-		EventCacheCount: 64,
-		Logger:          slog.New(slog.DiscardHandler),
+		EventCacheCount:     64,
+		RowsEventDecodeFunc: keepRowImages,
+		Logger:              slog.New(slog.DiscardHandler),
 	})
 	defer func() {
 		closed := make(chan struct{})
@@ -290,7 +293,7 @@ func (st *streamer) tableMap(e *replication.TableMapEvent) error {
 	}
 	name := cdc.TableName{Schema: string(e.Schema), Name: string(e.Table)}
 	state := &tableState{name: name, columnTypes: slices.Clone(e.ColumnType), columnMeta: slices.Clone(e.ColumnMeta),
-		nulls: slices.Clone(e.NullBitmap), names: slices.Clone(e.ColumnNameString())}
+		nulls: slices.Clone(e.NullBitmap), names: slices.Clone(e.ColumnNameString()), columns: binlogColumns(e)}
 	st.tables[e.TableID] = state
 	if !st.mapped[name] {
 		state.watermark = name == st.s.cfg.WatermarkTable
@@ -356,34 +359,50 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 	default:
 		return fmt.Errorf("unknown rows event %s at %s", h.EventType, st.txnStart)
 	}
+	images, err := st.rowImages(h, e, state)
+	if err != nil {
+		return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
+	}
 	st.begin() // rows outside BEGIN/GTID: a server without GTIDs on a non-transactional table
-	for i := 0; i+step <= len(e.Rows); i += step {
+	for {
+		var row [2]rowImage
+		for k := range step {
+			var ok bool
+			row[k], ok, err = images.next(k)
+			switch {
+			case err != nil:
+				return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
+			case !ok && k > 0:
+				return fmt.Errorf("table %s, rows event in the transaction at %s: an update without its after image", state.name, st.txnStart)
+			case !ok:
+				return nil
+			}
+		}
 		st.row++
 		if state.watermark && st.row > st.skip && op != cdc.OpDelete {
-			if err := st.watermark(ctx, e.Rows[i+step-1]); err != nil {
-				return err
+			if connector, mark, ok := row[step-1].texts(); ok {
+				if err := st.watermark(ctx, connector, mark); err != nil {
+					return err
+				}
 			}
 		}
 		if state.table == nil || st.row <= st.skip {
 			continue
 		}
-		for j := i; j < i+step; j++ {
-			if j < len(e.SkippedColumns) && len(e.SkippedColumns[j]) > 0 {
-				return fmt.Errorf("the binlog holds a partial row image of %s at %s: set binlog_row_image = FULL for every session", state.name, st.txnStart)
-			}
+		if row[0].partial() || row[step-1].partial() {
+			return fmt.Errorf("the binlog holds a partial row image of %s at %s: set binlog_row_image = FULL for every session", state.name, st.txnStart)
 		}
 		pos := st.txnStart
 		pos.Row = st.row
 		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: pos.cdc()}
-		var err error
 		switch op {
 		case cdc.OpInsert:
-			c.After, err = st.decodeRow(state, e.Rows[i])
+			c.After, err = st.decodeRow(state, row[0])
 		case cdc.OpDelete:
-			c.Before, err = st.decodeRow(state, e.Rows[i])
+			c.Before, err = st.decodeRow(state, row[0])
 		case cdc.OpUpdate:
-			if c.Before, err = st.decodeRow(state, e.Rows[i]); err == nil {
-				c.After, err = st.decodeRow(state, e.Rows[i+1])
+			if c.Before, err = st.decodeRow(state, row[0]); err == nil {
+				c.After, err = st.decodeRow(state, row[1])
 			}
 		}
 		if err != nil {
@@ -398,17 +417,55 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 			}
 		}
 	}
-	return nil
 }
 
-func (st *streamer) decodeRow(state *tableState, row []any) ([]cdc.Value, error) {
-	if len(row) != len(state.decoders) {
-		return nil, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, len(row), len(state.decoders))
+// rowImages returns the reader of a rows event's images: cdc's own, unless
+// the table has columns only go-mysql decodes.
+func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEvent, state *tableState) (*imageReader, error) {
+	data, kept, err := undecodedImages(h, e)
+	if err != nil {
+		return nil, err
 	}
-	values := st.arena.Row(len(row))
-	for i, v := range row {
+	r := &st.images
+	*r = imageReader{fields: r.fields}
+	if kept && !libraryDecodes(h, state.columns) {
+		if len(state.columns) != int(e.ColumnCount) {
+			return nil, fmt.Errorf("the event has %d columns, its table map %d", e.ColumnCount, len(state.columns))
+		}
+		r.data, r.columns = data, state.columns
+		r.present = [2][]byte{e.ColumnBitmap1, e.ColumnBitmap2}
+		for k := range r.fields {
+			r.fields[k] = slices.Grow(r.fields[k][:0], len(state.columns))[:len(state.columns)]
+		}
+		return r, nil
+	}
+	if kept {
+		if err := decodeWithLibrary(e); err != nil {
+			return nil, err
+		}
+	}
+	r.decoded, r.skipped = e.Rows, e.SkippedColumns
+	return r, nil
+}
+
+func (st *streamer) decodeRow(state *tableState, image rowImage) ([]cdc.Value, error) {
+	n := len(image.values)
+	if image.values == nil {
+		n = len(image.fields)
+	}
+	if n != len(state.decoders) {
+		return nil, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, n, len(state.decoders))
+	}
+	values := st.arena.Row(n)
+	for i, d := range state.decoders {
 		var err error
-		if values[i], err = state.decoders[i].binlog(v, &st.arena); err != nil {
+		switch {
+		case image.values != nil:
+			values[i], err = d.binlog(image.values[i], &st.arena)
+		case !image.fields[i].null:
+			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.arena)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("table %s, column %s, in the transaction at %s: %w%s", state.name, state.table.Columns[i].Name, st.txnStart, err, zeroDateHint(err))
 		}
 	}
