@@ -13,10 +13,10 @@ import (
 	"github.com/cdc-dev/cdc"
 )
 
-// decoder turns one column's values into core values, from the binlog (go-mysql's
-// decoded row values, with times, dates and decimals as MySQL's own text) and
-// from the snapshot (the text protocol). Both paths meet in the same parsers, so
-// a row reads the same whichever way it arrives.
+// decoder turns one column's values into core values: from the binlog's row
+// images (binary, in rows.go; go-mysql's decoded values for tables with binary
+// JSON) and from the snapshot (the text protocol). Text, however it arrives,
+// meets in the same parsers, so a row reads the same whichever way it comes.
 type decoder struct {
 	t    columnType
 	kind cdc.Kind

@@ -96,14 +96,15 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: flavor, Localhost: s.replicaHost(),
 		Host: s.endpoint.host, Port: s.endpoint.port, User: s.endpoint.user, Password: s.endpoint.password,
-		// Times, dates and decimals arrive as MySQL's own text, TIMESTAMPs in UTC:
-		// the snapshot reads the same text, and one parser serves both...
+		// Only the rows of tables with MySQL's binary JSON are decoded by
+		// go-mysql (see rows.go). Their times, dates and decimals arrive as
+		// MySQL's own text, TIMESTAMPs in UTC: the snapshot reads the same
+		// text, and one parser serves both; DATETIME and TIMESTAMP from 1970
+		// on arrive as times.
 		TimestampStringLocation: time.UTC,
 		RenderJSONAsMySQLText:   true,
-		// Except DATETIME and TIMESTAMP from 1970 on, which arrive as times:
-		// the library's text for them costs a fmt.Sprintf per value.
-		ParseTime:       true,
-		HeartbeatPeriod: s.cfg.HeartbeatInterval,
+		ParseTime:               true,
+		HeartbeatPeriod:         s.cfg.HeartbeatInterval,
 		// cdc resumes from its own checkpoint; go-mysql's reconnect would resume
 		// from a position of its own, maybe inside a transaction.
 		DisableRetrySync: true,
