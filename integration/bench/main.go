@@ -318,7 +318,7 @@ func (t *table) cpu(what, summary string) {
 }
 
 func (t *table) add(what, cdcName string, cdcRate float64, floorName string, floorRate float64) {
-	t.lines = append(t.lines, fmt.Sprintf("  %-14s %-28s %10.0f/s   %-18s %10.0f/s   ratio %.2f",
+	t.lines = append(t.lines, fmt.Sprintf("  %-14s %-28s %10.0f/s   %-20s %10.0f/s   ratio %.2f",
 		what, cdcName, cdcRate, floorName, floorRate, cdcRate/floorRate))
 }
 
