@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,7 @@ type streamer struct {
 	commitTime time.Time
 	batch      []cdc.Change
 	arena      cdc.Arena // the batches' values
+	message    rowMessage
 
 	// backfill is the backfill under way, whose chunks reader reads.
 	backfill    cdc.BackfillStream
@@ -148,6 +150,9 @@ func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
 }
 
 func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
+	if len(data) > 0 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D') {
+		return st.rowChange(ctx, data)
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("decode pgoutput message: %w", err)
@@ -167,21 +172,6 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.CommitMessage:
 		st.inTxn = false
 		return st.flush(ctx)
-	case *pglogrepl.InsertMessage:
-		return st.change(ctx, m.RelationID, cdc.OpInsert, nil, m.Tuple)
-	case *pglogrepl.UpdateMessage:
-		if m.OldTuple == nil {
-			return st.change(ctx, m.RelationID, cdc.OpUpdate, nil, m.NewTuple)
-		}
-		if m.OldTupleType != pglogrepl.UpdateMessageTupleTypeOld {
-			return st.identityError(m.RelationID)
-		}
-		return st.change(ctx, m.RelationID, cdc.OpUpdate, m.OldTuple, m.NewTuple)
-	case *pglogrepl.DeleteMessage:
-		if m.OldTupleType != pglogrepl.DeleteMessageTupleTypeOld {
-			return st.identityError(m.RelationID)
-		}
-		return st.change(ctx, m.RelationID, cdc.OpDelete, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			if t := st.relations[id]; t != nil {
@@ -227,24 +217,45 @@ func (st *streamer) identityError(relationID uint32) error {
 	return fmt.Errorf("%s sent only its key as the old row: cdc needs REPLICA IDENTITY FULL", name)
 }
 
-func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, before, after *pglogrepl.TupleData) error {
+// rowChange handles an Insert, Update or Delete message. The message's bytes
+// are the connection's buffer, valid until the next message: the values of a
+// mapped table's change are decoded from a copy in the arena.
+func (st *streamer) rowChange(ctx context.Context, data []byte) error {
+	if len(data) < 5 {
+		return fmt.Errorf("decode pgoutput %c message: %w", data[0], errShortMessage)
+	}
+	relation := binary.BigEndian.Uint32(data[1:5])
 	st.txn.Index++
-	t, known := st.relations[relationID]
+	t, known := st.relations[relation]
 	if !known {
-		return fmt.Errorf("change for relation %d before its relation message", relationID)
+		return fmt.Errorf("change for relation %d before its relation message", relation)
 	}
 	if t == nil || !st.txn.after(st.from) {
 		return nil
 	}
+	m := &st.message
+	if err := m.parse(st.arena.Copy(data)); err != nil {
+		return fmt.Errorf("%s at %s: decode pgoutput %c message: %w", t.Name, st.txn, data[0], err)
+	}
+	if m.oldKind == 'K' {
+		return st.identityError(relation)
+	}
+	op := cdc.OpInsert
+	switch data[0] {
+	case 'U':
+		op = cdc.OpUpdate
+	case 'D':
+		op = cdc.OpDelete
+	}
 	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
-	if before != nil {
-		if ch.Before, err = decodeTuple(t, before, &st.arena); err != nil {
+	if m.oldKind != 0 {
+		if ch.Before, err = decodeTuple(t, m.old, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
-	if after != nil {
-		if ch.After, err = decodeTuple(t, after, &st.arena); err != nil {
+	if m.hasNew {
+		if ch.After, err = decodeTuple(t, m.new, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
@@ -256,24 +267,24 @@ func (st *streamer) change(ctx context.Context, relationID uint32, op cdc.Op, be
 	return nil
 }
 
-func decodeTuple(t *cdc.Table, tuple *pglogrepl.TupleData, arena *cdc.Arena) ([]cdc.Value, error) {
-	if len(tuple.Columns) != len(t.Columns) {
-		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple.Columns), len(t.Columns))
+func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *cdc.Arena) ([]cdc.Value, error) {
+	if len(tuple) != len(t.Columns) {
+		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple), len(t.Columns))
 	}
 	values := arena.Row(len(t.Columns))
-	for i, c := range tuple.Columns {
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeNull:
-		case pglogrepl.TupleDataTypeToast:
+	for i, c := range tuple {
+		switch c.kind {
+		case 'n':
+		case 'u':
 			values[i] = cdc.Unchanged()
-		case pglogrepl.TupleDataTypeText:
-			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, c.Data)
+		case 't':
+			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, c.data)
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
 			}
 			values[i] = v
 		default:
-			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", t.Columns[i].Name, c.DataType)
+			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", t.Columns[i].Name, c.kind)
 		}
 	}
 	return values, nil
