@@ -31,6 +31,9 @@ func newDecoder(t columnType, c cdc.Column, zero ZeroDates) *decoder {
 // errZeroDate is wrapped with the column and the value by the caller.
 var errZeroDate = errors.New("zero date")
 
+// errZeroDatetime is the binlog's zero DATETIME or TIMESTAMP.
+var errZeroDatetime = fmt.Errorf("%w '0000-00-00 00:00:00'", errZeroDate)
+
 // binlog decodes a value of a row event.
 func (d *decoder) binlog(v any, a *cdc.Arena) (cdc.Value, error) {
 	if v == nil {
@@ -109,10 +112,7 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 	raw := a.Copy(v.AsString())
 	switch d.kind {
 	case cdc.KindBool, cdc.KindUint: // bit(n): big-endian bytes
-		var n uint64
-		for _, b := range raw {
-			n = n<<8 | uint64(b)
-		}
+		n := mysql.BFixedLengthInt(raw)
 		if d.kind == cdc.KindBool {
 			return cdc.Bool(n != 0), nil
 		}
@@ -241,25 +241,21 @@ func parseDate(b []byte) (int64, error) {
 	if !ok || len(b) != 10 {
 		return 0, fmt.Errorf("not a date: %q", b)
 	}
+	return epochDays(y, m, d)
+}
+
+// epochDays reads a date as days since 1970-01-01. It refuses zero dates, and
+// dates that do not exist (ALLOW_INVALID_DATES lets MySQL store '2021-02-30'),
+// which time.Date would silently move to another day.
+func epochDays(y, m, d int) (int64, error) {
 	if y == 0 || m == 0 || d == 0 {
-		return 0, fmt.Errorf("%w %q", errZeroDate, b)
+		return 0, fmt.Errorf("%w '%04d-%02d-%02d'", errZeroDate, y, m, d)
 	}
-	return epochDays(y, m, d, b)
-}
-
-// epochDays refuses dates that do not exist (ALLOW_INVALID_DATES lets MySQL
-// store '2021-02-30'), which time.Date would silently move to another day.
-func epochDays(y, m, d int, text []byte) (int64, error) {
-	days, ok := dateDays(y, m, d)
-	if !ok {
-		return 0, fmt.Errorf("%q is not a date of the calendar", text)
-	}
-	return days, nil
-}
-
-func dateDays(y, m, d int) (int64, bool) {
 	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	return t.Unix() / 86400, t.Day() == d && int(t.Month()) == m
+	if t.Day() != d || int(t.Month()) != m {
+		return 0, fmt.Errorf("'%04d-%02d-%02d' is not a date of the calendar", y, m, d)
+	}
+	return t.Unix() / 86400, nil
 }
 
 // parseDatetime reads YYYY-MM-DD HH:MM:SS[.ffffff] as microseconds since the
@@ -272,15 +268,15 @@ func parseDatetime(b []byte) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("not a datetime: %q", b)
 	}
-	if y == 0 || m == 0 || d == 0 {
-		return 0, fmt.Errorf("%w %q", errZeroDate, b)
+	days, err := epochDays(y, m, d)
+	if err != nil {
+		return 0, err
 	}
 	us, err := parseClock(b[11:], false)
 	if err != nil || us >= 24*3600_000_000 {
 		return 0, fmt.Errorf("not a datetime: %q", b)
 	}
-	days, err := epochDays(y, m, d, b)
-	return days*86400_000_000 + us, err
+	return days*86400_000_000 + us, nil
 }
 
 // parseDuration reads MySQL's TIME, [-]H+:MM:SS[.ffffff], as signed microseconds.

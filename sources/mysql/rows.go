@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -37,47 +38,44 @@ func keepRowImages(e *replication.RowsEvent, body []byte) error {
 	return nil
 }
 
-// undecodedImages returns the images keepRowImages kept, decompressed.
-func undecodedImages(h *replication.EventHeader, e *replication.RowsEvent) ([]byte, bool, error) {
+// keptImages returns what keepRowImages left in the event.
+func keptImages(e *replication.RowsEvent) (rowImages, bool) {
 	if len(e.Rows) != 1 || len(e.Rows[0]) != 1 {
-		return nil, false, nil
+		return rowImages{}, false
 	}
 	kept, ok := e.Rows[0][0].(rowImages)
-	if !ok {
-		return nil, false, nil
-	}
-	data := kept.body[kept.pos:]
+	return kept, ok
+}
+
+// data returns the row images, decompressed if the event is compressed.
+func (k rowImages) data(h *replication.EventHeader) ([]byte, error) {
 	switch h.EventType {
 	case replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
 		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
-		var err error
-		if data, err = mysql.DecompressMariadbData(data); err != nil {
-			return nil, false, fmt.Errorf("decompress a rows event: %w", err)
+		data, err := mysql.DecompressMariadbData(k.body[k.pos:])
+		if err != nil {
+			return nil, fmt.Errorf("decompress a rows event: %w", err)
 		}
+		return data, nil
 	}
-	return data, true, nil
+	return k.body[k.pos:], nil
 }
 
 // libraryDecodes reports the rows events cdc leaves to go-mysql to decode:
-// MySQL's binary JSON (go-mysql renders it as MySQL prints it) and partial
-// JSON updates (refused later as partial images).
-func libraryDecodes(h *replication.EventHeader, columns []binlogColumn) bool {
-	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
-		return true
-	}
-	for _, c := range columns {
-		if c.typ == mysql.MYSQL_TYPE_JSON {
-			return true
-		}
-	}
-	return false
+// those of tables with MySQL's binary JSON (go-mysql renders it as MySQL
+// prints it) and partial JSON updates (refused later as partial images).
+func libraryDecodes(h *replication.EventHeader, state *tableState) bool {
+	return state.binaryJSON || h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT
 }
 
-// decodeWithLibrary has go-mysql decode the rows keepRowImages kept.
-func decodeWithLibrary(e *replication.RowsEvent) error {
-	kept := e.Rows[0][0].(rowImages)
+func hasBinaryJSON(columns []binlogColumn) bool {
+	return slices.ContainsFunc(columns, func(c binlogColumn) bool { return c.typ == mysql.MYSQL_TYPE_JSON })
+}
+
+// decodeWithLibrary has go-mysql decode the rows kept in e.
+func (k rowImages) decodeWithLibrary(e *replication.RowsEvent) error {
 	e.Rows = nil
-	return e.DecodeData(kept.pos, kept.body)
+	return e.DecodeData(k.pos, k.body)
 }
 
 // binlogColumn is how a column's values are laid out in row images: its type
@@ -124,7 +122,7 @@ var errTruncatedImage = fmt.Errorf("the row image ends inside a value")
 // The fields' bytes are capped: appending to one cannot overwrite the event.
 func readImage(data []byte, columns []binlogColumn, present []byte, fields []field) (int, error) {
 	if len(present)*8 < len(columns) || len(fields) < len(columns) {
-		return 0, fmt.Errorf("the rows event describes %d columns, the table map %d", len(present)*8, len(columns))
+		return 0, fmt.Errorf("a column bitmap of %d bytes for %d columns", len(present), len(columns))
 	}
 	held := 0
 	for i := range columns {
@@ -224,7 +222,7 @@ func (c binlogColumn) extent(data []byte, pos int) (start, end int, err error) {
 func (d *decoder) binary(c binlogColumn, raw []byte, a *cdc.Arena) (cdc.Value, error) {
 	switch c.typ {
 	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
-		u := littleEndian(raw)
+		u := mysql.FixedLengthInt(raw)
 		if d.t.unsigned {
 			return cdc.Uint(u), nil
 		}
@@ -243,41 +241,41 @@ func (d *decoder) binary(c binlogColumn, raw []byte, a *cdc.Arena) (cdc.Value, e
 		precision, scale := int(c.meta>>8), int(c.meta&0xff)
 		return cdc.Decimal(appendDecimal(a.Bytes(precision + 3)[:0], raw, precision, scale)), nil
 	case mysql.MYSQL_TYPE_BIT:
-		n := bigEndian(raw)
+		n := mysql.BFixedLengthInt(raw)
 		if d.kind == cdc.KindBool {
 			return cdc.Bool(n != 0), nil
 		}
 		return cdc.Uint(n), nil
 	case mysql.MYSQL_TYPE_ENUM:
-		return d.enum(int64(littleEndian(raw)))
+		return d.enum(int64(mysql.FixedLengthInt(raw)))
 	case mysql.MYSQL_TYPE_SET:
-		return d.set(littleEndian(raw))
+		return d.set(mysql.FixedLengthInt(raw))
 	case mysql.MYSQL_TYPE_DATE:
-		v := littleEndian(raw)
+		v := mysql.FixedLengthInt(raw)
 		return d.date(int(v>>9), int(v>>5&15), int(v&31))
 	case mysql.MYSQL_TYPE_DATETIME2:
 		return d.datetime2(raw)
 	case mysql.MYSQL_TYPE_TIMESTAMP2:
-		seconds := int64(bigEndian(raw[:4]))
+		seconds := int64(mysql.BFixedLengthInt(raw[:4]))
 		if seconds == 0 {
-			return d.zeroDate(cdc.Value{}, fmt.Errorf("%w '0000-00-00 00:00:00'", errZeroDate))
+			return d.zeroDate(cdc.Value{}, errZeroDatetime)
 		}
 		return cdc.Timestamp(seconds*1_000_000 + fraction(raw[4:])), nil
 	case mysql.MYSQL_TYPE_TIME2:
 		return cdc.Duration(time2(raw)), nil
 	case mysql.MYSQL_TYPE_TIMESTAMP: // before MySQL 5.6's formats
-		seconds := int64(littleEndian(raw))
+		seconds := int64(mysql.FixedLengthInt(raw))
 		if seconds == 0 {
-			return d.zeroDate(cdc.Value{}, fmt.Errorf("%w '0000-00-00 00:00:00'", errZeroDate))
+			return d.zeroDate(cdc.Value{}, errZeroDatetime)
 		}
 		return cdc.Timestamp(seconds * 1_000_000), nil
 	case mysql.MYSQL_TYPE_DATETIME: // YYYYMMDDhhmmss as a number
-		v := littleEndian(raw)
+		v := mysql.FixedLengthInt(raw)
 		day, clock := v/1_000_000, v%1_000_000
 		return d.datetime(int(day/10000), int(day/100%100), int(day%100),
 			int(clock/10000), int(clock/100%100), int(clock%100), 0)
 	case mysql.MYSQL_TYPE_TIME: // [-]HHMMSS as a signed 24-bit number
-		v := int64(littleEndian(raw)<<40) >> 40
+		v := int64(mysql.FixedLengthInt(raw)<<40) >> 40
 		sign := int64(1)
 		if v < 0 {
 			sign, v = -1, -v
@@ -290,37 +288,28 @@ func (d *decoder) binary(c binlogColumn, raw []byte, a *cdc.Arena) (cdc.Value, e
 	return cdc.Value{}, fmt.Errorf("unexpected binlog type %d for a %s column", c.typ, d.t.render())
 }
 
-// date reads a date of the calendar as days since the epoch.
+// date reads a date as days since the epoch.
 func (d *decoder) date(year, month, day int) (cdc.Value, error) {
-	if year == 0 || month == 0 || day == 0 {
-		return d.zeroDate(cdc.Value{}, fmt.Errorf("%w '%04d-%02d-%02d'", errZeroDate, year, month, day))
-	}
-	days, ok := dateDays(year, month, day)
-	if !ok {
-		return cdc.Value{}, fmt.Errorf("'%04d-%02d-%02d' is not a date of the calendar", year, month, day)
-	}
-	return cdc.Date(days), nil
+	days, err := epochDays(year, month, day)
+	return d.zeroDate(cdc.Date(days), err)
 }
 
 // datetime reads a wall-clock reading as microseconds since the epoch, in UTC.
 func (d *decoder) datetime(year, month, day, hour, minute, second int, micros int64) (cdc.Value, error) {
-	date, err := d.date(year, month, day)
-	if err != nil || date.Kind == cdc.KindNull {
-		return date, err
+	days, err := epochDays(year, month, day)
+	if err == nil && (hour > 23 || minute > 59 || second > 59) {
+		err = fmt.Errorf("not a datetime: '%04d-%02d-%02d %02d:%02d:%02d'", year, month, day, hour, minute, second)
 	}
-	if hour > 23 || minute > 59 || second > 59 {
-		return cdc.Value{}, fmt.Errorf("not a datetime: '%04d-%02d-%02d %02d:%02d:%02d'", year, month, day, hour, minute, second)
-	}
-	return cdc.Timestamp(date.Int*86400_000_000 + int64((hour*60+minute)*60+second)*1_000_000 + micros), nil
+	return d.zeroDate(cdc.Timestamp(days*86400_000_000+int64((hour*60+minute)*60+second)*1_000_000+micros), err)
 }
 
 // datetime2 reads MySQL 5.6's DATETIME: 40 bits, big-endian, offset by 2^39 —
 // a sign bit, year×13+month (17 bits), day (5), hour (5), minute (6), second
 // (6) — then the fraction.
 func (d *decoder) datetime2(raw []byte) (cdc.Value, error) {
-	packed := int64(bigEndian(raw[:5])) - 0x80_0000_0000
+	packed := int64(mysql.BFixedLengthInt(raw[:5])) - 0x80_0000_0000
 	if packed == 0 {
-		return d.zeroDate(cdc.Value{}, fmt.Errorf("%w '0000-00-00 00:00:00'", errZeroDate))
+		return d.zeroDate(cdc.Value{}, errZeroDatetime)
 	}
 	if packed < 0 {
 		return cdc.Value{}, fmt.Errorf("a negative datetime in the binlog (%d)", packed)
@@ -338,9 +327,9 @@ func fraction(raw []byte) int64 {
 	case 1:
 		return int64(raw[0]) * 10000
 	case 2:
-		return int64(bigEndian(raw)) * 100
+		return int64(mysql.BFixedLengthInt(raw)) * 100
 	case 3:
-		return int64(bigEndian(raw))
+		return int64(mysql.BFixedLengthInt(raw))
 	}
 	return 0
 }
@@ -351,20 +340,20 @@ func fraction(raw []byte) int64 {
 // stores the fraction complemented, for its binary order (MySQL's my_time.cc).
 func time2(raw []byte) int64 {
 	var packed int64 // the integer part shifted by 24 bits, plus microseconds
-	switch whole := int64(bigEndian(raw[:3])) - 0x80_0000; len(raw) {
+	switch whole := int64(mysql.BFixedLengthInt(raw[:3])) - 0x80_0000; len(raw) {
 	case 3:
 		packed = whole << 24
 	case 4, 5:
 		frac, scale, wrap := int64(raw[3]), int64(10000), int64(0x100)
 		if len(raw) == 5 {
-			frac, scale, wrap = int64(bigEndian(raw[3:5])), 100, 0x10000
+			frac, scale, wrap = int64(mysql.BFixedLengthInt(raw[3:5])), 100, 0x10000
 		}
 		if whole < 0 && frac != 0 {
 			whole, frac = whole+1, frac-wrap
 		}
 		packed = whole<<24 + frac*scale
 	default:
-		packed = int64(bigEndian(raw[:6])) - 0x8000_0000_0000
+		packed = int64(mysql.BFixedLengthInt(raw[:6])) - 0x8000_0000_0000
 	}
 	sign := int64(1)
 	if packed < 0 {
@@ -457,22 +446,6 @@ func decimalDigits(v uint64) int {
 		n++
 	}
 	return n
-}
-
-func littleEndian(raw []byte) uint64 {
-	var v uint64
-	for i := len(raw) - 1; i >= 0; i-- {
-		v = v<<8 | uint64(raw[i])
-	}
-	return v
-}
-
-func bigEndian(raw []byte) uint64 {
-	var v uint64
-	for _, b := range raw {
-		v = v<<8 | uint64(b)
-	}
-	return v
 }
 
 // imageReader reads the images of a rows event in order: the only image of

@@ -163,7 +163,7 @@ func TestRowImagesWithNullsAbsentColumnsAndTruncation(t *testing.T) {
 	if err != nil || n != len(image) {
 		t.Fatalf("read %d of %d bytes: %v", n, len(image), err)
 	}
-	if littleEndian(fields[0].raw) != 7 || !fields[1].null || !fields[2].absent {
+	if mysql.FixedLengthInt(fields[0].raw) != 7 || !fields[1].null || !fields[2].absent {
 		t.Errorf("fields %+v", fields)
 	}
 	if !(rowImage{fields: fields}).partial() {
@@ -184,5 +184,17 @@ func TestRowImagesWithNullsAbsentColumnsAndTruncation(t *testing.T) {
 	unsigned := &decoder{kind: cdc.KindUint, t: columnType{unsigned: true}}
 	if v, _ := unsigned.binary(binlogColumn{typ: mysql.MYSQL_TYPE_INT24}, []byte{0xFF, 0xFF, 0xFF}, nil); uint64(v.Int) != 16777215 {
 		t.Errorf("mediumint unsigned 16777215 read as %d", v.Int)
+	}
+}
+
+// A compressed rows event whose payload does not decompress is an error.
+func TestCorruptCompressedRowsEvent(t *testing.T) {
+	kept := rowImages{body: []byte{0x01, 0x02, 0x03, 0x04, 0x05, 0x06}}
+	_, err := kept.data(&replication.EventHeader{EventType: replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1})
+	if err == nil || !strings.Contains(err.Error(), "decompress a rows event") {
+		t.Errorf("corrupt compressed event: %v", err)
+	}
+	if data, err := kept.data(&replication.EventHeader{EventType: replication.WRITE_ROWS_EVENTv2}); err != nil || len(data) != 6 {
+		t.Errorf("uncompressed event: %d bytes, %v", len(data), err)
 	}
 }

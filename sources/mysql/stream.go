@@ -55,6 +55,8 @@ type tableState struct {
 	table    *cdc.Table // nil: a table cdc does not map
 	decoders []*decoder
 	columns  []binlogColumn // how its row images are laid out
+	// binaryJSON: a column holds MySQL's binary JSON, which go-mysql decodes
+	binaryJSON bool
 	// watermark marks the backfill's watermark table.
 	watermark bool
 	// the raw description, to notice a table id described anew
@@ -295,6 +297,7 @@ func (st *streamer) tableMap(e *replication.TableMapEvent) error {
 	name := cdc.TableName{Schema: string(e.Schema), Name: string(e.Table)}
 	state := &tableState{name: name, columnTypes: slices.Clone(e.ColumnType), columnMeta: slices.Clone(e.ColumnMeta),
 		nulls: slices.Clone(e.NullBitmap), names: slices.Clone(e.ColumnNameString()), columns: binlogColumns(e)}
+	state.binaryJSON = hasBinaryJSON(state.columns)
 	st.tables[e.TableID] = state
 	if !st.mapped[name] {
 		state.watermark = name == st.s.cfg.WatermarkTable
@@ -360,9 +363,12 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 	default:
 		return fmt.Errorf("unknown rows event %s at %s", h.EventType, st.txnStart)
 	}
+	failed := func(err error) error {
+		return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
+	}
 	images, err := st.rowImages(h, e, state)
 	if err != nil {
-		return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
+		return failed(err)
 	}
 	st.begin() // rows outside BEGIN/GTID: a server without GTIDs on a non-transactional table
 	for {
@@ -372,9 +378,9 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 			row[k], ok, err = images.next(k)
 			switch {
 			case err != nil:
-				return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
+				return failed(err)
 			case !ok && k > 0:
-				return fmt.Errorf("table %s, rows event in the transaction at %s: an update without its after image", state.name, st.txnStart)
+				return failed(errors.New("an update without its after image"))
 			case !ok:
 				return nil
 			}
@@ -421,17 +427,24 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 }
 
 // rowImages returns the reader of a rows event's images: cdc's own, unless
-// the table has columns only go-mysql decodes.
+// go-mysql is to decode them.
 func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEvent, state *tableState) (*imageReader, error) {
-	data, kept, err := undecodedImages(h, e)
-	if err != nil {
-		return nil, err
-	}
 	r := &st.images
 	*r = imageReader{fields: r.fields}
-	if kept && !libraryDecodes(h, state.columns) {
+	kept, ok := keptImages(e)
+	switch {
+	case !ok: // decoded by go-mysql already
+	case libraryDecodes(h, state):
+		if err := kept.decodeWithLibrary(e); err != nil {
+			return nil, err
+		}
+	default:
 		if len(state.columns) != int(e.ColumnCount) {
 			return nil, fmt.Errorf("the event has %d columns, its table map %d", e.ColumnCount, len(state.columns))
+		}
+		data, err := kept.data(h)
+		if err != nil {
+			return nil, err
 		}
 		r.data, r.columns = data, state.columns
 		r.present = [2][]byte{e.ColumnBitmap1, e.ColumnBitmap2}
@@ -439,11 +452,6 @@ func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEve
 			r.fields[k] = slices.Grow(r.fields[k][:0], len(state.columns))[:len(state.columns)]
 		}
 		return r, nil
-	}
-	if kept {
-		if err := decodeWithLibrary(e); err != nil {
-			return nil, err
-		}
 	}
 	r.decoded, r.skipped = e.Rows, e.SkippedColumns
 	return r, nil
