@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // The stream reads pgoutput's Insert, Update and Delete messages itself:
@@ -15,11 +17,11 @@ import (
 // pgoutput's protocol 1. Its columns' bytes are the message's: valid until
 // the next message is received unless the message was copied first.
 type rowMessage struct {
+	op cdc.Op
 	// oldKind is 'O' when old is the whole old row (REPLICA IDENTITY FULL),
 	// 'K' when only its key, and 0 when the message has no old row.
 	oldKind  byte
 	old, new []tupleColumn // new is empty for a delete
-	hasNew   bool
 }
 
 // tupleColumn is one column of a row: kind 'n' (NULL), 'u' (an unchanged
@@ -37,25 +39,34 @@ func (m *rowMessage) parse(data []byte) error {
 	if len(data) < 6 {
 		return errShortMessage
 	}
-	m.oldKind, m.hasNew = 0, false
+	switch data[0] {
+	case 'I':
+		m.op = cdc.OpInsert
+	case 'U':
+		m.op = cdc.OpUpdate
+	case 'D':
+		m.op = cdc.OpDelete
+	default:
+		return fmt.Errorf("not a row message: %q", data[0])
+	}
+	m.oldKind = 0
 	m.old, m.new = m.old[:0], m.new[:0]
 	rest := data[5:]
 	var err error
-	if data[0] != 'I' && (rest[0] == 'K' || rest[0] == 'O') {
+	if m.op != cdc.OpInsert && (rest[0] == 'K' || rest[0] == 'O') {
 		m.oldKind = rest[0]
 		if m.old, rest, err = readTuple(rest[1:], m.old); err != nil {
 			return err
 		}
 	}
 	switch {
-	case data[0] == 'D':
+	case m.op == cdc.OpDelete:
 		if m.oldKind == 0 {
 			return fmt.Errorf("a delete without its old row (%q)", rest[:1])
 		}
 	case len(rest) == 0 || rest[0] != 'N':
 		return fmt.Errorf("no new row in the %c message", data[0])
 	default:
-		m.hasNew = true
 		if m.new, rest, err = readTuple(rest[1:], m.new); err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // Messages built as PostgreSQL's "Logical Replication Message Formats"
@@ -47,6 +49,7 @@ func TestRowMessagesOfPgoutput(t *testing.T) {
 		{"delete without its old row", tuple(append(header('D'), 'N'), "1"), 0, "", "", "a delete without its old row"},
 		{"truncated value", append(binary.BigEndian.AppendUint32(append(binary.BigEndian.AppendUint16(append(header('I'), 'N'), 1), 't'), 10), "abc"...), 0, "", "", "ends early"},
 		{"unknown column kind", append(binary.BigEndian.AppendUint16(append(header('I'), 'N'), 1), 'x'), 0, "", "", "unknown column kind"},
+		{"not a row message", tuple(append(header('X'), 'N'), "1"), 0, "", "", "not a row message"},
 		{"bytes after the rows", append(tuple(append(header('I'), 'N'), "1"), 0), 0, "", "", "1 bytes after"},
 	} {
 		var m rowMessage
@@ -56,7 +59,7 @@ func TestRowMessagesOfPgoutput(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.err)
 		case c.err == "" && err != nil:
 			t.Errorf("%s: %v", c.name, err)
-		case c.err == "" && (m.oldKind != c.oldKind || render(m.old) != c.old || render(m.new) != c.new || m.hasNew != (c.new != "")):
+		case c.err == "" && (m.oldKind != c.oldKind || render(m.old) != c.old || render(m.new) != c.new || (m.op != cdc.OpDelete) != (c.new != "")):
 			t.Errorf("%s: old %c %q, new %q, want %c %q, %q", c.name, m.oldKind, render(m.old), render(m.new), c.oldKind, c.old, c.new)
 		}
 	}

@@ -240,21 +240,14 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	if m.oldKind == 'K' {
 		return st.identityError(relation)
 	}
-	op := cdc.OpInsert
-	switch data[0] {
-	case 'U':
-		op = cdc.OpUpdate
-	case 'D':
-		op = cdc.OpDelete
-	}
-	ch := cdc.Change{Table: t, Op: op, Position: st.txn.cdc(), CommitTime: st.commitTime}
+	ch := cdc.Change{Table: t, Op: m.op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
 	if m.oldKind != 0 {
 		if ch.Before, err = decodeTuple(t, m.old, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
-	if m.hasNew {
+	if m.op != cdc.OpDelete {
 		if ch.After, err = decodeTuple(t, m.new, &st.arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
