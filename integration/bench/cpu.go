@@ -27,14 +27,18 @@ func startCPU(pid int) *cpuMeter {
 	return &cpuMeter{pid: pid, start: time.Now(), machine: machineBusy(), daemon: processCPU(pid), bench: selfCPU()}
 }
 
-// stop returns the stage's summary; call it while the daemon still runs.
-func (m *cpuMeter) stop() string {
+// stop returns the stage's summary for n rows; call it while the daemon
+// still runs. CPU time per row is the figure that noise moves least: it does
+// not count the time a process waited for a core.
+func (m *cpuMeter) stop(n int) string {
 	wall := time.Since(m.start).Seconds()
-	machine := (machineBusy() - m.machine) / wall
-	daemon := (processCPU(m.pid) - m.daemon) / wall
-	bench := (selfCPU() - m.bench) / wall
-	return fmt.Sprintf("cores busy %.1f of %d: daemon %.1f, broker and bench %.1f, database and others %.1f",
-		machine, runtime.NumCPU(), daemon, bench, max(machine-daemon-bench, 0))
+	machine := machineBusy() - m.machine
+	daemon := processCPU(m.pid) - m.daemon
+	bench := selfCPU() - m.bench
+	others := max(machine-daemon-bench, 0)
+	perRow := func(seconds float64) float64 { return seconds / float64(n) * 1e6 }
+	return fmt.Sprintf("cores busy %.1f of %d: daemon %.1f, broker and bench %.1f, database and others %.1f; CPU per row: daemon %.2f µs, broker and bench %.2f µs, database and others %.2f µs",
+		machine/wall, runtime.NumCPU(), daemon/wall, bench/wall, others/wall, perRow(daemon), perRow(bench), perRow(others))
 }
 
 // machineBusy is the CPU seconds every core spent not idle since boot.
@@ -58,6 +62,9 @@ func machineBusy() float64 {
 
 // processCPU is the CPU seconds (user and system) of a process so far.
 func processCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0

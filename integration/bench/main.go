@@ -17,7 +17,7 @@
 // Timings are printed, never asserted: the machine is shared and noisy, so the
 // ratios (measured in the same run) are the figures to compare.
 //
-//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1]
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-until snapshot]
 package main
 
 import (
@@ -46,9 +46,14 @@ func main() {
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
 	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU profiles to this `directory`, one per source and stage")
+	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	flag.Parse()
+	if !slices.Contains([]string{"snapshot", "drain", "transaction"}, *until) {
+		fmt.Fprintf(os.Stderr, "bench: -until %q: want snapshot, drain or transaction\n", *until)
+		os.Exit(2)
+	}
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
-		parallelism: *parallelism}
+		parallelism: *parallelism, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
 		if err := b.run(src); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
@@ -59,6 +64,7 @@ func main() {
 
 type bench struct {
 	profiles    string
+	until       string
 	parallelism int
 	bin         string
 	rows        int
@@ -192,11 +198,13 @@ func (b *bench) run(source string) error {
 	}
 	start := time.Now()
 	progress("plain read")
+	cpu := startCPU(0) // the bench reads: no daemon
 	n, err := db.plainRead(ctx)
 	if err != nil {
 		return err
 	}
 	floor := float64(n) / time.Since(start).Seconds()
+	t.cpu("plain read", cpu.stop(n))
 
 	start = time.Now()
 	progress("snapshot by the daemon")
@@ -204,12 +212,12 @@ func (b *bench) run(source string) error {
 	if err != nil {
 		return err
 	}
-	cpu := startCPU(d.Pid())
+	cpu = startCPU(d.Pid())
 	if err := waitRecords(ctx, admin, d, int64(b.rows), 10*time.Minute); err != nil {
 		return err
 	}
 	snapshot := float64(b.rows) / time.Since(start).Seconds()
-	t.cpu("snapshot", cpu.stop())
+	t.cpu("snapshot", cpu.stop(b.rows))
 	for line := range strings.Lines(d.Logs()) {
 		progress("daemon: %s", strings.TrimSpace(line))
 	}
@@ -234,6 +242,11 @@ func (b *bench) run(source string) error {
 		return err
 	}
 	t.add("verify", "cdc verify (topic vs table)", float64(b.rows)/time.Since(start).Seconds(), "plain read", floor)
+	if b.until == "snapshot" {
+		t.print()
+		fmt.Printf("  peak RSS of cdc verify over %d rows: %d MB\n\n", b.rows, verifyRSS>>20)
+		return nil
+	}
 
 	if err := db.markLog(ctx); err != nil {
 		return err
@@ -265,10 +278,18 @@ func (b *bench) run(source string) error {
 	}
 	drain := float64(b.rows) / time.Since(start).Seconds()
 	drainRSS := peak()
-	t.cpu("backlog drain", cpu.stop())
+	t.cpu("backlog drain", cpu.stop(b.rows))
 	t.add("backlog drain", "cdc run (catching up)", drain, "bare decode loop", floor)
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		t.add("backlog drain", "cdc run (catching up)", drain, name, extra[name])
+	}
+	if b.until == "drain" {
+		if err := d.Stop(time.Minute); err != nil {
+			return fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
+		}
+		t.print()
+		fmt.Printf("  peak RSS of the daemon during the backlog drain: %d MB\n\n", drainRSS>>20)
+		return nil
 	}
 
 	progress("latency")
