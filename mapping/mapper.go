@@ -62,10 +62,11 @@ func (m *Mapper) Compile(t *cdc.Table) ([]*Plan, error) {
 	return plans, nil
 }
 
-// Map appends the records of every entity of the change's table. A change to a
-// table whose new shape no longer fits a mapping is an error, reported before
-// anything of it is produced (the schema contract outranks liveness).
-func (m *Mapper) Map(ch *cdc.Change, out []Record) ([]Record, error) {
+// Map appends the records of every entity of the change's table, their keys
+// and values carved from arena (see Plan.Map). A change to a table whose new
+// shape no longer fits a mapping is an error, reported before anything of it
+// is produced (the schema contract outranks liveness).
+func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
 	plans := m.lastPlans
 	if ch.Table != m.lastTable {
 		var err error
@@ -81,7 +82,7 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record) ([]Record, error) {
 			continue
 		}
 		n := len(out)
-		if out, err = p.Map(ch, out); err != nil {
+		if out, err = p.Map(ch, out, arena); err != nil {
 			return out, err
 		}
 		if len(out) == n && m.OnSkip != nil {

@@ -99,7 +99,7 @@ func decode(t *testing.T, schema string, data []byte) map[string]any {
 func TestInsertEncodesEveryFieldExactly(t *testing.T) {
 	e := customerEntity(t)
 	p := mustCompile(t, e, customerTable())
-	recs, err := p.Map(&cdc.Change{Table: customerTable(), Op: cdc.OpInsert, After: customerRow(42, "a@example.com", "-1234.50")}, nil)
+	recs, err := p.Map(&cdc.Change{Table: customerTable(), Op: cdc.OpInsert, After: customerRow(42, "a@example.com", "-1234.50")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +130,36 @@ func TestInsertEncodesEveryFieldExactly(t *testing.T) {
 	}
 }
 
+// Records are encoded in a scratch buffer the plan reuses: each record's key
+// and value must be copies of their own, in an arena as when allocated.
+func TestRecordsMappedIntoAnArenaKeepTheirBytes(t *testing.T) {
+	p := mustCompile(t, customerEntity(t), customerTable())
+	var arena cdc.Arena
+	first, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(1, "first@example.com", "1.00")}, nil, &arena)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, value := string(first[0].Key), string(first[0].Value)
+	second, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(2, "second@example.com", "2.00")}, nil, &arena)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first[0].Key) != key || string(first[0].Value) != value {
+		t.Fatal("mapping a second change overwrote the first record's bytes")
+	}
+	alone, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(2, "second@example.com", "2.00")}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(second[0].Key) != string(alone[0].Key) || string(second[0].Value) != string(alone[0].Value) {
+		t.Error("a record carved from an arena differs from the same record allocated")
+	}
+}
+
 func TestHeadersPrecedeEncodedRecords(t *testing.T) {
 	e := customerEntity(t)
 	e.KeyHeader, e.ValueHeader = []byte{0, 0, 0, 0, 7}, []byte{0, 0, 0, 0, 8}
-	recs, err := mustCompile(t, e, customerTable()).Map(&cdc.Change{Op: cdc.OpRead, After: customerRow(1, "x", "0")}, nil)
+	recs, err := mustCompile(t, e, customerTable()).Map(&cdc.Change{Op: cdc.OpRead, After: customerRow(1, "x", "0")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +173,7 @@ func TestUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
 	before, after := customerRow(1, "a@x", "1.00"), customerRow(1, "a@x", "1.00")
 	after[7] = cdc.String([]byte("new-secret"))
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil, nil)
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("want nothing, got %d records, err %v", len(recs), err)
 	}
@@ -155,7 +181,7 @@ func TestUpdateOfHiddenColumnsOnlyEmitsNothing(t *testing.T) {
 
 func TestUpdateOfMappedColumnEmitsNewValue(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(1, "b@x", "1.00")}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(1, "b@x", "1.00")}, nil, nil)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("want 1 record, got %d, err %v", len(recs), err)
 	}
@@ -167,7 +193,7 @@ func TestUpdateOfMappedColumnEmitsNewValue(t *testing.T) {
 func TestKeyChangeEmitsTombstoneForOldKeyThenNewValue(t *testing.T) {
 	e := customerEntity(t)
 	p := mustCompile(t, e, customerTable())
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(2, "a@x", "1.00")}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(2, "a@x", "1.00")}, nil, nil)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("want 2 records, got %d, err %v", len(recs), err)
 	}
@@ -182,7 +208,7 @@ func TestKeyChangeEmitsTombstoneForOldKeyThenNewValue(t *testing.T) {
 
 func TestDeleteEmitsTombstone(t *testing.T) {
 	e := customerEntity(t)
-	recs, err := mustCompile(t, e, customerTable()).Map(&cdc.Change{Op: cdc.OpDelete, Before: customerRow(9, "a@x", "1.00")}, nil)
+	recs, err := mustCompile(t, e, customerTable()).Map(&cdc.Change{Op: cdc.OpDelete, Before: customerRow(9, "a@x", "1.00")}, nil, nil)
 	if err != nil || len(recs) != 1 || recs[0].Value != nil || recs[0].Op != cdc.OpDelete {
 		t.Fatalf("want one tombstone, got %+v, err %v", recs, err)
 	}
@@ -196,7 +222,7 @@ func TestUnchangedToastValueIsTakenFromOldRow(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
 	before, after := customerRow(1, "long@x", "1.00"), customerRow(1, "", "2.00")
 	after[1] = cdc.Unchanged()
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil, nil)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("got %d records, err %v", len(recs), err)
 	}
@@ -205,7 +231,7 @@ func TestUnchangedToastValueIsTakenFromOldRow(t *testing.T) {
 	}
 	before[1] = cdc.Unchanged()
 	after[1] = cdc.Unchanged()
-	if _, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after, Position: "p1"}, nil); err == nil ||
+	if _, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after, Position: "p1"}, nil, nil); err == nil ||
 		!strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
 		t.Errorf("want an error that names REPLICA IDENTITY FULL, got %v", err)
 	}
@@ -213,7 +239,7 @@ func TestUnchangedToastValueIsTakenFromOldRow(t *testing.T) {
 
 func TestValueTheSchemaCannotHoldStopsWithItsPosition(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
-	_, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(1, "a", "NaN"), Position: "00000000/01000000:0000000003"}, nil)
+	_, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(1, "a", "NaN"), Position: "00000000/01000000:0000000003"}, nil, nil)
 	want := `entity "customer", field "balance": public.customer column balance value NaN at position "00000000/01000000:0000000003"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v\nwant it to contain %s", err, want)
@@ -353,7 +379,7 @@ func TestEveryFieldTypeDecodesWithAnIndependentReader(t *testing.T) {
 	for _, c := range cols {
 		e.Fields = append(e.Fields, Field{Name: c.Name, Column: c.Name})
 	}
-	recs, err := mustCompile(t, e, &cdc.Table{Columns: cols}).Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil)
+	recs, err := mustCompile(t, e, &cdc.Table{Columns: cols}).Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +429,7 @@ func TestUnsentValueIsNeverEncoded(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
 	row := customerRow(1, "a@x", "1.00")
 	row[1] = cdc.Unchanged()
-	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil); err == nil || !strings.Contains(err.Error(), "did not send this value") {
+	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil, nil); err == nil || !strings.Contains(err.Error(), "did not send this value") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -431,7 +457,7 @@ func TestMapperReportsWhyAChangeProducedNothing(t *testing.T) {
 		{Table: table, Op: cdc.OpUpdate, Before: inactive, After: append([]cdc.Value(nil), inactive...)},              // unchanged
 		{Table: table, Op: cdc.OpUpdate, Before: customerRow(1, "a@x", "1.00"), After: customerRow(1, "c@x", "1.00")}, // produced
 	} {
-		if _, err := m.Map(&ch, nil); err != nil {
+		if _, err := m.Map(&ch, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -449,7 +475,7 @@ func TestBackfillReadGoesToItsEntitiesOnly(t *testing.T) {
 	m := NewMapper([]*Entity{v1, v2})
 	row := customerRow(1, "a@x", "1.00")
 	read := cdc.Change{Table: customerTable(), Op: cdc.OpRead, After: row, Entities: []string{"customer_v2"}}
-	out, err := m.Map(&read, nil)
+	out, err := m.Map(&read, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +483,7 @@ func TestBackfillReadGoesToItsEntitiesOnly(t *testing.T) {
 		t.Fatalf("a backfill read for customer_v2 gave %d records (first for %v)", len(out), out)
 	}
 	insert := cdc.Change{Table: customerTable(), Op: cdc.OpInsert, After: row}
-	if out, err = m.Map(&insert, nil); err != nil || len(out) != 2 {
+	if out, err = m.Map(&insert, nil, nil); err != nil || len(out) != 2 {
 		t.Fatalf("an insert gave %d records, %v: want one per entity", len(out), err)
 	}
 }

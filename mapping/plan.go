@@ -55,6 +55,8 @@ type Plan struct {
 	// changes none of them changes nothing the entity shows. masked lists those
 	// whose values must not leave the mapping.
 	used, masked []int
+	// scratch is where records are encoded before being copied out whole.
+	scratch []byte
 }
 
 // Compile checks the entity against the table and returns its plan, or every
@@ -125,7 +127,8 @@ func appendUnique(s []int, v int) []int {
 // Entity is the entity the plan maps to.
 func (p *Plan) Entity() *Entity { return p.entity }
 
-// Map appends to out the records a change means for the entity. A row is part
+// Map appends to out the records a change means for the entity, their keys
+// and values carved from arena (each allocated when arena is nil). A row is part
 // of the entity when it passes where and not tombstone_when:
 //   - read, insert: the new value if the row is part of the entity;
 //   - delete: a tombstone if the old row was;
@@ -136,9 +139,11 @@ func (p *Plan) Entity() *Entity { return p.entity }
 // Its error names the entity, table, field and position: the change must not be
 // skipped, so the caller stops. Under the dead_letter policy a value the entity
 // cannot represent becomes a dead-letter record instead.
-func (p *Plan) Map(ch *cdc.Change, out []Record) ([]Record, error) {
+//
+// A plan is not safe for concurrent use.
+func (p *Plan) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
 	n := len(out)
-	out, err := p.mapChange(ch, out)
+	out, err := p.mapChange(ch, out, arena)
 	if err == nil {
 		for i := n; i < len(out); i++ {
 			out[i].Position, out[i].CommitTime, out[i].Seq = ch.Position, ch.CommitTime, i-n
@@ -170,26 +175,26 @@ func (r SkipReason) String() string {
 	return "filtered"
 }
 
-func (p *Plan) mapChange(ch *cdc.Change, out []Record) ([]Record, error) {
+func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
 	p.skipped = SkipFiltered
 	switch ch.Op {
 	case cdc.OpRead, cdc.OpInsert:
 		if in, err := p.contains(ch, ch.After); !in || err != nil {
 			return out, err
 		}
-		return p.upsert(ch, ch.After, out)
+		return p.upsert(ch, ch.After, out, arena)
 	case cdc.OpDelete:
 		if in, err := p.contains(ch, ch.Before); !in || err != nil {
 			return out, err
 		}
-		return p.tombstone(ch, ch.Before, out)
+		return p.tombstone(ch, ch.Before, out, arena)
 	case cdc.OpUpdate:
-		return p.update(ch, out)
+		return p.update(ch, out, arena)
 	}
 	return out, fmt.Errorf("entity %q: change at %s has unknown operation %d", p.entity.Name, ch.Position, ch.Op)
 }
 
-func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
+func (p *Plan) update(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
 	isIn, err := p.contains(ch, ch.After)
 	if err != nil {
 		return out, err
@@ -198,9 +203,9 @@ func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
 		// Without the old row, a row outside the entity may have been inside:
 		// a tombstone for a key consumers never saw is harmless, a missed one is not.
 		if !isIn {
-			return p.tombstone(ch, ch.After, out)
+			return p.tombstone(ch, ch.After, out, arena)
 		}
-		return p.upsert(ch, ch.After, out)
+		return p.upsert(ch, ch.After, out, arena)
 	}
 	if err := p.fillUnchanged(ch); err != nil {
 		return out, err
@@ -221,7 +226,7 @@ func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
 			}
 		}
 		if gone {
-			if out, err = p.tombstone(ch, ch.Before, out); err != nil {
+			if out, err = p.tombstone(ch, ch.Before, out, arena); err != nil {
 				return out, err
 			}
 		}
@@ -229,7 +234,7 @@ func (p *Plan) update(ch *cdc.Change, out []Record) ([]Record, error) {
 	if !isIn {
 		return out, nil
 	}
-	return p.upsert(ch, ch.After, out)
+	return p.upsert(ch, ch.After, out, arena)
 }
 
 // contains says whether a row is part of the entity.
@@ -249,20 +254,20 @@ func (p *Plan) contains(ch *cdc.Change, row []cdc.Value) (bool, error) {
 	return true, nil
 }
 
-func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record) ([]Record, error) {
-	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row)
+func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record, arena *cdc.Arena) ([]Record, error) {
+	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row, arena)
 	if err != nil {
 		return out, err
 	}
-	value, err := p.encode(ch, p.entity.ValueHeader, p.value, row)
+	value, err := p.encode(ch, p.entity.ValueHeader, p.value, row, arena)
 	if err != nil {
 		return out, err
 	}
 	return append(out, Record{Entity: p.entity, Op: ch.Op, Key: key, Value: value}), nil
 }
 
-func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record) ([]Record, error) {
-	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row)
+func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record, arena *cdc.Arena) ([]Record, error) {
+	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row, arena)
 	if err != nil {
 		return out, err
 	}
@@ -300,11 +305,11 @@ func (p *Plan) keyChanged(ch *cdc.Change) (bool, error) {
 	if same {
 		return false, nil
 	}
-	before, err := p.encode(ch, nil, p.key, ch.Before)
+	before, err := p.encode(ch, nil, p.key, ch.Before, nil)
 	if err != nil {
 		return false, err
 	}
-	after, err := p.encode(ch, nil, p.key, ch.After)
+	after, err := p.encode(ch, nil, p.key, ch.After, nil)
 	if err != nil {
 		return false, err
 	}
@@ -320,18 +325,23 @@ func (p *Plan) unchanged(ch *cdc.Change) bool {
 	return true
 }
 
-// encode writes header and record fields into one new buffer: the only allocation
-// per record, sized by a first guess that grows at most a few times.
-func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []cdc.Value) ([]byte, error) {
-	buf := make([]byte, 0, len(header)+16*len(fields))
-	buf = append(buf, header...)
+// encode writes header and record fields into the plan's scratch buffer, then
+// copies them into arena (a buffer of their own when arena is nil): a record
+// takes exactly its size, and no memory of its own once the arena is warm.
+func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []cdc.Value, arena *cdc.Arena) ([]byte, error) {
+	buf := append(p.scratch[:0], header...)
 	var err error
 	for i := range fields {
 		if buf, err = fields[i].write(buf, row); err != nil {
+			p.scratch = buf[:0]
 			return nil, p.valueError(ch, row, err)
 		}
 	}
-	return buf, nil
+	p.scratch = buf[:0]
+	if arena == nil || len(buf) == 0 {
+		return append([]byte{}, buf...), nil // never nil: a nil value is a tombstone
+	}
+	return arena.Copy(buf), nil
 }
 
 func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
@@ -362,7 +372,7 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 	if row == nil {
 		row = ch.Before
 	}
-	key, _ := p.encode(ch, p.entity.KeyHeader, p.key, row)
+	key, _ := p.encode(ch, p.entity.KeyHeader, p.key, row, nil)
 	values := make(map[string]any, len(p.used))
 	for _, c := range p.used {
 		if slices.Contains(p.masked, c) {

@@ -95,7 +95,7 @@ func hmacHex(text string) string {
 
 func TestRulesComputeEnumNestMaskAndRedact(t *testing.T) {
 	p := mustCompile(t, personEntity(t), personTable())
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: personRow(), Position: "p1"}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: personRow(), Position: "p1"}, nil, nil)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("records %+v, err %v", recs, err)
 	}
@@ -121,7 +121,7 @@ func TestRulesComputeEnumNestMaskAndRedact(t *testing.T) {
 
 	row := personRow()
 	row[2] = cdc.Null()
-	recs, err = p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil)
+	recs, err = p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil, nil)
 	if err != nil || decode(t, personSchema, recs[0].Value)["name"] != "Ada" {
 		t.Errorf("a NULL last name: %v %v", recs, err)
 	}
@@ -132,14 +132,14 @@ func TestUnmappedEnumCodeStopsOrBecomesADeadLetter(t *testing.T) {
 	row := personRow()
 	row[3] = cdc.Int(3)
 	ch := &cdc.Change{Op: cdc.OpInsert, After: row, Position: "p9"}
-	_, err := mustCompile(t, e, personTable()).Map(ch, nil)
+	_, err := mustCompile(t, e, personTable()).Map(ch, nil, nil)
 	want := `entity "person", field "status": public.person column status_code value 3 at position "p9": code "3" has no symbol in the enum map (symbols: ACTIVE, SUSPENDED, CLOSED): add ` + "`3: <SYMBOL>`"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 
 	e.OnError = OnErrorDeadLetter
-	recs, err := mustCompile(t, e, personTable()).Map(ch, nil)
+	recs, err := mustCompile(t, e, personTable()).Map(ch, nil, nil)
 	if err != nil || len(recs) != 1 || recs[0].DeadLetter == nil || recs[0].Value != nil {
 		t.Fatalf("want one dead letter, got %+v, %v", recs, err)
 	}
@@ -190,7 +190,7 @@ func TestWhereFilterEntersLeavesAndIgnores(t *testing.T) {
 		{"delete outside", cdc.OpDelete, out, nil, ""},
 	}
 	for _, c := range cases {
-		recs, err := p.Map(&cdc.Change{Op: c.op, Before: c.before, After: c.after}, nil)
+		recs, err := p.Map(&cdc.Change{Op: c.op, Before: c.before, After: c.after}, nil, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -223,12 +223,12 @@ func TestComputedKeyChangesOnlyWhenTheEncodedKeyDoes(t *testing.T) {
 	p := mustCompile(t, e, personTable())
 	before, after := personRow(), personRow()
 	after[0] = cdc.Int(8) // 7/10 == 8/10
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil, nil)
 	if err != nil || len(recs) != 1 || recs[0].Value == nil {
 		t.Fatalf("same computed key: want one upsert, got %+v %v", recs, err)
 	}
 	after[0] = cdc.Int(17)
-	recs, err = p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil)
+	recs, err = p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after}, nil, nil)
 	if err != nil || len(recs) != 2 || recs[0].Value != nil || recs[1].Seq != 1 {
 		t.Fatalf("new computed key: want tombstone then upsert, got %+v %v", recs, err)
 	}
@@ -239,7 +239,7 @@ func TestExpressionFailureNamesTheNullColumn(t *testing.T) {
 	e.Fields[1].Expr = "first_name + ' ' + last_name"
 	row := personRow()
 	row[2] = cdc.Null()
-	_, err := mustCompile(t, e, personTable()).Map(&cdc.Change{Op: cdc.OpInsert, After: row, Position: "p3"}, nil)
+	_, err := mustCompile(t, e, personTable()).Map(&cdc.Change{Op: cdc.OpInsert, After: row, Position: "p3"}, nil, nil)
 	for _, want := range []string{`entity "person", field "name": public.person at position "p3": expression ` + "`first_name + ' ' + last_name`" + ` failed`,
 		"NULL in last_name: test it with `last_name == null ? ... : ...`"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -294,12 +294,12 @@ func TestTextColumnIntoEnumUsesTheSymbols(t *testing.T) {
 	p := mustCompile(t, e, tbl)
 	row := personRow()
 	row[11] = cdc.String([]byte("CLOSED"))
-	recs, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil)
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil, nil)
 	if err != nil || decode(t, personSchema, recs[0].Value)["status"] != "CLOSED" {
 		t.Fatalf("%v %v", recs, err)
 	}
 	row[11] = cdc.String([]byte("GONE"))
-	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil); err == nil || !strings.Contains(err.Error(), `"GONE" is not a symbol of shop.v2.Status`) {
+	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row}, nil, nil); err == nil || !strings.Contains(err.Error(), `"GONE" is not a symbol of shop.v2.Status`) {
 		t.Fatalf("got %v", err)
 	}
 }

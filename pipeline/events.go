@@ -55,10 +55,11 @@ type events struct {
 	deadLetterTopic string
 	connector       []byte
 	entities        map[*mapping.Entity]*entityEvents
-	// headers and arena are carved into the records' headers and values: one
-	// allocation per few hundred records instead of several per record. A
-	// chunk is never reused; it is freed once no record in flight refers to it.
-	headers []sink.Header
+	// The records, their headers, and their keys, values and ids are carved
+	// from these, and reused once the records are acknowledged (see mark):
+	// once warm, a record costs no allocation.
+	records cdc.Slab[sink.Record]
+	headers cdc.Slab[sink.Header]
 	arena   cdc.Arena
 	// position is the last record's position as bytes, shared by the records
 	// of one change.
@@ -68,6 +69,12 @@ type events struct {
 	// transaction.
 	stamp   []byte
 	stampOf time.Time
+}
+
+// eventsMark is how far events had carved memory; see events.mark.
+type eventsMark struct {
+	arena            cdc.ArenaMark
+	records, headers uint64
 }
 
 // entityEvents holds what every record of an entity shares.
@@ -84,9 +91,14 @@ var (
 	crcCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
+// recordChunk is the records of a chunk: a batch's records are carved at
+// once, and a slab carves at most an eighth of a chunk (the sources' batches
+// hold up to 1024 changes by default).
+const recordChunk = 8 * 1024
+
 func newEvents(connector, deadLetterTopic string, m *metrics.Metrics) *events {
 	return &events{metrics: m, connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
-		entities: map[*mapping.Entity]*entityEvents{}}
+		entities: map[*mapping.Entity]*entityEvents{}, records: cdc.Slab[sink.Record]{ChunkLen: recordChunk}}
 }
 
 func (ev *events) entity(e *mapping.Entity) *entityEvents {
@@ -99,14 +111,20 @@ func (ev *events) entity(e *mapping.Entity) *entityEvents {
 	return ee
 }
 
-func (ev *events) headerSlice() []sink.Header {
-	const perRecord = 8
-	if cap(ev.headers)-len(ev.headers) < perRecord {
-		ev.headers = make([]sink.Header, 0, 256*perRecord)
-	}
-	h := ev.headers[len(ev.headers) : len(ev.headers) : len(ev.headers)+perRecord]
-	ev.headers = ev.headers[:len(ev.headers)+perRecord]
-	return h
+// mark ends a batch of records: once they are all acknowledged, release
+// with the mark lets their memory be reused. Records of later batches share
+// nothing with them.
+func (ev *events) mark() eventsMark {
+	ev.positionOf, ev.stampOf = "", time.Time{}
+	return eventsMark{arena: ev.arena.Mark(), records: ev.records.Mark(), headers: ev.headers.Mark()}
+}
+
+// release lets the memory of the records before m be reused. It is called
+// from any goroutine, for the marks in the order they were taken.
+func (ev *events) release(m eventsMark) {
+	ev.arena.Release(m.arena)
+	ev.records.Release(m.records)
+	ev.headers.Release(m.headers)
 }
 
 // record builds the Kafka record of rec.
@@ -130,7 +148,17 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	if rec.Value == nil {
 		ee.counts.Tombstones.Inc()
 	}
-	headers := append(ev.headerSlice(),
+	n := 5
+	if !rec.CommitTime.IsZero() {
+		n++
+	}
+	if rec.Value != nil {
+		n++
+	}
+	if len(position) > 0 {
+		n++
+	}
+	headers := append(ev.headers.Take(n)[:0],
 		sink.Header{Key: hSpecVersion, Value: specVersion},
 		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
 		sink.Header{Key: hSource, Value: ev.source},

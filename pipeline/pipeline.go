@@ -201,7 +201,6 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 // stored, and at the end of a clean stop.
 func (r *run) send(batches <-chan cdc.Batch) {
 	var mapped []mapping.Record
-	var records []sink.Record
 	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic, r.cfg.Metrics)
 	var commitTick <-chan time.Time
 	if r.cfg.Transactions != nil {
@@ -229,28 +228,16 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			b = batch
 		}
 		if r.work.Err() != nil {
+			release(b)
 			continue // drain so the source can return
 		}
 		mapped = mapped[:0]
 		var err error
 		for i := range b.Changes {
-			if mapped, err = r.cfg.Mapper.Map(&b.Changes[i], mapped); err != nil {
+			if mapped, err = r.cfg.Mapper.Map(&b.Changes[i], mapped, &ev.arena); err != nil {
 				r.fail(err)
 				break
 			}
-		}
-		if err != nil {
-			continue
-		}
-		records = records[:0]
-		for i := range mapped {
-			rec := &mapped[i]
-			if rec.DeadLetter != nil {
-				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
-					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
-			}
-			records = append(records, ev.record(rec))
-			*rec = mapping.Record{} // the producer keeps what it needs
 		}
 		// The lag is measured from the newest commit; a marker says the source
 		// had nothing newer when it sent it.
@@ -260,11 +247,27 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		} else {
 			at = b.Changes[len(b.Changes)-1].CommitTime
 		}
-		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow, at)
+		release(b) // the records hold copies of what they need
+		if err != nil {
+			continue
+		}
+		records := ev.records.Take(len(mapped))
+		for i := range mapped {
+			rec := &mapped[i]
+			if rec.DeadLetter != nil {
+				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
+					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
+			}
+			records[i] = ev.record(rec)
+			*rec = mapping.Record{} // the records hold what they need
+		}
+		// The records' memory is reused once they, and every record before
+		// them, are acknowledged.
+		mark := ev.mark()
+		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow, at, func() { ev.release(mark) })
 		// If the send is given up, the batch stays incomplete: its position is
 		// never stored.
 		_ = r.cfg.Producer.Send(r.work, records, func(err error) { r.acked(e, err) })
-		clear(records)
 		uncommitted = r.cfg.Transactions != nil
 		switch {
 		case urgent && r.cfg.Transactions != nil:
@@ -273,6 +276,13 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		case urgent:
 			r.askStore()
 		}
+	}
+}
+
+// release gives a batch's memory back to its source.
+func release(b cdc.Batch) {
+	if b.Release != nil {
+		b.Release()
 	}
 }
 

@@ -25,13 +25,17 @@ type entry struct {
 	pending  int
 	storeNow bool
 	time     time.Time // see tracker.doneTime; zero for snapshot rows
+	release  func()    // called once this entry and every one before it are acknowledged
 }
 
 // add registers a batch of n records, whose changes are as of at, (n may be 0: a progress marker, or changes
 // the mapping dropped). Entries must be added in log order. It reports whether
-// a position asked to be stored at once is now acknowledged.
-func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time) (*entry, bool) {
-	e := &entry{pos: pos, pending: n, storeNow: storeNow, time: at}
+// a position asked to be stored at once is now acknowledged. release, if
+// set, is called (under the tracker's lock) once the batch's records, and
+// every record before them, are acknowledged: the entries' releases run in
+// the order they were added.
+func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time, release func()) (*entry, bool) {
+	e := &entry{pos: pos, pending: n, storeNow: storeNow, time: at, release: release}
 	t.mu.Lock()
 	t.queue = append(t.queue, e)
 	urgent := t.advance()
@@ -59,6 +63,9 @@ func (t *tracker) advance() (urgent bool) {
 			t.doneTime = at
 		}
 		urgent = urgent || t.queue[t.head].storeNow
+		if release := t.queue[t.head].release; release != nil {
+			release()
+		}
 		t.queue[t.head] = nil
 		t.head++
 	}

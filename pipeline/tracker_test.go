@@ -11,9 +11,9 @@ import (
 
 func TestPositionAdvancesOnlyOverContiguousAcks(t *testing.T) {
 	var tr tracker
-	a, _ := tr.add("a", 2, false, time.Time{})
-	b, _ := tr.add("b", 1, false, time.Time{})
-	c, _ := tr.add("c", 1, false, time.Time{})
+	a, _ := tr.add("a", 2, false, time.Time{}, nil)
+	b, _ := tr.add("b", 1, false, time.Time{}, nil)
+	c, _ := tr.add("c", 1, false, time.Time{}, nil)
 	tr.ack(b)
 	tr.ack(c)
 	if p := pos(&tr); p != "" {
@@ -29,10 +29,32 @@ func TestPositionAdvancesOnlyOverContiguousAcks(t *testing.T) {
 	}
 }
 
+// A batch's memory is reused once its records, and every record before
+// them, are acknowledged: releases come in the order the batches were added.
+func TestBatchesReleasedInOrderOnceEverythingBeforeIsAcknowledged(t *testing.T) {
+	var tr tracker
+	var released []string
+	release := func(name string) func() { return func() { released = append(released, name) } }
+	a, _ := tr.add("a", 2, false, time.Time{}, release("a"))
+	b, _ := tr.add("b", 1, false, time.Time{}, release("b"))
+	tr.add("marker", 0, false, time.Time{}, release("marker"))
+	c, _ := tr.add("c", 1, false, time.Time{}, release("c"))
+	tr.ack(c)
+	tr.ack(b)
+	tr.ack(a)
+	if len(released) != 0 {
+		t.Fatalf("released %v with a record of the first batch outstanding", released)
+	}
+	tr.ack(a)
+	if want := []string{"a", "b", "marker", "c"}; fmt.Sprint(released) != fmt.Sprint(want) {
+		t.Fatalf("released %v, want %v", released, want)
+	}
+}
+
 func TestMarkersAndSnapshotRowsCompleteInOrder(t *testing.T) {
 	var tr tracker
-	rows, _ := tr.add("", 2, false, time.Time{}) // snapshot rows carry no position
-	if _, urgent := tr.add("end-of-snapshot", 0, true, time.Time{}); urgent {
+	rows, _ := tr.add("", 2, false, time.Time{}, nil) // snapshot rows carry no position
+	if _, urgent := tr.add("end-of-snapshot", 0, true, time.Time{}, nil); urgent {
 		t.Fatal("a marker to store at once is reported done before the rows before it")
 	}
 	if p := pos(&tr); p != "" {
@@ -47,7 +69,7 @@ func TestMarkersAndSnapshotRowsCompleteInOrder(t *testing.T) {
 	if p := pos(&tr); p != "end-of-snapshot" {
 		t.Fatalf("position %q", p)
 	}
-	if _, urgent := tr.add("heartbeat", 0, false, time.Time{}); urgent {
+	if _, urgent := tr.add("heartbeat", 0, false, time.Time{}, nil); urgent {
 		t.Fatal("an ordinary marker is reported as one to store at once")
 	}
 	if p := pos(&tr); p != "heartbeat" {
@@ -62,7 +84,7 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 	var pending []*entry
 	for i := 0; i < 5000; i++ {
 		n := rng.Intn(3)
-		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n, false, time.Time{})
+		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n, false, time.Time{}, nil)
 		entries = append(entries, e)
 		for j := 0; j < n; j++ {
 			pending = append(pending, e)

@@ -16,12 +16,10 @@ import (
 	"github.com/cdc-dev/cdc"
 )
 
-// Record is one Kafka record, framed and ready to send. A nil Value is a tombstone.
-type Record struct {
-	Topic      string
-	Key, Value []byte
-	Headers    []Header
-}
+// Record is one Kafka record, framed and ready to send: Topic, Key, Value (nil
+// for a tombstone) and Headers; the client fills in the rest. It is franz-go's
+// own type, so that the client takes records without a copy.
+type Record = kgo.Record
 
 // Header is a Kafka record header: franz-go's own type, so that records go to
 // the client without a copy of their headers.
@@ -184,7 +182,9 @@ func (h brokerErrorHook) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _
 
 // Send queues records, in order, and calls acked once for each of them, with
 // nil once every in-sync replica has it or with the reason it was given up.
-// acked is called from the client's goroutines, maybe concurrently.
+// acked is called from the client's goroutines, maybe concurrently. The client
+// keeps each record, by pointer into records, until its acked has been
+// called: the caller must not change it (or reuse its memory) before.
 //
 // Send blocks while the producer's buffer is full (the back-pressure that
 // slows the source down) and returns early, having queued nothing, only if
@@ -205,12 +205,8 @@ func (p *Producer) Send(ctx context.Context, records []Record, acked func(error)
 		p.release()
 		p.sent.Done()
 	}
-	// One allocation for the batch: the client keeps each record until its
-	// promise has run.
-	out := make([]kgo.Record, len(records))
-	for i, r := range records {
-		out[i] = kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
-		p.client.Produce(context.Background(), &out[i], promise)
+	for i := range records {
+		p.client.Produce(context.Background(), &records[i], promise)
 	}
 	return nil
 }
@@ -270,8 +266,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 // goroutine that calls Send.
 func (p *Producer) Commit(ctx context.Context, last Record) error {
 	if last.Topic != "" {
-		rec := &kgo.Record{Topic: last.Topic, Key: last.Key, Value: last.Value, Headers: last.Headers}
-		if err := p.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		if err := p.client.ProduceSync(ctx, &last).FirstErr(); err != nil {
 			return p.fenced(fmt.Errorf("commit: produce the checkpoint to %s: %w", last.Topic, err))
 		}
 	}

@@ -147,15 +147,20 @@ func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.
 	}()
 	var failed error
 	var records []mapping.Record
+	var arena cdc.Arena // the records' keys and values
 	for b := range batches {
-		if failed != nil {
-			continue // drain so the reader can return
-		}
 		for i := range b.Changes {
-			if failed = projectRow(mapper, &b.Changes[i], checks, &records); failed != nil {
-				cancel()
-				break
+			if failed != nil {
+				break // drain so the reader can return
 			}
+			if failed = projectRow(mapper, &b.Changes[i], checks, &records, &arena); failed != nil {
+				cancel()
+			}
+		}
+		// The comparison holds copies of the records.
+		arena.Release(arena.Mark())
+		if b.Release != nil {
+			b.Release()
 		}
 	}
 	if err := <-read; err != nil && failed == nil {
@@ -164,14 +169,14 @@ func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.
 	return failed
 }
 
-func projectRow(mapper *mapping.Mapper, ch *cdc.Change, checks map[*mapping.Entity]*entityCheck, records *[]mapping.Record) error {
+func projectRow(mapper *mapping.Mapper, ch *cdc.Change, checks map[*mapping.Entity]*entityCheck, records *[]mapping.Record, arena *cdc.Arena) error {
 	plans, err := mapper.Compile(ch.Table)
 	if err != nil {
 		return err
 	}
 	for _, p := range plans {
 		c := checks[p.Entity()]
-		out, err := p.Map(ch, (*records)[:0])
+		out, err := p.Map(ch, (*records)[:0], arena)
 		*records = out
 		if err != nil {
 			c.unmappable++

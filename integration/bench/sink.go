@@ -45,7 +45,7 @@ func sinkFloor(ctx context.Context, brokers []string, n int) (float64, error) {
 			if err := p.Send(ctx, records, acked); err != nil {
 				return 0, err
 			}
-			records = records[:0]
+			records = make([]sink.Record, 0, 1000) // the producer keeps those sent until acknowledged
 		}
 	}
 	p.Close()

@@ -48,7 +48,11 @@ func BenchmarkStreamUpdate(b *testing.B) {
 	fields := [2][]field{make([]field, 6), make([]field, 6)}
 	all := []byte{0x3f}
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
+		if n++; n%1024 == 0 { // a batch, released by the pipeline
+			st.memory.Release(st.memory.Mark())
+		}
 		rest := data
 		for k := range 2 {
 			n, err := readImage(rest, state.columns, all, fields[k])

@@ -63,6 +63,7 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 	if workers == nil {
 		reader.workers = []*client.Conn{conn}
 	}
+	reader.memory = make([]cdc.BatchMemory, len(reader.workers))
 	run := cdc.ChunkedSnapshot{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
 		Progress: &s.progress, Log: s.log}
 	switch {
@@ -231,6 +232,7 @@ type chunkReader struct {
 	conn    *client.Conn
 	workers []*client.Conn
 	keys    map[cdc.TableName][]int // the columns each table is read in the order of
+	memory  []cdc.BatchMemory       // each worker's batches
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
@@ -321,18 +323,18 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 	return q.readKey(r.conn, query)
 }
 
-// Read sends the chunk in batches.
+// Read sends the chunk in batches, which the pipeline releases for reuse once
+// it has mapped them.
 func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
-	s := r.s
+	s, memory := r.s, &r.memory[worker]
 	q := s.newTableQuery(s.tables[chunk.Table], r.keys[chunk.Table])
 	t := q.table
-	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
-	var arena cdc.Arena
+	batch := memory.Changes(s.cfg.BatchSize)
 	send := func() error {
 		select {
-		case out <- cdc.Batch{Changes: batch}:
+		case out <- memory.Batch(batch):
 			s.progress.Add(t.Name, len(batch), s.log)
-			batch = make([]cdc.Change, 0, s.cfg.BatchSize)
+			batch = memory.Changes(s.cfg.BatchSize)
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -343,7 +345,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 		return 0, nil, fmt.Errorf("snapshot of table %s, chunk after key %q: %w", t.Name, chunk.After, err)
 	}
 	rows := 0
-	last, err := q.read(r.workers[worker], query, &arena, func(values []cdc.Value) error {
+	last, err := q.read(r.workers[worker], query, &memory.Arena, func(values []cdc.Value) error {
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		rows++
 		if len(batch) == cap(batch) {

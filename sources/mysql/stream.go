@@ -31,7 +31,7 @@ type streamer struct {
 	begun     bool // the transaction opened with BEGIN (not a lone DDL statement)
 	row       int  // changes of the current transaction so far, mapped or not
 	batch     []cdc.Change
-	arena     cdc.Arena // the batches' values
+	memory    cdc.BatchMemory // the batches' changes and values
 	images    imageReader
 	captured  bool // the current transaction changed a mapped table
 
@@ -417,6 +417,9 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		st.backfill.Touch(state.table, c.Before, c.After)
 		st.captured = true
+		if st.batch == nil {
+			st.batch = st.memory.Changes(st.s.cfg.BatchSize)
+		}
 		st.batch = append(st.batch, c)
 		if len(st.batch) >= st.s.cfg.BatchSize {
 			if err := st.send(ctx, pos, false); err != nil {
@@ -465,14 +468,14 @@ func (st *streamer) decodeRow(state *tableState, image rowImage) ([]cdc.Value, e
 	if n != len(state.decoders) {
 		return nil, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, n, len(state.decoders))
 	}
-	values := st.arena.Row(n)
+	values := st.memory.Row(n)
 	for i, d := range state.decoders {
 		var err error
 		switch {
 		case image.values != nil:
-			values[i], err = d.binlog(image.values[i], &st.arena)
+			values[i], err = d.binlog(image.values[i], &st.memory.Arena)
 		case !image.fields[i].null:
-			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.arena)
+			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.memory.Arena)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("table %s, column %s, in the transaction at %s: %w%s", state.name, state.table.Columns[i].Name, st.txnStart, err, zeroDateHint(err))
@@ -506,7 +509,8 @@ func (st *streamer) idle(ctx context.Context) error {
 
 // send hands the batch down; a boundary batch may be a bare progress marker.
 func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error {
-	b := cdc.Batch{Changes: st.batch, Position: pos.cdc()}
+	b := st.memory.Batch(st.batch)
+	b.Position = pos.cdc()
 	select {
 	case st.out <- b:
 	case <-ctx.Done():

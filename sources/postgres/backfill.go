@@ -199,10 +199,10 @@ func (r *backfillReader) read(ctx context.Context, c *cdc.BackfillChunk, after [
 	limit := r.s.cfg.ChunkSize
 	query := chunkQuery(t, t.PrimaryKey, after, nil, limit)
 
-	parser := &copyParser{columns: len(t.Columns)} // its arena holds this chunk's values only
+	parser := &copyParser{columns: len(t.Columns), arena: new(cdc.Arena)} // this chunk's values only, never reused
 	var last [][]byte
 	parser.onRow = func(fields [][]byte) error {
-		values, err := decodeFields(t, fields, &parser.arena)
+		values, err := decodeFields(t, fields, parser.arena)
 		if err != nil {
 			return fmt.Errorf("backfill of %s, %w", t.Name, err)
 		}

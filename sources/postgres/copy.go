@@ -19,8 +19,8 @@ type copyParser struct {
 	columns int
 	partial []byte // a line split across Write calls
 	onRow   func(fields [][]byte) error
-	fields  [][]byte // reused; a nil field is NULL
-	arena   cdc.Arena
+	fields  [][]byte   // reused; a nil field is NULL
+	arena   *cdc.Arena // holds the fields the rows are made of
 }
 
 func (p *copyParser) Write(data []byte) (int, error) {

@@ -2,13 +2,15 @@ package postgres
 
 import (
 	"testing"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // The escapes are those of the COPY documentation, "Text Format".
 func TestCopyTextFormatUnescapesEveryDocumentedSequence(t *testing.T) {
 	var rows [][]string
 	var nulls [][]bool
-	p := &copyParser{columns: 3, onRow: func(fields [][]byte) error {
+	p := &copyParser{columns: 3, arena: new(cdc.Arena), onRow: func(fields [][]byte) error {
 		var row []string
 		var null []bool
 		for _, f := range fields {

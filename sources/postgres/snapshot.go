@@ -37,7 +37,7 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 	if err != nil {
 		return err
 	}
-	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys}
+	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys, memory: make([]cdc.BatchMemory, max(s.cfg.Parallelism, 1))}
 	if s.cfg.Parallelism > 1 {
 		workers, err := s.openSnapshotWorkers(ctx)
 		defer func() {
@@ -122,6 +122,7 @@ type chunkReader struct {
 	s       *Source
 	workers []*pgx.Conn
 	keys    map[cdc.TableName][]int // the columns each table is read in the order of
+	memory  []cdc.BatchMemory       // each worker's batches
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
@@ -192,30 +193,36 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 	return upTo, nil
 }
 
-// Read sends the chunk in batches: memory stays at one batch, since the parser
-// blocks on the channel and the server waits for it.
+// Read sends the chunk in batches: memory stays at a few batches, since the
+// parser blocks on the channel and the server waits for it, and the pipeline
+// releases each batch for reuse once it has mapped it.
 func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
-	s := r.s
+	s, memory := r.s, &r.memory[worker]
 	t, key := s.tables[chunk.Table], r.keys[chunk.Table]
-	batch := make([]cdc.Change, 0, s.cfg.BatchSize)
+	batch := memory.Changes(s.cfg.BatchSize)
+	parser := &copyParser{columns: len(t.Columns), arena: &memory.Arena}
+	var lastKey []string
 	send := func() error {
+		// The last row's key, as COPY wrote it, is copied out now: once
+		// released, the batch's memory is reused.
+		lastKey = lastKey[:0]
+		for _, k := range key {
+			lastKey = append(lastKey, string(parser.fields[k]))
+		}
 		select {
-		case out <- cdc.Batch{Changes: batch}:
+		case out <- memory.Batch(batch):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		s.progress.Add(t.Name, len(batch), s.log)
-		batch = make([]cdc.Change, 0, s.cfg.BatchSize)
+		batch = memory.Changes(s.cfg.BatchSize)
 		return nil
 	}
-	var last [][]byte
-	parser := &copyParser{columns: len(t.Columns)}
 	parser.onRow = func(fields [][]byte) error {
-		values, err := decodeFields(t, fields, &parser.arena)
+		values, err := decodeFields(t, fields, parser.arena)
 		if err != nil {
 			return fmt.Errorf("snapshot of %s, %w", t.Name, err)
 		}
-		last = fields
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		if len(batch) == cap(batch) {
 			return send()
@@ -231,16 +238,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 			return 0, nil, err
 		}
 	}
-	rows := int(tag.RowsAffected())
-	if len(key) == 0 || last == nil {
-		return rows, nil, nil
-	}
-	// The fields are the arena's, which the parser no longer writes.
-	lastKey := make([]string, len(key))
-	for i, k := range key {
-		lastKey[i] = string(last[k])
-	}
-	return rows, lastKey, nil
+	return int(tag.RowsAffected()), lastKey, nil
 }
 
 // chunkQuery selects a table's rows in the order of the key columns given,

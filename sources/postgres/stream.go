@@ -28,7 +28,7 @@ type streamer struct {
 	txn        Position // commit LSN and index of the last change read
 	commitTime time.Time
 	batch      []cdc.Change
-	arena      cdc.Arena // the batches' values
+	memory     cdc.BatchMemory // the batches' changes and values
 	message    rowMessage
 
 	// backfill is the backfill under way, whose chunks reader reads.
@@ -234,7 +234,7 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 		return nil
 	}
 	m := &st.message
-	if err := m.parse(st.arena.Copy(data)); err != nil {
+	if err := m.parse(st.memory.Copy(data)); err != nil {
 		return fmt.Errorf("%s at %s: decode pgoutput %c message: %w", t.Name, st.txn, data[0], err)
 	}
 	if m.oldKind == 'K' {
@@ -243,12 +243,12 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	ch := cdc.Change{Table: t, Op: m.op, Position: st.txn.cdc(), CommitTime: st.commitTime}
 	var err error
 	if m.oldKind != 0 {
-		if ch.Before, err = decodeTuple(t, m.old, &st.arena); err != nil {
+		if ch.Before, err = decodeTuple(t, m.old, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
 	if m.op != cdc.OpDelete {
-		if ch.After, err = decodeTuple(t, m.new, &st.arena); err != nil {
+		if ch.After, err = decodeTuple(t, m.new, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
@@ -288,8 +288,9 @@ func (st *streamer) flush(ctx context.Context) error {
 	if len(st.batch) == 0 {
 		return nil
 	}
-	b := cdc.Batch{Changes: st.batch, Position: st.batch[len(st.batch)-1].Position}
-	st.batch = make([]cdc.Change, 0, min(st.s.cfg.BatchSize, 2*len(st.batch)))
+	b := st.memory.Batch(st.batch)
+	b.Position = st.batch[len(st.batch)-1].Position
+	st.batch = st.memory.Changes(min(st.s.cfg.BatchSize, 2*len(st.batch)))
 	st.lastSent = st.txn.LSN
 	return st.emit(ctx, b)
 }
