@@ -85,8 +85,8 @@ type entityEvents struct {
 }
 
 var (
-	crcISO  = crc64.MakeTable(crc64.ISO)
-	crcECMA = crc64.MakeTable(crc64.ECMA)
+	crcISO  = makeCRC64Table(crc64.ISO)
+	crcECMA = makeCRC64Table(crc64.ECMA)
 
 	crcCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
@@ -105,7 +105,7 @@ func (ev *events) entity(e *mapping.Entity) *entityEvents {
 	ee, ok := ev.entities[e]
 	if !ok {
 		prefix := append(append(append(append([]byte(nil), ev.connector...), 0), e.Name...), 0)
-		ee = &entityEvents{counts: ev.metrics.Entity(e.Name), typ: []byte(e.Name), iso: crc64.Update(0, crcISO, prefix), ecma: crc64.Update(0, crcECMA, prefix)}
+		ee = &entityEvents{counts: ev.metrics.Entity(e.Name), typ: []byte(e.Name), iso: crcISO.update(0, prefix), ecma: crcECMA.update(0, prefix)}
 		ev.entities[e] = ee
 	}
 	return ee
@@ -191,7 +191,7 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 func (ev *events) id(ee *entityEvents, rec *mapping.Record, position []byte) []byte {
 	iso, ecma := ee.iso, ee.ecma
 	update := func(p []byte) {
-		iso, ecma = crc64.Update(iso, crcISO, p), crc64.Update(ecma, crcECMA, p)
+		iso, ecma = crcISO.update(iso, p), crcECMA.update(ecma, p)
 	}
 	if len(position) > 0 {
 		update(position)
