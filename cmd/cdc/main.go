@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 )
@@ -23,8 +24,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfile := startCPUProfile(os.Getenv("CDC_CPU_PROFILE"))
+	writeAllocs := recordAllocs(os.Getenv("CDC_ALLOCS_PROFILE"))
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
+	writeAllocs()
 	switch {
 	case err == nil:
 	case errors.Is(err, errUsage):
@@ -52,6 +55,25 @@ func startCPUProfile(path string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// recordAllocs samples allocations for the profile written, when the returned
+// func is called, to the file named by CDC_ALLOCS_PROFILE (make bench uses it
+// to find what keeps the garbage collector busy).
+func recordAllocs(path string) (write func()) {
+	if path == "" {
+		return func() {}
+	}
+	runtime.MemProfileRate = 64 << 10
+	return func() {
+		f, err := os.Create(path)
+		if err == nil {
+			err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cdc: CDC_ALLOCS_PROFILE:", err)
+		}
 	}
 }
 

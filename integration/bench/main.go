@@ -45,7 +45,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "transactions per second of the latency measurement")
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
 	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
-	profiles := flag.String("cpuprofile", "", "write the daemon's CPU profiles to this `directory`, one per source and stage")
+	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	flag.Parse()
 	if !slices.Contains([]string{"snapshot", "drain", "transaction"}, *until) {
@@ -115,7 +115,8 @@ entities:
 // startDaemon runs `cdc run`, profiled when asked.
 func (b *bench) startDaemon(env []string, config, source, stage string) (*harness.Daemon, error) {
 	if b.profiles != "" {
-		env = append(env, "CDC_CPU_PROFILE="+filepath.Join(b.profiles, source+"-"+stage+".pprof"))
+		env = append(env, "CDC_CPU_PROFILE="+filepath.Join(b.profiles, source+"-"+stage+".pprof"),
+			"CDC_ALLOCS_PROFILE="+filepath.Join(b.profiles, source+"-"+stage+".allocs.pprof"))
 	}
 	return harness.StartDaemon(b.bin, env, "run", "--config", config)
 }
