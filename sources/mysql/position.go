@@ -43,24 +43,30 @@ type Position struct {
 // "file=mysql-bin.000003 pos=1234 row=5 gtid=0-1-42". The GTID set comes last
 // because MySQL's contains ':' and ','.
 func (p Position) String() string {
-	// Every change carries one: built without fmt.
-	b := make([]byte, 0, 48+len(p.File)+len(p.GTIDSet))
+	// Every change carries one: built without fmt, in one allocation.
+	var b strings.Builder
+	b.Grow(48 + len(p.File) + len(p.GTIDSet))
 	if p.Snapshot {
-		b = append(b, "snapshot "...)
+		b.WriteString("snapshot ")
 	}
-	b = append(append(b, "file="...), p.File...)
-	b = strconv.AppendUint(append(b, " pos="...), uint64(p.Offset), 10)
-	b = strconv.AppendInt(append(b, " row="...), int64(p.Row), 10)
+	var number [20]byte
+	b.WriteString("file=")
+	b.WriteString(p.File)
+	b.WriteString(" pos=")
+	b.Write(strconv.AppendUint(number[:0], uint64(p.Offset), 10))
+	b.WriteString(" row=")
+	b.Write(strconv.AppendInt(number[:0], int64(p.Row), 10))
 	if p.Cursor != nil {
-		b = append(append(b, " cursor="...), p.Cursor.String()...)
+		b.WriteString(" cursor=" + p.Cursor.String())
 	}
 	if p.Backfill != nil {
-		b = append(append(b, " backfill="...), p.Backfill.String()...)
+		b.WriteString(" backfill=" + p.Backfill.String())
 	}
 	if p.GTIDSet != "" {
-		b = append(append(b, " gtid="...), p.GTIDSet...)
+		b.WriteString(" gtid=")
+		b.WriteString(p.GTIDSet)
 	}
-	return string(b)
+	return b.String()
 }
 
 func (p Position) cdc() cdc.Position { return cdc.Position(p.String()) }

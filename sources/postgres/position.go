@@ -30,14 +30,26 @@ type Position struct {
 // "00000000/016B3748:0000000005" (the LSN's two halves zero-padded, then the index),
 // followed by " cursor=..." during a snapshot.
 func (p Position) String() string {
-	s := fmt.Sprintf("%08X/%08X:%010d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+	// Every streamed change carries one: written without fmt, in one allocation.
+	var b strings.Builder
+	b.Grow(28)
+	var text [28]byte
+	const hex = "0123456789ABCDEF"
+	for i, v := 0, uint64(p.LSN); i < 16; i, v = i+1, v<<4 {
+		text[i+i/8] = hex[v>>60] // the halves at 0-7 and 9-16
+	}
+	text[8], text[17] = '/', ':'
+	for i, v := 27, p.Index; i > 17; i, v = i-1, v/10 {
+		text[i] = byte('0' + v%10) // an uint32 has at most 10 digits
+	}
+	b.Write(text[:])
 	if p.Cursor != nil {
-		s += " cursor=" + p.Cursor.String()
+		b.WriteString(" cursor=" + p.Cursor.String())
 	}
 	if p.Backfill != nil {
-		s += " backfill=" + p.Backfill.String()
+		b.WriteString(" backfill=" + p.Backfill.String())
 	}
-	return s
+	return b.String()
 }
 
 // ParsePosition reads the form String writes.
