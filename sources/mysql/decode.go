@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -369,14 +370,7 @@ var latin1High = [32]rune{
 }
 
 func latin1ToUTF8(b []byte) ([]byte, error) {
-	ascii := true
-	for _, c := range b {
-		if c >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(b) {
 		return b, nil
 	}
 	out := make([]byte, 0, len(b)+len(b)/2)
@@ -391,6 +385,22 @@ func latin1ToUTF8(b []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// isASCII reads eight bytes a step: most latin1 text is ASCII, and then is
+// UTF-8 as it is.
+func isASCII(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // zeroDateHint tells what to do about a zero date.

@@ -80,6 +80,14 @@ func TestLatin1IsWindows1252(t *testing.T) {
 	if want := "a\u20ac\u0081\u0178\u00e9\u00ff"; string(got) != want {
 		t.Errorf("%q, want %q", got, want)
 	}
+	// ASCII is checked eight bytes a step: a high byte anywhere is converted.
+	for _, in := range []string{"plain ascii, long enough", "abcdefg\xe9ijklmnop", "abcdefghijklmnop\xe9"} {
+		got, _ := latin1ToUTF8([]byte(in))
+		want := strings.ReplaceAll(in, "\xe9", "\u00e9")
+		if string(got) != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestEnumAndSetFromIndexes(t *testing.T) {
