@@ -326,10 +326,11 @@ func failure(err error) error {
 
 func (r *run) acked(e *entry, err error) {
 	switch {
+	case err == nil: // most calls: isFenced's errors.As target would escape
 	case isFenced(err):
 		r.fail(err)
 		return
-	case err != nil:
+	default:
 		r.cfg.Metrics.Failed()
 		r.fail(cdc.Transient(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err)))
 		return

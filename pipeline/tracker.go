@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdc-dev/cdc"
@@ -22,7 +23,7 @@ type tracker struct {
 // entry is one batch: its records and the position the log stands at after it.
 type entry struct {
 	pos      cdc.Position
-	pending  int
+	pending  atomic.Int64 // records not acknowledged yet
 	storeNow bool
 	time     time.Time // see tracker.doneTime; zero for snapshot rows
 	release  func()    // called once this entry and every one before it are acknowledged
@@ -35,7 +36,8 @@ type entry struct {
 // every record before them, are acknowledged: the entries' releases run in
 // the order they were added.
 func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time, release func()) (*entry, bool) {
-	e := &entry{pos: pos, pending: n, storeNow: storeNow, time: at, release: release}
+	e := &entry{pos: pos, storeNow: storeNow, time: at, release: release}
+	e.pending.Store(int64(n))
 	t.mu.Lock()
 	t.queue = append(t.queue, e)
 	urgent := t.advance()
@@ -46,15 +48,17 @@ func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time, rele
 // ack records that one record of e is acknowledged, and reports whether a
 // position asked to be stored at once is now acknowledged.
 func (t *tracker) ack(e *entry) bool {
+	if e.pending.Add(-1) > 0 {
+		return false // the lock is taken once a batch, not once a record
+	}
 	t.mu.Lock()
-	e.pending--
 	urgent := t.advance()
 	t.mu.Unlock()
 	return urgent
 }
 
 func (t *tracker) advance() (urgent bool) {
-	for t.head < len(t.queue) && t.queue[t.head].pending == 0 {
+	for t.head < len(t.queue) && t.queue[t.head].pending.Load() == 0 {
 		// Snapshot rows have no position: they complete without moving it.
 		if p := t.queue[t.head].pos; p != "" {
 			t.done = p

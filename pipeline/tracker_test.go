@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,7 +95,7 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 	complete := 0 // entries[:complete] are fully acknowledged
 	for _, e := range pending {
 		tr.ack(e)
-		for complete < len(entries) && entries[complete].pending == 0 {
+		for complete < len(entries) && entries[complete].pending.Load() == 0 {
 			complete++
 		}
 		want := cdc.Position("")
@@ -113,4 +114,39 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 func pos(tr *tracker) cdc.Position {
 	p, _ := tr.position()
 	return p
+}
+
+// Acknowledgements come from the client's goroutines at once: every batch is
+// released once, in order, and the position ends at the last one. Run with -race.
+func TestConcurrentAcksReleaseEveryBatchInOrder(t *testing.T) {
+	var tr tracker
+	var released []int
+	var records []*entry
+	for i := range 2000 {
+		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), 1+i%3, false, time.Time{}, func() { released = append(released, i) })
+		for range 1 + i%3 {
+			records = append(records, e)
+		}
+	}
+	rand.New(rand.NewSource(3)).Shuffle(len(records), func(i, j int) { records[i], records[j] = records[j], records[i] })
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(records); i += 4 {
+				tr.ack(records[i])
+			}
+		})
+	}
+	wg.Wait()
+	if got := pos(&tr); got != "00001999" {
+		t.Fatalf("position %q after every ack", got)
+	}
+	for i, n := range released {
+		if n != i {
+			t.Fatalf("batch %d released %dth", n, i)
+		}
+	}
+	if len(released) != 2000 {
+		t.Fatalf("%d of 2000 batches released", len(released))
+	}
 }
