@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -115,6 +116,17 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// within seconds; later, each produce retry refreshes metadata again.
 	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 3, 500*time.Millisecond
 	return sc, nil
+}
+
+// clientOptions are the options of every franz-go client of the cluster,
+// followed by opts.
+func (k *Kafka) clientOptions(opts ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
+		// KIP-714 metrics pushed to the brokers: cdc's own are on /metrics, and
+		// the push's compressor took 8 MB of heap per client from brokers that
+		// accept lz4.
+		kgo.DisableClientMetrics(),
+	}, opts...)
 }
 
 // retryPolicy spreads retries over about the given duration with capped

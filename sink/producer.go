@@ -117,9 +117,7 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 	if opts.TransactionalID != "" {
 		transactional = append(transactional, kgo.TransactionalID(opts.TransactionalID), kgo.TransactionTimeout(DefaultTransactionTimeout))
 	}
-	client, err := kgo.NewClient(append(transactional,
-		kgo.SeedBrokers(k.cfg.Brokers...),
-		kgo.ClientID(k.cfg.ClientID),
+	client, err := kgo.NewClient(k.clientOptions(append(transactional,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default, and needs all
 		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
 			return func(r *kgo.Record, n int) int { return int(partitionFor(r.Key, int32(n))) }
@@ -134,7 +132,7 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 		kgo.RecordDeliveryTimeout(k.cfg.RetryFor),
 		kgo.RetryBackoffFn(func(tries int) time.Duration { return backoff(tries, 0) }),
 		kgo.WithHooks(hooks...),
-	)...)
+	)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}

@@ -40,12 +40,12 @@ var readStallWarning = 30 * time.Second
 // partition ends: sarama hides them, and a partition whose last offset is a
 // marker would never seem to end.
 func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn func(Message) error) error {
-	client, err := kgo.NewClient(kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
+	client, err := kgo.NewClient(k.clientOptions(
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
 		// Small fetches, one at a time: reading stays at a few tens of megabytes
 		// whatever the topic's size (cdc verify of a million records: 18 MB of
 		// heap in use with 1 MB fetches, 135 MB with 4 MB ones).
-		kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxBytes), kgo.MaxConcurrentFetches(1))
+		kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxBytes), kgo.MaxConcurrentFetches(1))...)
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
