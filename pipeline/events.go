@@ -82,6 +82,9 @@ type entityEvents struct {
 	counts    *metrics.Entity
 	typ       []byte
 	iso, ecma uint64 // the id's checksums of connector and entity
+	// The records of the batch under way, added to counts a batch at a time.
+	ops        [cdc.OpDelete + 1]int // by cdc.Op
+	tombstones int
 }
 
 var (
@@ -111,10 +114,21 @@ func (ev *events) entity(e *mapping.Entity) *entityEvents {
 	return ee
 }
 
-// mark ends a batch of records: once they are all acknowledged, release
-// with the mark lets their memory be reused. Records of later batches share
-// nothing with them.
+// mark ends a batch of records, and counts them: once they are all
+// acknowledged, release with the mark lets their memory be reused. Records of
+// later batches share nothing with them.
 func (ev *events) mark() eventsMark {
+	for _, ee := range ev.entities {
+		for op, n := range ee.ops {
+			if n > 0 {
+				ee.counts.Op(cdc.Op(op)).Add(float64(n))
+			}
+		}
+		if ee.tombstones > 0 {
+			ee.counts.Tombstones.Add(float64(ee.tombstones))
+		}
+		ee.ops, ee.tombstones = [cdc.OpDelete + 1]int{}, 0
+	}
 	ev.positionOf, ev.stampOf = "", time.Time{}
 	return eventsMark{arena: ev.arena.Mark(), records: ev.records.Mark(), headers: ev.headers.Mark()}
 }
@@ -144,9 +158,9 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 			{Key: hError, Value: []byte(rec.DeadLetter.Reason)},
 		}}
 	}
-	ee.counts.Op(rec.Op).Inc()
+	ee.ops[rec.Op]++
 	if rec.Value == nil {
-		ee.counts.Tombstones.Inc()
+		ee.tombstones++
 	}
 	n := 5
 	if !rec.CommitTime.IsZero() {

@@ -252,6 +252,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			continue
 		}
 		records := ev.records.Take(len(mapped))
+		now := time.Now() // the records' timestamp: the client would read the clock for each
 		for i := range mapped {
 			rec := &mapped[i]
 			if rec.DeadLetter != nil {
@@ -259,6 +260,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
 			}
 			records[i] = ev.record(rec)
+			records[i].Timestamp = now
 			*rec = mapping.Record{} // the records hold what they need
 		}
 		// The records' memory is reused once they, and every record before
