@@ -190,6 +190,9 @@ func (m *BatchMemory) Batch(changes []Change) Batch {
 	mark, spare := m.Mark(), m.spare
 	return Batch{Changes: changes, Release: func() {
 		m.Release(mark)
+		if cap(changes) == 0 {
+			return // a progress marker
+		}
 		clear(changes) // drop what they refer to
 		select {
 		case spare <- changes[:0]:

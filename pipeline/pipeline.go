@@ -228,7 +228,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			b = batch
 		}
 		if r.work.Err() != nil {
-			release(b)
+			releaseBatch(b)
 			continue // drain so the source can return
 		}
 		mapped = mapped[:0]
@@ -247,7 +247,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		} else {
 			at = b.Changes[len(b.Changes)-1].CommitTime
 		}
-		release(b) // the records hold copies of what they need
+		releaseBatch(b) // the records hold copies of what they need
 		if err != nil {
 			continue
 		}
@@ -281,8 +281,8 @@ func (r *run) send(batches <-chan cdc.Batch) {
 	}
 }
 
-// release gives a batch's memory back to its source.
-func release(b cdc.Batch) {
+// releaseBatch gives a batch's memory back to its source.
+func releaseBatch(b cdc.Batch) {
 	if b.Release != nil {
 		b.Release()
 	}
