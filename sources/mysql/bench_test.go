@@ -54,13 +54,18 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			st.memory.Release(st.memory.Mark())
 		}
 		rest := data
+		var before []cdc.Value
 		for k := range 2 {
 			n, err := readImage(rest, state.columns, all, fields[k])
 			if err != nil {
 				b.Fatal(err)
 			}
 			rest = rest[n:]
-			if _, err := st.decodeRow(state, rowImage{fields: fields[k]}); err != nil {
+			var like *rowImage
+			if k == 1 { // the after image, as the stream decodes it
+				like = &rowImage{fields: fields[0]}
+			}
+			if before, err = st.decodeRow(state, rowImage{fields: fields[k]}, like, before); err != nil {
 				b.Fatal(err)
 			}
 		}

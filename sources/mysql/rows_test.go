@@ -198,3 +198,64 @@ func TestCorruptCompressedRowsEvent(t *testing.T) {
 		t.Errorf("uncompressed event: %d bytes, %v", len(data), err)
 	}
 }
+
+// An update's after image takes the before image's value for a column whose
+// bytes did not change, and decodes the others: NULL on either side included.
+func TestUpdateAfterImageDecodesOnlyWhatChanged(t *testing.T) {
+	types := []columnType{{name: "id", base: "bigint"}, {name: "name", base: "varchar", charset: "utf8mb4"},
+		{name: "qty", base: "int", nullable: true}}
+	state := &tableState{name: cdc.TableName{Schema: "shop", Name: "item"}, table: &cdc.Table{},
+		columns: []binlogColumn{{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400}, {typ: mysql.MYSQL_TYPE_LONG}}}
+	for _, ct := range types {
+		c, err := ct.column(ZeroDatesError)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state.table.Columns = append(state.table.Columns, c)
+		state.decoders = append(state.decoders, newDecoder(ct, c, ZeroDatesError))
+	}
+	image := func(name string, qty int32, null bool) []field {
+		data := []byte{0}
+		if null {
+			data[0] = 1 << 2
+		}
+		data = binary.LittleEndian.AppendUint64(data, 7)
+		data = append(binary.LittleEndian.AppendUint16(data, uint16(len(name))), name...)
+		if !null {
+			data = binary.LittleEndian.AppendUint32(data, uint32(qty))
+		}
+		fields := make([]field, 3)
+		if _, err := readImage(data, state.columns, []byte{0x07}, fields); err != nil {
+			t.Fatal(err)
+		}
+		return fields
+	}
+	for _, c := range []struct {
+		name                 string
+		before, after        []field
+		wantName             string
+		wantQty              int64
+		wantNull, wantShared bool
+	}{
+		{"a value changed", image("ab", 1, false), image("ab", 2, false), "ab", 2, false, true},
+		{"text changed, NULL kept", image("ab", 0, true), image("abc", 0, true), "abc", 0, true, false},
+		{"NULL to a value", image("ab", 0, true), image("ab", 5, false), "ab", 5, false, true},
+		{"a value to NULL", image("ab", 5, false), image("ab", 0, true), "ab", 0, true, true},
+	} {
+		st := &streamer{}
+		before, err := st.decodeRow(state, rowImage{fields: c.before}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := st.decodeRow(state, rowImage{fields: c.after}, &rowImage{fields: c.before}, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after[0].Int != 7 || string(after[1].Bytes) != c.wantName || after[2].IsNull() != c.wantNull || (!c.wantNull && after[2].Int != c.wantQty) {
+			t.Errorf("%s: after image %v", c.name, after)
+		}
+		if shared := &after[1].Bytes[0] == &before[1].Bytes[0]; shared != c.wantShared {
+			t.Errorf("%s: the unchanged text shared with the before image: %v, want %v", c.name, shared, c.wantShared)
+		}
+	}
+}

@@ -404,12 +404,12 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: pos.cdc()}
 		switch op {
 		case cdc.OpInsert:
-			c.After, err = st.decodeRow(state, row[0])
+			c.After, err = st.decodeRow(state, row[0], nil, nil)
 		case cdc.OpDelete:
-			c.Before, err = st.decodeRow(state, row[0])
+			c.Before, err = st.decodeRow(state, row[0], nil, nil)
 		case cdc.OpUpdate:
-			if c.Before, err = st.decodeRow(state, row[0]); err == nil {
-				c.After, err = st.decodeRow(state, row[1])
+			if c.Before, err = st.decodeRow(state, row[0], nil, nil); err == nil {
+				c.After, err = st.decodeRow(state, row[1], &row[0], c.Before)
 			}
 		}
 		if err != nil {
@@ -460,7 +460,11 @@ func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEve
 	return r, nil
 }
 
-func (st *streamer) decodeRow(state *tableState, image rowImage) ([]cdc.Value, error) {
+// decodeRow decodes a row image. For the after image of an update, the
+// before image and its values are given: a column whose bytes are the before
+// image's keeps the value decoded from them (an update usually changes a few
+// columns of many).
+func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImage, beforeValues []cdc.Value) ([]cdc.Value, error) {
 	n := len(image.values)
 	if image.values == nil {
 		n = len(image.fields)
@@ -474,7 +478,10 @@ func (st *streamer) decodeRow(state *tableState, image rowImage) ([]cdc.Value, e
 		switch {
 		case image.values != nil:
 			values[i], err = d.binlog(image.values[i], &st.memory.Arena)
-		case !image.fields[i].null:
+		case image.fields[i].null:
+		case before != nil && before.fields != nil && !before.fields[i].null && bytes.Equal(image.fields[i].raw, before.fields[i].raw):
+			values[i] = beforeValues[i]
+		default:
 			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.memory.Arena)
 		}
 		if err != nil {
