@@ -19,18 +19,9 @@ func BenchmarkStreamUpdate(b *testing.B) {
 		{name: "price", base: "decimal", precision: 12, scale: 2}, {name: "qty", base: "int"},
 		{name: "created_at", base: "datetime", fsp: 6}, {name: "note", base: "varchar", charset: "utf8mb4", nullable: true},
 	}
-	state := &tableState{name: cdc.TableName{Schema: "bench", Name: "item"}, table: &cdc.Table{},
-		columns: []binlogColumn{{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400},
-			{typ: mysql.MYSQL_TYPE_NEWDECIMAL, meta: 12<<8 | 2}, {typ: mysql.MYSQL_TYPE_LONG},
-			{typ: mysql.MYSQL_TYPE_DATETIME2, meta: 6}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400}}}
-	for _, ct := range types {
-		c, err := ct.column(ZeroDatesError)
-		if err != nil {
-			b.Fatal(err)
-		}
-		state.table.Columns = append(state.table.Columns, c)
-		state.decoders = append(state.decoders, newDecoder(ct, c, ZeroDatesError))
-	}
+	state := testTableState(b, types, []binlogColumn{{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400},
+		{typ: mysql.MYSQL_TYPE_NEWDECIMAL, meta: 12<<8 | 2}, {typ: mysql.MYSQL_TYPE_LONG},
+		{typ: mysql.MYSQL_TYPE_DATETIME2, meta: 6}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400}})
 	image := func(qty uint32) []byte {
 		out := []byte{0} // no NULLs
 		out = binary.LittleEndian.AppendUint64(out, 123456)
@@ -70,4 +61,19 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			}
 		}
 	}
+}
+
+// testTableState describes a table as a table-map event would: its columns'
+// types and binlog layouts, and their decoders.
+func testTableState(t testing.TB, types []columnType, layouts []binlogColumn) *tableState {
+	state := &tableState{name: cdc.TableName{Schema: "bench", Name: "item"}, table: &cdc.Table{}, columns: layouts}
+	for _, ct := range types {
+		c, err := ct.column(ZeroDatesError)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state.table.Columns = append(state.table.Columns, c)
+		state.decoders = append(state.decoders, newDecoder(ct, c, ZeroDatesError))
+	}
+	return state
 }

@@ -204,16 +204,7 @@ func TestCorruptCompressedRowsEvent(t *testing.T) {
 func TestUpdateAfterImageDecodesOnlyWhatChanged(t *testing.T) {
 	types := []columnType{{name: "id", base: "bigint"}, {name: "name", base: "varchar", charset: "utf8mb4"},
 		{name: "qty", base: "int", nullable: true}}
-	state := &tableState{name: cdc.TableName{Schema: "shop", Name: "item"}, table: &cdc.Table{},
-		columns: []binlogColumn{{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400}, {typ: mysql.MYSQL_TYPE_LONG}}}
-	for _, ct := range types {
-		c, err := ct.column(ZeroDatesError)
-		if err != nil {
-			t.Fatal(err)
-		}
-		state.table.Columns = append(state.table.Columns, c)
-		state.decoders = append(state.decoders, newDecoder(ct, c, ZeroDatesError))
-	}
+	state := testTableState(t, types, []binlogColumn{{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_VARCHAR, meta: 400}, {typ: mysql.MYSQL_TYPE_LONG}})
 	image := func(name string, qty int32, null bool) []field {
 		data := []byte{0}
 		if null {
