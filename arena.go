@@ -167,14 +167,18 @@ type BatchMemory struct {
 // being mapped).
 const spareBatches = 8
 
-// Changes returns an empty slice for a batch's changes: a released one, or
-// else a new one of capacity n.
-func (m *BatchMemory) Changes(n int) []Change {
+func (m *BatchMemory) spares() chan []Change {
 	if m.spare == nil {
 		m.spare = make(chan []Change, spareBatches)
 	}
+	return m.spare
+}
+
+// Changes returns an empty slice for a batch's changes: a released one, or
+// else a new one of capacity n.
+func (m *BatchMemory) Changes(n int) []Change {
 	select {
-	case changes := <-m.spare:
+	case changes := <-m.spares():
 		return changes
 	default:
 		return make([]Change, 0, n)
@@ -184,10 +188,7 @@ func (m *BatchMemory) Changes(n int) []Change {
 // Batch returns a batch of the changes whose Release gives their memory back
 // for reuse: the slice, and everything the arena has handed out so far.
 func (m *BatchMemory) Batch(changes []Change) Batch {
-	if m.spare == nil {
-		m.spare = make(chan []Change, spareBatches)
-	}
-	mark, spare := m.Mark(), m.spare
+	mark, spare := m.Mark(), m.spares()
 	return Batch{Changes: changes, Release: func() {
 		m.Release(mark)
 		if cap(changes) == 0 {
