@@ -189,7 +189,7 @@ func (m *BatchMemory) Changes(n int) []Change {
 // for reuse: the slice, and everything the arena has handed out so far.
 func (m *BatchMemory) Batch(changes []Change) Batch {
 	mark, spare := m.Mark(), m.spares()
-	return Batch{Changes: changes, Release: func() {
+	return Batch{Changes: changes, release: func() {
 		m.Release(mark)
 		if cap(changes) == 0 {
 			return // a progress marker

@@ -76,12 +76,19 @@ type Batch struct {
 	// for it (the marker that a snapshot is under way), or it marks a milestone
 	// (a snapshot's end).
 	StoreNow bool
-	// Release, if set, is called by the consumer once it no longer reads the
-	// changes, their values included: the source may then reuse their memory.
-	// Batches are released in the order they were received (a release may
-	// cover the batches before it); a consumer that does not call it leaves
-	// the memory to the garbage collector.
-	Release func()
+	// release gives the batch's memory back to its source (BatchMemory).
+	release func()
+}
+
+// Release is called by the consumer once it no longer reads the changes,
+// their values included: the source may then reuse their memory. Batches are
+// released in the order they were received (a release may cover the batches
+// before it); a consumer that does not call it leaves the memory to the
+// garbage collector. It does nothing for a batch whose source reuses nothing.
+func (b Batch) Release() {
+	if b.release != nil {
+		b.release()
+	}
 }
 
 // SnapshotMode says when a source takes a snapshot.

@@ -228,7 +228,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			b = batch
 		}
 		if r.work.Err() != nil {
-			releaseBatch(b)
+			b.Release()
 			continue // drain so the source can return
 		}
 		mapped = mapped[:0]
@@ -247,7 +247,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		} else {
 			at = b.Changes[len(b.Changes)-1].CommitTime
 		}
-		releaseBatch(b) // the records hold copies of what they need
+		b.Release() // the records hold copies of what they need
 		if err != nil {
 			continue
 		}
@@ -278,13 +278,6 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		case urgent:
 			r.askStore()
 		}
-	}
-}
-
-// releaseBatch gives a batch's memory back to its source.
-func releaseBatch(b cdc.Batch) {
-	if b.Release != nil {
-		b.Release()
 	}
 }
 

@@ -159,9 +159,7 @@ func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.
 		}
 		// The comparison holds copies of the records.
 		arena.Release(arena.Mark())
-		if b.Release != nil {
-			b.Release()
-		}
+		b.Release()
 	}
 	if err := <-read; err != nil && failed == nil {
 		return err
