@@ -162,17 +162,8 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	if rec.Value == nil {
 		ee.tombstones++
 	}
-	n := 5
-	if !rec.CommitTime.IsZero() {
-		n++
-	}
-	if rec.Value != nil {
-		n++
-	}
-	if len(position) > 0 {
-		n++
-	}
-	headers := append(ev.headers.Take(n)[:0],
+	var built [8]sink.Header // at most, on the stack; the record keeps exactly its own
+	headers := append(built[:0],
 		sink.Header{Key: hSpecVersion, Value: specVersion},
 		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
 		sink.Header{Key: hSource, Value: ev.source},
@@ -192,7 +183,9 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	if len(position) > 0 {
 		headers = append(headers, sink.Header{Key: hPosition, Value: position})
 	}
-	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: headers}
+	kept := ev.headers.Take(len(headers))
+	copy(kept, headers)
+	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: kept}
 }
 
 // id names a change's record for an entity: connector, entity, position and the
