@@ -70,12 +70,19 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 			return err
 		}
 	}
-	// Receiving wakes up at least every second to report status. One deadline
-	// serves many messages: a context per message would cost an allocation and a
-	// timer per row. An expired deadline shows up as a timeout and is renewed.
-	var wake deadline
-	wake.renew(ctx)
-	defer func() { wake.cancel() }() // the latest one
+	// Receiving wakes up at least every second to report status: a read
+	// deadline, renewed when it expires. Messages are received without a
+	// context, which pgconn would watch with an allocation and a lock per
+	// message (a tenth of the daemon's CPU in a backlog drain); the stream's
+	// end moves the deadline to the past instead.
+	netConn := conn.Conn()
+	wake := func() {
+		if ctx.Err() == nil { // the end's deadline stays (at worst a renewal racing it waits a second)
+			_ = netConn.SetReadDeadline(time.Now().Add(time.Second))
+		}
+	}
+	defer context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Unix(1, 0)) })()
+	wake()
 	// silent is how long receiving has waited since the last message; time
 	// spent waiting for the pipeline does not count.
 	var silent time.Duration
@@ -84,7 +91,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 			return err
 		}
 		waiting := time.Now()
-		msg, err := conn.ReceiveMessage(wake.ctx)
+		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -93,7 +100,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 				if silent += time.Since(waiting); silent > s.cfg.DeadAfter {
 					return cdc.Transient(fmt.Errorf("the replication connection to slot %s sent nothing, not even the keepalives cdc asks for, for %s: the connection to PostgreSQL is lost; cdc resumes from the last stored position", s.cfg.Slot, s.cfg.DeadAfter))
 				}
-				wake.renew(ctx)
+				wake()
 				continue
 			}
 			return fmt.Errorf("replication connection to slot %s lost: %w; cdc resumes from the last stored position", s.cfg.Slot, err)
@@ -110,19 +117,6 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 			return fmt.Errorf("replication from slot %s: the server ended the stream", s.cfg.Slot)
 		}
 	}
-}
-
-// deadline is a context that ends a second after its last renewal.
-type deadline struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func (d *deadline) renew(parent context.Context) {
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.ctx, d.cancel = context.WithTimeout(parent, time.Second)
 }
 
 func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
