@@ -44,25 +44,23 @@ func (p *copyParser) Write(data []byte) (int, error) {
 	return n, nil
 }
 
-// row splits and unescapes one line into a buffer of the arena that the row's
-// values may keep referring to.
+// row splits and unescapes one line in a copy carved from the arena, which the
+// row's values may keep referring to.
 func (p *copyParser) row(line []byte) error {
-	buf := p.arena.Bytes(len(line))[:0]
+	line = p.arena.Copy(line)
+	escaped := bytes.IndexByte(line, '\\') >= 0 // most rows have no NULL and nothing to unescape
 	p.fields = p.fields[:0]
 	for {
 		field, rest, more := bytes.Cut(line, []byte{'\t'})
 		switch {
+		case !escaped || bytes.IndexByte(field, '\\') < 0:
 		case len(field) == 2 && field[0] == '\\' && field[1] == 'N':
-			p.fields = append(p.fields, nil)
-		case bytes.IndexByte(field, '\\') < 0: // most fields: nothing to unescape
-			from := len(buf)
-			buf = append(buf, field...)
-			p.fields = append(p.fields, buf[from:len(buf):len(buf)])
+			field = nil
 		default:
-			from := len(buf)
-			buf = unescapeCopy(buf, field)
-			p.fields = append(p.fields, buf[from:len(buf):len(buf)])
+			// Unescaping only shortens a field: it is done in place.
+			field = unescapeCopy(field[:0], field)
 		}
+		p.fields = append(p.fields, field[:len(field):len(field)])
 		if !more {
 			break
 		}
@@ -74,6 +72,8 @@ func (p *copyParser) row(line []byte) error {
 	return p.onRow(p.fields)
 }
 
+// unescapeCopy appends src unescaped to dst. It never writes dst past the
+// byte of src it is reading, so src may be unescaped in place (dst = src[:0]).
 func unescapeCopy(dst, src []byte) []byte {
 	for i := 0; i < len(src); i++ {
 		c := src[i]

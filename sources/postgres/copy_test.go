@@ -22,14 +22,14 @@ func TestCopyTextFormatUnescapesEveryDocumentedSequence(t *testing.T) {
 	}}
 	data := "1\ta\\tb\\nc\\\\d\t\\N\n" + // tab, newline, backslash; NULL
 		"2\t\\101\\x42\\x4a\\b\\f\\r\\v\\q\t\n" + // octal, hex, controls, any other char as itself; empty string
-		"3\tzürich\t\\\\N\n" // a literal backslash-N is not NULL
+		"3\t\\\\N\tzürich\n" // a literal backslash-N is not NULL, and unescaping it leaves the next field
 	// Split the data across writes at awkward places, as the server may.
 	for _, chunk := range []string{data[:5], data[5:17], data[17:]} {
 		if _, err := p.Write([]byte(chunk)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := [][]string{{"1", "a\tb\nc\\d", ""}, {"2", "ABJ\b\f\r\vq", ""}, {"3", "zürich", `\N`}}
+	want := [][]string{{"1", "a\tb\nc\\d", ""}, {"2", "ABJ\b\f\r\vq", ""}, {"3", `\N`, "zürich"}}
 	wantNull := [][]bool{{false, false, true}, {false, false, false}, {false, false, false}}
 	if len(rows) != 3 {
 		t.Fatalf("rows %q", rows)
