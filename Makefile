@@ -59,7 +59,7 @@ demo: deps build
 	$(GO) run ./integration/demo -cdc $(BIN) -config config.example.yaml
 
 # Go micro-benchmarks of the hot path, then the end-to-end harness against the
-# libraries' floor (BENCH_ROWS rows; BENCH_FLAGS e.g. -source postgres).
+# libraries' floor (BENCH_ROWS rows; BENCH_FLAGS e.g. -source postgres, -repeat 3).
 BENCH_ROWS ?= 1000000
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)

@@ -27,18 +27,30 @@ func startCPU(pid int) *cpuMeter {
 	return &cpuMeter{pid: pid, start: time.Now(), machine: machineBusy(), daemon: processCPU(pid), bench: selfCPU()}
 }
 
-// stop returns the stage's summary for n rows; call it while the daemon
-// still runs. CPU time per row is the figure that noise moves least: it does
-// not count the time a process waited for a core.
-func (m *cpuMeter) stop(n int) string {
+// cpuUse is where the CPU went during a stage.
+type cpuUse struct {
+	cores                          int
+	machine, daemon, bench, others float64 // cores busy on average
+	daemonRow, benchRow, othersRow float64 // CPU µs per row
+}
+
+func (u cpuUse) String() string {
+	return fmt.Sprintf("cores busy %.1f of %d: daemon %.1f, broker and bench %.1f, database and others %.1f; CPU per row: daemon %.2f µs, broker and bench %.2f µs, database and others %.2f µs",
+		u.machine, u.cores, u.daemon, u.bench, u.others, u.daemonRow, u.benchRow, u.othersRow)
+}
+
+// stop returns the stage's use for n rows; call it while the daemon still
+// runs. CPU time per row is the figure that noise moves least: it does not
+// count the time a process waited for a core.
+func (m *cpuMeter) stop(n int) cpuUse {
 	wall := time.Since(m.start).Seconds()
 	machine := machineBusy() - m.machine
 	daemon := processCPU(m.pid) - m.daemon
 	bench := selfCPU() - m.bench
 	others := max(machine-daemon-bench, 0)
 	perRow := func(seconds float64) float64 { return seconds / float64(n) * 1e6 }
-	return fmt.Sprintf("cores busy %.1f of %d: daemon %.1f, broker and bench %.1f, database and others %.1f; CPU per row: daemon %.2f µs, broker and bench %.2f µs, database and others %.2f µs",
-		machine/wall, runtime.NumCPU(), daemon/wall, bench/wall, others/wall, perRow(daemon), perRow(bench), perRow(others))
+	return cpuUse{cores: runtime.NumCPU(), machine: machine / wall, daemon: daemon / wall, bench: bench / wall, others: others / wall,
+		daemonRow: perRow(daemon), benchRow: perRow(bench), othersRow: perRow(others)}
 }
 
 // machineBusy is the CPU seconds every core spent not idle since boot.

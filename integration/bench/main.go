@@ -17,7 +17,10 @@
 // Timings are printed, never asserted: the machine is shared and noisy, so the
 // ratios (measured in the same run) are the figures to compare.
 //
-//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-until snapshot]
+// With -repeat N, each source is measured N times from scratch (new database,
+// new broker) and a last table gives each figure's median and range.
+//
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-until snapshot] [-repeat 3]
 package main
 
 import (
@@ -47,6 +50,7 @@ func main() {
 	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
+	repeat := flag.Int("repeat", 1, "measure each source this many times, then print each figure's median and range")
 	flag.Parse()
 	if !slices.Contains([]string{"snapshot", "drain", "transaction"}, *until) {
 		fmt.Fprintf(os.Stderr, "bench: -until %q: want snapshot, drain or transaction\n", *until)
@@ -55,9 +59,18 @@ func main() {
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
 		parallelism: *parallelism, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
-		if err := b.run(src); err != nil {
-			fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
-			os.Exit(1)
+		var runs []*table
+		for range max(*repeat, 1) {
+			t, err := b.run(src)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)
+				os.Exit(1)
+			}
+			t.print()
+			runs = append(runs, t)
+		}
+		if len(runs) > 1 {
+			printSummary(src, runs)
 		}
 	}
 }
@@ -143,7 +156,8 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "  [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func (b *bench) run(source string) error {
+// run measures the stages on a new database and broker.
+func (b *bench) run(source string) (*table, error) {
 	ctx := context.Background()
 	fmt.Printf("== %s: %d rows of about 150 bytes\n", source, b.rows)
 	var db database
@@ -154,15 +168,15 @@ func (b *bench) run(source string) error {
 	case "mysql":
 		db, err = startMariaDB()
 	default:
-		return fmt.Errorf("unknown source %q", source)
+		return nil, fmt.Errorf("unknown source %q", source)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer db.close()
 	kafka, err := harness.StartKafka(0, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer kafka.Close()
 	brokers := kafka.ListenAddrs()
@@ -170,17 +184,17 @@ func (b *bench) run(source string) error {
 	// lookups, and the default minimum age (5 s) would be counted as the daemon's.
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer client.Close()
 	admin := kadm.NewClient(client)
 	dir, err := os.MkdirTemp("", "cdcbench")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	if err := os.WriteFile(filepath.Join(dir, "item.avsc"), []byte(benchSchema), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	config := filepath.Join(dir, "cdc.yaml")
 	text := db.config(dir)
@@ -188,21 +202,21 @@ func (b *bench) run(source string) error {
 		text += fmt.Sprintf("snapshot: {parallelism: %d}\n", b.parallelism)
 	}
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","))
 	t := &table{}
 
 	progress("loading the table")
 	if err := db.load(ctx, b.rows); err != nil {
-		return err
+		return nil, err
 	}
 	start := time.Now()
 	progress("plain read")
 	cpu := startCPU(0) // the bench reads: no daemon
 	n, err := db.plainRead(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	floor := float64(n) / time.Since(start).Seconds()
 	t.cpu("plain read", cpu.stop(n))
@@ -211,11 +225,11 @@ func (b *bench) run(source string) error {
 	progress("snapshot by the daemon")
 	d, err := b.startDaemon(env, config, source, "snapshot")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cpu = startCPU(d.Pid())
 	if err := waitRecords(ctx, admin, d, int64(b.rows), 10*time.Minute); err != nil {
-		return err
+		return nil, err
 	}
 	snapshot := float64(b.rows) / time.Since(start).Seconds()
 	t.cpu("snapshot", cpu.stop(b.rows))
@@ -230,118 +244,135 @@ func (b *bench) run(source string) error {
 	progress("producer alone")
 	sinkRate, err := sinkFloor(ctx, brokers, b.rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t.add("snapshot", snapshotName, snapshot, "producer alone", sinkRate)
 	if err := d.Stop(time.Minute); err != nil {
-		return fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
+		return nil, fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
 	}
 	progress("cdc verify of the snapshot")
 	start = time.Now()
 	verifyRSS, err := b.verify(env, config)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t.add("verify", "cdc verify (topic vs table)", float64(b.rows)/time.Since(start).Seconds(), "plain read", floor)
+	t.figure(fmt.Sprintf("peak RSS of cdc verify over %d rows", b.rows), float64(verifyRSS>>20), "MB")
 	if b.until == "snapshot" {
-		t.print()
-		fmt.Printf("  peak RSS of cdc verify over %d rows: %d MB\n\n", b.rows, verifyRSS>>20)
-		return nil
+		return t, nil
 	}
 
 	if err := db.markLog(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	progress("writing the backlog")
 	if err := db.update(ctx, 1000); err != nil {
-		return err
+		return nil, err
 	}
 	start = time.Now()
 	progress("bare decode loop")
 	if err := db.floorDrain(ctx, b.rows); err != nil {
-		return err
+		return nil, err
 	}
 	floor = float64(b.rows) / time.Since(start).Seconds()
 	progress("other floors")
 	extra, err := db.extraFloors(ctx, b.rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start = time.Now()
 	d, err = b.startDaemon(env, config, source, "drain")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	peak := watchRSS(d)
 	cpu = startCPU(d.Pid())
 	if err := waitRecords(ctx, admin, d, int64(2*b.rows), 10*time.Minute); err != nil {
-		return err
+		return nil, err
 	}
 	drain := float64(b.rows) / time.Since(start).Seconds()
 	drainRSS := peak()
 	t.cpu("backlog drain", cpu.stop(b.rows))
+	t.figure("peak RSS of the daemon during the backlog drain", float64(drainRSS>>20), "MB")
 	t.add("backlog drain", "cdc run (catching up)", drain, "bare decode loop", floor)
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		t.add("backlog drain", "cdc run (catching up)", drain, name, extra[name])
 	}
 	if b.until == "drain" {
 		if err := d.Stop(time.Minute); err != nil {
-			return fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
+			return nil, fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
 		}
-		t.print()
-		fmt.Printf("  peak RSS of the daemon during the backlog drain: %d MB\n\n", drainRSS>>20)
-		return nil
+		return t, nil
 	}
 
 	progress("latency")
 	p50, p99, achieved, err := b.latency(ctx, db, brokers, d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := d.Stop(time.Minute); err != nil {
-		return fmt.Errorf("stop after the latency run: %v\n%s", err, d.Logs())
+		return nil, fmt.Errorf("stop after the latency run: %v\n%s", err, d.Logs())
 	}
 
 	d, err = b.startDaemon(env, config, source, "transaction")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	peak = watchRSS(d)
 	before, err := endOffsets(ctx, admin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	progress("one transaction of every row")
 	if err := db.update(ctx, 0); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
-		return err
+		return nil, err
 	}
 	bigRSS := peak()
 	if err := d.Stop(time.Minute); err != nil {
-		return fmt.Errorf("stop after the large transaction: %v\n%s", err, d.Logs())
+		return nil, fmt.Errorf("stop after the large transaction: %v\n%s", err, d.Logs())
 	}
 
-	t.print()
-	fmt.Printf("  latency at %.0f tx/s (asked %d) for %s: p50 %s, p99 %s (commit returned → record readable from the broker)\n",
-		achieved, b.rate, b.duration, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
-	fmt.Printf("  peak RSS of the daemon: %d MB during the backlog drain, %d MB during one transaction of %d rows; of cdc verify over %d rows: %d MB\n\n",
-		drainRSS>>20, bigRSS>>20, b.rows, b.rows, verifyRSS>>20)
-	return nil
+	t.figure(fmt.Sprintf("peak RSS of the daemon during one transaction of %d rows", b.rows), float64(bigRSS>>20), "MB")
+	// From the commit's return to the record readable from the broker.
+	latency := fmt.Sprintf("latency, commit to broker, at %d tx/s for %s,", b.rate, b.duration)
+	t.figure(latency+" transactions/s achieved", achieved, "/s")
+	t.figure(latency+" p50", float64(p50.Microseconds())/1000, "ms")
+	t.figure(latency+" p99", float64(p99.Microseconds())/1000, "ms")
+	return t, nil
 }
 
-// table collects rows of "what, cdc rate, floor name, floor rate", then
-// where the CPU went.
-type table struct{ lines, cpus []string }
+// table collects rows of "what, cdc rate, floor name, floor rate", where the
+// CPU went, and other figures.
+type table struct {
+	lines, cpus []string
+	figures     []figure
+}
 
-func (t *table) cpu(what, summary string) {
-	t.cpus = append(t.cpus, fmt.Sprintf("  %-14s %s", what, summary))
+// figure is one number of a run, named the same in every run.
+type figure struct {
+	name, unit string
+	value      float64
+}
+
+func (t *table) cpu(what string, use cpuUse) {
+	t.cpus = append(t.cpus, fmt.Sprintf("  %-14s %s", what, use))
+	if what != "plain read" { // the bench reads: no daemon
+		t.figure(fmt.Sprintf("%-14s CPU per row, daemon", what), use.daemonRow, "µs")
+	}
+	t.figure(fmt.Sprintf("%-14s CPU per row, database and others", what), use.othersRow, "µs")
 }
 
 func (t *table) add(what, cdcName string, cdcRate float64, floorName string, floorRate float64) {
 	t.lines = append(t.lines, fmt.Sprintf("  %-14s %-28s %10.0f/s   %-20s %10.0f/s   ratio %.2f",
 		what, cdcName, cdcRate, floorName, floorRate, cdcRate/floorRate))
+	t.figure(fmt.Sprintf("%-14s %-28s / %s", what, cdcName, floorName), cdcRate/floorRate, "ratio")
+}
+
+func (t *table) figure(name string, value float64, unit string) {
+	t.figures = append(t.figures, figure{name: name, unit: unit, value: value})
 }
 
 func (t *table) print() {
@@ -351,6 +382,49 @@ func (t *table) print() {
 	for _, l := range t.cpus {
 		fmt.Println(l)
 	}
+	for _, f := range t.figures {
+		if f.unit != "ratio" && f.unit != "µs" { // both in the lines above
+			fmt.Printf("  %s: %s\n", f.name, formatFigure(f.value, f.unit))
+		}
+	}
+	fmt.Println()
+}
+
+// printSummary prints each figure's median over the runs, and its range: the
+// ratios first.
+func printSummary(source string, runs []*table) {
+	fmt.Printf("== %s: median of %d runs (lowest – highest)\n", source, len(runs))
+	for _, ratios := range []bool{true, false} {
+		for i, f := range runs[0].figures {
+			if (f.unit == "ratio") != ratios {
+				continue
+			}
+			values := make([]float64, 0, len(runs))
+			for _, r := range runs {
+				values = append(values, r.figures[i].value)
+			}
+			slices.Sort(values)
+			median := values[len(values)/2]
+			if len(values)%2 == 0 {
+				median = (values[len(values)/2-1] + median) / 2
+			}
+			fmt.Printf("  %-70s %s (%s – %s)\n", f.name, formatFigure(median, f.unit),
+				formatFigure(values[0], f.unit), formatFigure(values[len(values)-1], f.unit))
+		}
+	}
+	fmt.Println()
+}
+
+func formatFigure(v float64, unit string) string {
+	switch unit {
+	case "ratio":
+		return fmt.Sprintf("%.2f", v)
+	case "/s", "MB":
+		return fmt.Sprintf("%.0f %s", v, unit)
+	case "µs":
+		return fmt.Sprintf("%.2f %s", v, unit)
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // endOffsets is the number of records the bench topic holds.
