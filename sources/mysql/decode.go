@@ -95,6 +95,9 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 	case mysql.FieldValueTypeNull:
 		return cdc.Null(), nil
 	case mysql.FieldValueTypeSigned:
+		if d.kind == cdc.KindInt { // not through binlog's any, which allocates for most numbers
+			return cdc.Int(v.AsInt64()), nil
+		}
 		return d.binlog(v.AsInt64(), a)
 	case mysql.FieldValueTypeUnsigned:
 		if d.kind == cdc.KindInt { // year
@@ -110,7 +113,12 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 		}
 		return cdc.Float(f), nil
 	}
-	raw := a.Copy(v.AsString())
+	raw := v.AsString() // the driver's buffer, which the next row reuses
+	switch d.kind {
+	case cdc.KindDate, cdc.KindTimestamp, cdc.KindDuration:
+		return d.parse(raw) // into a number: nothing keeps raw
+	}
+	raw = a.Copy(raw)
 	switch d.kind {
 	case cdc.KindBool, cdc.KindUint: // bit(n): big-endian bytes
 		n := mysql.BFixedLengthInt(raw)

@@ -249,3 +249,37 @@ func TestKeptKeyOwnsItsBytes(t *testing.T) {
 		t.Errorf("literal %s after the buffer changed", got)
 	}
 }
+
+// The snapshot's values survive the driver reusing its buffer for the next
+// row, and integers decode to their kinds.
+func TestSnapshotValuesOwnTheirBytes(t *testing.T) {
+	cases := []struct {
+		typ  columnType
+		in   mysql.FieldValue
+		want string
+	}{
+		{columnType{base: "varchar", charset: "utf8mb4"}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("zürich")), "zürich"},
+		{columnType{base: "decimal", precision: 12, scale: 2}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("-234.56")), "-234.56"},
+		{columnType{base: "varbinary", length: 8}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte{0, 1, 2}), "000102"},
+		{columnType{base: "json"}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte(`{"a": 1}`)), `{"a": 1}`},
+		{columnType{base: "datetime", fsp: 6}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("2024-01-10 17:36:00.500000")), "2024-01-10T17:36:00.5Z"},
+		{columnType{base: "date"}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("2024-02-29")), "2024-02-29"},
+		{columnType{base: "bigint"}, mysql.NewFieldValue(mysql.FieldValueTypeSigned, uint64(1<<63|12345), nil), "-9223372036854763463"},
+		{columnType{base: "year"}, mysql.NewFieldValue(mysql.FieldValueTypeUnsigned, 2024, nil), "2024"},
+	}
+	for _, c := range cases {
+		col, err := c.typ.column(ZeroDatesError)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var arena cdc.Arena
+		v, err := newDecoder(c.typ, col, ZeroDatesError).snapshot(&c.in, &arena)
+		if err != nil {
+			t.Fatalf("%s: %v", c.typ.base, err)
+		}
+		clear(c.in.AsString()) // the next row
+		if got := v.String(); got != c.want {
+			t.Errorf("%s: %q after the driver's buffer changed, want %q", c.typ.base, got, c.want)
+		}
+	}
+}
