@@ -100,9 +100,10 @@ func (s *Slab[T]) elemSize() int {
 	return int(max(unsafe.Sizeof(zero), 1))
 }
 
-// Take returns n zero elements.
+// Take returns n zero elements; never nil, even for n = 0 (a COPY field's
+// empty string is not its NULL).
 func (s *Slab[T]) Take(n int) []T {
-	if cap(s.cur)-len(s.cur) < n {
+	if cap(s.cur)-len(s.cur) < n || s.cur == nil {
 		size := s.chunkLen()
 		if n > size/8 {
 			return make([]T, n)

@@ -45,3 +45,22 @@ func TestCopyTextFormatUnescapesEveryDocumentedSequence(t *testing.T) {
 		t.Error("a row with too few columns was accepted")
 	}
 }
+
+// A fresh arena's first piece is empty when a one-column row is the empty
+// string: it must not read as NULL.
+func TestCopyEmptyFirstRowIsNotNull(t *testing.T) {
+	var got [][]byte
+	p := &copyParser{columns: 1, arena: new(cdc.Arena), onRow: func(fields [][]byte) error {
+		got = append(got, fields[0])
+		return nil
+	}}
+	if _, err := p.Write([]byte("\n\\N\n")); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d rows, want 2", len(got))
+	}
+	if got[0] == nil || len(got[0]) != 0 || got[1] != nil {
+		t.Errorf("fields %q (nil: %v, %v), want the empty string then NULL", got, got[0] == nil, got[1] == nil)
+	}
+}
