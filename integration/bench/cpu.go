@@ -29,6 +29,7 @@ func startCPU(pid int) *cpuMeter {
 
 // cpuUse is where the CPU went during a stage.
 type cpuUse struct {
+	withDaemon                     bool // else the bench read alone
 	cores                          int
 	machine, daemon, bench, others float64 // cores busy on average
 	daemonRow, benchRow, othersRow float64 // CPU µs per row
@@ -49,7 +50,7 @@ func (m *cpuMeter) stop(n int) cpuUse {
 	bench := selfCPU() - m.bench
 	others := max(machine-daemon-bench, 0)
 	perRow := func(seconds float64) float64 { return seconds / float64(n) * 1e6 }
-	return cpuUse{cores: runtime.NumCPU(), machine: machine / wall, daemon: daemon / wall, bench: bench / wall, others: others / wall,
+	return cpuUse{withDaemon: m.pid != 0, cores: runtime.NumCPU(), machine: machine / wall, daemon: daemon / wall, bench: bench / wall, others: others / wall,
 		daemonRow: perRow(daemon), benchRow: perRow(bench), othersRow: perRow(others)}
 }
 

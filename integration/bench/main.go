@@ -2,7 +2,9 @@
 // can do on the same machine, in the same run, and prints one table per source:
 //
 //  1. snapshot: rows/s of the daemon's initial snapshot into the broker, against
-//     a plain read of the table with the same driver (COPY TO STDOUT; SELECT);
+//     a plain read of the table with the same driver (COPY TO STDOUT; SELECT),
+//     and against a read of the same queries as the snapshot's (chunks in key
+//     order, which let it resume);
 //  2. backlog drain: events/s of the daemon catching up on row changes written
 //     while it was stopped, against a bare loop that reads and decodes the same
 //     log with the same library (pglogrepl; go-mysql's BinlogSyncer) and, on
@@ -91,6 +93,9 @@ type database interface {
 	load(ctx context.Context, n int) error
 	// plainRead reads the whole table with the driver and discards it.
 	plainRead(ctx context.Context) (int, error)
+	// keyOrderedRead reads it as cdc's snapshot does by default, in chunks in
+	// key order (which lets a snapshot resume), and discards it.
+	keyOrderedRead(ctx context.Context) (int, error)
 	// markLog notes the log's position, from where floorDrain reads.
 	markLog(ctx context.Context) error
 	// update changes every row once, in transactions of batch rows (0: one).
@@ -220,6 +225,16 @@ func (b *bench) run(source string) (*table, error) {
 	}
 	floor := float64(n) / time.Since(start).Seconds()
 	t.cpu("plain read", cpu.stop(n))
+	start = time.Now()
+	progress("key-ordered read")
+	cpu = startCPU(0)
+	if n, err = db.keyOrderedRead(ctx); err != nil {
+		return nil, err
+	} else if n != b.rows {
+		return nil, fmt.Errorf("the key-ordered read found %d rows of %d", n, b.rows)
+	}
+	orderedFloor := float64(n) / time.Since(start).Seconds()
+	t.cpu("ordered read", cpu.stop(n))
 
 	start = time.Now()
 	progress("snapshot by the daemon")
@@ -246,6 +261,7 @@ func (b *bench) run(source string) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.add("snapshot", snapshotName, snapshot, "key-ordered read", orderedFloor)
 	t.add("snapshot", snapshotName, snapshot, "producer alone", sinkRate)
 	if err := d.Stop(time.Minute); err != nil {
 		return nil, fmt.Errorf("stop after the snapshot: %v\n%s", err, d.Logs())
@@ -359,7 +375,7 @@ type figure struct {
 
 func (t *table) cpu(what string, use cpuUse) {
 	t.cpus = append(t.cpus, fmt.Sprintf("  %-14s %s", what, use))
-	if what != "plain read" { // the bench reads: no daemon
+	if use.withDaemon {
 		t.figure(fmt.Sprintf("%-14s CPU per row, daemon", what), use.daemonRow, "µs")
 	}
 	t.figure(fmt.Sprintf("%-14s CPU per row, database and others", what), use.othersRow, "µs")

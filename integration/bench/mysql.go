@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdc-dev/cdc/integration/harness"
+	mysqlsource "github.com/cdc-dev/cdc/sources/mysql"
 )
 
 type mariadb struct {
@@ -81,6 +82,26 @@ func (m *mariadb) plainRead(context.Context) (int, error) {
 		return nil
 	}, nil)
 	return rows, err
+}
+
+// keyOrderedRead reads the table as cdc's snapshot does by default: queries of
+// chunks in key order, each after the last key of the one before.
+func (m *mariadb) keyOrderedRead(context.Context) (int, error) {
+	total, last, chunk := 0, int64(0), mysqlsource.DefaultChunkSize
+	for {
+		rows := 0
+		var result mysql.Result
+		err := m.conn.ExecuteSelectStreaming(fmt.Sprintf("SELECT id, name, price, qty, created_at, note FROM item WHERE id > %d ORDER BY id LIMIT %d", last, chunk),
+			&result, func(row []mysql.FieldValue) error {
+				rows++
+				last = row[0].AsInt64()
+				return nil
+			}, nil)
+		total += rows
+		if err != nil || rows < chunk {
+			return total, err
+		}
+	}
 }
 
 func (m *mariadb) markLog(context.Context) error {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdc-dev/cdc/integration/harness"
+	pgsource "github.com/cdc-dev/cdc/sources/postgres"
 )
 
 type postgres struct {
@@ -81,6 +84,38 @@ func (p *postgres) load(ctx context.Context, n int) error {
 func (p *postgres) plainRead(ctx context.Context) (int, error) {
 	tag, err := p.conn.PgConn().CopyTo(ctx, io.Discard, "COPY public.item TO STDOUT")
 	return int(tag.RowsAffected()), err
+}
+
+// keyOrderedRead reads the table as cdc's snapshot does by default: COPYs of
+// chunks in key order, each after the last key of the one before.
+func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
+	total, last, chunk := 0, "0", pgsource.DefaultChunkSize
+	for {
+		var w lastLine
+		tag, err := p.conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(
+			"COPY (SELECT id, name, price, qty, created_at, note FROM public.item WHERE id > %s ORDER BY id LIMIT %d) TO STDOUT", last, chunk))
+		if err != nil {
+			return total, err
+		}
+		total += int(tag.RowsAffected())
+		if int(tag.RowsAffected()) < chunk {
+			return total, nil
+		}
+		last, _, _ = strings.Cut(string(w.line), "\t")
+	}
+}
+
+// lastLine discards COPY's output but the last line.
+type lastLine struct{ line, partial []byte }
+
+func (w *lastLine) Write(data []byte) (int, error) {
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		w.partial = append(w.partial, line...)
+		if bytes.HasSuffix(line, []byte("\n")) {
+			w.line, w.partial = append(w.line[:0], w.partial...), w.partial[:0]
+		}
+	}
+	return len(data), nil
 }
 
 // markLog creates the slots the floors read from: the backlog starts here.
