@@ -113,12 +113,7 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 		}
 		return cdc.Float(f), nil
 	}
-	raw := v.AsString() // the driver's buffer, which the next row reuses
-	switch d.kind {
-	case cdc.KindDate, cdc.KindTimestamp, cdc.KindDuration:
-		return d.parse(raw) // into a number: nothing keeps raw
-	}
-	raw = a.Copy(raw)
+	raw := v.AsString() // the driver's buffer, which the next row reuses: copied where a value keeps it
 	switch d.kind {
 	case cdc.KindBool, cdc.KindUint: // bit(n): big-endian bytes
 		n := mysql.BFixedLengthInt(raw)
@@ -131,9 +126,11 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 		if !utf8.Valid(raw) {
 			return cdc.Value{}, fmt.Errorf("not valid UTF-8: %q", raw)
 		}
-		return cdc.String(raw), nil
+		return cdc.String(a.Copy(raw)), nil
+	case cdc.KindDate, cdc.KindTimestamp, cdc.KindDuration:
+		return d.parse(raw) // into a number
 	}
-	return d.parse(raw)
+	return d.parse(a.Copy(raw))
 }
 
 // parse reads the text MySQL prints for decimals, dates, times and strings.

@@ -266,6 +266,7 @@ func TestSnapshotValuesOwnTheirBytes(t *testing.T) {
 		{columnType{base: "date"}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("2024-02-29")), "2024-02-29"},
 		{columnType{base: "bigint"}, mysql.NewFieldValue(mysql.FieldValueTypeSigned, uint64(1<<63|12345), nil), "-9223372036854763463"},
 		{columnType{base: "year"}, mysql.NewFieldValue(mysql.FieldValueTypeUnsigned, 2024, nil), "2024"},
+		{columnType{base: "bit", bits: 12}, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte{0x01, 0x02}), "258"},
 	}
 	for _, c := range cases {
 		col, err := c.typ.column(ZeroDatesError)
