@@ -58,11 +58,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -until %q: want snapshot, drain or transaction\n", *until)
 		os.Exit(2)
 	}
+	if *repeat < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -repeat %d: want 1 or more runs\n", *repeat)
+		os.Exit(2)
+	}
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
 		parallelism: *parallelism, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
 		var runs []*table
-		for range max(*repeat, 1) {
+		for range *repeat {
 			t, err := b.run(src)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench %s: %v\n", src, err)

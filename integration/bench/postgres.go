@@ -90,8 +90,8 @@ func (p *postgres) plainRead(ctx context.Context) (int, error) {
 // chunks in key order, each after the last key of the one before.
 func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
 	total, last, chunk := 0, "0", pgsource.DefaultChunkSize
+	var w lastLine
 	for {
-		var w lastLine
 		tag, err := p.conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(
 			"COPY (SELECT id, name, price, qty, created_at, note FROM public.item WHERE id > %s ORDER BY id LIMIT %d) TO STDOUT", last, chunk))
 		if err != nil {
@@ -105,16 +105,22 @@ func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
 	}
 }
 
-// lastLine discards COPY's output but the last line.
+// lastLine discards COPY's output but the last line (a floor: no allocation
+// once warm, and only the lines that end a write are copied).
 type lastLine struct{ line, partial []byte }
 
 func (w *lastLine) Write(data []byte) (int, error) {
-	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
-		w.partial = append(w.partial, line...)
-		if bytes.HasSuffix(line, []byte("\n")) {
-			w.line, w.partial = append(w.line[:0], w.partial...), w.partial[:0]
-		}
+	end := bytes.LastIndexByte(data, '\n')
+	if end < 0 {
+		w.partial = append(w.partial, data...)
+		return len(data), nil
 	}
+	if start := bytes.LastIndexByte(data[:end], '\n') + 1; start > 0 {
+		w.line = append(w.line[:0], data[start:end]...)
+	} else {
+		w.line = append(append(w.line[:0], w.partial...), data[:end]...)
+	}
+	w.partial = append(w.partial[:0], data[end+1:]...)
 	return len(data), nil
 }
 
