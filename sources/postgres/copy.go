@@ -53,7 +53,7 @@ func (p *copyParser) row(line []byte) error {
 	for {
 		field, rest, more := bytes.Cut(line, []byte{'\t'})
 		switch {
-		case !escaped || bytes.IndexByte(field, '\\') < 0:
+		case !escaped || bytes.IndexByte(field, '\\') < 0: // the field as it is
 		case len(field) == 2 && field[0] == '\\' && field[1] == 'N':
 			field = nil
 		default:
