@@ -168,7 +168,7 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 // says how to get chunks.
 func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
-		const rows, chunk = 100_000, 2_000
+		const rows, chunk = 100_000, 500 // small chunks: a snapshot long enough to be killed in the middle
 		if s.mysql {
 			s.exec(`CREATE TABLE gadget (code VARCHAR(20) NOT NULL, n INT NOT NULL, label VARCHAR(50) NOT NULL, UNIQUE KEY gadget_code_n (code, n))`,
 				fmt.Sprintf(`INSERT INTO gadget SELECT CONCAT('g', seq %% 100), seq, CONCAT('label ', seq) FROM seq_1_to_%d`, rows),
@@ -242,7 +242,8 @@ func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 func (s *scenario) killHalfwayThroughTheSnapshot(topic string, rows int64) string {
 	s.t.Helper()
 	d := s.start()
-	if err := harness.Eventually(60*time.Second, func() (bool, error) {
+	// A snapshot of 100,000 rows may last a tenth of a second: look often.
+	if err := harness.Poll(5*time.Millisecond, 60*time.Second, func() (bool, error) {
 		return s.recordCount(topic) > rows/2, s.daemonsAlive()
 	}); err != nil {
 		s.t.Fatal(err)

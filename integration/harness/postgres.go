@@ -217,6 +217,12 @@ func FreePort() (int, error) {
 
 // Eventually polls cond until it holds or the timeout passes.
 func Eventually(timeout time.Duration, cond func() (bool, error)) error {
+	return Poll(50*time.Millisecond, timeout, cond)
+}
+
+// Poll is Eventually, checking every interval: for a moment that passes
+// quickly, such as the middle of a snapshot that lasts a tenth of a second.
+func Poll(every, timeout time.Duration, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := cond()
@@ -229,7 +235,7 @@ func Eventually(timeout time.Duration, cond func() (bool, error)) error {
 			}
 			return fmt.Errorf("after %s: %w", timeout, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
