@@ -7,6 +7,11 @@ import (
 	"slices"
 )
 
+// DefaultBackfillChunkSize is the number of rows a backfill reads between two
+// watermarks. Smaller than a snapshot's chunk: the source holds the whole
+// chunk in memory until the stream reaches its high watermark.
+const DefaultBackfillChunkSize = 10_000
+
 // Backfill fills entity topics from their tables' current rows while the source
 // streams: entities added to a connector that has streamed, such as a new topic
 // version beside the old one. The source reads the tables in primary-key chunks

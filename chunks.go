@@ -33,6 +33,13 @@ type ChunkReader interface {
 	Read(ctx context.Context, worker int, chunk SnapshotChunk, limit int, out chan<- Batch) (rows int, last []string, err error)
 }
 
+// DefaultChunkSize is the number of rows a snapshot query reads. Each query
+// costs a round trip and a start of the database's scan, 1.5–2 ms on the bench
+// machine: at 10,000 rows that was a tenth of a snapshot's time, at 100,000 a
+// hundredth. What an interrupted snapshot reads again (a chunk, 2×Workers with
+// parallel reads) stays a fraction of a second of reading.
+const DefaultChunkSize = 100_000
+
 // ChunkedSnapshot reads tables in primary-key chunks, resuming after a cursor,
 // and passes the cursor down after each chunk so that a restart goes on from
 // there. With one worker it reads each chunk after the last key of the one

@@ -19,7 +19,7 @@ func TestOnlineBackfillOfAnAddedEntityUnderWrites(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		const rows = 20_000
 		s.exec(s.bulk(rows))
-		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000")
+		s.editConfig("  backfill_chunk_size: 10000", "  backfill_chunk_size: 1000")
 		d := s.start()
 		s.waitCustomersMatch()
 		if err := d.Stop(30 * time.Second); err != nil {
@@ -62,7 +62,7 @@ func TestOnlineSnapshotCommandRefillsWhileStreamingAndResumesAfterAKill(t *testi
 		s.exec(s.bulk(rows))
 		// Small chunks: the backfill takes seconds (a chunk is a transaction
 		// of its own), and the kill falls inside it.
-		s.editConfig("  chunk_size: 10000", "  chunk_size: 100", "exactly_once: false", "exactly_once: true")
+		s.editConfig("  backfill_chunk_size: 10000", "  backfill_chunk_size: 100", "exactly_once: false", "exactly_once: true")
 		// Asked where it cannot be met, the request is refused with the fix:
 		// before the connector's first start (PostgreSQL: no slot to see it),
 		// without a watermark table (MySQL).

@@ -129,7 +129,7 @@ func TestKillNineDuringTheSnapshotResumesWithTheNextChunk(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		const rows, chunk = 100_000, 5_000
 		s.exec(s.bulk(rows))
-		s.editConfig("  chunk_size: 10000", fmt.Sprintf("  chunk_size: %d", chunk))
+		s.editConfig("  chunk_size: 100000", fmt.Sprintf("  chunk_size: %d", chunk))
 		table := int64(len(s.project(`SELECT CAST(customer_id AS CHAR(20)) AS id FROM customer`)))
 		cp := s.killHalfwayThroughTheSnapshot("shop.customer.v1", table)
 		stored := regexp.MustCompile(`cursor=\S*after=(\d+)\S*table=\w+\.customer\b`).FindStringSubmatch(cp)
@@ -197,7 +197,7 @@ func TestSnapshotOfATableWithoutAPrimaryKeyResumesByAUniqueIndex(t *testing.T) {
 			fmt.Fprintf(&entities, "  - name: %[1]s\n    table: %[2]s.%[1]s\n    topic: shop.%[1]s.v1\n    schema: %[3]s/gadget.avsc\n    key: [code, n]\n    fields: {code: code, n: n, label: label}\n", table, schema, dir)
 		}
 		s.setEntities(entities.String())
-		s.editConfig("  chunk_size: 10000", fmt.Sprintf("  chunk_size: %d", chunk))
+		s.editConfig("  chunk_size: 100000", fmt.Sprintf("  chunk_size: %d", chunk))
 		projection := func(table string) string {
 			if s.mysql {
 				return `SELECT CONCAT('{"code":"', code, '","n":', n, '}') AS k, code, CAST(n AS CHAR) AS n, label FROM ` + table
@@ -278,7 +278,7 @@ func TestParallelSnapshotEqualsTheSerialOne(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		const rows = 30_000
 		s.exec(s.bulk(rows))
-		s.editConfig("  chunk_size: 10000", "  chunk_size: 1000")
+		s.editConfig("  chunk_size: 100000", "  chunk_size: 1000")
 		if out, err := s.runToEnd(2*time.Minute, "snapshot", "--config", s.config); err != nil {
 			t.Fatalf("serial cdc snapshot: %v\n%s", err, out)
 		}

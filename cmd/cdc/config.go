@@ -67,6 +67,9 @@ type SnapshotConfig struct {
 	// ChunkSize is the number of rows one snapshot query reads; a restart
 	// after an interruption reads at most the chunks not yet acknowledged again.
 	ChunkSize int `yaml:"chunk_size"`
+	// BackfillChunkSize is the number of rows one query of an online
+	// backfill reads, all held in memory until the stream passes them.
+	BackfillChunkSize int `yaml:"backfill_chunk_size"`
 	// Parallelism is the number of connections that read the snapshot's
 	// chunks, on one view of the database.
 	Parallelism int `yaml:"parallelism"`

@@ -92,7 +92,8 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
 		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},
 		{"mysql bad watermark table", "kind: postgres", "kind: mysql\n  mysql: {watermark_table: cdc_watermarks}", []string{`cdc.yaml:4: source.mysql.watermark_table: "cdc_watermarks": want database.table`}},
-		{"bad chunk size", "kafka:\n", "snapshot: {chunk_size: -5}\nkafka:\n", []string{`cdc.yaml:5: snapshot.chunk_size: -5: want a number of rows from 1 to 1000000 (default 10000)`}},
+		{"bad chunk size", "kafka:\n", "snapshot: {chunk_size: -5}\nkafka:\n", []string{`cdc.yaml:5: snapshot.chunk_size: -5: want a number of rows from 1 to 1000000 (default 100000)`}},
+		{"bad backfill chunk size", "kafka:\n", "snapshot: {backfill_chunk_size: 200000}\nkafka:\n", []string{`cdc.yaml:5: snapshot.backfill_chunk_size: 200000: want a number of rows from 1 to 100000 (default 10000); a backfill holds a chunk in memory`}},
 		{"bad snapshot parallelism", "kafka:\n", "snapshot: {parallelism: 100}\nkafka:\n", []string{`cdc.yaml:5: snapshot.parallelism: 100: want a number of connections from 1 to 32 (default 1)`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
@@ -130,7 +131,8 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" || cfg.Snapshot.ChunkSize != 10_000 || cfg.Snapshot.Parallelism != 1 ||
+	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" || cfg.Snapshot.ChunkSize != 100_000 ||
+		cfg.Snapshot.BackfillChunkSize != 10_000 || cfg.Snapshot.Parallelism != 1 ||
 		cfg.Kafka.CheckpointTopic != "_cdc_checkpoints" || cfg.Log.Level != "info" {
 		t.Errorf("defaults: %+v", cfg)
 	}

@@ -125,9 +125,16 @@ func (c *Config) validate() error {
 	}
 	switch {
 	case c.Snapshot.ChunkSize == 0:
-		c.Snapshot.ChunkSize = defaultSnapshotChunkSize
+		c.Snapshot.ChunkSize = cdc.DefaultChunkSize
 	case c.Snapshot.ChunkSize < 1 || c.Snapshot.ChunkSize > 1_000_000:
-		bad("snapshot.chunk_size", "%d: want a number of rows from 1 to 1000000 (default %d)", c.Snapshot.ChunkSize, defaultSnapshotChunkSize)
+		bad("snapshot.chunk_size", "%d: want a number of rows from 1 to 1000000 (default %d)", c.Snapshot.ChunkSize, cdc.DefaultChunkSize)
+	}
+	switch {
+	case c.Snapshot.BackfillChunkSize == 0:
+		c.Snapshot.BackfillChunkSize = cdc.DefaultBackfillChunkSize
+	case c.Snapshot.BackfillChunkSize < 1 || c.Snapshot.BackfillChunkSize > maxBackfillChunkSize:
+		bad("snapshot.backfill_chunk_size", "%d: want a number of rows from 1 to %d (default %d); a backfill holds a chunk in memory",
+			c.Snapshot.BackfillChunkSize, maxBackfillChunkSize, cdc.DefaultBackfillChunkSize)
 	}
 	switch {
 	case c.Snapshot.Parallelism == 0:
@@ -189,9 +196,9 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// defaultSnapshotChunkSize keeps a chunk's query short and what an
-// interrupted snapshot reads again small, yet a query's overhead negligible.
-const defaultSnapshotChunkSize = 10_000
+// maxBackfillChunkSize bounds the memory of a backfill's chunk, held until
+// the stream reaches its high watermark: 100,000 rows of 1 KB are 100 MB.
+const maxBackfillChunkSize = 100_000
 
 // maxSnapshotParallelism keeps a snapshot's connections well inside a
 // server's usual max_connections.

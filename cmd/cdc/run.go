@@ -110,15 +110,16 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
-			Parallelism: cfg.Snapshot.Parallelism, HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
-			ApplicationName: "cdc " + cfg.Name, Logger: log.With("component", "source"),
+			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism,
+			HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery, ApplicationName: "cdc " + cfg.Name,
+			Logger: log.With("component", "source"),
 		})
 	case "mysql":
 		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty
 		return mysql.New(ctx, mysql.Config{
 			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
 			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
-			Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
+			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
 			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), WatermarkTable: watermarks, Logger: log.With("component", "source"),
 		})
 	}

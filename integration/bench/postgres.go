@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/integration/harness"
-	pgsource "github.com/cdc-dev/cdc/sources/postgres"
 )
 
 type postgres struct {
@@ -89,7 +89,7 @@ func (p *postgres) plainRead(ctx context.Context) (int, error) {
 // keyOrderedRead reads the table as cdc's snapshot does by default: COPYs of
 // chunks in key order, each after the last key of the one before.
 func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
-	total, last, chunk := 0, "0", pgsource.DefaultChunkSize
+	total, last, chunk := 0, "0", cdc.DefaultChunkSize
 	var w lastLine
 	for {
 		tag, err := p.conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(

@@ -117,7 +117,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 		if err := r.watermark(n, "low"); err != nil {
 			return err
 		}
-		query, err := q.chunk(after, nil, r.s.cfg.ChunkSize)
+		query, err := q.chunk(after, nil, r.s.cfg.BackfillChunkSize)
 		if err != nil {
 			return fmt.Errorf("backfill of %s, after key %q: %w", name, after, err)
 		}
@@ -129,7 +129,7 @@ func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
 		if err != nil {
 			return fmt.Errorf("backfill of %s: %w", name, err)
 		}
-		if c.Finished = len(c.Rows) < r.s.cfg.ChunkSize; c.Finished {
+		if c.Finished = len(c.Rows) < r.s.cfg.BackfillChunkSize; c.Finished {
 			c.After = nil
 		}
 		select {

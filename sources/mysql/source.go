@@ -26,8 +26,6 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultBatchSize = 1024
-	// DefaultChunkSize is the number of rows one snapshot query reads.
-	DefaultChunkSize = 10_000
 	// DefaultHeartbeatInterval is how often the server sends a heartbeat on an
 	// idle binlog, and how often, at most, the position of transactions on
 	// unmapped tables is passed down so the checkpoint follows the binlog.
@@ -64,7 +62,12 @@ type Config struct {
 	WatermarkTable cdc.TableName
 
 	BatchSize int
+	// ChunkSize is the number of rows one snapshot query reads
+	// (cdc.DefaultChunkSize if zero).
 	ChunkSize int
+	// BackfillChunkSize is the number of rows one backfill query reads
+	// (cdc.DefaultBackfillChunkSize if zero).
+	BackfillChunkSize int
 	// Parallelism is the number of connections that read a snapshot's chunks
 	// (1: the snapshot's own).
 	Parallelism       int
@@ -127,7 +130,10 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = DefaultChunkSize
+		cfg.ChunkSize = cdc.DefaultChunkSize
+	}
+	if cfg.BackfillChunkSize <= 0 {
+		cfg.BackfillChunkSize = cdc.DefaultBackfillChunkSize
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval

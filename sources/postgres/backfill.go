@@ -196,7 +196,7 @@ func (r *backfillReader) read(ctx context.Context, c *cdc.BackfillChunk, after [
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("backfill of %s: the table has no primary key, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", t.Name)
 	}
-	limit := r.s.cfg.ChunkSize
+	limit := r.s.cfg.BackfillChunkSize
 	query := chunkQuery(t, t.PrimaryKey, after, nil, limit)
 
 	parser := &copyParser{columns: len(t.Columns), arena: new(cdc.Arena)} // this chunk's values only, never reused

@@ -34,9 +34,6 @@ const (
 	// passed down so the slot can release WAL written by other tables and databases.
 	DefaultHeartbeatInterval = time.Second
 	DefaultBatchSize         = 1024
-	// DefaultChunkSize is the number of rows one snapshot query reads, and
-	// what an interrupted snapshot may read again.
-	DefaultChunkSize = 10_000
 	// DefaultDeadAfter is how long the replication connection may stay silent
 	// while cdc waits for it before it counts as lost. Every status report asks
 	// the server for a reply, so a live connection is never silent for more
@@ -68,8 +65,12 @@ type Config struct {
 	// databases write and this one does not.
 	HeartbeatMessageInterval time.Duration
 	BatchSize                int
-	// ChunkSize is the number of rows one snapshot query reads.
+	// ChunkSize is the number of rows one snapshot query reads
+	// (cdc.DefaultChunkSize if zero).
 	ChunkSize int
+	// BackfillChunkSize is the number of rows one backfill query reads
+	// (cdc.DefaultBackfillChunkSize if zero).
+	BackfillChunkSize int
 	// Parallelism is the number of connections that read a snapshot's chunks
 	// (1: the snapshot's own).
 	Parallelism     int
@@ -144,7 +145,10 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = DefaultChunkSize
+		cfg.ChunkSize = cdc.DefaultChunkSize
+	}
+	if cfg.BackfillChunkSize <= 0 {
+		cfg.BackfillChunkSize = cdc.DefaultBackfillChunkSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
