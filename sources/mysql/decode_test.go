@@ -284,3 +284,24 @@ func TestSnapshotValuesOwnTheirBytes(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot row the source cannot decode stops it with the table or the
+// column named.
+func TestSnapshotRowErrorsNameTheirColumn(t *testing.T) {
+	state := testTableState(t, []columnType{{name: "id", base: "bigint"}, {name: "name", base: "varchar", charset: "utf8mb4"}}, nil)
+	state.table.Name = cdc.TableName{Schema: "shop", Name: "customer"}
+	q := &tableQuery{table: state.table, decoders: state.decoders}
+	id := mysql.NewFieldValue(mysql.FieldValueTypeSigned, 7, nil)
+	for _, c := range []struct {
+		row  []mysql.FieldValue
+		want string
+	}{
+		{[]mysql.FieldValue{id}, "table shop.customer has 1 columns, not the 2 described: its definition changed during the snapshot; restart cdc"},
+		{[]mysql.FieldValue{id, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte{'a', 0xff})}, `column name: not valid UTF-8: "a\xff"`},
+	} {
+		var arena cdc.Arena
+		if _, err := q.decode(c.row, &arena); err == nil || err.Error() != c.want {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}

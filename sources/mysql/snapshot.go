@@ -481,20 +481,12 @@ func (q *tableQuery) readKey(conn *client.Conn, query string) ([]string, error) 
 // read runs a chunk's query, decodes each row into the arena and hands it to
 // onRow, and returns the last row's key.
 func (q *tableQuery) read(conn *client.Conn, query string, arena *cdc.Arena, onRow func([]cdc.Value) error) (last []string, err error) {
-	t := q.table
 	var result mysql.Result
 	read := false
 	err = conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
-		if len(row) != len(q.decoders) {
-			return fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(q.decoders))
-		}
-		values := arena.Row(len(row))
-		for i := range row {
-			v, err := q.decoders[i].snapshot(&row[i], arena)
-			if err != nil {
-				return fmt.Errorf("column %s: %w%s", t.Columns[i].Name, err, zeroDateHint(err))
-			}
-			values[i] = v
+		values, err := q.decode(row, arena)
+		if err != nil {
+			return err
 		}
 		// Kept raw: the text is needed only for the next chunk's query.
 		for j, k := range q.key {
@@ -511,6 +503,23 @@ func (q *tableQuery) read(conn *client.Conn, query string, arena *cdc.Arena, onR
 		last[j] = q.lastKey[j].text()
 	}
 	return last, nil
+}
+
+// decode decodes a row of the text protocol into values carved from the arena.
+func (q *tableQuery) decode(row []mysql.FieldValue, arena *cdc.Arena) ([]cdc.Value, error) {
+	t := q.table
+	if len(row) != len(q.decoders) {
+		return nil, fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(q.decoders))
+	}
+	values := arena.Row(len(row))
+	for i := range row {
+		v, err := q.decoders[i].snapshot(&row[i], arena)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w%s", t.Columns[i].Name, err, zeroDateHint(err))
+		}
+		values[i] = v
+	}
+	return values, nil
 }
 
 // literalKind says how a key value is written back into a query, or "" when a
