@@ -123,25 +123,19 @@ func (c *Config) validate() error {
 	default:
 		bad("snapshot.mode", "%q: want initial, never, only or when_needed", c.Snapshot.Mode)
 	}
-	switch {
-	case c.Snapshot.ChunkSize == 0:
-		c.Snapshot.ChunkSize = cdc.DefaultChunkSize
-	case c.Snapshot.ChunkSize < 1 || c.Snapshot.ChunkSize > 1_000_000:
-		bad("snapshot.chunk_size", "%d: want a number of rows from 1 to 1000000 (default %d)", c.Snapshot.ChunkSize, cdc.DefaultChunkSize)
+	// count defaults a count left zero, and refuses one outside 1 to most.
+	count := func(key string, v *int, def, most int, unit, note string) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 1 || *v > most:
+			bad(key, "%d: want a number of %s from 1 to %d (default %d)%s", *v, unit, most, def, note)
+		}
 	}
-	switch {
-	case c.Snapshot.BackfillChunkSize == 0:
-		c.Snapshot.BackfillChunkSize = cdc.DefaultBackfillChunkSize
-	case c.Snapshot.BackfillChunkSize < 1 || c.Snapshot.BackfillChunkSize > maxBackfillChunkSize:
-		bad("snapshot.backfill_chunk_size", "%d: want a number of rows from 1 to %d (default %d); a backfill holds a chunk in memory",
-			c.Snapshot.BackfillChunkSize, maxBackfillChunkSize, cdc.DefaultBackfillChunkSize)
-	}
-	switch {
-	case c.Snapshot.Parallelism == 0:
-		c.Snapshot.Parallelism = 1
-	case c.Snapshot.Parallelism < 1 || c.Snapshot.Parallelism > maxSnapshotParallelism:
-		bad("snapshot.parallelism", "%d: want a number of connections from 1 to %d (default 1)", c.Snapshot.Parallelism, maxSnapshotParallelism)
-	}
+	count("snapshot.chunk_size", &c.Snapshot.ChunkSize, cdc.DefaultChunkSize, 1_000_000, "rows", "")
+	count("snapshot.backfill_chunk_size", &c.Snapshot.BackfillChunkSize, cdc.DefaultBackfillChunkSize, maxBackfillChunkSize, "rows",
+		"; a backfill holds a chunk in memory")
+	count("snapshot.parallelism", &c.Snapshot.Parallelism, 1, maxSnapshotParallelism, "connections", "")
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).
 	var brokers []string
 	for i, entry := range c.Kafka.Brokers {
