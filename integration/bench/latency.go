@@ -19,7 +19,7 @@ import (
 func (b *bench) latency(ctx context.Context, db database, brokers []string, d *harness.Daemon) (p50, p99 time.Duration, achieved float64, err error) {
 	const firstID = 100_000_000
 	total := b.rate * int(b.duration/time.Second)
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("bench.item.v1"),
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(benchTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(10*time.Millisecond))
 	if err != nil {
 		return 0, 0, 0, err

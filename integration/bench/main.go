@@ -13,8 +13,8 @@
 //  4. memory: the daemon's peak RSS during (2) and during one transaction of
 //     every row.
 //
-// A fifth floor, the rate of cdc's producer alone (no database, no mapping),
-// bounds every rate of the daemon.
+// A fifth floor, the rate of cdc's producer alone sending the snapshot's
+// records again (no database, no mapping), bounds every rate of the daemon.
 //
 // Timings are printed, never asserted: the machine is shared and noisy, so the
 // ratios (measured in the same run) are the figures to compare.
@@ -124,11 +124,14 @@ const benchSchema = `{"type": "record", "name": "Item", "namespace": "bench.v1",
   {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
   {"name": "note", "type": ["null", "string"], "default": null}]}`
 
+// benchTopic is the topic of the bench's entity.
+const benchTopic = "bench.item.v1"
+
 const benchEntity = `
 entities:
   - name: item
     table: %s
-    topic: bench.item.v1
+    topic: ` + benchTopic + `
     schema: %s
     key: [id]
     fields: {id: id, name: name, price: price, qty: qty, created_at: created_at, note: note}
@@ -261,10 +264,11 @@ func (b *bench) run(source string) (*table, error) {
 	}
 	t.add("snapshot", snapshotName, snapshot, "plain read", floor)
 	progress("producer alone")
-	sinkRate, err := sinkFloor(ctx, brokers, b.rows)
+	sinkRate, sinkCPU, err := sinkFloor(ctx, brokers)
 	if err != nil {
 		return nil, err
 	}
+	t.cpu("producer alone", sinkCPU)
 	t.add("snapshot", snapshotName, snapshot, "key-ordered read", orderedFloor)
 	t.add("snapshot", snapshotName, snapshot, "producer alone", sinkRate)
 	if err := d.Stop(time.Minute); err != nil {
@@ -382,6 +386,7 @@ func (t *table) cpu(what string, use cpuUse) {
 	if use.withDaemon {
 		t.figure(fmt.Sprintf("%-14s CPU per row, daemon", what), use.daemonRow, "µs")
 	}
+	t.figure(fmt.Sprintf("%-14s CPU per row, broker and bench", what), use.benchRow, "µs")
 	t.figure(fmt.Sprintf("%-14s CPU per row, database and others", what), use.othersRow, "µs")
 }
 
@@ -449,7 +454,7 @@ func formatFigure(v float64, unit string) string {
 
 // endOffsets is the number of records the bench topic holds.
 func endOffsets(ctx context.Context, admin *kadm.Client) (int64, error) {
-	ends, err := admin.ListEndOffsets(ctx, "bench.item.v1")
+	ends, err := admin.ListEndOffsets(ctx, benchTopic)
 	if err != nil {
 		return 0, err
 	}
