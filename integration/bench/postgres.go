@@ -81,18 +81,38 @@ func (p *postgres) load(ctx context.Context, n int) error {
 	return err
 }
 
+// readConn opens the connection a floor reads on: a new one, as the daemon's
+// are. The bench's own connection loaded the table, and its backend reads it
+// again for far less of the server's CPU: 0.61 µs per row of a plain read,
+// against 1.26–1.32 on a new connection, whose backend maps the shared
+// buffers as it reads. MariaDB's connections are threads of one process,
+// which share its memory.
+func (p *postgres) readConn(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, p.dsn)
+}
+
 func (p *postgres) plainRead(ctx context.Context) (int, error) {
-	tag, err := p.conn.PgConn().CopyTo(ctx, io.Discard, "COPY public.item TO STDOUT")
+	conn, err := p.readConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY public.item TO STDOUT")
 	return int(tag.RowsAffected()), err
 }
 
 // keyOrderedRead reads the table as cdc's snapshot does by default: COPYs of
 // chunks in key order, each after the last key of the one before.
 func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
+	conn, err := p.readConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
 	total, last, chunk := 0, "0", cdc.DefaultChunkSize
 	var w lastLine
 	for {
-		tag, err := p.conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(
+		tag, err := conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(
 			"COPY (SELECT id, name, price, qty, created_at, note FROM public.item WHERE id > %s ORDER BY id LIMIT %d) TO STDOUT", last, chunk))
 		if err != nil {
 			return total, err

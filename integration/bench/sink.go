@@ -18,8 +18,8 @@ import (
 // and headers read back from its topic) again, through cdc's own producer
 // (same settings, batches of 1000), to a fresh topic: what the Kafka client
 // and the broker cost for these very records, without database or mapping,
-// which bounds every rate of the daemon. Its CloudEvents headers make up nearly half
-// a record's bytes.
+// which bounds every rate of the daemon. Their CloudEvents headers make up
+// nearly half of their bytes.
 func sinkFloor(ctx context.Context, brokers []string) (float64, cpuUse, error) {
 	written, err := harness.ReadTopic(ctx, brokers, benchTopic)
 	if err != nil {
