@@ -99,7 +99,7 @@ func (m *mariadb) settle() error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("InnoDB still holds %d dirty pages and %d undo log records %s after the load", dirty, history, timeout)
+			return fmt.Errorf("InnoDB still holds %d dirty pages and a history list of %d %s after the load", dirty, history, timeout)
 		}
 	}
 	_, err := m.conn.Execute("SET GLOBAL innodb_max_dirty_pages_pct = DEFAULT, innodb_io_capacity = DEFAULT, innodb_io_capacity_max = DEFAULT")
