@@ -38,7 +38,6 @@ func sinkFloor(ctx context.Context, brokers []string) (float64, cpuUse, error) {
 		return 0, cpuUse{}, err
 	}
 	kept := keepRecords(written)
-	written = nil
 	runtime.GC() // what reading left is not counted
 	start := time.Now()
 	cpu := startCPU(0)
@@ -48,9 +47,8 @@ func sinkFloor(ctx context.Context, brokers []string) (float64, cpuUse, error) {
 			failed.CompareAndSwap(nil, &err)
 		}
 	}
-	for from := 0; from < len(kept.records); from += 1000 { // the daemon's batch size
-		batch := kept.batch(from, 1000)
-		if err := p.Send(ctx, batch, acked); err != nil {
+	for from := 0; from < len(kept.records); from += sinkFloorBatch {
+		if err := p.Send(ctx, kept.batch(from, sinkFloorBatch), acked); err != nil {
 			return 0, cpuUse{}, err
 		}
 	}
@@ -62,21 +60,21 @@ func sinkFloor(ctx context.Context, brokers []string) (float64, cpuUse, error) {
 	return rate, cpu.stop(len(kept.records)), nil
 }
 
+// sinkFloorBatch is how many records the floor sends at a time.
+const sinkFloorBatch = 1000
+
 // keptRecords holds records read back in memory the garbage collector need
 // not scan (bytes and offsets, no pointers), so that the floor's producer is
 // not slowed by a collector marking a million records: the daemon's own
 // records live only until they are acknowledged.
 type keptRecords struct {
 	data       []byte
-	records    []keptRecord
 	headerKeys []string
+	headers    []keptHeader
+	records    []keptRecord
 }
 
-type keptRecord struct {
-	key, value span
-	headers    [8]keptHeader
-	nHeaders   int
-}
+type keptRecord struct{ key, value, headers span } // headers: in keptRecords.headers
 
 type keptHeader struct {
 	key   int // in headerKeys
@@ -94,14 +92,15 @@ func keepRecords(read []harness.Record) *keptRecords {
 	for i, r := range read {
 		kr := &k.records[i]
 		kr.key, kr.value = keep(r.Key), keep(r.Value)
+		kr.headers.from = len(k.headers)
 		for _, name := range slices.Sorted(maps.Keys(r.Headers)) {
 			at := slices.Index(k.headerKeys, name)
 			if at < 0 {
 				at, k.headerKeys = len(k.headerKeys), append(k.headerKeys, name)
 			}
-			kr.headers[kr.nHeaders] = keptHeader{key: at, value: keep([]byte(r.Headers[name]))}
-			kr.nHeaders++
+			k.headers = append(k.headers, keptHeader{key: at, value: keep([]byte(r.Headers[name]))})
 		}
+		kr.headers.to = len(k.headers)
 	}
 	return k
 }
@@ -115,7 +114,7 @@ func (k *keptRecords) batch(from, n int) []sink.Record {
 	bytes := func(s span) []byte { return k.data[s.from:s.to:s.to] }
 	for i, kr := range kept {
 		at := len(headers)
-		for _, h := range kr.headers[:kr.nHeaders] {
+		for _, h := range k.headers[kr.headers.from:kr.headers.to] {
 			headers = append(headers, sink.Header{Key: k.headerKeys[h.key], Value: bytes(h.value)})
 		}
 		records[i] = sink.Record{Topic: "bench.sink", Key: bytes(kr.key), Value: bytes(kr.value), Headers: headers[at:len(headers):len(headers)]}
