@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -361,5 +362,69 @@ func TestReadTopicSaysWhenRecordsStopComing(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "records come again") {
 		t.Errorf("the end of the stall was not told:\n%s", logs.String())
+	}
+}
+
+// Each codec of kafka.compression reaches the broker as that codec's batches,
+// which consumers decode to the records sent.
+func TestRecordsArriveCompressedWithTheConfiguredCodec(t *testing.T) {
+	codecTypes := map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+	for _, codec := range CompressionCodecs() {
+		t.Run(codec, func(t *testing.T) {
+			cluster, client := startBroker(t)
+			k, err := Dial(Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 1, ReplicationFactor: 1, Compression: codec},
+				slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
+			if err := k.EnsureTopics([]string{"t"}); err != nil {
+				t.Fatal(err)
+			}
+			p, err := k.NewProducer(ProducerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			value := []byte(strings.Repeat("a compressible value ", 20))
+			var records []Record
+			for i := range 100 {
+				records = append(records, Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Value: value, Headers: []Header{{Key: "ce_id", Value: []byte("1")}}})
+			}
+			if err := p.Send(context.Background(), records, func(err error) {
+				if err != nil {
+					t.Error(err)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			client.AddConsumeTopics("t")
+			for got := 0; got < len(records); {
+				fetches := client.PollFetches(ctx)
+				if err := fetches.Err(); err != nil {
+					t.Fatal(err)
+				}
+				fetches.EachRecord(func(r *kgo.Record) {
+					if want := fmt.Sprintf("k%d", got); string(r.Key) != want || !slices.Equal(r.Value, value) || len(r.Headers) != 1 {
+						t.Fatalf("record %d: key %q, value %q, headers %v; want key %q and the value sent", got, r.Key, r.Value, r.Headers, want)
+					}
+					if c := r.Attrs.CompressionType(); c != codecTypes[codec] {
+						t.Fatalf("record %d came in a batch of codec %d, want %d (%s)", got, c, codecTypes[codec], codec)
+					}
+					got++
+				})
+			}
+		})
+	}
+}
+
+func TestUnknownCompressionIsRefused(t *testing.T) {
+	cluster, _ := startBroker(t)
+	_, err := Dial(Config{Brokers: cluster.ListenAddrs(), Compression: "brotli"}, slog.New(slog.DiscardHandler))
+	if err == nil || err.Error() != `kafka compression "brotli": want one of gzip, lz4, none, snappy, zstd` {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -124,12 +124,8 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 		})),
 		// Small linger: the pipeline already batches, and latency matters more.
 		kgo.ProducerLinger(2*time.Millisecond),
-		// Snappy (none where a broker refuses it): franz-go's default, stated
-		// so that it cannot change unseen. It costs the daemon a tenth of a
-		// snapshot's CPU and saves more: the MariaDB snapshot of make bench was
-		// 15% slower without compression (the broker spent 3 times the CPU per
-		// record) and 7% slower with lz4.
-		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
+		// None where a broker refuses the codec (zstd needs Kafka 2.1).
+		kgo.ProducerBatchCompression(compressionCodecs[k.cfg.Compression], kgo.NoCompression()),
 		// Send keeps the bound, a batch at a time; a batch larger than the bound
 		// goes alone, so the client must never be the one to block.
 		kgo.MaxBufferedRecords(math.MaxInt32),

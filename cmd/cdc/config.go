@@ -83,6 +83,7 @@ type KafkaConfig struct {
 	CheckpointTopic string      `yaml:"checkpoint_topic"`
 	DeadLetterTopic string      `yaml:"dead_letter_topic"`
 	Version         string      `yaml:"version"`
+	Compression     string      `yaml:"compression"`
 }
 
 type TopicConfig struct {

@@ -67,7 +67,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		name, edit, with string
 		want             []string
 	}{
-		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, dead_letter_topic, exactly_once, schema_registry, topic, version)`}},
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, schema_registry, topic, version)`}},
 		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
 		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
 		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
@@ -95,6 +95,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad chunk size", "kafka:\n", "snapshot: {chunk_size: -5}\nkafka:\n", []string{`cdc.yaml:5: snapshot.chunk_size: -5: want a number of rows from 1 to 1000000 (default 100000)`}},
 		{"bad backfill chunk size", "kafka:\n", "snapshot: {backfill_chunk_size: 200000}\nkafka:\n", []string{`cdc.yaml:5: snapshot.backfill_chunk_size: 200000: want a number of rows from 1 to 100000 (default 10000); a backfill holds a chunk in memory`}},
 		{"bad snapshot parallelism", "kafka:\n", "snapshot: {parallelism: 100}\nkafka:\n", []string{`cdc.yaml:5: snapshot.parallelism: 100: want a number of connections from 1 to 32 (default 1)`}},
+		{"bad compression", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  compression: brotli\n", []string{`cdc.yaml:7: kafka.compression: "brotli": want one of gzip, lz4, none, snappy, zstd`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
 	for _, c := range cases {
@@ -133,7 +134,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 	}
 	if cfg.Source.Postgres.Slot != "cdc_shop" || cfg.Source.Postgres.Publication != "cdc_shop" || cfg.Snapshot.Mode != "initial" || cfg.Snapshot.ChunkSize != 100_000 ||
 		cfg.Snapshot.BackfillChunkSize != 10_000 || cfg.Snapshot.Parallelism != 1 ||
-		cfg.Kafka.CheckpointTopic != "_cdc_checkpoints" || cfg.Log.Level != "info" {
+		cfg.Kafka.CheckpointTopic != "_cdc_checkpoints" || cfg.Kafka.Compression != "snappy" || cfg.Log.Level != "info" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }

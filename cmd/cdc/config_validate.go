@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,6 +157,12 @@ func (c *Config) validate() error {
 	c.Kafka.Brokers = brokers
 	if c.Kafka.CheckpointTopic == "" {
 		c.Kafka.CheckpointTopic = sink.DefaultCheckpointTopic
+	}
+	if c.Kafka.Compression == "" {
+		c.Kafka.Compression = sink.DefaultCompression
+	}
+	if codecs := sink.CompressionCodecs(); !slices.Contains(codecs, c.Kafka.Compression) {
+		bad("kafka.compression", "%q: want one of %s", c.Kafka.Compression, strings.Join(codecs, ", "))
 	}
 	if p := c.Kafka.Topic.Partitions; p < -1 {
 		bad("kafka.topic.partitions", "%d: want a positive number, or -1 for the brokers' default", p)

@@ -131,6 +131,7 @@ func kafkaConfig(cfg *Config) sink.Config {
 		Brokers: cfg.Kafka.Brokers, ClientID: "cdc-" + cfg.Name, Version: cfg.Kafka.Version,
 		Partitions: cfg.Kafka.Topic.Partitions, ReplicationFactor: cfg.Kafka.Topic.ReplicationFactor,
 		SchemaRegistry: cfg.Kafka.SchemaRegistry, CheckpointTopic: cfg.Kafka.CheckpointTopic,
+		Compression: cfg.Kafka.Compression,
 	}
 }
 

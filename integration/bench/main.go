@@ -22,7 +22,7 @@
 // With -repeat N, each source is measured N times from scratch (new database,
 // new broker) and a last table gives each figure's median and range.
 //
-//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-until snapshot] [-repeat 3]
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-compression lz4] [-until snapshot] [-repeat 3]
 package main
 
 import (
@@ -51,6 +51,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "transactions per second of the latency measurement")
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
 	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
+	compression := flag.String("compression", "", "kafka.compression of the daemon and of the producer floor (the daemon's default if empty)")
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	repeat := flag.Int("repeat", 1, "measure each source this many times, then print each figure's median and range")
@@ -64,7 +65,7 @@ func main() {
 		os.Exit(2)
 	}
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
-		parallelism: *parallelism, until: *until}
+		parallelism: *parallelism, compression: *compression, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
 		var runs []*table
 		for range *repeat {
@@ -86,6 +87,7 @@ type bench struct {
 	profiles    string
 	until       string
 	parallelism int
+	compression string
 	bin         string
 	rows        int
 	rate        int
@@ -189,7 +191,11 @@ func progress(format string, args ...any) {
 // run measures the stages on a new database and broker.
 func (b *bench) run(source string) (*table, error) {
 	ctx := context.Background()
-	fmt.Printf("== %s: %d rows of about 150 bytes\n", source, b.rows)
+	fmt.Printf("== %s: %d rows of about 150 bytes", source, b.rows)
+	if b.compression != "" {
+		fmt.Printf(", kafka.compression %s", b.compression)
+	}
+	fmt.Println()
 	var db database
 	var err error
 	switch source {
@@ -234,7 +240,7 @@ func (b *bench) run(source string) (*table, error) {
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","))
+	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_COMPRESSION="+b.compression)
 	t := &table{}
 
 	progress("loading the table")
@@ -283,7 +289,7 @@ func (b *bench) run(source string) (*table, error) {
 	}
 	t.add("snapshot", snapshotName, snapshot, "plain read", floor)
 	progress("producer alone")
-	sinkRate, sinkCPU, err := sinkFloor(ctx, brokers)
+	sinkRate, sinkCPU, err := sinkFloor(ctx, brokers, b.compression)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func (m *mariadb) env() []string { return []string{"BENCH_DSN=" + m.dsn} }
 func (m *mariadb) config(dir string) string {
 	return `name: bench
 source: {kind: mysql, dsn: "${BENCH_DSN}"}
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
 http: {listen: "${CDC_HTTP_LISTEN}"}
 ` + fmt.Sprintf(benchEntity, "bench.item", filepath.Join(dir, "item.avsc"))
 }

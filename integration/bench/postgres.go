@@ -62,7 +62,7 @@ func (p *postgres) env() []string { return []string{"BENCH_DSN=" + p.dsn} }
 func (p *postgres) config(dir string) string {
 	return `name: bench
 source: {kind: postgres, dsn: "${BENCH_DSN}"}
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
 http: {listen: "${CDC_HTTP_LISTEN}"}
 ` + fmt.Sprintf(benchEntity, "public.item", filepath.Join(dir, "item.avsc"))
 }

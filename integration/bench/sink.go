@@ -20,12 +20,12 @@ import (
 // and the broker cost for these very records, without database or mapping,
 // which bounds every rate of the daemon. Their CloudEvents headers make up
 // nearly half of their bytes.
-func sinkFloor(ctx context.Context, brokers []string) (float64, cpuUse, error) {
+func sinkFloor(ctx context.Context, brokers []string, compression string) (float64, cpuUse, error) {
 	written, err := harness.ReadTopic(ctx, brokers, benchTopic)
 	if err != nil {
 		return 0, cpuUse{}, err
 	}
-	k, err := sink.Dial(sink.Config{Brokers: brokers, ClientID: "bench-sink", Partitions: 3}, slog.New(slog.DiscardHandler))
+	k, err := sink.Dial(sink.Config{Brokers: brokers, ClientID: "bench-sink", Partitions: 3, Compression: compression}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, cpuUse{}, err
 	}
