@@ -20,7 +20,8 @@ const filmProjection = `SELECT format('{"id":%s}', film_id) AS key, film_id::tex
 	(extract(epoch FROM last_update) * 1000000)::bigint::text AS last_update FROM public.film`
 
 // Sakila's film table (a domain, an enum, an array, a tsvector, small numerics,
-// timestamps without time zone) snapshots and streams through a mapping of ours.
+// timestamps without time zone) snapshots and streams through a mapping of ours,
+// in zstd batches (kafka.compression).
 func TestSakilaFilmSnapshotsAndStreams(t *testing.T) {
 	s := newEmptyScenario(t)
 	for _, f := range []string{"postgres-sakila-schema.sql", "postgres-sakila-insert-data-using-copy.sql.gz"} {
@@ -33,7 +34,7 @@ func TestSakilaFilmSnapshotsAndStreams(t *testing.T) {
 	schema, _ := filepath.Abs("testdata/sakila-film.avsc")
 	config := `name: ` + s.name + `
 source: {kind: postgres, dsn: "${SHOP_DSN}"}
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 4, replication_factor: 1}}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 4, replication_factor: 1}, compression: zstd}
 http: {listen: "${CDC_HTTP_LISTEN}"}
 entities:
   - name: film
@@ -80,6 +81,21 @@ entities:
 	records := s.waitMatch("sakila.film.v1", codec, filmProjection)
 	if n := len(records); n != 1000+6 {
 		t.Fatalf("%d records, want 1006: the snapshot, three updates, two inserts and one tombstone", n)
+	}
+	// A batch that zstd does not shrink (a lone change) goes uncompressed.
+	const none, zstd = 0, 4
+	compressed := 0
+	for _, r := range records {
+		switch r.Compression {
+		case zstd:
+			compressed++
+		case none:
+		default:
+			t.Fatalf("record at offset %d of partition %d came in a batch of codec %d, want zstd (%d) or none", r.Offset, r.Partition, r.Compression, zstd)
+		}
+	}
+	if compressed < 1000 {
+		t.Fatalf("%d records in zstd batches, want at least the snapshot's 1000", compressed)
 	}
 }
 

@@ -35,6 +35,9 @@ type Record struct {
 	Offset     int64
 	Key, Value []byte
 	Headers    map[string]string
+	// Compression is the codec of the record's batch: 0 none, 1 gzip,
+	// 2 snappy, 3 lz4, 4 zstd.
+	Compression uint8
 }
 
 // ReadTopic reads every committed record of a topic up to its last stable
@@ -87,7 +90,8 @@ func ReadTopic(ctx context.Context, brokers []string, topic string) ([]Record, e
 			if r.Attrs.IsControl() {
 				return
 			}
-			rec := Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: map[string]string{}}
+			rec := Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: map[string]string{},
+				Compression: r.Attrs.CompressionType()}
 			for _, h := range r.Headers {
 				rec.Headers[h.Key] = string(h.Value)
 			}
