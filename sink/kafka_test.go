@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -38,8 +37,32 @@ func startBroker(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 
 func dial(t *testing.T, cluster *kfake.Cluster) *Kafka {
 	t.Helper()
-	k, err := Dial(Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 3, ReplicationFactor: 1},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return dialConfig(t, Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 3, ReplicationFactor: 1}, slog.New(slog.DiscardHandler))
+}
+
+// produce creates the records' topic and sends them, all acknowledged.
+func produce(t *testing.T, k *Kafka, records []Record) {
+	t.Helper()
+	if err := k.EnsureTopics([]string{records[0].Topic}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(context.Background(), records, func(err error) {
+		if err != nil {
+			t.Error(err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+}
+
+func dialConfig(t *testing.T, cfg Config, log *slog.Logger) *Kafka {
+	t.Helper()
+	k, err := Dial(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,28 +340,10 @@ func TestAbortedTransactionKeepsTheTransactionalID(t *testing.T) {
 func TestReadTopicSaysWhenRecordsStopComing(t *testing.T) {
 	cluster, _ := startBroker(t)
 	var logs strings.Builder
-	k, err := Dial(Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 3, ReplicationFactor: 1},
+	k := dialConfig(t, Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 3, ReplicationFactor: 1},
 		slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	if err := k.EnsureTopics([]string{"t"}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := k.NewProducer(ProducerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	records := []Record{{Topic: "t", Key: []byte("a"), Value: []byte("1")}, {Topic: "t", Key: []byte("b"), Value: []byte("2")}}
-	if err := p.Send(context.Background(), records, func(err error) {
-		if err != nil {
-			t.Error(err)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
+	produce(t, k, records)
 
 	defer func(d time.Duration) { readStallWarning = d }(readStallWarning)
 	readStallWarning = 100 * time.Millisecond
@@ -372,32 +377,14 @@ func TestRecordsArriveCompressedWithTheConfiguredCodec(t *testing.T) {
 	for _, codec := range CompressionCodecs() {
 		t.Run(codec, func(t *testing.T) {
 			cluster, client := startBroker(t)
-			k, err := Dial(Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 1, ReplicationFactor: 1, Compression: codec},
+			k := dialConfig(t, Config{Brokers: cluster.ListenAddrs(), ClientID: "test", Partitions: 1, ReplicationFactor: 1, Compression: codec},
 				slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer k.Close()
-			if err := k.EnsureTopics([]string{"t"}); err != nil {
-				t.Fatal(err)
-			}
-			p, err := k.NewProducer(ProducerOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			value := []byte(strings.Repeat("a compressible value ", 20))
 			var records []Record
 			for i := range 100 {
 				records = append(records, Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Value: value, Headers: []Header{{Key: "ce_id", Value: []byte("1")}}})
 			}
-			if err := p.Send(context.Background(), records, func(err error) {
-				if err != nil {
-					t.Error(err)
-				}
-			}); err != nil {
-				t.Fatal(err)
-			}
-			p.Close()
+			produce(t, k, records)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
