@@ -17,16 +17,28 @@ import (
 type Arena struct {
 	values Slab[Value]
 	bytes  Slab[byte]
+	// size is how many bytes of values and buffers the arena has handed out;
+	// ownBuffers how many of the buffers were too large for a chunk.
+	size, ownBuffers int
 }
 
 // ArenaMark is how far an arena had handed out memory; see Arena.Release.
 type ArenaMark struct{ values, bytes uint64 }
 
 // Row returns n NULL values.
-func (a *Arena) Row(n int) []Value { return a.values.Take(n) }
+func (a *Arena) Row(n int) []Value {
+	a.size += n * int(unsafe.Sizeof(Value{}))
+	return a.values.Take(n)
+}
 
 // Bytes returns a buffer of n zero bytes.
-func (a *Arena) Bytes(n int) []byte { return a.bytes.Take(n) }
+func (a *Arena) Bytes(n int) []byte {
+	a.size += n
+	if n > a.bytes.chunkLen()/8 {
+		a.ownBuffers++ // see Slab.Take
+	}
+	return a.bytes.Take(n)
+}
 
 // Copy returns a copy of b carved from the arena.
 func (a *Arena) Copy(b []byte) []byte {
@@ -161,7 +173,19 @@ func (s *Slab[T]) Release(mark uint64) {
 type BatchMemory struct {
 	Arena
 	spare chan []Change
+	// batchStart and batchOwnBuffers are the arena's size and ownBuffers
+	// when the last batch was made.
+	batchStart, batchOwnBuffers int
 }
+
+// MaxBatchBytes ends a batch before its number of changes is reached: with
+// wide rows (documents, blobs), a batch of a thousand rows would hold
+// hundreds of megabytes, and the pipeline holds several batches at a time.
+const MaxBatchBytes = 4 << 20
+
+// Full says whether the values decoded since the last batch reached
+// MaxBatchBytes, so that the batch being filled should be sent now.
+func (m *BatchMemory) Full() bool { return m.size-m.batchStart >= MaxBatchBytes }
 
 // spareBatches bounds the change slices kept for reuse: the pipeline holds a
 // few batches between source and mapping (its channel, one being filled, one
@@ -190,7 +214,18 @@ func (m *BatchMemory) Changes(n int) []Change {
 // for reuse: the slice, and everything the arena has handed out so far.
 func (m *BatchMemory) Batch(changes []Change) Batch {
 	mark, spare := m.Mark(), m.spares()
+	large := m.ownBuffers > m.batchOwnBuffers
+	m.batchStart, m.batchOwnBuffers = m.size, m.ownBuffers
 	return Batch{Changes: changes, release: func() {
+		if large {
+			// A buffer too large for a chunk is the garbage collector's to
+			// free, but the chunk of values referring to it lives on until
+			// reused: hundreds of rows, hundreds of megabytes of documents.
+			for _, c := range changes {
+				clear(c.Before)
+				clear(c.After)
+			}
+		}
 		m.Release(mark)
 		if cap(changes) == 0 {
 			return // a progress marker

@@ -145,3 +145,37 @@ func TestBatchMemoryReusesAReleasedBatch(t *testing.T) {
 		t.Fatal("a released batch's changes still refer to their values")
 	}
 }
+
+// A batch of wide rows is full at MaxBatchBytes of values, whatever its number
+// of changes; the count starts again with the next batch.
+func TestBatchMemoryIsFullAtMaxBatchBytes(t *testing.T) {
+	var m BatchMemory
+	const width = 100 << 10 // a 100 KiB document per row
+	rows := 0
+	for !m.Full() {
+		m.Row(2)
+		m.Copy(make([]byte, width))
+		rows++
+	}
+	if want := MaxBatchBytes/width + 1; rows != want {
+		t.Fatalf("full after %d rows of %d bytes, want %d", rows, width, want)
+	}
+	m.Batch(nil)
+	if m.Full() {
+		t.Fatal("full again right after the batch was made")
+	}
+}
+
+// A released batch that held a buffer too large for a chunk drops its values'
+// references to it: the chunk of values, reused much later, would otherwise
+// keep hundreds of such buffers from the garbage collector.
+func TestReleasedBatchDropsItsLargeBuffers(t *testing.T) {
+	var m BatchMemory
+	row := m.Row(2)
+	row[0], row[1] = Int(1), String(m.Copy(make([]byte, 100<<10)))
+	b := m.Batch(append(m.Changes(1), Change{Op: OpRead, After: row}))
+	b.Release()
+	if row[1].Bytes != nil {
+		t.Fatal("the released batch's row still refers to its 100 KiB buffer")
+	}
+}

@@ -348,7 +348,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 	last, err := q.read(r.workers[worker], query, &memory.Arena, func(values []cdc.Value) error {
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
 		rows++
-		if len(batch) == cap(batch) {
+		if len(batch) == cap(batch) || memory.Full() {
 			return send()
 		}
 		return nil

@@ -421,7 +421,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 			st.batch = st.memory.Changes(st.s.cfg.BatchSize)
 		}
 		st.batch = append(st.batch, c)
-		if len(st.batch) >= st.s.cfg.BatchSize {
+		if len(st.batch) >= st.s.cfg.BatchSize || st.memory.Full() {
 			if err := st.send(ctx, pos, false); err != nil {
 				return err
 			}

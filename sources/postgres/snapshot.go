@@ -224,7 +224,7 @@ func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotCh
 			return fmt.Errorf("snapshot of %s, %w", t.Name, err)
 		}
 		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: values})
-		if len(batch) == cap(batch) {
+		if len(batch) == cap(batch) || memory.Full() {
 			return send()
 		}
 		return nil

@@ -248,7 +248,7 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	}
 	st.backfill.Touch(t, ch.Before, ch.After)
 	st.batch = append(st.batch, ch)
-	if len(st.batch) >= st.s.cfg.BatchSize {
+	if len(st.batch) >= st.s.cfg.BatchSize || st.memory.Full() {
 		return st.flush(ctx)
 	}
 	return nil
