@@ -145,6 +145,9 @@ func TestProducedRecordsArriveInTheJavaPartitionWithNullTombstones(t *testing.T)
 	if acked != len(keys) {
 		t.Fatalf("%d acks after Close, want %d", acked, len(keys))
 	}
+	if records[0].Value != nil || records[0].Headers != nil {
+		t.Fatalf("an acknowledged record still refers to its value and headers: %q %v", records[0].Value, records[0].Headers)
+	}
 	client.AddConsumeTopics("t")
 	got := 0
 	for got < len(keys) {
@@ -213,55 +216,76 @@ func TestUnreadableCheckpointIsReportedWithTheFix(t *testing.T) {
 	}
 }
 
+// The buffer is bounded in records and in bytes: either way, Send waits for
+// room, gives up when its context ends, and goes on once the brokers
+// acknowledge; a batch larger than the bound goes alone into an empty buffer.
 func TestSendWaitsForRoomAndGivesUpWhenItsContextEnds(t *testing.T) {
-	cluster, _ := startBroker(t)
-	k := dial(t, cluster)
-	if err := k.EnsureTopics([]string{"t"}); err != nil {
-		t.Fatal(err)
-	}
-	// The broker holds every produce request until released.
-	release := make(chan struct{})
-	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		cluster.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
-	p, err := k.NewProducer(ProducerOptions{MaxBuffered: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var acked, failed atomic.Int32
-	count := func(err error) {
-		if err != nil {
-			failed.Add(1)
-		}
-		acked.Add(1)
-	}
-	batch := func(keys ...string) []Record {
-		var out []Record
-		for _, key := range keys {
-			out = append(out, Record{Topic: "t", Key: []byte(key), Value: []byte("v")})
-		}
-		return out
-	}
-	if err := p.Send(context.Background(), batch("a", "b", "c"), count); err != nil {
-		t.Fatal(err)
-	}
-	// Two more do not fit beside three unacknowledged: Send waits, and gives
-	// up without queuing them when its context ends.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := p.Send(ctx, batch("d", "e"), count); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send into a full buffer returned %v, want the context's error", err)
-	}
-	close(release)
-	// Once the first three are acknowledged, they fit.
-	if err := p.Send(context.Background(), batch("d", "e"), count); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
-	if acked.Load() != 5 || failed.Load() != 0 {
-		t.Fatalf("%d acknowledgements (%d failed), want 5 successes", acked.Load(), failed.Load())
+	for _, c := range []struct {
+		name  string
+		bound ProducerOptions
+	}{
+		{"records", ProducerOptions{MaxBuffered: 4}},
+		{"bytes", ProducerOptions{MaxBufferedBytes: 400}}, // four records of 100 bytes
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cluster, _ := startBroker(t)
+			k := dial(t, cluster)
+			if err := k.EnsureTopics([]string{"t"}); err != nil {
+				t.Fatal(err)
+			}
+			// The broker holds every produce request until released.
+			release := make(chan struct{})
+			cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+				cluster.KeepControl()
+				cluster.SleepControl(func() { <-release })
+				return nil, nil, false
+			})
+			p, err := k.NewProducer(c.bound)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var acked, failed atomic.Int32
+			count := func(err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+				acked.Add(1)
+			}
+			batch := func(n int) []Record {
+				var out []Record
+				for i := range n {
+					out = append(out, Record{Topic: "t", Key: []byte{byte('a' + i)}, Value: []byte(strings.Repeat("v", 99))})
+				}
+				return out
+			}
+			if err := p.Send(context.Background(), batch(3), count); err != nil {
+				t.Fatal(err)
+			}
+			// Two more do not fit beside three unacknowledged: Send waits, and
+			// gives up without queuing them when its context ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := p.Send(ctx, batch(2), count); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Send into a full buffer returned %v, want the context's error", err)
+			}
+			close(release)
+			// Once the first three are acknowledged, they fit.
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := p.Send(ctx, batch(2), count); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Send(ctx, batch(10), count); err != nil {
+				t.Fatalf("a batch above the bound, into an empty buffer: %v", err)
+			}
+			p.Close()
+			if acked.Load() != 15 || failed.Load() != 0 {
+				t.Fatalf("%d acknowledgements (%d failed), want 15 successes", acked.Load(), failed.Load())
+			}
+		})
 	}
 }
 

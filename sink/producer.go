@@ -31,6 +31,11 @@ type Header = kgo.RecordHeader
 // with 15 MB less at the peak.
 const DefaultMaxBuffered = 10000
 
+// DefaultMaxBufferedBytes bounds the bytes (keys, values, headers) of the
+// records a producer holds, as Kafka's buffer.memory does: with wide rows
+// (documents, blobs), ten thousand records would hold gigabytes.
+const DefaultMaxBufferedBytes = 16 << 20
+
 // Producer sends records idempotently with every in-sync replica's
 // acknowledgement. Records of one partition are acknowledged in the order they
 // were sent; records of different partitions in any order.
@@ -45,15 +50,16 @@ const DefaultMaxBuffered = 10000
 // Records are sent a batch at a time and their buffer space is taken a batch
 // at a time: per record, the only synchronization is an atomic counter.
 type Producer struct {
-	client      *kgo.Client
-	maxBuffered int64
-	buffered    atomic.Int64
-	// room wakes a waiting Send once buffered has fallen to wakeAt.
-	room   chan struct{}
-	wakeAt atomic.Int64
-	sent   sync.WaitGroup // records sent whose acknowledgement is not reported yet
-	close  sync.Once
-	closed chan struct{}
+	client                        *kgo.Client
+	maxBuffered, maxBufferedBytes int64
+	buffered, bufferedBytes       atomic.Int64
+	// room wakes a waiting Send once buffered has fallen to wakeAt and
+	// bufferedBytes to wakeAtBytes.
+	room                chan struct{}
+	wakeAt, wakeAtBytes atomic.Int64
+	sent                sync.WaitGroup // records sent whose acknowledgement is not reported yet
+	close               sync.Once
+	closed              chan struct{}
 	// transactionalID is set in exactly-once mode; a transaction is then always open.
 	transactionalID string
 }
@@ -63,6 +69,9 @@ type ProducerOptions struct {
 	// MaxBuffered is how many records the producer holds before Send blocks
 	// (DefaultMaxBuffered if 0).
 	MaxBuffered int
+	// MaxBufferedBytes is how many bytes of records (keys, values, headers)
+	// the producer holds before Send blocks (DefaultMaxBufferedBytes if 0).
+	MaxBufferedBytes int
 	// OnBrokerError, if set, is called for each failed connection to a broker
 	// ("connect") and each request or response that failed on the wire
 	// ("write", "read"). The client retries them: they slow delivery down, and
@@ -108,6 +117,10 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 	if maxBuffered <= 0 {
 		maxBuffered = DefaultMaxBuffered
 	}
+	maxBufferedBytes := opts.MaxBufferedBytes
+	if maxBufferedBytes <= 0 {
+		maxBufferedBytes = DefaultMaxBufferedBytes
+	}
 	var hooks []kgo.Hook
 	if opts.OnBrokerError != nil {
 		hooks = append(hooks, brokerErrorHook(opts.OnBrokerError))
@@ -138,7 +151,8 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	p := &Producer{client: client, maxBuffered: int64(maxBuffered), room: make(chan struct{}, 1), closed: make(chan struct{}),
+	p := &Producer{client: client, maxBuffered: int64(maxBuffered), maxBufferedBytes: int64(maxBufferedBytes),
+		room: make(chan struct{}, 1), closed: make(chan struct{}),
 		transactionalID: opts.TransactionalID}
 	p.wakeAt.Store(-1)
 	if p.transactionalID != "" {
@@ -181,7 +195,8 @@ func (h brokerErrorHook) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _
 }
 
 // Send queues records, in order, and calls acked once for each of them, with
-// nil once every in-sync replica has it or with the reason it was given up.
+// nil once every in-sync replica has it or with the reason it was given up;
+// the record's Key, Value and Headers are set to nil before.
 // acked is called from the client's goroutines, maybe concurrently. The client
 // keeps each record, by pointer into records, until its acked has been
 // called: the caller must not change it (or reuse its memory) before.
@@ -193,16 +208,33 @@ func (p *Producer) Send(ctx context.Context, records []Record, acked func(error)
 	if len(records) == 0 {
 		return nil
 	}
-	if err := p.reserve(ctx, int64(len(records))); err != nil {
+	var size int64
+	for i := range records {
+		size += recordBytes(&records[i])
+	}
+	if err := p.reserve(ctx, int64(len(records)), size); err != nil {
 		return err
 	}
 	p.sent.Add(len(records))
+	// The batch's bytes are released with its last record: counting each
+	// record's again when it is acknowledged would read it back from memory
+	// long gone from the cache.
+	var unacked atomic.Int64
+	unacked.Store(int64(len(records)))
 	promise := func(rec *kgo.Record, err error) {
 		if err != nil {
 			err = p.fenced(fmt.Errorf("produce to %s: %w", rec.Topic, err))
 		}
+		// A value too large for the caller's chunks is the garbage
+		// collector's to free once nothing refers to it; the record, in a
+		// chunk of hundreds, would until the chunk is reused.
+		rec.Key, rec.Value, rec.Headers = nil, nil, nil
 		acked(err)
-		p.release()
+		if unacked.Add(-1) == 0 {
+			p.release(size)
+		} else {
+			p.release(0)
+		}
 		p.sent.Done()
 	}
 	for i := range records {
@@ -211,13 +243,24 @@ func (p *Producer) Send(ctx context.Context, records []Record, acked func(error)
 	return nil
 }
 
-// reserve waits until n more records fit in the buffer, or it is empty.
-func (p *Producer) reserve(ctx context.Context, n int64) error {
+func recordBytes(r *Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// reserve waits until n more records of size bytes fit in the buffer, or it
+// is empty.
+func (p *Producer) reserve(ctx context.Context, n, size int64) error {
 	fits := func() bool {
 		b := p.buffered.Load()
-		return b == 0 || b+n <= p.maxBuffered
+		return b == 0 || (b+n <= p.maxBuffered && p.bufferedBytes.Load()+size <= p.maxBufferedBytes)
 	}
 	for !fits() {
+		// wakeAtBytes first: a release that sees wakeAt sees it too.
+		p.wakeAtBytes.Store(max(p.maxBufferedBytes-size, 0))
 		p.wakeAt.Store(max(p.maxBuffered-n, 0))
 		if fits() { // released before wakeAt was set
 			break
@@ -231,12 +274,20 @@ func (p *Producer) reserve(ctx context.Context, n int64) error {
 	}
 	p.wakeAt.Store(-1)
 	p.buffered.Add(n)
+	p.bufferedBytes.Add(size)
 	return nil
 }
 
-func (p *Producer) release() {
-	left := p.buffered.Add(-1)
-	if at := p.wakeAt.Load(); at >= 0 && left <= at && p.wakeAt.CompareAndSwap(at, -1) {
+// release gives back one record and size bytes. The counters are read again
+// after both changed: of concurrent releases, the last to read them sees what
+// all of them left, and wakes the waiting Send if it fits.
+func (p *Producer) release(size int64) {
+	p.buffered.Add(-1)
+	if size > 0 {
+		p.bufferedBytes.Add(-size)
+	}
+	at := p.wakeAt.Load()
+	if at >= 0 && p.buffered.Load() <= at && p.bufferedBytes.Load() <= p.wakeAtBytes.Load() && p.wakeAt.CompareAndSwap(at, -1) {
 		select {
 		case p.room <- struct{}{}:
 		default:
