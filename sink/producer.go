@@ -48,7 +48,7 @@ const DefaultMaxBufferedBytes = 16 << 20
 // broker stay in flight while idempotence keeps each partition in order.
 //
 // Records are sent a batch at a time and their buffer space is taken a batch
-// at a time: per record, the only synchronization is an atomic counter.
+// at a time: per record, the only synchronization is two atomic counters.
 type Producer struct {
 	client                        *kgo.Client
 	maxBuffered, maxBufferedBytes int64
