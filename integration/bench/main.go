@@ -10,8 +10,8 @@
 //     log with the same library (pglogrepl; go-mysql's BinlogSyncer) and, on
 //     PostgreSQL, against pg_recvlogical;
 //  3. latency: commit to broker at a steady rate of single-row transactions;
-//  4. memory: the daemon's peak RSS during (2) and during one transaction of
-//     every row.
+//  4. memory: the daemon's peak RSS during (2), during one transaction of
+//     every row, and during a snapshot of 3,000 rows of 100 KB.
 //
 // A fifth floor, the rate of cdc's producer alone sending the snapshot's
 // records again (no database, no mapping), bounds every rate of the daemon.
@@ -113,7 +113,13 @@ type database interface {
 	extraFloors(ctx context.Context, n int) (map[string]float64, error)
 	// insertOne commits one row with the given id.
 	insertOne(ctx context.Context, id int64) error
-	config(dir string) string
+	// loadWide creates the table wide_item with n rows of an id and a text
+	// of width bytes.
+	loadWide(ctx context.Context, n, width int) error
+	// sourceConfig is the source section of cdc's configuration.
+	sourceConfig() string
+	// schema is where the bench's tables are (database or schema name).
+	schema() string
 	env() []string
 	close()
 }
@@ -133,12 +139,55 @@ const benchTopic = "bench.item.v1"
 const benchEntity = `
 entities:
   - name: item
-    table: %s
+    table: %s.item
     topic: ` + benchTopic + `
     schema: %s
     key: [id]
     fields: {id: id, name: name, price: price, qty: qty, created_at: created_at, note: note}
 `
+
+// configText is cdc's configuration of connector name, reading entities (of
+// benchEntity's form) from db.
+func configText(name string, db database, entities string) string {
+	return "name: " + name + "\n" + db.sourceConfig() + `
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
+http: {listen: "${CDC_HTTP_LISTEN}"}
+` + entities
+}
+
+// Wide rows: documents of 100 KB, whose memory in flight the daemon must
+// bound by bytes, not by rows.
+const (
+	wideRows, wideWidth = 3000, 100_000
+	wideSchema          = `{"type": "record", "name": "Document", "namespace": "bench.v1", "fields": [
+  {"name": "id", "type": "long"}, {"name": "doc", "type": "string"}]}`
+	wideEntity = `
+entities:
+  - name: document
+    table: %s.wide_item
+    topic: bench.document.v1
+    schema: %s
+    key: [id]
+    fields: {id: id, doc: doc}
+`
+)
+
+// wideSnapshot takes a snapshot of wide rows with `cdc snapshot` under its
+// own connector name, and returns its peak RSS.
+func (b *bench) wideSnapshot(ctx context.Context, db database, dir string, env []string) (int64, error) {
+	if err := db.loadWide(ctx, wideRows, wideWidth); err != nil {
+		return 0, fmt.Errorf("load the wide table: %w", err)
+	}
+	schema := filepath.Join(dir, "document.avsc")
+	if err := os.WriteFile(schema, []byte(wideSchema), 0o644); err != nil {
+		return 0, err
+	}
+	path := filepath.Join(dir, "wide.yaml")
+	if err := os.WriteFile(path, []byte(configText("bench_wide", db, fmt.Sprintf(wideEntity, db.schema(), schema))), 0o644); err != nil {
+		return 0, err
+	}
+	return b.runCommand(env, "snapshot", "--config", path)
+}
 
 // startDaemon runs `cdc run`, profiled when asked.
 func (b *bench) startDaemon(env []string, config, source, stage string) (*harness.Daemon, error) {
@@ -167,10 +216,16 @@ func warmBrokerMemory() {
 }
 
 // verify runs cdc verify, which must find the topic equal to the table, and
-// returns its peak RSS (VmHWM, sampled: getrusage's maxrss would carry the
-// bench's own, inherited across fork and exec).
+// returns its peak RSS.
 func (b *bench) verify(env []string, config string) (int64, error) {
-	d, err := harness.StartDaemon(b.bin, append(env, "CDC_HTTP_LISTEN=off"), "verify", "--config", config)
+	return b.runCommand(append(env, "CDC_HTTP_LISTEN=off"), "verify", "--config", config)
+}
+
+// runCommand runs a cdc command that ends by itself, and returns its peak RSS
+// (VmHWM, sampled: getrusage's maxrss would carry the bench's own, inherited
+// across fork and exec).
+func (b *bench) runCommand(env []string, args ...string) (int64, error) {
+	d, err := harness.StartDaemon(b.bin, env, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +233,7 @@ func (b *bench) verify(env []string, config string) (int64, error) {
 	err = d.Wait(10 * time.Minute)
 	rss := peak()
 	if err != nil {
-		return 0, fmt.Errorf("cdc verify: %v\n%s", err, d.Logs())
+		return 0, fmt.Errorf("cdc %s: %v\n%s", args[0], err, d.Logs())
 	}
 	return rss, nil
 }
@@ -233,7 +288,7 @@ func (b *bench) run(source string) (*table, error) {
 		return nil, err
 	}
 	config := filepath.Join(dir, "cdc.yaml")
-	text := db.config(dir)
+	text := configText("bench", db, fmt.Sprintf(benchEntity, db.schema(), filepath.Join(dir, "item.avsc")))
 	if b.parallelism > 1 {
 		text += fmt.Sprintf("snapshot: {parallelism: %d}\n", b.parallelism)
 	}
@@ -386,6 +441,12 @@ func (b *bench) run(source string) (*table, error) {
 	}
 
 	t.figure(fmt.Sprintf("peak RSS of the daemon during one transaction of %d rows", b.rows), float64(bigRSS>>20), "MB")
+	progress("snapshot of wide rows")
+	wideRSS, err := b.wideSnapshot(ctx, db, dir, env)
+	if err != nil {
+		return nil, err
+	}
+	t.figure(fmt.Sprintf("peak RSS of cdc snapshot over %d rows of %d KB", wideRows, wideWidth/1000), float64(wideRSS>>20), "MB")
 	// From the commit's return to the record readable from the broker.
 	latency := fmt.Sprintf("latency, commit to broker, at %d tx/s for %s,", b.rate, b.duration)
 	t.figure(latency+" transactions/s achieved", achieved, "/s")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -48,12 +47,16 @@ func (m *mariadb) close() {
 
 func (m *mariadb) env() []string { return []string{"BENCH_DSN=" + m.dsn} }
 
-func (m *mariadb) config(dir string) string {
-	return `name: bench
-source: {kind: mysql, dsn: "${BENCH_DSN}"}
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
-http: {listen: "${CDC_HTTP_LISTEN}"}
-` + fmt.Sprintf(benchEntity, "bench.item", filepath.Join(dir, "item.avsc"))
+func (m *mariadb) sourceConfig() string { return `source: {kind: mysql, dsn: "${BENCH_DSN}"}` }
+
+func (m *mariadb) schema() string { return "bench" }
+
+func (m *mariadb) loadWide(_ context.Context, n, width int) error {
+	if _, err := m.conn.Execute("CREATE TABLE wide_item (id BIGINT PRIMARY KEY, doc LONGTEXT NOT NULL) ENGINE=InnoDB"); err != nil {
+		return err
+	}
+	_, err := m.conn.Execute(fmt.Sprintf("INSERT INTO wide_item SELECT seq, REPEAT(MD5(seq), %d) FROM seq_1_to_%d", width/32, n))
+	return err
 }
 
 func (m *mariadb) load(_ context.Context, n int) error {

@@ -59,12 +59,16 @@ func (p *postgres) close() {
 
 func (p *postgres) env() []string { return []string{"BENCH_DSN=" + p.dsn} }
 
-func (p *postgres) config(dir string) string {
-	return `name: bench
-source: {kind: postgres, dsn: "${BENCH_DSN}"}
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
-http: {listen: "${CDC_HTTP_LISTEN}"}
-` + fmt.Sprintf(benchEntity, "public.item", filepath.Join(dir, "item.avsc"))
+func (p *postgres) sourceConfig() string { return `source: {kind: postgres, dsn: "${BENCH_DSN}"}` }
+
+func (p *postgres) schema() string { return "public" }
+
+func (p *postgres) loadWide(ctx context.Context, n, width int) error {
+	_, err := p.conn.Exec(ctx, fmt.Sprintf(`
+		CREATE TABLE wide_item (id bigint PRIMARY KEY, doc text NOT NULL);
+		ALTER TABLE wide_item REPLICA IDENTITY FULL;
+		INSERT INTO wide_item SELECT g, repeat(md5(g::text), %d) FROM generate_series(1, %d) g`, width/32, n))
+	return err
 }
 
 func (p *postgres) load(ctx context.Context, n int) error {
