@@ -17,27 +17,21 @@ import (
 type Arena struct {
 	values Slab[Value]
 	bytes  Slab[byte]
-	// size is how many bytes of values and buffers the arena has handed out;
-	// ownBuffers how many of the buffers were too large for a chunk.
-	size, ownBuffers int
 }
 
 // ArenaMark is how far an arena had handed out memory; see Arena.Release.
 type ArenaMark struct{ values, bytes uint64 }
 
 // Row returns n NULL values.
-func (a *Arena) Row(n int) []Value {
-	a.size += n * int(unsafe.Sizeof(Value{}))
-	return a.values.Take(n)
-}
+func (a *Arena) Row(n int) []Value { return a.values.Take(n) }
 
 // Bytes returns a buffer of n zero bytes.
-func (a *Arena) Bytes(n int) []byte {
-	a.size += n
-	if n > a.bytes.chunkLen()/8 {
-		a.ownBuffers++ // see Slab.Take
-	}
-	return a.bytes.Take(n)
+func (a *Arena) Bytes(n int) []byte { return a.bytes.Take(n) }
+
+// handedOut is how many bytes of values and buffers the arena has handed out,
+// and how many buffers were too large for a chunk.
+func (a *Arena) handedOut() (size int, ownBuffers uint64) {
+	return a.values.taken*a.values.elemSize() + a.bytes.taken, a.bytes.own
 }
 
 // Copy returns a copy of b carved from the arena.
@@ -83,6 +77,10 @@ type Slab[T any] struct {
 	free [][]T
 	// released: chunks numbered below it are no longer referred to.
 	released atomic.Uint64
+	// taken counts the elements handed out, own the requests that got a
+	// slice of their own.
+	taken int
+	own   uint64
 }
 
 type slabChunk[T any] struct {
@@ -115,9 +113,11 @@ func (s *Slab[T]) elemSize() int {
 // Take returns n zero elements; never nil, even for n = 0 (a COPY field's
 // empty string is not its NULL).
 func (s *Slab[T]) Take(n int) []T {
+	s.taken += n
 	if cap(s.cur)-len(s.cur) < n || s.cur == nil {
 		size := s.chunkLen()
 		if n > size/8 {
+			s.own++
 			return make([]T, n)
 		}
 		s.next(size)
@@ -173,9 +173,10 @@ func (s *Slab[T]) Release(mark uint64) {
 type BatchMemory struct {
 	Arena
 	spare chan []Change
-	// batchStart and batchOwnBuffers are the arena's size and ownBuffers
-	// when the last batch was made.
-	batchStart, batchOwnBuffers int
+	// batchStart and batchOwnBuffers are the arena's handedOut when the last
+	// batch was made.
+	batchStart      int
+	batchOwnBuffers uint64
 }
 
 // MaxBatchBytes ends a batch before its number of changes is reached: with
@@ -185,7 +186,10 @@ const MaxBatchBytes = 4 << 20
 
 // Full says whether the values decoded since the last batch reached
 // MaxBatchBytes, so that the batch being filled should be sent now.
-func (m *BatchMemory) Full() bool { return m.size-m.batchStart >= MaxBatchBytes }
+func (m *BatchMemory) Full() bool {
+	size, _ := m.handedOut()
+	return size-m.batchStart >= MaxBatchBytes
+}
 
 // spareBatches bounds the change slices kept for reuse: the pipeline holds a
 // few batches between source and mapping (its channel, one being filled, one
@@ -214,8 +218,9 @@ func (m *BatchMemory) Changes(n int) []Change {
 // for reuse: the slice, and everything the arena has handed out so far.
 func (m *BatchMemory) Batch(changes []Change) Batch {
 	mark, spare := m.Mark(), m.spares()
-	large := m.ownBuffers > m.batchOwnBuffers
-	m.batchStart, m.batchOwnBuffers = m.size, m.ownBuffers
+	size, ownBuffers := m.handedOut()
+	large := ownBuffers > m.batchOwnBuffers
+	m.batchStart, m.batchOwnBuffers = size, ownBuffers
 	return Batch{Changes: changes, release: func() {
 		if large {
 			// A buffer too large for a chunk is the garbage collector's to
