@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,14 @@ type Table struct {
 	Columns []Column
 	// PrimaryKey lists the ordinals (indexes into Columns) of the primary key.
 	PrimaryKey []int
+	// UniqueKeys lists the other column sets that identify rows: unique
+	// indexes (or constraints) on NOT NULL columns, without a predicate or
+	// expression, smallest first. A table described from its log may lack them.
+	UniqueKeys [][]int
+	// Omitted names the columns the table has but whose values its log does
+	// not carry (PostgreSQL's generated columns), with why: they are not in
+	// Columns, and a mapping that reads one is refused with the reason.
+	Omitted map[string]string
 }
 
 // Column returns the ordinal of the named column, or -1.
@@ -69,6 +78,17 @@ type Column struct {
 	// WithTimeZone marks timestamps that denote an instant (timestamptz), as opposed
 	// to a wall-clock reading.
 	WithTimeZone bool
+}
+
+// IdentifiedBy reports whether the columns given identify the table's rows:
+// they include its primary key or one of its unique keys.
+func (t *Table) IdentifiedBy(columns []int) bool {
+	for _, key := range append([][]int{t.PrimaryKey}, t.UniqueKeys...) {
+		if len(key) > 0 && !slices.ContainsFunc(key, func(c int) bool { return !slices.Contains(columns, c) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // KeyOf renders a row's primary key as one string that compares equal exactly

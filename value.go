@@ -42,10 +42,16 @@ const (
 	// KindUnchanged: the database did not send the value because it did not change
 	// (PostgreSQL's unchanged TOASTed values). It appears only in Change.After.
 	KindUnchanged
+	// KindInvalid: the database holds a value that has no exact form in its
+	// column's kind (a timestamp past the microseconds an int64 counts, bytes
+	// that are not text in the column's character set). Bytes holds the
+	// database's own rendering, for messages. Writing it into any field is a
+	// value error (the entity's on_error), never a guess.
+	KindInvalid
 )
 
 var kindNames = [...]string{"null", "bool", "int", "uint", "float", "decimal", "string",
-	"bytes", "date", "time", "timestamp", "json", "duration", "unchanged"}
+	"bytes", "date", "time", "timestamp", "json", "duration", "unchanged", "invalid"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -85,6 +91,7 @@ func TimeOfDay(us int64) Value  { return Value{Kind: KindTime, Int: us} }
 func Duration(us int64) Value   { return Value{Kind: KindDuration, Int: us} }
 func Timestamp(us int64) Value  { return Value{Kind: KindTimestamp, Int: us} }
 func Unchanged() Value          { return Value{Kind: KindUnchanged} }
+func Invalid(text []byte) Value { return Value{Kind: KindInvalid, Bytes: text} }
 func (v Value) IsNull() bool    { return v.Kind == KindNull }
 func (v Value) Uint() uint64    { return uint64(v.Int) }
 func (v Value) Bool() bool      { return v.Int != 0 }
@@ -168,6 +175,8 @@ func (v Value) AppendText(dst []byte) []byte {
 		return v.Time().AppendFormat(dst, "2006-01-02T15:04:05.999999Z07:00")
 	case KindUnchanged:
 		return append(dst, "(unchanged)"...)
+	case KindInvalid:
+		return append(dst, v.Bytes...)
 	}
 	return append(dst, '?')
 }

@@ -19,6 +19,17 @@ type encodeFunc func(dst []byte, v *cdc.Value) ([]byte, error)
 // errNull is returned for a NULL in a field whose schema has no null branch.
 var errNull = errors.New("NULL in a field that is not nullable")
 
+// invalidValue says why a column's cdc.KindInvalid value has no exact form.
+func invalidValue(col cdc.Column) error {
+	switch col.Kind {
+	case cdc.KindTimestamp:
+		return fmt.Errorf("the %s value is outside what microseconds since 1970 in a long can count (years 290308 BC to 294246 AD): no Avro timestamp holds it", col.DatabaseType)
+	case cdc.KindString:
+		return fmt.Errorf("the %s value holds bytes that are not text in the column's character set, so it has no exact UTF-8 form: fix the row, or change the column's character set to the one its bytes are in", col.DatabaseType)
+	}
+	return fmt.Errorf("the %s value has no exact form in Avro", col.DatabaseType)
+}
+
 // encoderFor checks that the Avro field type can hold every value of the column and
 // returns the encoder. Its error says what the schema would need instead.
 func encoderFor(col cdc.Column, t avro.Schema) (encodeFunc, error) {

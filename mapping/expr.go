@@ -193,6 +193,8 @@ func celValue(v *cdc.Value) ref.Val {
 		return types.Duration{Duration: time.Duration(v.Int) * time.Microsecond}
 	case cdc.KindUnchanged:
 		return types.NewErr("the database did not send this value")
+	case cdc.KindInvalid:
+		return types.NewErr("value %q has no exact form in its column's type", v.Bytes)
 	}
 	return types.String(v.Bytes)
 }

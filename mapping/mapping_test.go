@@ -487,3 +487,45 @@ func TestBackfillReadGoesToItsEntitiesOnly(t *testing.T) {
 		t.Fatalf("an insert gave %d records, %v: want one per entity", len(out), err)
 	}
 }
+
+// A where condition that reads a large value the update did not resend
+// sees the row as it is after the change: the old row's value.
+func TestConditionsSeeAnUnchangedValueFilledIn(t *testing.T) {
+	e := customerEntity(t)
+	e.Where = Condition{Expr: `email != "hidden@example.com"`, Origin: "cdc.yaml:40"}
+	p := mustCompile(t, e, customerTable())
+	before, after := customerRow(1, "long@example.com", "1.00"), customerRow(1, "", "2.00")
+	after[1] = cdc.Unchanged()
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after, Position: "p1"}, nil, nil)
+	if err != nil || len(recs) != 1 || recs[0].Value == nil {
+		t.Fatalf("got %+v, err %v: want the new value", recs, err)
+	}
+	if got := decode(t, customerSchema, recs[0].Value)["email"]; got != "long@example.com" {
+		t.Errorf("email = %v, want the old value", got)
+	}
+}
+
+// A value the database holds but no field can (KindInvalid) is a value
+// error naming the column and the row, in the snapshot as in the stream,
+// and under on_error: dead_letter it becomes a dead letter.
+func TestInvalidValueIsAValueErrorNamingTheSnapshotRowsKey(t *testing.T) {
+	p := mustCompile(t, customerEntity(t), customerTable())
+	row := customerRow(7, "a@example.com", "1.00")
+	row[4] = cdc.Invalid([]byte("294270-01-01 00:00:00+00"))
+	_, err := p.Map(&cdc.Change{Op: cdc.OpRead, After: row}, nil, nil)
+	for _, want := range []string{`field "created": public.customer column created_at value 294270-01-01 00:00:00+00 in the snapshot row customer_id=7`, "years 290308 BC to 294246 AD"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v\nwant it to contain %s", err, want)
+		}
+	}
+	if _, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row, Position: "p9"}, nil, nil); err == nil || !strings.Contains(err.Error(), `at position "p9"`) {
+		t.Errorf("streamed: got %v, want the position named", err)
+	}
+	e := customerEntity(t)
+	e.OnError = OnErrorDeadLetter
+	p = mustCompile(t, e, customerTable())
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: row, Position: "p9"}, nil, nil)
+	if err != nil || len(recs) != 1 || recs[0].DeadLetter == nil {
+		t.Fatalf("dead_letter: got %+v, %v", recs, err)
+	}
+}

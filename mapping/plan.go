@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hamba/avro/v2"
@@ -195,24 +196,30 @@ func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Reco
 }
 
 func (p *Plan) update(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
-	isIn, err := p.contains(ch, ch.After)
-	if err != nil {
-		return out, err
-	}
 	if ch.Before == nil {
 		// Without the old row, a row outside the entity may have been inside:
 		// a tombstone for a key consumers never saw is harmless, a missed one is not.
+		isIn, err := p.contains(ch, ch.After)
+		if err != nil {
+			return out, err
+		}
 		if !isIn {
 			return p.tombstone(ch, ch.After, out, arena)
 		}
 		return p.upsert(ch, ch.After, out, arena)
 	}
+	// The conditions see the row as it is after the change: a large value the
+	// update left alone is filled in before they read it.
 	if err := p.fillUnchanged(ch); err != nil {
 		return out, err
 	}
 	if p.unchanged(ch) {
 		p.skipped = SkipUnchanged
 		return out, nil
+	}
+	isIn, err := p.contains(ch, ch.After)
+	if err != nil {
+		return out, err
 	}
 	wasIn, err := p.contains(ch, ch.Before)
 	if err != nil {
@@ -245,7 +252,7 @@ func (p *Plan) contains(ch *cdc.Change, row []cdc.Value) (bool, error) {
 		}
 		holds, err := c.holds(row)
 		if err != nil {
-			return false, fmt.Errorf("%s: entity %q: %s at position %q: %w", c.origin, p.entity.Name, p.table.Name, ch.Position, err)
+			return false, fmt.Errorf("%s: entity %q: %s %s: %w", c.origin, p.entity.Name, p.table.Name, p.at(ch), err)
 		}
 		if holds != (c == p.where) {
 			return false, nil
@@ -350,8 +357,8 @@ func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
 		return err
 	}
 	if f.column < 0 {
-		return fmt.Errorf("entity %q, field %q: %s at position %q: %w; nothing was written: fix the row or the expression",
-			p.entity.Name, f.field, p.table.Name, ch.Position, f)
+		return fmt.Errorf("entity %q, field %q: %s %s: %w; nothing was written: fix the row or the expression",
+			p.entity.Name, f.field, p.table.Name, p.at(ch), f)
 	}
 	text := "(masked)"
 	if !slices.Contains(p.masked, f.column) {
@@ -360,8 +367,33 @@ func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
 			text = text[:64] + "…"
 		}
 	}
-	return fmt.Errorf("entity %q, field %q: %s column %s value %s at position %q: %w; the schema cannot hold it, so nothing was written: fix the row or widen the field",
-		p.entity.Name, f.field, p.table.Name, p.table.Columns[f.column].Name, text, ch.Position, f)
+	return fmt.Errorf("entity %q, field %q: %s column %s value %s %s: %w; the schema cannot hold it, so nothing was written: fix the row or widen the field",
+		p.entity.Name, f.field, p.table.Name, p.table.Columns[f.column].Name, text, p.at(ch), f)
+}
+
+// at says where a change is, for messages: its position in the log, or for
+// a snapshot row, which has none, its key.
+func (p *Plan) at(ch *cdc.Change) string {
+	if ch.Position != "" {
+		return fmt.Sprintf("at position %q", ch.Position)
+	}
+	row := ch.After
+	if row == nil {
+		row = ch.Before
+	}
+	columns := p.keyColumns
+	if len(columns) == 0 {
+		columns = p.table.PrimaryKey
+	}
+	parts := make([]string, 0, len(columns))
+	for _, c := range columns {
+		text := "(masked)"
+		if !slices.Contains(p.masked, c) && c < len(row) {
+			text = row[c].String()
+		}
+		parts = append(parts, p.table.Columns[c].Name+"="+text)
+	}
+	return "in the snapshot row " + strings.Join(parts, ", ")
 }
 
 // deadLetter describes a change the entity could not represent. The key is the

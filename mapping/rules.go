@@ -182,10 +182,13 @@ func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (write
 	}
 	return func(dst []byte, row []cdc.Value) ([]byte, error) {
 		v := &row[ord]
-		if v.Kind == cdc.KindUnchanged {
+		switch v.Kind {
+		case cdc.KindUnchanged:
 			// Updates resolve these first; anywhere else the database did not
 			// send the value, and a record without it would be wrong.
 			return dst, &fieldFault{field: path, column: ord, err: errors.New("the database did not send this value")}
+		case cdc.KindInvalid:
+			return dst, &fieldFault{field: path, column: ord, err: invalidValue(col)}
 		}
 		out, err := enc(dst, v)
 		if err != nil {

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/cdc-dev/cdc"
@@ -44,6 +46,11 @@ func decodeText(kind cdc.Kind, withZone bool, src []byte) (cdc.Value, error) {
 		return cdc.TimeOfDay(us), err
 	case cdc.KindTimestamp:
 		us, err := parseTimestamp(src, withZone)
+		if errors.Is(err, errTimestampRange) {
+			// PostgreSQL counts to 294276 AD; a long of microseconds to
+			// 294247: the value is real, but no timestamp field holds it.
+			return cdc.Invalid(src), nil
+		}
 		return cdc.Timestamp(us), err
 	}
 	return cdc.String(src), nil
@@ -194,7 +201,30 @@ func parseTimestamp(s []byte, withZone bool) (int64, error) {
 	if len(rest) != 0 {
 		return 0, fmt.Errorf("timestamp %q: unexpected %q", s, rest)
 	}
-	return civilDays(y, m, d, bc)*microsPerDay + tod - offset, nil
+	us, ok := timestampMicros(civilDays(y, m, d, bc), tod-offset)
+	if !ok {
+		return 0, errTimestampRange
+	}
+	return us, nil
+}
+
+// errTimestampRange is a timestamp whose microseconds since 1970 do not fit
+// an int64 (or fall on the values that stand for infinity).
+var errTimestampRange = errors.New("timestamp outside the range of microseconds since 1970 in an int64")
+
+// timestampMicros is days*microsPerDay + rest, unless that overflows an int64
+// or is one of the two values that stand for ±infinity.
+func timestampMicros(days, rest int64) (int64, bool) {
+	const limit = math.MaxInt64 / microsPerDay
+	if days > limit || days < -limit {
+		return 0, false
+	}
+	base := days * microsPerDay
+	us := base + rest
+	if (rest > 0 && us < base) || (rest < 0 && us > base) || us == cdc.InfinityMicros || us == cdc.NegInfinityMicros {
+		return 0, false
+	}
+	return us, true
 }
 
 // parseOffset reads "+HH", "+HH:MM" or "+HH:MM:SS" into microseconds east of UTC.

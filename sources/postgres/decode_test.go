@@ -90,6 +90,35 @@ func TestDatesAndTimestampsDecodeToTheProlepticGregorianCalendar(t *testing.T) {
 	}
 }
 
+// PostgreSQL's timestamps run to 294276 AD, past the 294247 AD at which
+// microseconds since 1970 overflow an int64: such a value is invalid (a value
+// error when mapped), never wrapped; the last one that fits is exact.
+func TestTimestampsPastTheInt64RangeAreInvalidNotWrapped(t *testing.T) {
+	for _, c := range []struct {
+		withZone bool
+		text     string
+	}{
+		{false, "294247-01-10 04:00:54.775807"}, // math.MaxInt64 itself: the value that stands for infinity
+		{false, "294247-01-10 04:00:54.775808"},
+		{false, "294276-12-31 23:59:59.999999"},
+		{true, "294276-12-31 23:59:59.999999+00"},
+		{true, "294247-01-10 04:00:54.775807-01"},
+	} {
+		v, err := decodeText(cdc.KindTimestamp, c.withZone, []byte(c.text))
+		if err != nil || v.Kind != cdc.KindInvalid || string(v.Bytes) != c.text {
+			t.Errorf("%q = %v %v (%d), %v; want an invalid value with its text", c.text, v.Kind, v, v.Int, err)
+		}
+	}
+	last, err := decodeText(cdc.KindTimestamp, false, []byte("294247-01-10 04:00:54.775806"))
+	if err != nil || last.Kind != cdc.KindTimestamp || last.Int != math.MaxInt64-1 {
+		t.Errorf("the last timestamp that fits = %v (%d), %v", last.Kind, last.Int, err)
+	}
+	first, err := decodeText(cdc.KindTimestamp, false, []byte("4714-11-24 00:00:00 BC"))
+	if err != nil || first.Kind != cdc.KindTimestamp || first.Int != -210866803200000000 {
+		t.Errorf("PostgreSQL's first timestamp = %v (%d), %v", first.Kind, first.Int, err)
+	}
+}
+
 func TestScalarsDecodeExactly(t *testing.T) {
 	cases := []struct {
 		kind cdc.Kind
