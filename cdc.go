@@ -159,6 +159,30 @@ type TableReader interface {
 	ReadTables(ctx context.Context, out chan<- Batch) error
 }
 
+// Rechecker is implemented by sources that can read their tables from the
+// catalog again while Run streams, on a connection of their own: a change the
+// log does not show (a table dropped or renamed, its keys changed, a partition
+// attached or detached) is then found within an interval instead of never.
+type Rechecker interface {
+	// Recheck returns the mapped tables as the catalog describes them now,
+	// in the order of the source's configuration. It fails with what
+	// changed when the source can no longer serve a table exactly.
+	Recheck(ctx context.Context) ([]*Table, error)
+}
+
+// CatalogKeeper is implemented by sources whose database can change a mapped
+// table's rows without a trace in its log, even while cdc is stopped
+// (PostgreSQL: a partition detached or dropped, a table dropped and created
+// again under its name). They describe the mapped tables' identity as text
+// that is stored with every checkpoint, and compare it when they resume.
+type CatalogKeeper interface {
+	// Catalog is the mapped tables' identity as the source knows it now.
+	Catalog() string
+	// ResumeCatalog is given, before Run, the catalog stored with the
+	// checkpoint Run resumes from ("" if none was stored).
+	ResumeCatalog(stored string)
+}
+
 // Checkpoint is what the pipeline stores so that a restart resumes where the last
 // run stopped: the position up to which everything is acknowledged by the brokers.
 type Checkpoint struct {
@@ -166,4 +190,6 @@ type Checkpoint struct {
 	// Entities names the entities whose topics were filled up to Position: an
 	// entity added to the configuration later has no snapshot in its topic yet.
 	Entities []string
+	// Catalog is the source's CatalogKeeper.Catalog, if it is one.
+	Catalog string
 }

@@ -106,7 +106,12 @@ func (x *exprEnv) compile(text string) (*program, error) {
 		var msgs []string
 		for _, e := range iss.Errors() {
 			msg := e.Message
-			if strings.HasPrefix(msg, "undeclared reference to '") && !strings.Contains(msg, "did you mean") {
+			name, undeclared := strings.CutPrefix(msg, "undeclared reference to '")
+			name, _, _ = strings.Cut(name, "'")
+			switch why, omitted := x.table.Omitted[name]; {
+			case undeclared && omitted:
+				msg = fmt.Sprintf("column %s cannot be read: %s", name, why)
+			case undeclared && !strings.Contains(msg, "did you mean"):
 				msg += fmt.Sprintf(" (columns of %s: %s)", x.table.Name, strings.Join(x.table.ColumnNames(), ", "))
 			}
 			msgs = append(msgs, fmt.Sprintf("at column %d: %s", e.Location.Column()+1, msg))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -90,4 +91,76 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, 
 		}
 	}
 	return out, nil
+}
+
+// CheckKeys checks that every entity of t keys on columns that identify t's
+// rows: its key fields copy (or hash, or name by an enum map one to one)
+// columns that include t's primary key or one of its unique keys. Otherwise
+// rows sharing a key would overwrite each other in the topic, and the delete
+// of one would tombstone a key that other rows still have. t must be
+// described from the catalog, which knows its unique keys.
+func (m *Mapper) CheckKeys(t *cdc.Table) error {
+	var errs []error
+	for _, e := range m.byTable[t.Name] {
+		var columns []int
+		for _, k := range e.Key {
+			i := slices.IndexFunc(e.Fields, func(f Field) bool { return f.Name == k })
+			if i < 0 {
+				continue // refused by Compile
+			}
+			f := e.Fields[i]
+			if c := t.Column(f.Column); c >= 0 && f.Expr == "" && f.Mask != MaskRedact && oneToOne(f.Enum) {
+				columns = append(columns, c)
+			}
+		}
+		if t.IdentifiedBy(columns) {
+			continue
+		}
+		errs = append(errs, &Error{Origin: e.Origin, Entity: e.Name, Msg: fmt.Sprintf(
+			"key %v does not identify the rows of %s: %s. Rows sharing a key would overwrite each other in the topic, and deleting one would tombstone a key other rows still have. %s",
+			e.Key, t.Name, keyColumnsText(t, columns), keyFix(t))})
+	}
+	return errors.Join(errs...)
+}
+
+// oneToOne reports whether an enum map (nil: none) gives distinct codes
+// distinct symbols.
+func oneToOne(enum map[string]string) bool {
+	seen := map[string]bool{}
+	for _, symbol := range enum {
+		if seen[symbol] {
+			return false
+		}
+		seen[symbol] = true
+	}
+	return true
+}
+
+func keyColumnsText(t *cdc.Table, columns []int) string {
+	if len(columns) == 0 {
+		return "it copies no column as it is (an expression, or an enum map that gives several codes one symbol, may give two rows one key)"
+	}
+	return "no primary key or unique index on NOT NULL columns is made of its columns (" + strings.Join(columnNames(t, columns), ", ") + ")"
+}
+
+// keyFix says how to key the entity on what identifies t's rows.
+func keyFix(t *cdc.Table) string {
+	var keys []string
+	for _, key := range append([][]int{t.PrimaryKey}, t.UniqueKeys...) {
+		if len(key) > 0 {
+			keys = append(keys, "("+strings.Join(columnNames(t, key), ", ")+")")
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("%s has no primary key and no unique index on NOT NULL columns: add one (ALTER TABLE %s ADD PRIMARY KEY (...)) and key the entity on its columns", t.Name, t.Name)
+	}
+	return fmt.Sprintf("Key the entity on fields that copy the columns of %s", strings.Join(keys, " or "))
+}
+
+func columnNames(t *cdc.Table, columns []int) []string {
+	names := make([]string, len(columns))
+	for i, c := range columns {
+		names[i] = t.Columns[c].Name
+	}
+	return names
 }

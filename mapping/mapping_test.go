@@ -529,3 +529,43 @@ func TestInvalidValueIsAValueErrorNamingTheSnapshotRowsKey(t *testing.T) {
 		t.Fatalf("dead_letter: got %+v, %v", recs, err)
 	}
 }
+
+// A key must identify rows: the primary key's columns, or a unique key's, or
+// the entity is refused with the keys that would do.
+func TestKeyThatDoesNotIdentifyRowsIsRefused(t *testing.T) {
+	byEmail := func() *Entity {
+		e := customerEntity(t)
+		e.Key = []string{"email"}
+		return e
+	}
+	for _, c := range []struct {
+		name   string
+		entity *Entity
+		table  func(*cdc.Table)
+		want   string // "" accepts
+	}{
+		{"primary key", customerEntity(t), nil, ""},
+		{"a unique key", byEmail(), func(tb *cdc.Table) { tb.UniqueKeys = [][]int{{1}} }, ""},
+		{"a column that is not unique", byEmail(), nil, `key [email] does not identify the rows of public.customer: no primary key or unique index on NOT NULL columns is made of its columns (email)`},
+		{"no primary key", customerEntity(t), func(tb *cdc.Table) { tb.PrimaryKey = nil }, `public.customer has no primary key and no unique index on NOT NULL columns: add one`},
+		{"a computed key", func() *Entity {
+			e := customerEntity(t)
+			e.Fields[0] = Field{Name: "id", Expr: "customer_id / 2", Origin: "cdc.yaml:14"}
+			return e
+		}(), nil, "it copies no column as it is"},
+	} {
+		tb := customerTable()
+		if c.table != nil {
+			c.table(tb)
+		}
+		err := NewMapper([]*Entity{c.entity}).CheckKeys(tb)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		case c.want != "" && !strings.Contains(err.Error(), "cdc.yaml:10: entity \"customer\""):
+			t.Errorf("%s: the error does not name the entity's line: %v", c.name, err)
+		}
+	}
+}

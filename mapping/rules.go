@@ -153,6 +153,9 @@ func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (write
 		return c.recordRule(f, t, path, schemaFile)
 	}
 	ord := c.t.Column(f.Column)
+	if why, omitted := c.t.Omitted[f.Column]; omitted {
+		return nil, nil, fmt.Errorf("column %q of %s cannot be mapped: %s", f.Column, c.t.Name, why)
+	}
 	if ord < 0 {
 		return nil, nil, fmt.Errorf("column %q not in %s (has: %s)", f.Column, c.t.Name, strings.Join(c.t.ColumnNames(), ", "))
 	}

@@ -26,6 +26,9 @@ import (
 const (
 	DefaultCheckpointInterval = time.Second
 	DefaultShutdownTimeout    = 30 * time.Second
+	// DefaultRecheckInterval is how often the mapped tables are read from the
+	// catalog again (see cdc.Rechecker): a catalog query per table.
+	DefaultRecheckInterval = 15 * time.Second
 )
 
 // CheckpointStore keeps the checkpoint between runs.
@@ -73,6 +76,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 
 	CheckpointInterval time.Duration
+	// RecheckInterval is how often a source that is a cdc.Rechecker reads its
+	// tables again, and the mapping checks that each entity's key still
+	// identifies rows (DefaultRecheckInterval if zero).
+	RecheckInterval time.Duration
 	// ShutdownTimeout bounds how long a stop waits for in-flight records; what is
 	// not acknowledged by then is sent again on the next start.
 	ShutdownTimeout time.Duration
@@ -89,6 +96,9 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
@@ -156,6 +166,9 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 		}
 		close(batches)
 	}()
+	if rechecker, ok := r.cfg.Source.(cdc.Rechecker); ok {
+		go r.recheck(rechecker)
+	}
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
@@ -191,6 +204,38 @@ func (r *run) run(ctx context.Context, from cdc.Position) error {
 		case <-sent:
 			r.checkpoint()
 			return r.err()
+		}
+	}
+}
+
+// recheck reads the source's tables again every RecheckInterval until the
+// run stops, and stops it when they changed in a way the log does not show.
+// A failure to read them is left to the stream, which meets the same
+// database: only an answer stops the run.
+func (r *run) recheck(source cdc.Rechecker) {
+	tick := time.NewTicker(r.cfg.RecheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.work.Done():
+			return
+		case <-tick.C:
+		}
+		tables, err := source.Recheck(r.work)
+		if err != nil && (cdc.IsTransient(err) || r.work.Err() != nil) {
+			r.log.Debug("cannot read the tables from the catalog again", "err", err)
+			continue
+		}
+		if err == nil {
+			errs := make([]error, len(tables))
+			for i, t := range tables {
+				errs[i] = r.cfg.Mapper.CheckKeys(t)
+			}
+			err = errors.Join(errs...)
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("the mapped tables changed in a way their log does not show, so cdc stopped rather than let a topic drift from its table:\n%w", err))
+			return
 		}
 	}
 }
@@ -294,7 +339,7 @@ func (r *run) commit() {
 		return // a record failed: nothing of this transaction may be committed
 	}
 	pos, at := r.tracker.position()
-	cp := cdc.Checkpoint{Entities: r.cfg.Entities}
+	cp := cdc.Checkpoint{Entities: r.cfg.Entities, Catalog: r.catalog()}
 	if pos != r.stored {
 		cp.Position = pos
 	}
@@ -336,6 +381,15 @@ func (r *run) acked(e *entry, err error) {
 	}
 }
 
+// catalog is the source's catalog, stored with each checkpoint (see
+// cdc.CatalogKeeper).
+func (r *run) catalog() string {
+	if keeper, ok := r.cfg.Source.(cdc.CatalogKeeper); ok {
+		return keeper.Catalog()
+	}
+	return ""
+}
+
 func (r *run) askStore() {
 	select {
 	case r.storeNow <- struct{}{}:
@@ -354,7 +408,7 @@ func (r *run) checkpoint() {
 		r.cfg.Metrics.Checkpointed(at, time.Now()) // the stored one is still current
 		return
 	}
-	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities}); err != nil {
+	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities, Catalog: r.catalog()}); err != nil {
 		r.fail(cdc.Transient(err)) // the brokers' trouble: the records before it are sent again
 		return
 	}

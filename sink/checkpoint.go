@@ -26,6 +26,7 @@ type checkpointRecord struct {
 	Version  int       `json:"version"`
 	Position string    `json:"position"`
 	Entities []string  `json:"entities,omitempty"`
+	Catalog  string    `json:"catalog,omitempty"`
 	StoredAt time.Time `json:"stored_at"`
 }
 
@@ -67,7 +68,7 @@ func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool,
 	if err := json.Unmarshal(last, &rec); err != nil {
 		return cp, false, fmt.Errorf("checkpoint of %s in topic %s is unreadable (%v): delete it with a tombstone to start over", s.key, topic, err)
 	}
-	return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities}, true, nil
+	return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities, Catalog: rec.Catalog}, true, nil
 }
 
 // Save stores the checkpoint; when it returns nil, every in-sync replica has it.
@@ -88,7 +89,7 @@ func (s *CheckpointStore) Save(cp cdc.Checkpoint) error {
 // Record is the checkpoint as a record of the checkpoint topic, for a
 // transaction that commits it with the records it covers (exactly-once mode).
 func (s *CheckpointStore) Record(cp cdc.Checkpoint) (Record, error) {
-	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, StoredAt: time.Now().UTC()})
+	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, Catalog: cp.Catalog, StoredAt: time.Now().UTC()})
 	if err != nil {
 		return Record{}, err
 	}

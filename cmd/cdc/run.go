@@ -109,7 +109,7 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 	case "postgres":
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
-			Tables: tables, Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
+			Tables: tables, Entities: entitiesByTable(cfg), Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
 			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism,
 			HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery, ApplicationName: "cdc " + cfg.Name,
 			Logger: log.With("component", "source"),
@@ -124,6 +124,17 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		})
 	}
 	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)
+}
+
+// entitiesByTable names the configured entities of each table.
+func entitiesByTable(cfg *Config) map[cdc.TableName][]string {
+	byTable := map[cdc.TableName][]string{}
+	for _, e := range cfg.Entities {
+		if name, err := cdc.ParseTableName(e.Table); err == nil {
+			byTable[name] = append(byTable[name], e.Name)
+		}
+	}
+	return byTable
 }
 
 func kafkaConfig(cfg *Config) sink.Config {
@@ -157,7 +168,8 @@ func openMapped(ctx context.Context, cfg *Config, log *slog.Logger) ([]*mapping.
 	return entities, mapper, src, nil
 }
 
-// compileAll checks every mapping against the tables as the catalog has them.
+// compileAll checks every mapping against the tables as the catalog has them,
+// and that every entity's key identifies its table's rows.
 func compileAll(ctx context.Context, src cdc.Source, m *mapping.Mapper) error {
 	tables, err := src.Describe(ctx, sortedTables(m))
 	if err != nil {
@@ -166,6 +178,9 @@ func compileAll(ctx context.Context, src cdc.Source, m *mapping.Mapper) error {
 	var errs []error
 	for _, t := range tables {
 		if _, err := m.Compile(t); err != nil {
+			errs = append(errs, err)
+		}
+		if err := m.CheckKeys(t); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -377,6 +392,9 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	if found {
 		if names, err = backfillAdded(cfg, src, entities, cp, log); err != nil {
 			return err
+		}
+		if keeper, ok := src.(cdc.CatalogKeeper); ok {
+			keeper.ResumeCatalog(cp.Catalog)
 		}
 	}
 	if p, ok := src.(cdc.ProgressReporter); ok && opts.watchSnapshot != nil {

@@ -250,14 +250,9 @@ func (s *Source) chunkKeys(conn *client.Conn) (map[cdc.TableName][]int, error) {
 	for _, name := range s.cfg.Tables {
 		d := s.tables[name]
 		key := d.table.PrimaryKey
-		if len(key) == 0 {
-			var err error
-			if key, err = uniqueNotNullKey(conn, d); err != nil {
-				return nil, err
-			}
-			if key != nil {
-				s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columnNames(d.table, key))
-			}
+		if len(key) == 0 && len(d.table.UniqueKeys) > 0 {
+			key = d.table.UniqueKeys[0] // the smallest
+			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columnNames(d.table, key))
 		}
 		if key = s.newTableQuery(d, key).key; key == nil {
 			s.log.Warn("table without a primary key (or a unique index on NOT NULL columns) that compares as a literal: read in one query, and whole again if the snapshot is interrupted; add one to read it in chunks",
@@ -266,40 +261,6 @@ func (s *Source) chunkKeys(conn *client.Conn) (map[cdc.TableName][]int, error) {
 		keys[name] = key
 	}
 	return keys, nil
-}
-
-// uniqueNotNullKey returns the columns of the table's smallest unique index
-// on whole NOT NULL columns, nil if it has none.
-func uniqueNotNullKey(conn *client.Conn, d *described) ([]int, error) {
-	t := d.table
-	res, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME, SUB_PART IS NULL FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`, t.Name.Schema, t.Name.Name)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: look for a unique index of %s: %w", t.Name, err)
-	}
-	indexes := map[string][]int{}
-	var order []string
-	unusable := map[string]bool{}
-	for i := range res.RowNumber() {
-		index, _ := res.GetString(i, 0)
-		column, _ := res.GetString(i, 1)
-		whole, _ := res.GetInt(i, 2)
-		c := t.Column(column)
-		if c < 0 || whole == 0 || d.types[c].nullable {
-			unusable[index] = true
-		}
-		if _, seen := indexes[index]; !seen {
-			order = append(order, index)
-		}
-		indexes[index] = append(indexes[index], c)
-	}
-	var best []int
-	for _, index := range order {
-		if !unusable[index] && (best == nil || len(indexes[index]) < len(best)) {
-			best = indexes[index]
-		}
-	}
-	return best, nil
 }
 
 func columnNames(t *cdc.Table, key []int) []string {

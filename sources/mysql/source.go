@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,7 +228,7 @@ func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Ta
 func (s *Source) describe(name cdc.TableName) (*described, error) {
 	res, err := s.conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0),
 		COALESCE(NUMERIC_SCALE, 0), COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''),
-		COALESCE(CHARACTER_OCTET_LENGTH, 0), COLUMN_KEY
+		COALESCE(CHARACTER_OCTET_LENGTH, 0)
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, name.Schema, name.Name)
 	if err != nil {
 		return nil, fmt.Errorf("describe table %s: %w", name, err)
@@ -262,37 +263,54 @@ func (s *Source) describe(name cdc.TableName) (*described, error) {
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("table %s: %v", name, err))
 		}
-		if str(9) == "PRI" {
-			d.table.PrimaryKey = append(d.table.PrimaryKey, i)
-		}
 		d.table.Columns = append(d.table.Columns, c)
 		d.types = append(d.types, columnType)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
-	if err := s.orderPrimaryKey(d); err != nil {
+	if err := s.readKeys(d); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// orderPrimaryKey puts the primary key's columns in index order, which is
-// also the order snapshot chunks follow.
-func (s *Source) orderPrimaryKey(d *described) error {
-	if len(d.table.PrimaryKey) < 2 {
-		return nil
-	}
-	res, err := s.conn.Execute(`SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, d.table.Name.Schema, d.table.Name.Name)
+// readKeys puts the primary key's columns in index order, which is also the
+// order snapshot chunks follow, and finds the table's unique keys: unique
+// indexes on whole NOT NULL columns, smallest first.
+func (s *Source) readKeys(d *described) error {
+	t := d.table
+	res, err := s.conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME, SUB_PART IS NULL FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, t.Name.Schema, t.Name.Name)
 	if err != nil {
-		return fmt.Errorf("read the primary key of %s: %w", d.table.Name, err)
+		return fmt.Errorf("read the keys of %s: %w", t.Name, err)
 	}
-	d.table.PrimaryKey = d.table.PrimaryKey[:0]
+	indexes := map[string][]int{}
+	var order []string
+	unusable := map[string]bool{}
 	for i := range res.RowNumber() {
-		name, _ := res.GetString(i, 0)
-		d.table.PrimaryKey = append(d.table.PrimaryKey, d.table.Column(name))
+		index, _ := res.GetString(i, 0)
+		column, _ := res.GetString(i, 1)
+		whole, _ := res.GetInt(i, 2)
+		c := t.Column(column)
+		if c < 0 || whole == 0 || d.types[c].nullable {
+			unusable[index] = true
+		}
+		if _, seen := indexes[index]; !seen {
+			order = append(order, index)
+		}
+		indexes[index] = append(indexes[index], c)
 	}
+	t.PrimaryKey, t.UniqueKeys = nil, nil
+	for _, index := range order {
+		switch {
+		case index == "PRIMARY":
+			t.PrimaryKey = indexes[index]
+		case !unusable[index]:
+			t.UniqueKeys = append(t.UniqueKeys, indexes[index])
+		}
+	}
+	slices.SortStableFunc(t.UniqueKeys, func(a, b []int) int { return len(a) - len(b) })
 	return nil
 }
 

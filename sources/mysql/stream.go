@@ -401,7 +401,12 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		pos := st.txnStart
 		pos.Row = st.row
-		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: pos.cdc()}
+		// The change's own position leaves out the backfill under way, whose
+		// progress a resend after a restart may not repeat: ce_id, made from
+		// it, stays the same. The batch's position carries it.
+		own := pos
+		own.Backfill = nil
+		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: own.cdc()}
 		switch op {
 		case cdc.OpInsert:
 			c.After, err = st.decodeRow(state, row[0], nil, nil)

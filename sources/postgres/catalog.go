@@ -68,15 +68,21 @@ func column(name, databaseType string, baseOID uint32, typmod int32, notNull boo
 type relation struct {
 	oid             uint32
 	replicaIdentity byte // 'd' default, 'f' full, 'i' index, 'n' nothing
+	partitioned     bool
+	// partition says the table is itself a partition of another.
+	partition bool
 }
 
-// describe reads a table's columns and primary key from the catalog.
-func describe(ctx context.Context, conn *pgx.Conn, name cdc.TableName) (*cdc.Table, relation, error) {
+// describe reads a table's columns, primary key and unique keys from the
+// catalog. Generated columns are left out: logical replication does not send
+// them (pgoutput before PostgreSQL 18, and from 18 on unless the publication
+// asks), so the snapshot must not read what the stream cannot carry.
+func (s *Source) describe(ctx context.Context, conn *pgx.Conn, name cdc.TableName) (*cdc.Table, relation, error) {
 	var rel relation
 	var kind, ident string
-	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind::text, c.relreplident::text FROM pg_catalog.pg_class c
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind::text, c.relreplident::text, c.relispartition FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-		name.Schema, name.Name).Scan(&rel.oid, &kind, &ident)
+		name.Schema, name.Name).Scan(&rel.oid, &kind, &ident, &rel.partition)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, rel, missingTable(ctx, conn, name)
 	}
@@ -86,22 +92,26 @@ func describe(ctx context.Context, conn *pgx.Conn, name cdc.TableName) (*cdc.Tab
 	if kind != "r" && kind != "p" {
 		return nil, rel, fmt.Errorf("%s is not a table (relkind %s): logical replication publishes tables only", name, kind)
 	}
-	rel.replicaIdentity = ident[0]
-	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, pg_catalog.format_type(a.atttypid, a.atttypmod)
+	rel.replicaIdentity, rel.partitioned = ident[0], kind == "p"
+	generated := "''"
+	if s.serverVersion >= 12 {
+		generated = "a.attgenerated::text"
+	}
+	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, pg_catalog.format_type(a.atttypid, a.atttypmod), `+generated+`
 		FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel.oid)
 	if err != nil {
 		return nil, rel, fmt.Errorf("describe %s: %w", name, err)
 	}
 	type attr struct {
-		name, typeName string
-		oid            uint32
-		typmod         int32
-		notNull        bool
+		name, typeName, generated string
+		oid                       uint32
+		typmod                    int32
+		notNull                   bool
 	}
 	var attrs []attr
 	for rows.Next() {
 		var a attr
-		if err := rows.Scan(&a.name, &a.oid, &a.typmod, &a.notNull, &a.typeName); err != nil {
+		if err := rows.Scan(&a.name, &a.oid, &a.typmod, &a.notNull, &a.typeName, &a.generated); err != nil {
 			return nil, rel, fmt.Errorf("describe %s: %w", name, err)
 		}
 		attrs = append(attrs, a)
@@ -111,24 +121,48 @@ func describe(ctx context.Context, conn *pgx.Conn, name cdc.TableName) (*cdc.Tab
 	}
 	t := &cdc.Table{Name: name}
 	for _, a := range attrs {
+		if a.generated != "" {
+			if t.Omitted == nil {
+				t.Omitted = map[string]string{}
+			}
+			t.Omitted[a.name] = "it is a generated column, and logical replication does not send generated columns' values: compute the field with an expr rule from the columns it is generated from"
+			continue
+		}
 		base, typmod, err := baseType(ctx, conn, a.oid, a.typmod)
 		if err != nil {
 			return nil, rel, fmt.Errorf("describe %s column %s: %w", name, a.name, err)
 		}
 		t.Columns = append(t.Columns, column(a.name, a.typeName, base, typmod, a.notNull))
 	}
-	pk, err := conn.Query(ctx, `SELECT a.attname FROM pg_catalog.pg_index i
-		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`, rel.oid)
+	keys, err := conn.Query(ctx, `SELECT i.indisprimary, array_agg(a.attname::text ORDER BY k.ord)
+		FROM pg_catalog.pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+			AND k.ord <= i.indnkeyatts
+		GROUP BY i.indexrelid, i.indisprimary HAVING bool_and(a.attnotnull)
+		ORDER BY i.indisprimary DESC, count(*), i.indexrelid`, rel.oid)
 	if err != nil {
-		return nil, rel, fmt.Errorf("describe primary key of %s: %w", name, err)
+		return nil, rel, fmt.Errorf("describe the keys of %s: %w", name, err)
 	}
-	names, err := pgx.CollectRows(pk, pgx.RowTo[string])
+	var primary bool
+	var columns []string
+	_, err = pgx.ForEachRow(keys, []any{&primary, &columns}, func() error {
+		key := make([]int, len(columns))
+		for i, c := range columns {
+			if key[i] = t.Column(c); key[i] < 0 {
+				return nil // a generated column: not a key the log can tell rows by
+			}
+		}
+		if primary {
+			t.PrimaryKey = key
+		} else {
+			t.UniqueKeys = append(t.UniqueKeys, key)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, rel, fmt.Errorf("describe primary key of %s: %w", name, err)
-	}
-	for _, n := range names {
-		t.PrimaryKey = append(t.PrimaryKey, t.Column(n))
+		return nil, rel, fmt.Errorf("describe the keys of %s: %w", name, err)
 	}
 	return t, rel, nil
 }
@@ -209,17 +243,31 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 		}
 		t.Columns = append(t.Columns, column(c.Name, typeNames[i], base, typmod, notNull[c.Name]))
 	}
-	for _, k := range known.PrimaryKey {
-		if ord := t.Column(known.Columns[k].Name); ord >= 0 {
-			t.PrimaryKey = append(t.PrimaryKey, ord)
+	t.PrimaryKey = keyIn(t, known, known.PrimaryKey)
+	for _, key := range known.UniqueKeys {
+		if k := keyIn(t, known, key); len(k) == len(key) {
+			t.UniqueKeys = append(t.UniqueKeys, k)
 		}
 	}
+	t.Omitted = known.Omitted
 	if sameShape(t, known) {
 		return known, nil
 	}
 	return t, nil
 }
 
+// keyIn finds in t, by name, the columns of known's key that t still has.
+func keyIn(t, known *cdc.Table, key []int) []int {
+	var in []int
+	for _, k := range key {
+		if ord := t.Column(known.Columns[k].Name); ord >= 0 {
+			in = append(in, ord)
+		}
+	}
+	return in
+}
+
 func sameShape(a, b *cdc.Table) bool {
-	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey)
+	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey) &&
+		slices.EqualFunc(a.UniqueKeys, b.UniqueKeys, slices.Equal)
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // Check verifies what the source needs from the server: logical WAL, a role that
-// may replicate and read the tables, and REPLICA IDENTITY FULL on every table. It
-// reports every problem with the statement that fixes it.
+// may replicate and read the tables, REPLICA IDENTITY FULL on every table (and
+// on every partition of a partitioned one), and a publication, if there is one
+// already, that publishes everything cdc must see. It reports every problem
+// with the statement that fixes it.
 //
 // REPLICA IDENTITY FULL is required because the default identity logs no old row
 // for an update: without it cdc could not tell an update of hidden columns
@@ -31,6 +33,9 @@ func (s *Source) Check(ctx context.Context) error {
 
 func (s *Source) check(ctx context.Context) error {
 	var errs []error
+	if s.serverVersion < 11 {
+		errs = append(errs, fmt.Errorf("PostgreSQL %d does not publish TRUNCATE, so a truncated table would go unnoticed: cdc needs PostgreSQL 11 or later", s.serverVersion))
+	}
 	var walLevel string
 	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return fmt.Errorf("read wal_level: %w", err)
@@ -47,13 +52,15 @@ func (s *Source) check(ctx context.Context) error {
 	if !canReplicate {
 		errs = append(errs, fmt.Errorf("role %s may not replicate: ALTER ROLE %s WITH REPLICATION", user, pgx.Identifier{user}.Sanitize()))
 	}
+	described := map[cdc.TableName]relation{}
 	for _, name := range s.cfg.Tables {
 		ident := pgx.Identifier{name.Schema, name.Name}.Sanitize()
-		_, rel, err := describe(ctx, s.conn, name)
+		_, rel, err := s.describe(ctx, s.conn, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		described[name] = rel
 		var canSelect bool
 		if err := s.conn.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, rel.oid).Scan(&canSelect); err != nil {
 			return fmt.Errorf("check privileges on %s: %w", name, err)
@@ -65,8 +72,30 @@ func (s *Source) check(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("table %s has REPLICA IDENTITY %s: cdc needs the old row of every update and delete: ALTER TABLE %s REPLICA IDENTITY FULL",
 				name, identityName(rel.replicaIdentity), ident))
 		}
+		if !rel.partitioned {
+			continue
+		}
+		if s.serverVersion < 13 {
+			errs = append(errs, fmt.Errorf("table %s is partitioned, and PostgreSQL %d cannot publish a partitioned table as one (13 and later can, with publish_via_partition_root): map its partitions as tables of their own, or upgrade",
+				name, s.serverVersion))
+			continue
+		}
+		leaves, err := s.leafPartitions(ctx, s.conn, rel.oid)
+		if err != nil {
+			return err
+		}
+		for _, leaf := range leaves {
+			if leaf.replicaIdentity != 'f' {
+				errs = append(errs, fmt.Errorf("partition %s of %s has REPLICA IDENTITY %s: each partition logs its own old rows, and cdc needs them whole: ALTER TABLE %s REPLICA IDENTITY FULL (and the same for every partition created later)",
+					leaf.name, name, identityName(leaf.replicaIdentity), pgx.Identifier{leaf.name.Schema, leaf.name.Name}.Sanitize()))
+			}
+		}
 	}
-	return errors.Join(errs...)
+	problems, err := s.publicationProblems(ctx, described)
+	if err != nil {
+		return err
+	}
+	return errors.Join(append(errs, problems...)...)
 }
 
 func identityName(b byte) string {
@@ -81,52 +110,6 @@ func identityName(b byte) string {
 		return "FULL"
 	}
 	return string(b)
-}
-
-// ensurePublication creates the publication for the mapped tables, or adds the
-// tables an existing one lacks. It must exist before the slot is created: pgoutput
-// reads publications as of each change, and refuses changes logged before the
-// publication existed.
-func (s *Source) ensurePublication(ctx context.Context) error {
-	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
-	var all, ins, upd, del bool
-	err := s.conn.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1`,
-		s.cfg.Publication).Scan(&all, &ins, &upd, &del)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := s.conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+tableList(s.cfg.Tables)); err != nil {
-			return fmt.Errorf("create publication %s: %w; or create it yourself: CREATE PUBLICATION %s FOR TABLE %s", s.cfg.Publication, err, pub, tableList(s.cfg.Tables))
-		}
-		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", tableList(s.cfg.Tables))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
-	}
-	if !ins || !upd || !del {
-		return fmt.Errorf("publication %s does not publish every insert, update and delete, so cdc would miss changes: ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')", s.cfg.Publication, pub)
-	}
-	if all {
-		return nil
-	}
-	var missing []cdc.TableName
-	for _, t := range s.cfg.Tables {
-		var in bool
-		if err := s.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`,
-			s.cfg.Publication, t.Schema, t.Name).Scan(&in); err != nil {
-			return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
-		}
-		if !in {
-			missing = append(missing, t)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := s.conn.Exec(ctx, "ALTER PUBLICATION "+pub+" ADD TABLE "+tableList(missing)); err != nil {
-		return fmt.Errorf("add %s to publication %s: %w", tableList(missing), s.cfg.Publication, err)
-	}
-	s.log.Info("added tables to publication", "publication", s.cfg.Publication, "tables", tableList(missing))
-	return nil
 }
 
 func tableList(tables []cdc.TableName) string {

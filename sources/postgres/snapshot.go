@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,10 +32,7 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 			_ = pg.Exec(context.Background(), "ROLLBACK").Close()
 		}
 	}()
-	keys, err := s.chunkKeys(ctx)
-	if err != nil {
-		return err
-	}
+	keys := s.chunkKeys()
 	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys, memory: make([]cdc.BatchMemory, max(s.cfg.Parallelism, 1))}
 	if s.cfg.Parallelism > 1 {
 		workers, err := s.openSnapshotWorkers(ctx)
@@ -133,37 +129,22 @@ func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64,
 // or else the columns of a unique index on NOT NULL columns, which identify
 // its rows as well. A table with neither is read in one query, whole again
 // after an interruption.
-func (s *Source) chunkKeys(ctx context.Context) (map[cdc.TableName][]int, error) {
+func (s *Source) chunkKeys() map[cdc.TableName][]int {
 	keys := map[cdc.TableName][]int{}
 	for _, name := range s.cfg.Tables {
 		t := s.tables[name]
-		if len(t.PrimaryKey) > 0 {
+		switch {
+		case len(t.PrimaryKey) > 0:
 			keys[name] = t.PrimaryKey
-			continue
-		}
-		var columns []string
-		err := s.conn.QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY k.ord)
-			FROM pg_catalog.pg_index i
-			CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-			WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-				AND k.ord <= i.indnkeyatts
-			GROUP BY i.indexrelid HAVING bool_and(a.attnotnull)
-			ORDER BY count(*), i.indexrelid LIMIT 1`, pgx.Identifier{name.Schema, name.Name}.Sanitize()).Scan(&columns)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("snapshot: look for a unique index of %s: %w", name, err)
-		}
-		for _, c := range columns {
-			keys[name] = append(keys[name], t.Column(c))
-		}
-		if columns == nil {
+		case len(t.UniqueKeys) > 0:
+			keys[name] = t.UniqueKeys[0] // the smallest
+			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", keyColumns(t, keys[name]))
+		default:
 			s.log.Warn("table without a primary key or a unique index on NOT NULL columns: read in one query, and whole again if the snapshot is interrupted; add either to read it in chunks",
 				"table", name.String())
-		} else {
-			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columns)
 		}
 	}
-	return keys, nil
+	return keys
 }
 
 // Split reads the key n rows on, through the chunk key's index.

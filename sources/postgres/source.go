@@ -53,7 +53,10 @@ type Config struct {
 	Slot        string
 	Publication string
 	// Tables are the mapped tables: published, snapshotted and streamed.
-	Tables            []cdc.TableName
+	Tables []cdc.TableName
+	// Entities names the entities of each table, for the backfills the source
+	// asks for by itself (a partition attached with rows).
+	Entities          map[cdc.TableName][]string
 	Snapshot          cdc.SnapshotMode
 	StatusInterval    time.Duration
 	DeadAfter         time.Duration
@@ -84,7 +87,16 @@ type Source struct {
 	log    *slog.Logger
 	conn   *pgx.Conn // catalog, publication, snapshot
 	tables map[cdc.TableName]*cdc.Table
-	acked  atomic.Uint64 // highest acknowledged LSN
+	// relations are the mapped tables as described: the stream knows them by
+	// their OIDs, which a rename keeps and a new table of the same name lacks.
+	relations map[cdc.TableName]relation
+	// partitions are the leaf partitions of each mapped partitioned table, by
+	// OID, as cdc knows them (see Recheck).
+	catalogMu  sync.Mutex
+	partitions map[cdc.TableName]map[uint32]cdc.TableName
+	// storedCatalog is the catalog stored with the checkpoint Run resumes from.
+	storedCatalog string
+	acked         atomic.Uint64 // highest acknowledged LSN
 
 	progress cdc.SnapshotProgress
 	// serverVersion is the server's major version.
@@ -161,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to PostgreSQL: %w", err))
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}}
+	s := &Source{cfg: cfg, log: cfg.Logger, conn: conn, tables: map[cdc.TableName]*cdc.Table{}, relations: map[cdc.TableName]relation{}}
 	s.serverVersion = majorVersion(conn.PgConn().ParameterStatus("server_version"))
 	s.open, s.closing = context.WithCancel(context.Background())
 	return s, nil
@@ -182,11 +194,13 @@ func majorVersion(v string) int {
 func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Table, error) {
 	tables := make([]*cdc.Table, len(names))
 	for i, name := range names {
-		t, _, err := describe(ctx, s.conn, name)
+		t, rel, err := s.describe(ctx, s.conn, name)
 		if err != nil {
 			return nil, err
 		}
-		s.tables[name] = t
+		s.catalogMu.Lock() // Catalog reads relations from the pipeline's goroutine
+		s.tables[name], s.relations[name] = t, rel
+		s.catalogMu.Unlock()
 		tables[i] = t
 	}
 	return tables, nil
@@ -343,6 +357,9 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			}
 		}
 	}
+	if err := s.knowTables(ctx, from != ""); err != nil {
+		return err
+	}
 	rc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName)
 	if err != nil {
 		return err
@@ -407,6 +424,11 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		slot, from = slotState{}, ""
 	}
+	// Completed on every start, before streaming: an entity added on a new
+	// table would otherwise never see a change of it.
+	if err := s.ensurePublication(ctx); err != nil {
+		return Position{}, err
+	}
 	if from != "" && !slot.exists && s.cfg.Snapshot == cdc.SnapshotWhenNeeded {
 		s.log.Warn("replication slot is missing, so the changes after the stored position are lost: taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
 			"slot", s.cfg.Slot, "stored_position", string(from))
@@ -449,9 +471,6 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		// An entity added meanwhile missed the chunks read before: it is
 		// backfilled while streaming.
 		return s.mark(ctx, s.resumeBackfill(Position{LSN: pos.LSN}), out)
-	}
-	if err := s.ensurePublication(ctx); err != nil {
-		return Position{}, err
 	}
 	switch {
 	case s.cfg.Snapshot == cdc.SnapshotNever && slot.exists:

@@ -157,6 +157,11 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.BeginMessage:
 		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.backfill.Fill}, m.CommitTime
 	case *pglogrepl.LogicalDecodingMessage:
+		if m.Transactional {
+			// It counts as a change of its transaction: a restart from a
+			// heartbeat stored at its commit's LSN meets it again.
+			st.txn.Index++
+		}
 		switch m.Prefix {
 		case BackfillMessagePrefix:
 			return st.watermark(ctx, m)
@@ -181,12 +186,12 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 // shape keeps its *cdc.Table, so the mapping keeps its compiled plan; a new shape
 // gets a new one, which the mapping checks before the next change is mapped.
 func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
-	name := cdc.TableName{Schema: m.Namespace, Name: m.RelationName}
-	known, mapped := st.s.tables[name]
-	if !mapped {
+	name, mapped, err := st.s.mappedRelation(ctx, m.RelationID, cdc.TableName{Schema: m.Namespace, Name: m.RelationName}, st.txn)
+	if err != nil || !mapped {
 		st.relations[m.RelationID] = nil
-		return nil
+		return err
 	}
+	known := st.s.tables[name]
 	if m.ReplicaIdentity != 'f' {
 		return fmt.Errorf("table %s now has REPLICA IDENTITY %s: cdc needs FULL to see old rows; ALTER TABLE %s REPLICA IDENTITY FULL",
 			name, identityName(m.ReplicaIdentity), tableList([]cdc.TableName{name}))
@@ -208,7 +213,8 @@ func (st *streamer) identityError(relationID uint32) error {
 	if t := st.relations[relationID]; t != nil {
 		name = t.Name.String()
 	}
-	return fmt.Errorf("%s sent only its key as the old row: cdc needs REPLICA IDENTITY FULL", name)
+	return fmt.Errorf("%s logged a change without its whole old row at %s: cdc needs REPLICA IDENTITY FULL on the table and, if it is partitioned, on every partition (a partition created later has the default): ALTER TABLE ... REPLICA IDENTITY FULL on each, then start cdc again",
+		name, st.txn)
 }
 
 // rowChange handles an Insert, Update or Delete message. The message's bytes
@@ -232,9 +238,14 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 		return fmt.Errorf("%s at %s: decode pgoutput %c message: %w", t.Name, st.txn, data[0], err)
 	}
 	if m.oldKind == 'K' {
+		// A partition without REPLICA IDENTITY FULL, whose root has it. (An
+		// update logged without its old row is mapped as such: conservatively.)
 		return st.identityError(relation)
 	}
-	ch := cdc.Change{Table: t, Op: m.op, Position: st.txn.cdc(), CommitTime: st.commitTime}
+	// The change's own position leaves out the backfill under way, whose
+	// progress a resend after a restart may not repeat: ce_id, made from it,
+	// stays the same. The batch's position carries it.
+	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime}
 	var err error
 	if m.oldKind != 0 {
 		if ch.Before, err = decodeTuple(t, m.old, &st.memory.Arena); err != nil {
@@ -283,7 +294,7 @@ func (st *streamer) flush(ctx context.Context) error {
 		return nil
 	}
 	b := st.memory.Batch(st.batch)
-	b.Position = st.batch[len(st.batch)-1].Position
+	b.Position = st.txn.cdc() // the last change's, with the backfill under way
 	st.batch = st.memory.Changes(min(st.s.cfg.BatchSize, 2*len(st.batch)))
 	st.lastSent = st.txn.LSN
 	return st.emit(ctx, b)
