@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cdc-dev/cdc/integration/harness"
 )
 
 // The reading table: partitioned by region, as legacy databases split large
@@ -166,6 +168,73 @@ func TestRenamedOrDroppedTableStopsTheDaemon(t *testing.T) {
 			s.mustExit(c.want)
 			s.start()
 			s.mustExit(c.restart)
+		})
+	}
+}
+
+// A stored position beyond the end of the WAL (a database restored from a
+// backup, a failover to a replica that was behind, a forged checkpoint) is
+// refused; with snapshot.mode when_needed, cdc snapshots again.
+func TestCheckpointAheadOfTheWALIsRefused(t *testing.T) {
+	s := newScenario(t)
+	d := s.start()
+	s.waitCustomersMatch()
+	if err := d.Stop(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, d.Logs())
+	}
+	s.storeCheckpoint("0000FFFF/00000000:0000000000")
+	s.start()
+	s.mustExit("is ahead of the end of the database's WAL", "restored from a backup", "pg_drop_replication_slot")
+
+	s.editConfig("  mode: initial", "  mode: when_needed")
+	s.exec(`UPDATE customer SET email = 'after-restore@example.com' WHERE customer_id = 1`)
+	d = s.start()
+	s.waitCustomersMatch()
+	s.waitLog(d, "the stored position is ahead of the database's WAL: taking a new snapshot")
+}
+
+// A record larger than its topic's max.message.bytes is a value error: the
+// daemon stops with the key, size and limit, or, under on_error:
+// dead_letter, sends a dead letter of the key and the reason and goes on.
+func TestRecordLargerThanTheTopicAcceptsIsAValueError(t *testing.T) {
+	for _, policy := range []string{"stop", "dead_letter"} {
+		t.Run(policy, func(t *testing.T) {
+			s := newScenario(t)
+			limit := "4000"
+			if _, err := s.admin().CreateTopic(s.ctx, 3, 1, map[string]*string{"cleanup.policy": ptr("compact"), "max.message.bytes": &limit}, "shop.customer.v1"); err != nil {
+				t.Fatal(err)
+			}
+			if policy == "dead_letter" {
+				s.editConfig("      created_at: created_at\n", "      created_at: created_at\n    on_error: dead_letter\n")
+			}
+			out, err := s.validateOutput()
+			if err != nil || !strings.Contains(out, "note: topic shop.customer.v1 accepts records of up to 4000 bytes (max.message.bytes)") {
+				t.Errorf("validate does not report the limit: %v\n%s", err, out)
+			}
+			d := s.start()
+			s.waitCustomersMatch()
+			s.exec(`UPDATE customer SET email = repeat('x', 5000) || '@example.com' WHERE customer_id = 2`,
+				`UPDATE customer SET email = 'fence@example.com' WHERE customer_id = 1`)
+			if policy == "stop" {
+				s.mustExit(`entity "customer": the record for key {"id":2} at position`, "more than topic shop.customer.v1 accepts (max.message.bytes = 4000)", "--add-config max.message.bytes=")
+				return
+			}
+			var letters []harness.Record
+			if err := harness.Eventually(30*time.Second, func() (bool, error) {
+				letters = s.readTopic(s.name + ".dead_letter")
+				return len(letters) > 0, s.daemonsAlive()
+			}); err != nil {
+				t.Fatalf("no dead letter: %v", err)
+			}
+			if l := letters[0]; l.Value != nil || !strings.Contains(l.Headers["cdc_error"], "more than topic shop.customer.v1 accepts") {
+				t.Errorf("dead letter value %q, headers %v: want no value and the reason", l.Value, l.Headers)
+			}
+			if err := harness.Eventually(30*time.Second, func() (bool, error) {
+				state, _, err := s.topicState("shop.customer.v1", s.customer)
+				return err == nil && state[`{"id":1}`]["email"] == "fence@example.com", err
+			}); err != nil {
+				t.Errorf("the change after the dead letter did not reach the topic: %v\n%s", err, d.Logs())
+			}
 		})
 	}
 }

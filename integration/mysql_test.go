@@ -205,15 +205,6 @@ func nextBinlog(name string) string {
 	return fmt.Sprintf("%s.%06d", name[:dot], n+1)
 }
 
-// A TRUNCATE logs no rows: cdc stops rather than leave the topic silently wrong.
-func TestMySQLTruncateOfAMappedTableStops(t *testing.T) {
-	s := newMySQLScenario(t)
-	s.start()
-	s.waitCustomersMatch()
-	s.exec("TRUNCATE TABLE customer")
-	s.mustExit("TRUNCATE of "+s.name+".customer", "cannot tombstone keys it does not know")
-}
-
 // Another replica registered with cdc's server id is reported: the server
 // would keep disconnecting one of the two.
 func TestMySQLServerIDInUseIsRefused(t *testing.T) {

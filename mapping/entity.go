@@ -9,6 +9,7 @@
 package mapping
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -188,4 +189,19 @@ func (e *Entity) EnumRules() []EnumRule {
 	}
 	walk(e.Fields, "")
 	return out
+}
+
+// KeyText renders an encoded key (framing included) as JSON, for messages;
+// a key it cannot decode is rendered in hexadecimal.
+func (e *Entity) KeyText(key []byte) string {
+	schema, err := e.KeySchema()
+	if err == nil && len(key) >= len(e.KeyHeader) {
+		var decoded map[string]any
+		if err = avro.Unmarshal(schema, key[len(e.KeyHeader):], &decoded); err == nil {
+			if text, err := json.Marshal(decoded); err == nil {
+				return string(text)
+			}
+		}
+	}
+	return fmt.Sprintf("%x", key)
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash/crc32"
 	"hash/crc64"
 	"time"
@@ -186,6 +187,54 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	kept := ev.headers.Take(len(headers))
 	copy(kept, headers)
 	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: kept}
+}
+
+// tooLarge handles a record larger than its topic accepts: a value error. An
+// entity under the dead_letter policy (or a dead letter itself) sends a dead
+// letter of its key and the reason, without the value that did not fit;
+// otherwise nothing of the batch is sent, and the error says what to raise.
+func (ev *events) tooLarge(rec *mapping.Record, key []byte, size, limit, deadLetterLimit int) (sink.Record, error) {
+	topic := rec.Entity.Topic
+	if rec.DeadLetter != nil {
+		topic = ev.deadLetterTopic
+	}
+	reason := fmt.Sprintf("entity %q: the record for key %s %s is %d bytes, more than topic %s accepts (max.message.bytes = %d)",
+		rec.Entity.Name, rec.Entity.KeyText(key), at(rec.Position), size, topic, limit)
+	if rec.DeadLetter == nil && rec.Entity.OnError != mapping.OnErrorDeadLetter {
+		return sink.Record{}, fmt.Errorf("%s; nothing of it was written. Raise the topic's limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d), or send such changes to the dead-letter topic (on_error: dead_letter)",
+			reason, topic, size)
+	}
+	if rec.DeadLetter != nil {
+		reason = rec.DeadLetter.Reason + "; and its dead letter " + reason
+	}
+	ee := ev.entity(rec.Entity)
+	if rec.DeadLetter == nil {
+		ee.counts.DeadLetters.Inc()
+		ee.ops[rec.Op]-- // counted as an entity record by record
+		if rec.Value == nil {
+			ee.tombstones--
+		}
+	}
+	letter := sink.Record{Topic: ev.deadLetterTopic, Key: key, Headers: []sink.Header{
+		{Key: hEntity, Value: ee.typ},
+		{Key: hOp, Value: opCodes[rec.Op]},
+		{Key: hPosition, Value: []byte(rec.Position)},
+		{Key: hError, Value: []byte(reason)},
+	}}
+	if size := sink.RecordSize(&letter); size > deadLetterLimit {
+		return sink.Record{}, fmt.Errorf("%s, and even its dead letter, without the value, is %d bytes, more than the dead-letter topic %s accepts (max.message.bytes = %d): raise that topic's limit",
+			reason, size, ev.deadLetterTopic, deadLetterLimit)
+	}
+	rec.DeadLetter = &mapping.DeadLetter{Reason: reason}
+	return letter, nil
+}
+
+// at says where a record's change is, for messages.
+func at(position cdc.Position) string {
+	if position == "" {
+		return "(a snapshot row)"
+	}
+	return fmt.Sprintf("at position %q", position)
 }
 
 // id names a change's record for an entity: connector, entity, position and the

@@ -72,6 +72,10 @@ type Config struct {
 	// DeadLetterTopic receives the dead letters of entities under the
 	// dead_letter policy.
 	DeadLetterTopic string
+	// MaxMessageBytes is each topic's max.message.bytes (sink.DefaultMaxMessageBytes
+	// for a topic not in it): a record larger is a value error, stopped or
+	// sent to the dead-letter topic as the entity's on_error says.
+	MaxMessageBytes map[string]int
 	// Metrics counts what the pipeline does (a set of its own if nil).
 	Metrics *metrics.Metrics
 
@@ -300,13 +304,23 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		now := time.Now() // the records' timestamp: the client would read the clock for each
 		for i := range mapped {
 			rec := &mapped[i]
+			records[i] = ev.record(rec)
+			if size, limit := sink.RecordSize(&records[i]), r.maxMessageBytes(records[i].Topic); size > limit {
+				records[i], err = ev.tooLarge(rec, records[i].Key, size, limit, r.maxMessageBytes(r.cfg.DeadLetterTopic))
+			}
+			if err != nil {
+				break
+			}
 			if rec.DeadLetter != nil {
 				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
 					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
 			}
-			records[i] = ev.record(rec)
 			records[i].Timestamp = now
 			*rec = mapping.Record{} // the records hold what they need
+		}
+		if err != nil {
+			r.fail(err) // nothing of the batch is sent
+			continue
 		}
 		// The records' memory is reused once they, and every record before
 		// them, are acknowledged.
@@ -370,6 +384,12 @@ func (r *run) acked(e *entry, err error) {
 	case isFenced(err):
 		r.fail(err)
 		return
+	case sink.IsMessageTooLarge(err):
+		// Checked before sending against the limits read at start: the
+		// topic's limit was lowered since, and no retry can help.
+		r.cfg.Metrics.Failed()
+		r.fail(fmt.Errorf("the brokers refused a record as larger than its topic accepts (its max.message.bytes was lowered since cdc started?): raise the topic's max.message.bytes, then start cdc again: %w", err))
+		return
 	default:
 		r.cfg.Metrics.Failed()
 		r.fail(cdc.Transient(fmt.Errorf("the brokers did not accept a record within the retry time, so nothing after it is stored as done: %w", err)))
@@ -379,6 +399,13 @@ func (r *run) acked(e *entry, err error) {
 	if r.tracker.ack(e) {
 		r.askStore()
 	}
+}
+
+func (r *run) maxMessageBytes(topic string) int {
+	if n, ok := r.cfg.MaxMessageBytes[topic]; ok {
+		return n
+	}
+	return sink.DefaultMaxMessageBytes
 }
 
 // catalog is the source's catalog, stored with each checkpoint (see

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,10 @@ type ProducerOptions struct {
 	// ("write", "read"). The client retries them: they slow delivery down, and
 	// only a record undelivered for the retry time is given up.
 	OnBrokerError func(stage string)
+	// MaxMessageBytes is each topic's max.message.bytes (see
+	// Kafka.MaxMessageBytes); other topics get DefaultMaxMessageBytes. The
+	// client sends no batch larger, and fails a record that cannot fit one.
+	MaxMessageBytes map[string]int
 	// TransactionalID, if set, makes the producer transactional (exactly-once
 	// mode): records are sent inside transactions that Commit ends. Starting a
 	// producer with the same id fences this one: its next commit fails with a
@@ -121,10 +127,7 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 	if maxBufferedBytes <= 0 {
 		maxBufferedBytes = DefaultMaxBufferedBytes
 	}
-	var hooks []kgo.Hook
-	if opts.OnBrokerError != nil {
-		hooks = append(hooks, brokerErrorHook(opts.OnBrokerError))
-	}
+	health := &brokerHealth{report: opts.OnBrokerError, log: k.log, retryFor: k.cfg.RetryFor, failing: map[string]*outage{}}
 	_, backoff := retryPolicy(k.cfg.RetryFor)
 	var transactional []kgo.Opt
 	if opts.TransactionalID != "" {
@@ -142,11 +145,17 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 		// Send keeps the bound, a batch at a time; a batch larger than the bound
 		// goes alone, so the client must never be the one to block.
 		kgo.MaxBufferedRecords(math.MaxInt32),
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+			if n, ok := opts.MaxMessageBytes[topic]; ok {
+				return int32(min(max(n, 512), 1<<30))
+			}
+			return DefaultMaxMessageBytes
+		}),
 		// A record that cannot be delivered for this long fails, and the daemon
 		// stops; until then it is retried with capped, jittered backoff.
 		kgo.RecordDeliveryTimeout(k.cfg.RetryFor),
 		kgo.RetryBackoffFn(func(tries int) time.Duration { return backoff(tries, 0) }),
-		kgo.WithHooks(hooks...),
+		kgo.WithHooks(health),
 	)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
@@ -173,25 +182,84 @@ func (k *Kafka) NewProducer(opts ProducerOptions) (*Producer, error) {
 	return p, nil
 }
 
-// brokerErrorHook reports the client's failed connections, writes and reads.
-type brokerErrorHook func(stage string)
+// outageGrace is how long a broker must keep failing before its outage is
+// logged: a connection reset that the next attempt repairs is not one.
+const outageGrace = 5 * time.Second
 
-func (h brokerErrorHook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+// brokerHealth reports the client's failed connections, writes and reads,
+// and logs a broker's outage once when it begins and once when it ends (the
+// client retries meanwhile; only a record undelivered for the retry time
+// stops the connector).
+type brokerHealth struct {
+	report   func(stage string)
+	log      *slog.Logger
+	retryFor time.Duration
+	mu       sync.Mutex
+	failing  map[string]*outage // by broker address
+	// anyFailing is len(failing) > 0: the responses of a healthy cluster
+	// pass without the lock.
+	anyFailing atomic.Bool
+}
+
+type outage struct {
+	since  time.Time
+	logged bool
+}
+
+func (h *brokerHealth) OnBrokerConnect(b kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
-		h("connect")
+		h.failed(b, "connect", err)
 	}
 }
 
-func (h brokerErrorHook) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+func (h *brokerHealth) OnBrokerWrite(b kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
-		h("write")
+		h.failed(b, "write", err)
 	}
 }
 
-func (h brokerErrorHook) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+func (h *brokerHealth) OnBrokerRead(b kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
-		h("read")
+		h.failed(b, "read", err)
+		return
 	}
+	if !h.anyFailing.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	addr := brokerAddress(b)
+	if o := h.failing[addr]; o != nil {
+		if o.logged {
+			h.log.Info("Kafka broker answers again", "broker", addr, "outage", time.Since(o.since).Round(time.Second))
+		}
+		delete(h.failing, addr)
+		h.anyFailing.Store(len(h.failing) > 0)
+	}
+}
+
+func (h *brokerHealth) failed(b kgo.BrokerMetadata, stage string, err error) {
+	if h.report != nil {
+		h.report(stage)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	addr := brokerAddress(b)
+	o := h.failing[addr]
+	if o == nil {
+		o = &outage{since: time.Now()}
+		h.failing[addr] = o
+		h.anyFailing.Store(true)
+	}
+	if !o.logged && time.Since(o.since) >= outageGrace {
+		o.logged = true
+		h.log.Warn("Kafka broker does not answer: records wait in the producer and are retried; the connector restarts if one stays undelivered for the retry time",
+			"broker", addr, "since", o.since.UTC().Format(time.RFC3339), "retry_time", h.retryFor, "err", err)
+	}
+}
+
+func brokerAddress(b kgo.BrokerMetadata) string {
+	return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
 }
 
 // Send queues records, in order, and calls acked once for each of them, with

@@ -60,6 +60,10 @@ type MySQLConfig struct {
 	// WatermarkTable is where backfills write their watermarks (database.table;
 	// cdc creates it). Without it, entities added later are not backfilled.
 	WatermarkTable string `yaml:"watermark_table"`
+	// AcceptUnloggedCascades lists mapped tables (database.table) whose
+	// changes by cascading foreign keys, which the server does not write to
+	// the binlog, the operator accepts to miss; any other such table is refused.
+	AcceptUnloggedCascades []string `yaml:"accept_unlogged_cascades"`
 }
 
 type SnapshotConfig struct {

@@ -87,7 +87,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"enum and mask", "      id: customer_id\n", "      id: {column: c, enum: {1: A}, mask: redact}\n", []string{`cdc.yaml:14: field "id": a field is either an enum or masked, not both`}},
 		{"bad error policy", "    key: [id]\n", "    key: [id]\n    on_error: ignore\n", []string{`cdc.yaml:13: entities[0].on_error: "ignore": want stop`}},
 		{"mysql zero dates", "kind: postgres", "kind: mysql\n  mysql: {zero_dates: epoch}", []string{`cdc.yaml:4: source.mysql.zero_dates: "epoch": want error (stop at a zero date) or null (send it as NULL)`}},
-		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: gtid, server_id, watermark_table, zero_dates)`}},
+		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: accept_unlogged_cascades, gtid, server_id, watermark_table, zero_dates)`}},
 		{"two problems at once", "kind: postgres", "kind: oracle\n  dsn2: x", []string{`unknown key "dsn2" in source`}},
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
 		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},

@@ -105,6 +105,11 @@ func (c *Config) validate() error {
 				bad("source.mysql.watermark_table", "%q: want database.table, e.g. shop.cdc_watermarks", my.WatermarkTable)
 			}
 		}
+		for _, t := range my.AcceptUnloggedCascades {
+			if _, err := cdc.ParseTableName(t); err != nil {
+				bad("source.mysql.accept_unlogged_cascades", "%q: want database.table, e.g. shop.order_line", t)
+			}
+		}
 	case "":
 		bad("source.kind", "required: postgres or mysql")
 	default:

@@ -116,8 +116,14 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		})
 	case "mysql":
 		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty
+		var cascades []cdc.TableName
+		for _, t := range cfg.Source.MySQL.AcceptUnloggedCascades {
+			name, _ := cdc.ParseTableName(t) // checked
+			cascades = append(cascades, name)
+		}
 		return mysql.New(ctx, mysql.Config{
-			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
+			AcceptUnloggedCascades: cascades,
+			DSN:                    cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
 			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
 			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
 			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), WatermarkTable: watermarks, Logger: log.With("component", "source"),
@@ -300,27 +306,18 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 	}
 }
 
-// openProducer starts the attempt's producer. In exactly-once mode it is the
-// previous attempt's, if that one is still open: its transactional id was
-// taken before the first checkpoint was read, so that no older process can
-// commit after that, and it is not taken again (see
-// sink.Producer.AbortTransaction). One id per connector: a second process with
-// the same name fences the first.
-func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, kept **sink.Producer) (*sink.Producer, error) {
-	opts := sink.ProducerOptions{OnBrokerError: m.BrokerError}
-	if !cfg.Kafka.ExactlyOnce {
-		return k.NewProducer(opts)
+// openProducer starts a producer. In exactly-once mode it takes the
+// connector's transactional id before the first checkpoint is read, so that
+// no older process can commit after that; the caller keeps it from one
+// attempt to the next, so that it is not taken again (see
+// sink.Producer.AbortTransaction). One id per connector: a second process
+// with the same name fences the first.
+func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[string]int) (*sink.Producer, error) {
+	opts := sink.ProducerOptions{OnBrokerError: m.BrokerError, MaxMessageBytes: limits}
+	if cfg.Kafka.ExactlyOnce {
+		opts.TransactionalID = "cdc-" + cfg.Name
 	}
-	if *kept != nil && !(*kept).Closed() {
-		return *kept, nil
-	}
-	opts.TransactionalID = "cdc-" + cfg.Name
-	producer, err := k.NewProducer(opts)
-	if err != nil {
-		return nil, err
-	}
-	*kept = producer
-	return producer, nil
+	return k.NewProducer(opts)
 }
 
 // runDaemon checks everything that can be checked before producing anything,
@@ -329,52 +326,101 @@ func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, kept **sink.Pr
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()
-	entities, mapper, src, err := openMapped(ctx, cfg, log)
+	type opened struct {
+		entities []*mapping.Entity
+		mapper   *mapping.Mapper
+		src      cdc.Source
+	}
+	db, err := await(ctx, log, "connect to the database and check it", func(ctx context.Context) (opened, error) {
+		entities, mapper, src, err := openMapped(ctx, cfg, log)
+		if err != nil {
+			return opened{}, err
+		}
+		if err := src.Check(ctx); err != nil {
+			src.Close()
+			return opened{}, fmt.Errorf("the database is not ready for cdc:\n%w", err)
+		}
+		if err := compileAll(ctx, src, mapper); err != nil {
+			src.Close()
+			return opened{}, err
+		}
+		return opened{entities, mapper, src}, nil
+	}, func(o opened) { o.src.Close() })
 	if err != nil {
 		return err
 	}
+	entities, mapper, src := db.entities, db.mapper, db.src
 	defer src.Close()
-	if err := src.Check(ctx); err != nil {
-		return fmt.Errorf("the database is not ready for cdc:\n%w", err)
-	}
-	if err := compileAll(ctx, src, mapper); err != nil {
-		return err
-	}
 
-	k, err := sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	k, err := await(ctx, log, "reach the Kafka brokers", func(context.Context) (*sink.Kafka, error) {
+		return sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	}, func(k *sink.Kafka) { k.Close() })
 	if err != nil {
 		return err
 	}
 	defer k.Close()
-	opts.reached()
 	var topics []string
 	for _, e := range entities {
 		topics = append(topics, e.Topic)
 	}
-	if err := k.EnsureTopics(topics); err != nil {
+	if slices.ContainsFunc(entities, func(e *mapping.Entity) bool { return e.OnError == mapping.OnErrorDeadLetter }) {
+		topics = append(topics, cfg.Kafka.DeadLetterTopic)
+	}
+	limits, err := await(ctx, log, "create and check the topics", func(context.Context) (map[string]int, error) {
+		if err := k.EnsureTopics(topics[:len(entities)]); err != nil {
+			return nil, err
+		}
+		if len(topics) > len(entities) {
+			if err := k.EnsureDeadLetterTopic(cfg.Kafka.DeadLetterTopic); err != nil {
+				return nil, err
+			}
+		}
+		return k.MaxMessageBytes(topics)
+	}, nil)
+	if err != nil {
 		return err
 	}
-	if slices.ContainsFunc(entities, func(e *mapping.Entity) bool { return e.OnError == mapping.OnErrorDeadLetter }) {
-		if err := k.EnsureDeadLetterTopic(cfg.Kafka.DeadLetterTopic); err != nil {
-			return err
+	type framing struct{ key, value []byte }
+	framings, err := await(ctx, log, "register the schemas", func(ctx context.Context) ([]framing, error) {
+		out := make([]framing, len(entities))
+		for i, e := range entities {
+			keySchema, _ := e.KeySchema() // checked by mappingEntities
+			var err error
+			if out[i].key, out[i].value, err = k.Framing(ctx, e.Topic, keySchema, e.Schema); err != nil {
+				return nil, fmt.Errorf("entity %q: %w", e.Name, err)
+			}
 		}
+		return out, nil
+	}, nil)
+	if err != nil {
+		return err
 	}
-	for _, e := range entities {
-		keySchema, _ := e.KeySchema() // checked by mappingEntities
-		if e.KeyHeader, e.ValueHeader, err = k.Framing(ctx, e.Topic, keySchema, e.Schema); err != nil {
-			return fmt.Errorf("entity %q: %w", e.Name, err)
-		}
+	for i, e := range entities {
+		e.KeyHeader, e.ValueHeader = framings[i].key, framings[i].value
 	}
-	store, err := k.Checkpoints(cfg.Name)
+	// The database, the brokers and the registry answered: a failure to
+	// reach them from now on is waited out, not a mistake in the configuration.
+	opts.reached()
+	store, err := await(ctx, log, "open the checkpoint store", func(context.Context) (*sink.CheckpointStore, error) {
+		return k.Checkpoints(cfg.Name)
+	}, func(s *sink.CheckpointStore) { s.Close() })
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	m := opts.metrics
 	var transactions pipeline.Transactor
-	producer, err := openProducer(k, cfg, m, opts.transactional)
-	if err != nil {
-		return err
+	producer := *opts.transactional
+	if !cfg.Kafka.ExactlyOnce || producer == nil || producer.Closed() {
+		producer, err = await(ctx, log, "start the Kafka producer", func(context.Context) (*sink.Producer, error) {
+			return openProducer(k, cfg, m, limits)
+		}, func(p *sink.Producer) { p.Close() })
+		if err != nil {
+			return err
+		}
+		if cfg.Kafka.ExactlyOnce {
+			*opts.transactional = producer
+		}
 	}
 	if cfg.Kafka.ExactlyOnce {
 		transactions = sink.Transactions{Producer: producer, Store: store}
@@ -414,7 +460,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	opts.running()
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Transactions: transactions, Entities: names,
-		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, Metrics: m,
+		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, MaxMessageBytes: limits, Metrics: m,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
 }

@@ -39,13 +39,17 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if r.ok() {
 		fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(entities))
 	}
-	log := newLogger(cfg, io.Discard)
+	// The checks' own logs are left out; a check that waits long says so.
+	log, waits := newLogger(cfg, io.Discard), newLogger(cfg, stderr)
 	mapper := mapping.NewMapper(entities)
 	if cfg.Source.DSN != "" && cfg.Source.Kind != "" && len(entities) > 0 {
-		validateDatabase(ctx, r, cfg, mapper, entities, log)
+		validateDatabase(ctx, r, cfg, mapper, entities, log, waits)
 	}
 	if len(cfg.Kafka.Brokers) > 0 {
-		validateKafka(ctx, r, cfg, entities, log)
+		validateKafka(ctx, r, cfg, entities, log, waits)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	if len(r.failed) > 0 {
 		return fmt.Errorf("validation failed: %d problems (%s)", r.count, strings.Join(r.failed, ", "))
@@ -77,16 +81,18 @@ func (r *report) check(what string, err error) bool {
 
 func (r *report) ok() bool { return len(r.failed) == 0 }
 
-func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mapping.Mapper, entities []*mapping.Entity, log *slog.Logger) {
-	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
+func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mapping.Mapper, entities []*mapping.Entity, log, waits *slog.Logger) {
+	src, err := await(ctx, waits, "connect to the database", func(ctx context.Context) (cdc.Source, error) {
+		return openSource(ctx, cfg, sortedTables(mapper), log)
+	}, func(src cdc.Source) { src.Close() })
 	if !r.check("database", err) {
 		return
 	}
 	defer src.Close()
-	if r.check("database", src.Check(ctx)) {
+	if r.check("database", awaitErr(ctx, waits, "check the database", src.Check)) {
 		fmt.Fprintln(r.stdout, "ok: database prerequisites")
 	}
-	if r.check("mappings", compileAll(ctx, src, mapper)) {
+	if r.check("mappings", awaitErr(ctx, waits, "check the mappings against the tables", func(ctx context.Context) error { return compileAll(ctx, src, mapper) })) {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(mapper.Tables()))
 	}
 	sampler, ok := src.(cdc.ValueSampler)
@@ -119,8 +125,10 @@ func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mappi
 	}
 }
 
-func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapping.Entity, log *slog.Logger) {
-	k, err := sink.Dial(kafkaConfig(cfg), log)
+func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapping.Entity, log, waits *slog.Logger) {
+	k, err := await(ctx, waits, "reach the Kafka brokers", func(context.Context) (*sink.Kafka, error) {
+		return sink.Dial(kafkaConfig(cfg), log)
+	}, func(k *sink.Kafka) { k.Close() })
 	if !r.check("kafka", err) {
 		return
 	}
@@ -129,25 +137,35 @@ func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapp
 	for _, e := range entities {
 		topics = append(topics, e.Topic)
 	}
-	missing, err := k.CheckTopics(topics)
+	missing, err := await(ctx, waits, "check the topics", func(context.Context) ([]string, error) { return k.CheckTopics(topics) }, nil)
 	if r.check("kafka topics", err) {
 		fmt.Fprintf(r.stdout, "ok: kafka topics")
 		if len(missing) > 0 {
 			fmt.Fprintf(r.stdout, " (cdc run will create %s)", strings.Join(missing, ", "))
 		}
 		fmt.Fprintln(r.stdout)
+		existing := slices.DeleteFunc(slices.Clone(topics), func(t string) bool { return slices.Contains(missing, t) })
+		limits, err := await(ctx, waits, "read the topics' limits", func(context.Context) (map[string]int, error) { return k.MaxMessageBytes(existing) }, nil)
+		if r.check("kafka topics", err) {
+			for _, t := range existing {
+				fmt.Fprintf(r.stdout, "note: topic %s accepts records of up to %d bytes (max.message.bytes): a larger one is a value error (the entity's on_error)\n", t, limits[t])
+			}
+		}
 	}
 	if cfg.Kafka.SchemaRegistry == "" {
 		return
 	}
-	var errs []error
-	for _, e := range entities {
-		keySchema, _ := e.KeySchema() // checked by mappingEntities
-		if err := k.CheckSchemas(ctx, e.Topic, keySchema, e.Schema); err != nil {
-			errs = append(errs, fmt.Errorf("%s: entity %q: %w", e.Origin, e.Name, err))
+	err = awaitErr(ctx, waits, "check the schemas in the registry", func(ctx context.Context) error {
+		var errs []error
+		for _, e := range entities {
+			keySchema, _ := e.KeySchema() // checked by mappingEntities
+			if err := k.CheckSchemas(ctx, e.Topic, keySchema, e.Schema); err != nil {
+				errs = append(errs, fmt.Errorf("%s: entity %q: %w", e.Origin, e.Name, err))
+			}
 		}
-	}
-	if r.check("schema registry", errors.Join(errs...)) {
+		return errors.Join(errs...)
+	})
+	if r.check("schema registry", err) {
 		fmt.Fprintln(r.stdout, "ok: schemas registered or compatible with their subjects")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -122,6 +123,9 @@ func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error)
 		}
 		return cdc.Uint(n), nil
 	case cdc.KindString:
+		if d.t.readsRaw() {
+			return d.parse(a.Copy(raw))
+		}
 		// The session's character_set_results is utf8mb4: the server converted.
 		if !utf8.Valid(raw) {
 			return cdc.Value{}, fmt.Errorf("not valid UTF-8: %q", raw)
@@ -149,7 +153,12 @@ func (d *decoder) parse(b []byte) (cdc.Value, error) {
 		return cdc.Duration(us), err
 	case cdc.KindString:
 		text, err := d.text(b)
-		return cdc.String(text), err
+		if err != nil {
+			// Bytes its character set has no character for: the value exists
+			// but has no exact text, in the snapshot as in the binlog.
+			return cdc.Invalid([]byte(strconv.Quote(string(b)))), nil
+		}
+		return cdc.String(text), nil
 	case cdc.KindBytes:
 		if d.t.base == "binary" && len(b) < d.t.length {
 			// BINARY(n) values are padded with zero bytes; the binlog drops them.
@@ -356,8 +365,15 @@ var charsetDecoders = map[string]func([]byte) ([]byte, error){
 	"utf8mb4": validUTF8,
 	"utf8mb3": validUTF8,
 	"utf8":    validUTF8,
-	"ascii":   validUTF8,
+	"ascii":   asciiOnly,
 	"latin1":  latin1ToUTF8,
+}
+
+func asciiOnly(b []byte) ([]byte, error) {
+	if !isASCII(b) {
+		return nil, fmt.Errorf("not ASCII: %q", b)
+	}
+	return b, nil
 }
 
 func validUTF8(b []byte) ([]byte, error) {

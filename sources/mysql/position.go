@@ -37,6 +37,41 @@ type Position struct {
 	// Backfill is the backfill under way, carried by every position of the
 	// stream until it is done.
 	Backfill *cdc.Backfill
+	// Prepared, while XA transactions are prepared but neither committed nor
+	// rolled back, is the boundary before the oldest one's prepare: their
+	// rows are in the binlog there, and are sent at their XA COMMIT. A
+	// restart reads the binlog from Prepared again, keeps the prepared rows
+	// it meets, and sends nothing else from before the position itself.
+	Prepared *Boundary
+}
+
+// Boundary is a point between two transactions of the binlog.
+type Boundary struct {
+	File    string
+	Offset  uint32
+	GTIDSet string
+}
+
+func (p Position) boundary() Boundary {
+	return Boundary{File: p.File, Offset: p.Offset, GTIDSet: p.GTIDSet}
+}
+
+// String renders the boundary as one token: file/offset/gtid-set (no GTID set
+// and binlog file name holds a slash).
+func (b Boundary) String() string {
+	return b.File + "/" + strconv.FormatUint(uint64(b.Offset), 10) + "/" + b.GTIDSet
+}
+
+func parseBoundary(s string) (Boundary, error) {
+	parts := strings.SplitN(s, "/", 3)
+	if len(parts) != 3 || parts[0] == "" {
+		return Boundary{}, fmt.Errorf("boundary %q: want file/offset/gtid-set", s)
+	}
+	offset, err := strconv.ParseUint(parts[1], 10, 32)
+	if err != nil {
+		return Boundary{}, fmt.Errorf("boundary %q: want file/offset/gtid-set", s)
+	}
+	return Boundary{File: parts[0], Offset: uint32(offset), GTIDSet: parts[2]}, nil
 }
 
 // String renders the position as stored in the checkpoint, e.g.
@@ -61,6 +96,9 @@ func (p Position) String() string {
 	}
 	if p.Backfill != nil {
 		b.WriteString(" backfill=" + p.Backfill.String())
+	}
+	if p.Prepared != nil {
+		b.WriteString(" xa=" + p.Prepared.String())
 	}
 	if p.GTIDSet != "" {
 		b.WriteString(" gtid=")
@@ -108,6 +146,10 @@ func ParsePosition(s string) (Position, error) {
 			var b cdc.Backfill
 			b, err = cdc.ParseBackfill(value)
 			p.Backfill = &b
+		case "xa":
+			var b Boundary
+			b, err = parseBoundary(value)
+			p.Prepared = &b
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}
@@ -116,7 +158,7 @@ func ParsePosition(s string) (Position, error) {
 		}
 	}
 	if !seen["file"] || !seen["pos"] || !seen["row"] || p.File == "" || (p.Cursor != nil && !p.Snapshot) {
-		return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [cursor=C] [backfill=B] [gtid=SET])", s)
+		return Position{}, fmt.Errorf("%q is not a MySQL position ([snapshot] file=F pos=N row=N [cursor=C] [backfill=B] [xa=F/N/SET] [gtid=SET])", s)
 	}
 	return p, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -25,7 +26,7 @@ func (s *Source) check() error {
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 
 	settings := map[string]string{}
-	for _, name := range []string{"log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "server_id", "binlog_row_value_options"} {
+	for _, name := range []string{"log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "server_id", "binlog_row_value_options", "binlog_legacy_event_pos"} {
 		v, err := s.variable(name)
 		if err != nil {
 			return err
@@ -51,6 +52,9 @@ func (s *Source) check() error {
 	if v := settings["binlog_row_value_options"]; v != "" {
 		problem("binlog_row_value_options is %s: run SET GLOBAL binlog_row_value_options = '' (partial JSON updates do not carry whole values)", v)
 	}
+	if settings["binlog_legacy_event_pos"] == "OFF" && !s.gtid {
+		problem("binlog_legacy_event_pos is OFF, so the server sends events without their binlog offsets, and positions in binlog files cannot be kept: use GTID positions (source.mysql.gtid: true), or SET GLOBAL binlog_legacy_event_pos = ON")
+	}
 	if settings["server_id"] == fmt.Sprint(s.cfg.ServerID) {
 		problem("source.mysql.server_id %d is the server's own server_id: choose another", s.cfg.ServerID)
 	}
@@ -61,7 +65,44 @@ func (s *Source) check() error {
 	for _, name := range s.cfg.Tables {
 		problems = append(problems, s.checkTable(name)...)
 	}
-	return errors.Join(problems...)
+	cascades, err := s.checkCascades()
+	if err != nil {
+		return err
+	}
+	return errors.Join(append(problems, cascades...)...)
+}
+
+// checkCascades finds the mapped tables that a foreign key's ON DELETE or ON
+// UPDATE action (CASCADE, SET NULL, SET DEFAULT) can change. InnoDB applies
+// those actions itself, and the server writes none of them to the binlog: the
+// rows they change would never reach the topics. Each is refused, unless the
+// operator listed it in accept_unlogged_cascades (then it is a warning).
+func (s *Source) checkCascades() ([]error, error) {
+	var problems []error
+	for _, name := range s.cfg.Tables {
+		res, err := s.conn.Execute(`SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE
+			FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?
+				AND (DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))
+			ORDER BY CONSTRAINT_NAME`, name.Schema, name.Name)
+		if err != nil {
+			return nil, fmt.Errorf("read the foreign keys of %s: %w", name, err)
+		}
+		for i := range res.RowNumber() {
+			constraint, _ := res.GetString(i, 0)
+			parent, _ := res.GetString(i, 1)
+			onDelete, _ := res.GetString(i, 2)
+			onUpdate, _ := res.GetString(i, 3)
+			what := fmt.Sprintf("table %s has foreign key %s to %s with ON DELETE %s ON UPDATE %s", name, constraint, parent, onDelete, onUpdate)
+			if slices.Contains(s.cfg.AcceptUnloggedCascades, name) {
+				s.log.Warn("a mapped table is changed by foreign-key cascades that the binlog does not show; accepted by source.mysql.accept_unlogged_cascades: its topics miss those changes (cdc verify finds them)",
+					"table", name.String(), "constraint", constraint, "parent", parent, "on_delete", onDelete, "on_update", onUpdate)
+				continue
+			}
+			problems = append(problems, fmt.Errorf("%s: the server applies such actions inside InnoDB and writes none of them to the binlog, so the rows they delete or change in %s would never reach its topics. Have the application change the rows itself and make the key RESTRICT (ALTER TABLE %s DROP FOREIGN KEY %s, ADD CONSTRAINT %s FOREIGN KEY ... REFERENCES %s (...) ON DELETE RESTRICT ON UPDATE RESTRICT), or accept the gap knowingly: source.mysql.accept_unlogged_cascades: [%s], and run cdc verify on a schedule",
+				what, name, quoteTable(name), quoteIdentifier(constraint), quoteIdentifier(constraint), quoteIdentifier(parent), name))
+		}
+	}
+	return problems, nil
 }
 
 // replicaHost is the host name cdc registers as a replica with: it tells a
@@ -72,12 +113,26 @@ func (s *Source) replicaHost() string { return "cdc-" + s.cfg.Name }
 // checkReplicaID makes sure no other replica uses cdc's server id: the server
 // would disconnect one of the two, over and over.
 func (s *Source) checkReplicaID() error {
-	res, err := s.conn.Execute("SHOW SLAVE HOSTS")
-	if err != nil {
-		if res, err = s.conn.Execute("SHOW REPLICAS"); err != nil {
-			s.log.Warn("cannot list the server's replicas to check that server_id is unique (needs REPLICATION MASTER ADMIN on MariaDB, REPLICATION SLAVE on MySQL)", "error", err)
-			return nil
+	// MariaDB and MySQL before 8.0.22 know SHOW SLAVE HOSTS; MySQL 8.4 only
+	// SHOW REPLICAS. The first refusal is the one that says why.
+	statements, privilege := []string{"SHOW REPLICAS", "SHOW SLAVE HOSTS"}, "REPLICATION SLAVE"
+	if s.mariadb {
+		statements, privilege = []string{"SHOW SLAVE HOSTS"}, "REPLICATION MASTER ADMIN"
+	}
+	var res *mysql.Result
+	var err, first error
+	for _, statement := range statements {
+		if res, err = s.conn.Execute(statement); err == nil {
+			break
 		}
+		if first == nil || (isSyntaxError(first) && !isSyntaxError(err)) {
+			first = err
+		}
+	}
+	if err != nil {
+		s.log.Warn(fmt.Sprintf("cannot list the server's replicas to check that server_id %d is unique (needs %s: GRANT %s ON *.* TO '%s'@'%%')", s.cfg.ServerID, privilege, privilege, s.endpoint.user),
+			"error", first)
+		return nil
 	}
 	for i := range res.RowNumber() {
 		id, _ := res.GetUint(i, 0)
@@ -136,6 +191,10 @@ func (s *Source) checkGrants() []error {
 // checkTable checks that the table can be read, and snapshotted consistently.
 func (s *Source) checkTable(name cdc.TableName) []error {
 	if _, err := s.conn.Execute("SELECT 1 FROM " + quoteTable(name) + " LIMIT 0"); err != nil {
+		var myErr *mysql.MyError
+		if errors.As(err, &myErr) && myErr.Code == mysql.ER_NO_SUCH_TABLE {
+			return []error{s.missingTable(name)}
+		}
 		return []error{fmt.Errorf("cannot read table %s: %v: GRANT SELECT ON %s TO '%s'@'%%'", name, err, quoteTable(name), s.endpoint.user)}
 	}
 	if s.cfg.Snapshot == cdc.SnapshotNever {
@@ -150,6 +209,13 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 			name, engine, quoteTable(name))}
 	}
 	return nil
+}
+
+// isSyntaxError reports the server's ER_PARSE_ERROR: a statement this
+// server does not know.
+func isSyntaxError(err error) bool {
+	var myErr *mysql.MyError
+	return errors.As(err, &myErr) && myErr.Code == mysql.ER_PARSE_ERROR
 }
 
 func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }

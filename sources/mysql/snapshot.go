@@ -47,6 +47,11 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 			workers = append(workers, w)
 		}
 	}
+	if progress != nil { // a read for cdc verify is not streamed from
+		if err := s.waitPreparedXA(ctx, conn); err != nil {
+			return Position{}, err
+		}
+	}
 	pos, err := s.beginSnapshot(conn, workers)
 	if err != nil {
 		return Position{}, err
@@ -350,12 +355,17 @@ func (s *Source) newTableQuery(d *described, key []int) *tableQuery {
 	for i, ct := range d.types {
 		q.decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)
 		selectList[i] = quoteIdentifier(ct.name)
-		if ct.base == "float" {
+		switch {
+		case ct.base == "float":
 			selectList[i] += " + 0e0" // a double prints every digit of the float
+		case ct.readsRaw():
+			// Its bytes, decoded as the binlog's are: the server's conversion
+			// would turn bytes its charset lacks into '?'.
+			selectList[i] = "CAST(" + selectList[i] + " AS BINARY)"
 		}
 	}
 	for _, k := range q.key {
-		if literalKind(t.Columns[k].Kind) == "" {
+		if literalKind(d.types[k], t.Columns[k].Kind) == "" {
 			q.key = nil
 		}
 	}
@@ -395,7 +405,7 @@ func (q *tableQuery) keyRange(base string, after, upTo []string, limit, offset i
 		literals := make([]string, len(q.key))
 		for j, k := range q.key {
 			var err error
-			if literals[j], err = keyLiteral(q.table.Columns[k].Kind, bound.key[j]); err != nil {
+			if literals[j], err = keyLiteral(q.decoders[k].t, q.table.Columns[k].Kind, bound.key[j]); err != nil {
 				return "", err
 			}
 		}
@@ -484,8 +494,15 @@ func (q *tableQuery) decode(row []mysql.FieldValue, arena *cdc.Arena) ([]cdc.Val
 }
 
 // literalKind says how a key value is written back into a query, or "" when a
-// literal would not compare exactly like the column (floats, enums, JSON).
-func literalKind(k cdc.Kind) string {
+// literal would not compare as ORDER BY sorts the column: floats and JSON;
+// ENUM and SET, which sort by their index but compare with text as text; BIT,
+// which the text protocol sends as raw bytes. Text compares under the
+// column's collation either way (a literal yields to a column's collation).
+func literalKind(t columnType, k cdc.Kind) string {
+	switch t.base {
+	case "enum", "set", "bit", "geometry":
+		return ""
+	}
 	switch k {
 	case cdc.KindInt, cdc.KindUint, cdc.KindDecimal:
 		return "number"
@@ -540,10 +557,14 @@ var (
 // charset introducer, so that it compares under the column's collation and no
 // byte of it is ever parsed as SQL. The other forms are checked, since a
 // resumed snapshot reads them back from the checkpoint.
-func keyLiteral(k cdc.Kind, text string) (string, error) {
-	switch literalKind(k) {
+func keyLiteral(t columnType, k cdc.Kind, text string) (string, error) {
+	switch literalKind(t, k) {
 	case "text":
-		return "_utf8mb4 X'" + hex.EncodeToString([]byte(text)) + "'", nil
+		charset := "utf8mb4"
+		if t.readsRaw() {
+			charset = t.charset // the key was read as the column's own bytes
+		}
+		return "_" + charset + " X'" + hex.EncodeToString([]byte(text)) + "'", nil
 	case "bytes":
 		return "X'" + hex.EncodeToString([]byte(text)) + "'", nil
 	case "quoted":

@@ -61,6 +61,10 @@ type Config struct {
 	// backfill writes its watermarks; cdc creates it. Without it, entities
 	// cannot be backfilled while streaming.
 	WatermarkTable cdc.TableName
+	// AcceptUnloggedCascades lists the mapped tables whose changes by
+	// cascading foreign keys (never in the binlog) the operator accepts to
+	// miss: Check warns of them instead of refusing them.
+	AcceptUnloggedCascades []cdc.TableName
 
 	BatchSize int
 	// ChunkSize is the number of rows one snapshot query reads
@@ -199,6 +203,13 @@ func (s *Source) loadServerFacts() error {
 	return nil
 }
 
+func (s *Source) flavor() string {
+	if s.mariadb {
+		return mysql.MariaDBFlavor
+	}
+	return mysql.MySQLFlavor
+}
+
 // variable reads a global system variable; a missing one reads as "".
 func (s *Source) variable(name string) (string, error) {
 	res, err := s.conn.Execute("SHOW GLOBAL VARIABLES LIKE '" + name + "'")
@@ -318,14 +329,14 @@ func (s *Source) readKeys(d *described) error {
 func (s *Source) missingTable(name cdc.TableName) error {
 	res, err := s.conn.Execute(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME LIMIT 20`, name.Schema)
 	if err != nil || res.RowNumber() == 0 {
-		return fmt.Errorf("table %s does not exist (no database %s with tables, or no privilege to see them)", name, name.Schema)
+		return fmt.Errorf("table %s does not exist (dropped or renamed since it was mapped? No database %s with tables, or no privilege to see them)", name, name.Schema)
 	}
 	var have []string
 	for i := range res.RowNumber() {
 		t, _ := res.GetString(i, 0)
 		have = append(have, t)
 	}
-	return fmt.Errorf("table %s does not exist; database %s has: %s", name, name.Schema, strings.Join(have, ", "))
+	return fmt.Errorf("table %s does not exist (dropped or renamed since it was mapped? Or a typo); database %s has: %s", name, name.Schema, strings.Join(have, ", "))
 }
 
 // Acknowledge implements cdc.Source. A MySQL server keeps its binlog by its own
@@ -507,6 +518,11 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		if err := s.checkAvailable(pos); err != nil {
 			return Position{}, err
 		}
+		if p := pos.Prepared; p != nil { // where streaming starts
+			if err := s.checkAvailable(Position{File: p.File, Offset: p.Offset, GTIDSet: p.GTIDSet}); err != nil {
+				return Position{}, err
+			}
+		}
 		if !pos.Snapshot {
 			s.log.Info("resuming", "position", pos.String())
 			if s.fill == nil {
@@ -532,6 +548,9 @@ func (s *Source) prepare(ctx context.Context, from cdc.Position, out chan<- cdc.
 		// backfilled while streaming.
 		pos = s.resumeBackfill(pos)
 	case s.cfg.Snapshot == cdc.SnapshotNever:
+		if err := s.waitPreparedXA(ctx, s.conn); err != nil {
+			return Position{}, err
+		}
 		if pos, err = s.currentPosition(s.conn); err != nil {
 			return Position{}, err
 		}
@@ -555,26 +574,69 @@ func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) e
 	}
 }
 
-// checkAvailable refuses to resume from a binlog the server no longer has.
+// checkAvailable refuses to resume from a binlog the server no longer has,
+// or from a position the server has not reached.
 func (s *Source) checkAvailable(pos Position) error {
 	if s.gtid && pos.GTIDSet != "" {
-		return nil // the server checks a GTID position when streaming starts
+		// The server checks that it still has a GTID position when streaming
+		// starts; that it has reached it, cdc does.
+		return s.checkReached(pos)
 	}
 	res, err := s.conn.Execute("SHOW BINARY LOGS")
 	if err != nil {
 		return fmt.Errorf("list the server's binlogs (SHOW BINARY LOGS needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
 	}
-	var first string
+	var first, last string
 	for i := range res.RowNumber() {
 		name, _ := res.GetString(i, 0)
+		size, _ := res.GetUint(i, 1)
 		if name == pos.File {
+			if uint64(pos.Offset) > size {
+				return aheadError(pos, fmt.Sprintf("binlog %s holds %d bytes", name, size))
+			}
 			return nil
 		}
 		if first == "" {
 			first = name
 		}
+		last = name
+	}
+	if last != "" && pos.File > last {
+		return aheadError(pos, fmt.Sprintf("the server's newest binlog is %s", last))
 	}
 	return purgedError(pos, fmt.Sprintf("binlog %s is no longer on the server (its oldest is %s)", pos.File, first))
+}
+
+// checkReached refuses a GTID position with transactions the server has not
+// executed.
+func (s *Source) checkReached(pos Position) error {
+	variable, flavor := "gtid_executed", mysql.MySQLFlavor
+	if s.mariadb {
+		variable, flavor = "gtid_binlog_pos", mysql.MariaDBFlavor
+	}
+	res, err := s.conn.Execute("SELECT @@GLOBAL." + variable)
+	if err != nil {
+		return fmt.Errorf("read @@%s: %w", variable, err)
+	}
+	text, _ := res.GetString(0, 0)
+	executed, err := mysql.ParseGTIDSet(flavor, strings.Join(strings.Fields(text), ""))
+	if err != nil {
+		return fmt.Errorf("read @@%s %q: %w", variable, text, err)
+	}
+	stored, err := mysql.ParseGTIDSet(flavor, pos.GTIDSet)
+	if err != nil {
+		return fmt.Errorf("stored GTID set %q: %w", pos.GTIDSet, err)
+	}
+	if executed.Contain(stored) {
+		return nil
+	}
+	return aheadError(pos, fmt.Sprintf("the server's @@%s is %s", variable, executed))
+}
+
+// aheadError refuses a stored position the server has not reached.
+func aheadError(pos Position, why string) error {
+	return positionLostError{fmt.Errorf("the stored position %s is ahead of the server's binlog (%s): the database was restored from a backup or failed over to a replica that was behind, or the checkpoint belongs to another server. What cdc published past the server's position may be gone from the database, and what the server writes next would be taken for it. %s; or set snapshot.mode: when_needed to let cdc take the new snapshot",
+		pos, why, startOver)}
 }
 
 func purgedError(pos Position, why string) error {

@@ -21,8 +21,26 @@ import (
 type streamer struct {
 	s   *Source
 	out chan<- cdc.Batch
-	// skip is how many changes of the first transaction an earlier run delivered.
+	// skip is how many changes of the current transaction an earlier run
+	// delivered: from.Row for the first transaction not wholly before from.
 	skip int
+	// from is where the run resumes; transactions wholly before it are read
+	// again only when from.Prepared made the stream start earlier, for the
+	// rows of XA transactions still prepared (see xa.go).
+	from      Position
+	fromGTIDs mysql.GTIDSet
+	// replaying says the current transaction lies wholly before from;
+	// resumed, that a transaction that does not has begun.
+	replaying, resumed bool
+	// nextGTID is the GTID of the transaction whose GTID event was just read.
+	nextGTID string
+	// txnGTID is the current transaction's GTID, "" where the server has none.
+	txnGTID string
+	// xa is the XA transaction being read, between XA START and XA PREPARE;
+	// prepared holds those prepared and not yet committed or rolled back, in
+	// the order they were prepared.
+	xa       *xaTransaction
+	prepared []*xaTransaction
 
 	file      string
 	committed Position // the boundary after the last whole transaction
@@ -33,6 +51,7 @@ type streamer struct {
 	batch     []cdc.Change
 	memory    cdc.BatchMemory // the batches' changes and values
 	images    imageReader
+	ddlReader *ddlReader
 	captured  bool // the current transaction changed a mapped table
 
 	lastSent     time.Time
@@ -81,20 +100,29 @@ func (s *Source) stream(parent context.Context, from Position, out chan<- cdc.Ba
 }
 
 func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from Position, out chan<- cdc.Batch) error {
+	// With XA transactions prepared at from, the stream starts at the oldest
+	// one's prepare (see Position.Prepared).
+	start := from.boundary()
+	if from.Prepared != nil {
+		start = *from.Prepared
+	}
 	st := &streamer{
-		s: s, out: out, skip: from.Row, file: from.File,
-		committed: Position{File: from.File, Offset: from.Offset, GTIDSet: from.GTIDSet, Backfill: from.Backfill},
+		s: s, out: out, from: from, file: start.File,
+		committed: Position{File: start.File, Offset: start.Offset, GTIDSet: start.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop,
+		lastSentPos: from, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop, ddlReader: newDDLReader(),
+	}
+	if s.gtid && from.GTIDSet != "" && from.Prepared != nil {
+		var err error
+		if st.fromGTIDs, err = mysql.ParseGTIDSet(s.flavor(), from.GTIDSet); err != nil {
+			return fmt.Errorf("stored GTID set %q: %w", from.GTIDSet, err)
+		}
 	}
 	for _, name := range s.cfg.Tables {
 		st.mapped[name] = true
 		st.shapes[name] = s.tables[name].table
 	}
-	flavor := mysql.MySQLFlavor
-	if s.mariadb {
-		flavor = mysql.MariaDBFlavor
-	}
+	flavor := s.flavor()
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: flavor, Localhost: s.replicaHost(),
 		Host: s.endpoint.host, Port: s.endpoint.port, User: s.endpoint.user, Password: s.endpoint.password,
@@ -132,15 +160,15 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 
 	var events *replication.BinlogStreamer
 	var err error
-	if s.gtid && (from.GTIDSet != "" || s.mariadb) {
+	if s.gtid && (start.GTIDSet != "" || s.mariadb) {
 		var set mysql.GTIDSet
-		if set, err = mysql.ParseGTIDSet(flavor, from.GTIDSet); err != nil {
-			return fmt.Errorf("stored GTID set %q: %w", from.GTIDSet, err)
+		if set, err = mysql.ParseGTIDSet(flavor, start.GTIDSet); err != nil {
+			return fmt.Errorf("stored GTID set %q: %w", start.GTIDSet, err)
 		}
 		events, err = syncer.StartSyncGTID(set)
 	} else {
 		st.committed.GTIDSet = ""
-		events, err = syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Offset})
+		events, err = syncer.StartSync(mysql.Position{Name: start.File, Pos: start.Offset})
 	}
 	if err != nil {
 		return fmt.Errorf("start reading the binlog at %s: %w", from, err)
@@ -225,10 +253,22 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent, end
 	case *replication.MariadbGTIDEvent:
 		// MariaDB logs no BEGIN: its GTID event opens the transaction, unless
 		// it announces a statement that commits alone (DDL).
+		st.nextGTID = e.GTID.String()
 		st.begin()
 		st.begun = !e.IsStandalone()
-	case *replication.GTIDEvent, *replication.GtidTaggedLogEvent:
+		if e.Flags&mariadbPreparedXA != 0 {
+			st.startXA()
+		}
+	case *replication.GTIDEvent:
+		st.nextGTID = mysqlGTID(e.SID, e.GNO)
 		st.begin()
+	case *replication.GtidTaggedLogEvent:
+		st.nextGTID = ""
+		st.begin()
+	case *replication.GenericEvent:
+		if ev.Header.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return st.prepare(ctx, e.Data, end)
+		}
 	case *replication.QueryEvent:
 		return st.query(ctx, e, end)
 	case *replication.TableMapEvent:
@@ -252,10 +292,30 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent, end
 }
 
 func (st *streamer) begin() {
-	if !st.inTxn {
-		st.inTxn, st.begun, st.row, st.captured = true, false, 0, false
-		st.txnStart = st.committed
+	if st.inTxn {
+		return
 	}
+	st.inTxn, st.begun, st.row, st.captured = true, false, 0, false
+	st.txnStart = st.committed
+	st.txnGTID, st.nextGTID = st.nextGTID, ""
+	st.replaying = st.beforeFrom()
+	if !st.replaying && !st.resumed {
+		st.skip, st.resumed = st.from.Row, true
+	}
+}
+
+// beforeFrom reports whether the transaction that starts at txnStart lies
+// wholly before the position the run resumes from: by its GTID where
+// positions are GTID sets, by its place in the binlog files otherwise.
+func (st *streamer) beforeFrom() bool {
+	switch {
+	case st.from.Prepared == nil:
+		return false // streaming started at from itself
+	case st.fromGTIDs != nil && st.txnGTID != "":
+		gtid, err := mysql.ParseGTIDSet(st.s.flavor(), st.txnGTID)
+		return err == nil && st.fromGTIDs.Contain(gtid)
+	}
+	return st.txnStart.File < st.from.File || (st.txnStart.File == st.from.File && st.txnStart.Offset < st.from.Offset)
 }
 
 func (st *streamer) query(ctx context.Context, e *replication.QueryEvent, end uint32) error {
@@ -269,6 +329,8 @@ func (st *streamer) query(ctx context.Context, e *replication.QueryEvent, end ui
 		// A ROLLBACK is logged when non-transactional tables changed: their rows
 		// were logged, and stay changed.
 		return st.commit(ctx, e.GSet, end)
+	case len(q) > 3 && bytes.EqualFold(q[:3], []byte("XA ")):
+		return st.xaStatement(ctx, string(q), e.GSet, end)
 	case st.begun:
 		// A statement inside a transaction: a savepoint, or a statement logged
 		// as SQL because a session chose binlog_format STATEMENT or MIXED.
@@ -280,14 +342,46 @@ func (st *streamer) query(ctx context.Context, e *replication.QueryEvent, end ui
 		return nil
 	}
 	// DDL commits on its own. The tables it changes show their new shape in
-	// their next table-map event; only a truncate, which logs no rows, needs
-	// to be recognized here.
-	if name, ok := truncated(q, string(e.Schema)); ok && st.mapped[name] {
-		return fmt.Errorf("TRUNCATE of %s at %s: a truncate removes every row, and cdc cannot tombstone keys it does not know; stopped so the topic is not silently wrong. Recover by snapshotting into a new topic version, or drop and recreate the topic and delete the checkpoint",
-			name, st.txnStart)
-	}
+	// their next table-map event; only statements that remove or replace rows
+	// without row events need to be recognized here.
 	st.begin()
+	if !st.replaying { // an earlier run passed it
+		if err := st.ddl(string(q), string(e.Schema)); err != nil {
+			return err
+		}
+	}
 	return st.commit(ctx, e.GSet, end)
+}
+
+// startOver says how to recover from rows changed outside the binlog.
+const startOver = "To recover, snapshot again from scratch: delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the entities' topics (or give them new topic versions), then start cdc"
+
+// ddl stops the stream at a statement that removes or replaces a mapped
+// table's rows, or takes its name, without row events (see ddlReader).
+func (st *streamer) ddl(query, db string) error {
+	effects, err := st.ddlReader.effects(query, db)
+	if err != nil {
+		for _, w := range tokenize(query) {
+			for name := range st.mapped {
+				if strings.EqualFold(w.text, name.Name) {
+					return fmt.Errorf("%w at %s; it names the mapped table %s, so cdc stopped rather than guess whether the table's rows changed without row events. Check the table; %s",
+						err, st.txnStart, name, startOver)
+				}
+			}
+		}
+		st.s.log.Warn("cdc could not read a statement of the binlog; it names no mapped table", "err", err, "position", st.txnStart.String())
+		return nil
+	}
+	for _, effect := range effects {
+		for name := range st.mapped {
+			if !strings.EqualFold(effect.table.Schema, name.Schema) || (effect.table.Name != "" && !strings.EqualFold(effect.table.Name, name.Name)) {
+				continue
+			}
+			return fmt.Errorf("statement %q at %s: %s of the mapped table %s, and the binlog holds no row events for it, so cdc cannot tombstone keys it does not know; it stopped so that the topics are not silently wrong. %s",
+				clip(query), st.txnStart, effect.what, name, startOver)
+		}
+	}
+	return nil
 }
 
 func (st *streamer) tableMap(e *replication.TableMapEvent) error {
@@ -361,7 +455,17 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 	case replication.EnumRowsEventTypeDelete:
 		op = cdc.OpDelete
 	default:
-		return fmt.Errorf("unknown rows event %s at %s", h.EventType, st.txnStart)
+		if h.EventType != replication.PARTIAL_UPDATE_ROWS_EVENT {
+			return fmt.Errorf("unknown rows event %s at %s", h.EventType, st.txnStart)
+		}
+		// MySQL's binlog_row_value_options=PARTIAL_JSON, which a session may
+		// set: its JSON values are diffs. Counted like any update on other
+		// tables; a mapped table's cannot be served.
+		if state.table != nil {
+			return fmt.Errorf("table %s, rows event in the transaction at %s: a partial update (binlog_row_value_options=PARTIAL_JSON) carries JSON diffs, not whole values: set binlog_row_value_options = '' for every session that writes the table",
+				state.name, st.txnStart)
+		}
+		op, step = cdc.OpUpdate, 2
 	}
 	failed := func(err error) error {
 		return fmt.Errorf("table %s, rows event in the transaction at %s: %w", state.name, st.txnStart, err)
@@ -386,7 +490,10 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 			}
 		}
 		st.row++
-		if state.watermark && st.row > st.skip && op != cdc.OpDelete {
+		if st.replaying && st.xa == nil {
+			continue // sent by an earlier run
+		}
+		if state.watermark && st.row > st.skip && op != cdc.OpDelete && st.xa == nil {
 			if connector, mark, ok := row[step-1].texts(); ok {
 				if err := st.watermark(ctx, connector, mark); err != nil {
 					return err
@@ -419,6 +526,11 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		if err != nil {
 			return err
+		}
+		if st.xa != nil {
+			// Kept until its XA COMMIT, past the batches' memory.
+			st.xa.changes = append(st.xa.changes, ownedChange(c))
+			continue
 		}
 		st.backfill.Touch(state.table, c.Before, c.After)
 		st.captured = true
@@ -498,22 +610,46 @@ func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImag
 
 // commit ends the current transaction; gset is the GTID set after it.
 func (st *streamer) commit(ctx context.Context, gset mysql.GTIDSet, end uint32) error {
-	st.committed.File, st.committed.Offset = st.file, end
-	if st.s.gtid && gset != nil {
-		st.committed.GTIDSet = gset.String()
+	if end == 0 && !st.s.gtid {
+		// MariaDB 11.4's binlog_legacy_event_pos=OFF (refused by Check; a
+		// session cannot change it, but the server's setting can change).
+		return fmt.Errorf("the binlog event that ends the transaction at %s has no end offset (binlog_legacy_event_pos=OFF?), so no position in the binlog file can be stored after it: use GTID positions (source.mysql.gtid: true), or SET GLOBAL binlog_legacy_event_pos = ON", st.txnStart)
 	}
+	st.endTransaction(gset, end)
 	captured := st.captured
-	st.inTxn, st.begun, st.row, st.captured, st.skip = false, false, 0, false, 0
+	st.captured = false
+	if !st.resumed {
+		return nil // before from: an earlier run sent it
+	}
 	if captured || time.Since(st.lastSent) >= st.s.cfg.HeartbeatInterval {
 		return st.send(ctx, st.committed, true)
 	}
 	return nil
 }
 
+// endTransaction moves the boundary past the current transaction; gset is
+// the GTID set after it, or nil to compute it from the transaction's GTID.
+func (st *streamer) endTransaction(gset mysql.GTIDSet, end uint32) {
+	st.committed.File, st.committed.Offset = st.file, end
+	switch {
+	case !st.s.gtid:
+	case gset != nil:
+		st.committed.GTIDSet = gset.String()
+	case st.txnGTID != "":
+		// An event the library gives no GTID set (an XA PREPARE).
+		if set, err := mysql.ParseGTIDSet(st.s.flavor(), st.committed.GTIDSet); err == nil && set.Update(st.txnGTID) == nil {
+			st.committed.GTIDSet = set.String()
+		}
+	}
+	st.inTxn, st.begun, st.row, st.skip, st.replaying, st.xa = false, false, 0, 0, false, nil
+}
+
 // idle passes the position of skipped transactions down on a heartbeat, so the
 // checkpoint follows the binlog while mapped tables do not change.
 func (st *streamer) idle(ctx context.Context) error {
-	if st.inTxn || st.committed == st.lastSentPos {
+	last := st.lastSentPos
+	last.Prepared = nil // committed never carries it: send adds it
+	if st.inTxn || !st.resumed || st.committed == last {
 		return nil
 	}
 	return st.send(ctx, st.committed, true)
@@ -522,6 +658,7 @@ func (st *streamer) idle(ctx context.Context) error {
 // send hands the batch down; a boundary batch may be a bare progress marker.
 func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error {
 	b := st.memory.Batch(st.batch)
+	pos.Prepared = st.oldestPrepared()
 	b.Position = pos.cdc()
 	select {
 	case st.out <- b:
@@ -534,25 +671,4 @@ func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error
 		st.lastSentPos = pos
 	}
 	return nil
-}
-
-// truncated reads the table of a "TRUNCATE [TABLE] [db.]name" statement; db is
-// the statement's default database.
-func truncated(q []byte, db string) (cdc.TableName, bool) {
-	words := strings.Fields(string(q))
-	if len(words) < 2 || !strings.EqualFold(words[0], "TRUNCATE") {
-		return cdc.TableName{}, false
-	}
-	target := words[1]
-	if strings.EqualFold(target, "TABLE") && len(words) > 2 {
-		target = words[2]
-	}
-	target = strings.TrimSuffix(target, ";")
-	name := cdc.TableName{Schema: db, Name: target}
-	if schema, table, ok := strings.Cut(target, "."); ok {
-		name = cdc.TableName{Schema: schema, Name: table}
-	}
-	unquote := func(s string) string { return strings.ReplaceAll(strings.Trim(s, "`"), "``", "`") }
-	name.Schema, name.Name = unquote(name.Schema), unquote(name.Name)
-	return name, true
 }

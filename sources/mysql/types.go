@@ -99,6 +99,17 @@ func (t columnType) column(zero ZeroDates) (cdc.Column, error) {
 	return c, nil
 }
 
+// readsRaw says the snapshot reads the column's bytes and decodes them itself,
+// as the binlog's are: text in a single-byte character set, whose bytes the
+// server would convert to '?' where its character set has no character.
+func (t columnType) readsRaw() bool {
+	switch t.base {
+	case "char", "varchar", "text":
+		return t.charset == "latin1" || t.charset == "ascii"
+	}
+	return false
+}
+
 // render spells a type read from the binlog the way MySQL would.
 func (t columnType) render() string {
 	s := t.base

@@ -201,7 +201,7 @@ func missingTable(ctx context.Context, conn *pgx.Conn, name cdc.TableName) error
 	if len(names) == 0 {
 		return fmt.Errorf("table %s not found: schema %q has no tables (or this user cannot see them)", name, name.Schema)
 	}
-	return fmt.Errorf("table %s not found (tables in %s: %s)", name, name.Schema, strings.Join(names, ", "))
+	return fmt.Errorf("table %s not found: dropped or renamed since it was mapped, or a typo (tables in %s: %s)", name, name.Schema, strings.Join(names, ", "))
 }
 
 // tableFromRelation describes a table from a pgoutput relation message: names,

@@ -43,8 +43,8 @@ func (s *Source) mappedRelation(ctx context.Context, oid uint32, name cdc.TableN
 			mapped, nameOrGone(now), at, nameOrGone(now))
 	}
 	if _, ok := s.tables[name]; ok {
-		return name, false, fmt.Errorf("the change at %s is of a table named %s that is not the one cdc was started on (relation %d, not %d): %s was dropped, or renamed, and a table created under its name. A DROP logs no deletes, so the topic still holds rows the table no longer has: publish the entities of %s into new topic versions (they are backfilled), or delete the checkpoint and the topics and snapshot again",
-			at, name, oid, s.relations[name].oid, name, name)
+		return name, false, fmt.Errorf("the change at %s is of a table named %s that is not the one cdc was started on (relation %d, not %d): %s was dropped, or renamed, and a table created under its name. A DROP logs no deletes, so the topics still hold rows the table no longer has. %s",
+			at, name, oid, s.relations[name].oid, name, s.startOver())
 	}
 	return name, false, nil
 }
@@ -89,7 +89,7 @@ func (s *Source) Recheck(ctx context.Context) ([]*cdc.Table, error) {
 			}
 			switch {
 			case now.Name == "":
-				problems = append(problems, fmt.Errorf("table %s was dropped: a DROP logs no deletes, so its topics still hold every row it had. Publish its entities anew (new topic versions, which are backfilled) once it exists again, or remove them from the configuration", name))
+				problems = append(problems, fmt.Errorf("table %s was dropped: a DROP logs no deletes, so its topics still hold every row it had. Remove its entities from the configuration, or once the table exists again: %s", name, s.startOver()))
 				continue
 			case now != name:
 				problems = append(problems, fmt.Errorf("table %s was renamed to %s: its changes now arrive under a name cdc does not map. Map the table by its new name (entities[].table: %s) and start cdc again, or rename it back", name, now, now))
@@ -146,8 +146,8 @@ func (s *Source) partitionsNow(ctx context.Context, conn *pgx.Conn, name cdc.Tab
 	}
 	if len(gone) > 0 {
 		slices.Sort(gone)
-		return fmt.Errorf("partition %s of %s was detached or dropped: its rows left %s without a delete in the log, so the topics of %s still hold them. Publish the entities of %s into new topic versions (they are backfilled from the table as it is), or delete the checkpoint and the topics and snapshot again",
-			strings.Join(gone, ", "), name, name, name, name)
+		return fmt.Errorf("partition %s of %s was detached or dropped: its rows left %s without a delete in the log, so the topics of %s still hold them. %s",
+			strings.Join(gone, ", "), name, name, name, s.startOver())
 	}
 	for oid, leaf := range now {
 		if _, ok := known[oid]; ok {
@@ -254,7 +254,7 @@ func (s *Source) knowTables(ctx context.Context, resuming bool) error {
 	stored := map[string]storedTable{}
 	if resuming && s.storedCatalog != "" {
 		if err := json.Unmarshal([]byte(s.storedCatalog), &stored); err != nil {
-			return fmt.Errorf("the checkpoint's catalog is unreadable (%v): delete the checkpoint to snapshot again", err)
+			return fmt.Errorf("the checkpoint's catalog is unreadable (%v). %s", err, s.startOver())
 		}
 	}
 	s.catalogMu.Lock()
@@ -265,8 +265,8 @@ func (s *Source) knowTables(ctx context.Context, resuming bool) error {
 		rel := s.relations[name]
 		before, known := stored[name.String()]
 		if known && before.OID != rel.oid {
-			problems = append(problems, fmt.Errorf("table %s is not the one the checkpoint was stored for (relation %d, now %d): it was dropped, or renamed, and a table created under its name while cdc was stopped. A DROP logs no deletes, so the topics of %s may hold rows the table no longer has: publish its entities into new topic versions (they are backfilled), or delete the checkpoint and the topics and snapshot again",
-				name, before.OID, rel.oid, name))
+			problems = append(problems, fmt.Errorf("table %s is not the one the checkpoint was stored for (relation %d, now %d): it was dropped, or renamed, and a table created under its name while cdc was stopped. A DROP logs no deletes, so the topics of %s may hold rows the table no longer has. %s",
+				name, before.OID, rel.oid, name, s.startOver()))
 			continue
 		}
 		if !rel.partitioned {
@@ -296,4 +296,12 @@ func (s *Source) knowTables(ctx context.Context, resuming bool) error {
 		}
 	}
 	return errors.Join(problems...)
+}
+
+// startOver says how to recover from rows changed outside the log: a new
+// snapshot, from a new slot, since replaying the old one would bring back
+// rows the table no longer has.
+func (s *Source) startOver() string {
+	return fmt.Sprintf("To recover, snapshot again from scratch: stop cdc, drop the replication slot (SELECT pg_drop_replication_slot('%s')), delete the checkpoint (a tombstone for the connector's key in the checkpoint topic) and the entities' topics (or give them new topic versions), then start cdc",
+		s.cfg.Slot)
 }

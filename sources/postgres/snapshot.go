@@ -138,7 +138,11 @@ func (s *Source) chunkKeys() map[cdc.TableName][]int {
 			keys[name] = t.PrimaryKey
 		case len(t.UniqueKeys) > 0:
 			keys[name] = t.UniqueKeys[0] // the smallest
-			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", keyColumns(t, keys[name]))
+			columns := make([]string, len(keys[name]))
+			for i, c := range keys[name] {
+				columns[i] = t.Columns[c].Name
+			}
+			s.log.Info("table without a primary key: read in chunks of a unique index on NOT NULL columns", "table", name.String(), "columns", columns)
 		default:
 			s.log.Warn("table without a primary key or a unique index on NOT NULL columns: read in one query, and whole again if the snapshot is interrupted; add either to read it in chunks",
 				"table", name.String())

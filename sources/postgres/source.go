@@ -435,6 +435,30 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		from = ""
 	}
 	if from != "" {
+		walEnd, err := s.walEnd(ctx)
+		if err != nil {
+			return Position{}, err
+		}
+		pos, err := ParsePosition(string(from))
+		if err != nil {
+			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
+		}
+		ahead := pos.LSN > walEnd
+		if ahead && s.cfg.Snapshot != cdc.SnapshotWhenNeeded {
+			return Position{}, s.errAheadOfWAL(from, walEnd)
+		}
+		if ahead {
+			s.log.Warn("the stored position is ahead of the database's WAL: taking a new snapshot (snapshot.mode when_needed); keys deleted meanwhile stay in the topics",
+				"stored_position", string(from), "wal_end", walEnd.String())
+			if slot.exists {
+				if _, err := s.conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", s.cfg.Slot); err != nil {
+					return Position{}, fmt.Errorf("drop replication slot %s to snapshot again: %w", s.cfg.Slot, err)
+				}
+			}
+			slot, from = slotState{}, ""
+		}
+	}
+	if from != "" {
 		pos, err := ParsePosition(string(from))
 		if err != nil {
 			return Position{}, fmt.Errorf("stored checkpoint: %w", err)
@@ -507,6 +531,25 @@ func (s *Source) prepare(ctx context.Context, repl *pgconn.PgConn, from cdc.Posi
 		}
 		return s.mark(ctx, start, out)
 	}
+}
+
+// walEnd is the end of the database's WAL (on a standby, of what it replayed).
+func (s *Source) walEnd(ctx context.Context) (pglogrepl.LSN, error) {
+	var end string
+	if err := s.conn.QueryRow(ctx, `SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+		ELSE pg_catalog.pg_current_wal_lsn() END)::text`).Scan(&end); err != nil {
+		return 0, fmt.Errorf("read the end of the WAL: %w", err)
+	}
+	return pglogrepl.ParseLSN(end)
+}
+
+// errAheadOfWAL refuses a stored position beyond the end of the database's
+// WAL: the database was restored from a backup, or failed over to a replica
+// that was behind, or the checkpoint is another database's. Streaming from
+// there would confirm WAL cdc never read.
+func (s *Source) errAheadOfWAL(from cdc.Position, walEnd pglogrepl.LSN) error {
+	return fmt.Errorf("the stored position %s is ahead of the end of the database's WAL (%s): the database was restored from a backup or failed over to a replica that was behind, or the checkpoint belongs to another database. What cdc published past %s may be gone from the database, and what the database writes next would be taken for it. %s; or set snapshot.mode: when_needed to let cdc take the new snapshot",
+		from, walEnd, walEnd, s.startOver())
 }
 
 // resumeBackfill gives pos the backfill to go on with (see cdc.ResumeBackfill).

@@ -174,8 +174,8 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			if t := st.relations[id]; t != nil {
-				return fmt.Errorf("TRUNCATE of %s in the transaction committed at %s: a truncate removes every row, and cdc cannot tombstone keys it does not know; stopped so the topic is not silently wrong. Recover by snapshotting into a new topic version, or drop and recreate the topic and delete the checkpoint",
-					t.Name, st.txn.LSN)
+				return fmt.Errorf("TRUNCATE of %s in the transaction committed at %s: a truncate removes every row, and cdc cannot tombstone keys it does not know; stopped so the topic is not silently wrong. %s",
+					t.Name, st.txn.LSN, st.s.startOver())
 			}
 		}
 	}
