@@ -238,3 +238,31 @@ func TestRecordLargerThanTheTopicAcceptsIsAValueError(t *testing.T) {
 		})
 	}
 }
+
+// Nullability comes from today's catalog: a NULL logged before the column
+// became NOT NULL, read again from the log, is a value error that says so;
+// the dead_letter policy lets cdc pass it, and the topic still ends equal
+// to the table (the row's later change carries a value).
+func TestNullFromBeforeSetNotNullSaysWhyAndCanBePassed(t *testing.T) {
+	s := newEmptyScenario(t)
+	s.exec(`CREATE TABLE note (id bigint PRIMARY KEY, body text)`, `ALTER TABLE note REPLICA IDENTITY FULL`, `INSERT INTO note VALUES (1, 'a')`)
+	entity := ownEntity{name: "note", table: "note", key: "[id]", fields: "id: id\nbody: body",
+		schema: avroRecord("Note", avroField("id", `"long"`), avroField("body", `["null", "string"]`))}
+	s.useEntities(entity)
+	d := s.start()
+	s.verified()
+	if err := d.Stop(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, d.Logs())
+	}
+	// (Row 1 is written again, so that its record has the new schema too.)
+	s.exec(`INSERT INTO note VALUES (2, NULL)`, `UPDATE note SET body = 'b' WHERE id = 2`, `ALTER TABLE note ALTER COLUMN body SET NOT NULL`,
+		`UPDATE note SET body = 'a2' WHERE id = 1`)
+	entity.schema = avroRecord("Note", avroField("id", `"long"`), avroField("body", `"string"`))
+	s.useEntities(entity)
+	s.start()
+	s.mustExit(`public.note column body value null at position`, "the column is NOT NULL now, so the change was logged before it became so")
+	entity.extra = "on_error: dead_letter"
+	s.useEntities(entity)
+	s.start()
+	s.verified()
+}

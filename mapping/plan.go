@@ -367,8 +367,14 @@ func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
 			text = text[:64] + "…"
 		}
 	}
-	return fmt.Errorf("entity %q, field %q: %s column %s value %s %s: %w; the schema cannot hold it, so nothing was written: fix the row or widen the field",
-		p.entity.Name, f.field, p.table.Name, p.table.Columns[f.column].Name, text, p.at(ch), f)
+	fix := "fix the row or widen the field"
+	if errors.Is(f, errNull) {
+		// The catalog says NOT NULL now: a change logged before the column
+		// became NOT NULL, read again from the log.
+		fix = "the column is NOT NULL now, so the change was logged before it became so (ALTER TABLE ... SET NOT NULL came later, and the row's later changes carry a value): let cdc pass it with on_error: dead_letter, or make the field nullable"
+	}
+	return fmt.Errorf("entity %q, field %q: %s column %s value %s %s: %w; the schema cannot hold it, so nothing was written: %s",
+		p.entity.Name, f.field, p.table.Name, p.table.Columns[f.column].Name, text, p.at(ch), f, fix)
 }
 
 // at says where a change is, for messages: its position in the log, or for
