@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/cdc-dev/cdc/integration/harness"
@@ -94,4 +95,22 @@ func avroRecord(name string, fields ...string) string {
 
 func avroField(name, typ string) string {
 	return fmt.Sprintf(`{"name":%q,"type":%s}`, name, typ)
+}
+
+// A primary key changed under a running daemon so that an entity's key no
+// longer identifies rows stops it within the recheck interval; so would
+// the restart.
+func TestKeyChangedUnderTheDaemonStopsIt(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		s.start()
+		s.waitCustomersMatch()
+		if s.mysql {
+			s.exec(`ALTER TABLE customer DROP PRIMARY KEY, ADD PRIMARY KEY (customer_id, email)`)
+		} else {
+			s.exec(`ALTER TABLE customer DROP CONSTRAINT customer_pkey CASCADE, ADD PRIMARY KEY (customer_id, email)`)
+		}
+		s.mustExit("the mapped tables changed in a way their log does not show", `key [id] does not identify the rows of`)
+		s.start()
+		s.mustExit(`key [id] does not identify the rows of`)
+	})
 }

@@ -193,7 +193,7 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 	if _, err := s.conn.Execute("SELECT 1 FROM " + quoteTable(name) + " LIMIT 0"); err != nil {
 		var myErr *mysql.MyError
 		if errors.As(err, &myErr) && myErr.Code == mysql.ER_NO_SUCH_TABLE {
-			return []error{s.missingTable(name)}
+			return []error{s.missingTable(s.conn, name)}
 		}
 		return []error{fmt.Errorf("cannot read table %s: %v: GRANT SELECT ON %s TO '%s'@'%%'", name, err, quoteTable(name), s.endpoint.user)}
 	}
@@ -255,7 +255,7 @@ func (s *Source) DistinctValues(_ context.Context, table cdc.TableName, column s
 		return nil, false, err
 	}
 	if !found {
-		return nil, false, s.missingTable(table)
+		return nil, false, s.missingTable(s.conn, table)
 	}
 	if rows > sampleMaxRows {
 		return nil, false, nil

@@ -226,7 +226,7 @@ func (s *Source) variable(name string) (string, error) {
 func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Table, error) {
 	tables := make([]*cdc.Table, len(names))
 	for i, name := range names {
-		d, err := s.describe(name)
+		d, err := s.describe(s.conn, name)
 		if err != nil {
 			return nil, classify(err)
 		}
@@ -236,8 +236,8 @@ func (s *Source) Describe(ctx context.Context, names []cdc.TableName) ([]*cdc.Ta
 	return tables, nil
 }
 
-func (s *Source) describe(name cdc.TableName) (*described, error) {
-	res, err := s.conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0),
+func (s *Source) describe(conn *client.Conn, name cdc.TableName) (*described, error) {
+	res, err := conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0),
 		COALESCE(NUMERIC_SCALE, 0), COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''),
 		COALESCE(CHARACTER_OCTET_LENGTH, 0)
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, name.Schema, name.Name)
@@ -245,7 +245,7 @@ func (s *Source) describe(name cdc.TableName) (*described, error) {
 		return nil, fmt.Errorf("describe table %s: %w", name, err)
 	}
 	if res.RowNumber() == 0 {
-		return nil, s.missingTable(name)
+		return nil, s.missingTable(conn, name)
 	}
 	d := &described{table: &cdc.Table{Name: name}}
 	var errs []string
@@ -280,7 +280,7 @@ func (s *Source) describe(name cdc.TableName) (*described, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
-	if err := s.readKeys(d); err != nil {
+	if err := readKeys(conn, d); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -289,9 +289,9 @@ func (s *Source) describe(name cdc.TableName) (*described, error) {
 // readKeys puts the primary key's columns in index order, which is also the
 // order snapshot chunks follow, and finds the table's unique keys: unique
 // indexes on whole NOT NULL columns, smallest first.
-func (s *Source) readKeys(d *described) error {
+func readKeys(conn *client.Conn, d *described) error {
 	t := d.table
-	res, err := s.conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME, SUB_PART IS NULL FROM information_schema.STATISTICS
+	res, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME, SUB_PART IS NULL FROM information_schema.STATISTICS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, t.Name.Schema, t.Name.Name)
 	if err != nil {
 		return fmt.Errorf("read the keys of %s: %w", t.Name, err)
@@ -326,8 +326,8 @@ func (s *Source) readKeys(d *described) error {
 }
 
 // missingTable names the tables the database does have, to catch typos.
-func (s *Source) missingTable(name cdc.TableName) error {
-	res, err := s.conn.Execute(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME LIMIT 20`, name.Schema)
+func (s *Source) missingTable(conn *client.Conn, name cdc.TableName) error {
+	res, err := conn.Execute(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME LIMIT 20`, name.Schema)
 	if err != nil || res.RowNumber() == 0 {
 		return fmt.Errorf("table %s does not exist (dropped or renamed since it was mapped? No database %s with tables, or no privilege to see them)", name, name.Schema)
 	}
@@ -378,6 +378,17 @@ func (s *Source) SnapshotProgress() []cdc.TableProgress { return s.progress.Tabl
 // its expiry setting, on a connection of its own. The server purges binlogs
 // by age only (a size limit, where the server has one, is not read).
 func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
+	var st cdc.LogStatus
+	err := s.onStatusConn(ctx, func(conn *client.Conn) (err error) {
+		st, err = s.logStatus(conn)
+		return err
+	})
+	return st, err
+}
+
+// onStatusConn runs fn on the status connection, opening it if needed; a
+// failed call closes it, to be opened again on the next.
+func (s *Source) onStatusConn(ctx context.Context, fn func(*client.Conn) error) error {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	if s.statusConn == nil {
@@ -388,16 +399,38 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 			return nil
 		})
 		if err != nil {
-			return cdc.LogStatus{}, err
+			return err
 		}
 		s.statusConn = conn
 	}
-	st, err := s.logStatus(s.statusConn)
+	err := fn(s.statusConn)
 	if err != nil {
 		s.statusConn.Close()
-		s.statusConn = nil // reconnect next time
+		s.statusConn = nil
 	}
-	return st, err
+	return err
+}
+
+var _ cdc.Rechecker = (*Source)(nil)
+
+// Recheck implements cdc.Rechecker on the status connection. The binlog
+// shows a mapped table dropped or renamed (the stream stops there); what it
+// does not tell the mapping is a key changed so that an entity's key no
+// longer identifies rows, which the pipeline checks on the tables described
+// here.
+func (s *Source) Recheck(ctx context.Context) ([]*cdc.Table, error) {
+	var tables []*cdc.Table
+	err := s.onStatusConn(ctx, func(conn *client.Conn) error {
+		for _, name := range s.cfg.Tables {
+			d, err := s.describe(conn, name)
+			if err != nil {
+				return err
+			}
+			tables = append(tables, d.table)
+		}
+		return nil
+	})
+	return tables, classify(err)
 }
 
 func (s *Source) logStatus(conn *client.Conn) (cdc.LogStatus, error) {
