@@ -39,10 +39,7 @@ func days(n int64) string {
 // One row per edge of each type's range, as PostgreSQL's manual gives them,
 // one of the special values (infinities, NaN), and one of NULLs, with what
 // the README's type table promises for each.
-var postgresTypeRows = []struct {
-	values string
-	want   map[string]string
-}{
+var postgresTypeRows = []typeRow{
 	{
 		values: `false, -32768, -2147483648, -9223372036854775808, 0, -3.4028235e38, -1.7976931348623157e308,
 			-999999999.999, -0.000000000000000000001, '4713-11-24 BC', '00:00:00', '00:00:00',
@@ -160,11 +157,17 @@ func TestPostgresTimestampPastTheLongRangeIsAValueError(t *testing.T) {
 	}
 }
 
-// waitRows waits until the topic holds the expected rows at each base id.
-func waitRows(t *testing.T, s *scenario, codec *harness.Codec, rows []struct {
+// typeRow is a row of a type catalogue test: its SQL values after the id,
+// and each field's expected value as renderAvro writes it ("null" where
+// none is given).
+type typeRow struct {
 	values string
 	want   map[string]string
-}, bases ...int) {
+}
+
+// waitRows waits until the topic test.types holds the expected rows at each
+// base id (the rows' ids are base, base+1, ...).
+func waitRows(t *testing.T, s *scenario, codec *harness.Codec, rows []typeRow, bases ...int) {
 	t.Helper()
 	var problems []string
 	err := harness.Eventually(60*time.Second, func() (bool, error) {

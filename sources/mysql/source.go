@@ -110,6 +110,11 @@ type Source struct {
 	// never waits for another user of conn.
 	statusMu   sync.Mutex
 	statusConn *client.Conn
+	// statusBusy is the status connection while a call uses it: Close closes
+	// it without waiting for the call, which a dead network path would hold
+	// for the connection's timeouts.
+	statusBusy atomic.Pointer[client.Conn]
+	closed     atomic.Bool
 }
 
 // described is a table as the catalog describes it.
@@ -363,11 +368,18 @@ func (s *Source) waitStored(ctx context.Context, pos Position) error {
 
 // Close implements cdc.Source.
 func (s *Source) Close() error {
-	s.statusMu.Lock()
-	if s.statusConn != nil {
-		s.statusConn.Close()
+	s.closed.Store(true)
+	if busy := s.statusBusy.Load(); busy != nil {
+		busy.Close() // the call under way fails now
 	}
-	s.statusMu.Unlock()
+	// A status call still opening its connection closes it itself.
+	if s.statusMu.TryLock() {
+		if s.statusConn != nil {
+			s.statusConn.Close()
+			s.statusConn = nil
+		}
+		s.statusMu.Unlock()
+	}
 	return s.conn.Close()
 }
 
@@ -391,6 +403,15 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 func (s *Source) onStatusConn(ctx context.Context, fn func(*client.Conn) error) error {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
+	defer func() {
+		if s.closed.Load() && s.statusConn != nil { // closed while this call was under way
+			s.statusConn.Close()
+			s.statusConn = nil
+		}
+	}()
+	if s.closed.Load() {
+		return errors.New("the source is closed")
+	}
 	if s.statusConn == nil {
 		// Its queries answer at once: a server that stays silent longer is
 		// unreachable, and the reading must fail rather than hang.
@@ -403,7 +424,9 @@ func (s *Source) onStatusConn(ctx context.Context, fn func(*client.Conn) error) 
 		}
 		s.statusConn = conn
 	}
+	s.statusBusy.Store(s.statusConn)
 	err := fn(s.statusConn)
+	s.statusBusy.Store(nil)
 	if err != nil {
 		s.statusConn.Close()
 		s.statusConn = nil
