@@ -46,7 +46,7 @@ test-unit: deps
 	PROMTOOL=$(abspath $(PROMTOOL)) $(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration: deps
-	$(GO) test -count=1 -timeout 15m ./integration/...
+	$(GO) test -count=1 -timeout 25m ./integration/...
 
 # The chaos test alone, for longer (make test runs it for 20 s): kill -9, broker
 # and database restarts and broker stalls under a workload, for each source and
