@@ -78,7 +78,7 @@ func TestUnreachableBrokerIsReportedClearly(t *testing.T) {
 	s := newScenario(t)
 	s.brokers = []string{"127.0.0.1:1"}
 	s.start()
-	s.mustExit("connect to Kafka brokers 127.0.0.1:1", "check kafka.brokers and that the brokers are up")
+	s.mustExit("connect to Kafka brokers 127.0.0.1:1", "nothing answers at that address: check kafka.brokers and that the servers are up")
 }
 
 func TestUnreachableDatabaseIsReportedClearlyWithoutThePassword(t *testing.T) {

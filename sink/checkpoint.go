@@ -7,18 +7,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/IBM/sarama"
 
 	"github.com/cdc-dev/cdc"
 )
 
 // CheckpointStore keeps one connector's checkpoint in a compacted topic, keyed by
 // the connector's name, so that the daemon needs no local disk and several
-// connectors can share the topic.
+// connectors can share the topic. Its records go through the cluster's client,
+// an idempotent producer acknowledged by every in-sync replica.
 type CheckpointStore struct {
-	k        *Kafka
-	key      []byte
-	producer sarama.SyncProducer
+	k   *Kafka
+	key []byte
 }
 
 // checkpointRecord is the stored form; version lets later releases change it.
@@ -33,18 +32,10 @@ type checkpointRecord struct {
 // Checkpoints opens the store of the named connector, creating its topic (one
 // partition, compacted) if missing.
 func (k *Kafka) Checkpoints(name string) (*CheckpointStore, error) {
-	admin, err := sarama.NewClusterAdminFromClient(k.client)
-	if err != nil {
-		return nil, fmt.Errorf("kafka admin: %w", err)
-	}
-	if err := k.ensureTopic(admin, k.cfg.CheckpointTopic, 1, true, "compact"); err != nil {
+	if err := k.ensureTopic(k.cfg.CheckpointTopic, 1, true, "compact"); err != nil {
 		return nil, fmt.Errorf("checkpoint topic: %w", err)
 	}
-	producer, err := sarama.NewSyncProducerFromClient(k.client)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint producer: %w", err)
-	}
-	return &CheckpointStore{k: k, key: []byte(name), producer: producer}, nil
+	return &CheckpointStore{k: k, key: []byte(name)}, nil
 }
 
 // Load returns the last stored checkpoint; ok is false if none was ever stored.
@@ -77,11 +68,10 @@ func (s *CheckpointStore) Save(cp cdc.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = s.producer.SendMessage(&sarama.ProducerMessage{
-		Topic: rec.Topic, Key: sarama.ByteEncoder(rec.Key), Value: sarama.ByteEncoder(rec.Value),
-	})
-	if err != nil {
-		return fmt.Errorf("store checkpoint %s in %s: %w", cp.Position, s.k.cfg.CheckpointTopic, err)
+	ctx, cancel := s.k.adminContext()
+	defer cancel()
+	if err := s.k.client.ProduceSync(ctx, &rec).FirstErr(); err != nil {
+		return fmt.Errorf("store checkpoint %s in %s: %w", cp.Position, s.k.cfg.CheckpointTopic, s.k.explain(err))
 	}
 	return nil
 }
@@ -122,5 +112,5 @@ func (t Transactions) Commit(ctx context.Context, cp cdc.Checkpoint) error {
 // Abort drops what was sent since the last commit (see Producer.AbortTransaction).
 func (t Transactions) Abort() error { return t.Producer.AbortTransaction() }
 
-// Close stops the store's producer.
-func (s *CheckpointStore) Close() error { return s.producer.Close() }
+// Close waits for nothing: a checkpoint is stored when Save returns.
+func (s *CheckpointStore) Close() error { return nil }

@@ -2,16 +2,11 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/hamba/avro/v2/registry"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // checkCompatible checks a schema against the versions of its subject that the
@@ -22,20 +17,20 @@ import (
 // Levels: BACKWARD (consumers on the new schema read the latest version's
 // records), FORWARD (consumers on the latest version read new records), FULL
 // (both), their _TRANSITIVE forms (against every version), NONE.
-func (k *Kafka) checkCompatible(ctx context.Context, client *registry.Client, subject string, schema avro.Schema) error {
-	level, err := k.compatibilityLevel(ctx, subject)
+func (k *Kafka) checkCompatible(ctx context.Context, client *sr.Client, subject string, schema avro.Schema) error {
+	level, err := k.compatibilityLevel(ctx, client, subject)
 	if err != nil {
 		return err
 	}
 	if level == "NONE" {
 		return nil
 	}
-	versions, err := client.GetVersions(ctx, subject)
+	versions, err := client.SubjectVersions(ctx, subject)
 	if isNotFound(err) {
 		return nil // a new subject: nothing to be compatible with
 	}
 	if err != nil {
-		return fmt.Errorf("list versions of subject %s: %w", subject, err)
+		return fmt.Errorf("list versions of subject %s: %w", subject, registryError(err))
 	}
 	if len(versions) == 0 {
 		return nil
@@ -47,9 +42,13 @@ func (k *Kafka) checkCompatible(ctx context.Context, client *registry.Client, su
 	forward := strings.HasPrefix(level, "FORWARD") || strings.HasPrefix(level, "FULL")
 	var problems []string
 	for _, v := range versions {
-		old, err := client.GetSchemaByVersion(ctx, subject, v)
+		registered, err := client.SchemaByVersion(ctx, subject, v)
 		if err != nil {
-			return fmt.Errorf("read version %d of subject %s: %w", v, subject, err)
+			return fmt.Errorf("read version %d of subject %s: %w", v, subject, registryError(err))
+		}
+		old, err := avro.Parse(registered.Schema.Schema)
+		if err != nil {
+			return fmt.Errorf("version %d of subject %s is not an Avro schema cdc can read: %w", v, subject, err)
 		}
 		if backward {
 			if reason := incompatibility(schema, old); reason != "" {
@@ -70,44 +69,15 @@ func (k *Kafka) checkCompatible(ctx context.Context, client *registry.Client, su
 }
 
 // compatibilityLevel is the subject's level, or the registry's global one.
-// hamba/avro's GetCompatibilityLevel reads the "compatibility" key, which only
-// PUT answers carry: GET /config answers "compatibilityLevel", so it is read here.
-func (k *Kafka) compatibilityLevel(ctx context.Context, subject string) (string, error) {
-	for _, path := range []string{"/config/" + url.PathEscape(subject) + "?defaultToGlobal=true", "/config"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(k.cfg.SchemaRegistry, "/")+path, nil)
-		if err != nil {
-			return "", fmt.Errorf("schema registry %s: %w", k.cfg.SchemaRegistry, err)
-		}
-		req.Header.Set("Accept", "application/vnd.schemaregistry.v1+json")
-		resp, err := registryHTTP.Do(req)
-		if err != nil {
-			return "", fmt.Errorf("read the compatibility level of subject %s: %w", subject, err)
-		}
-		var body struct {
-			Level      string `json:"compatibilityLevel"`
-			Compatible string `json:"compatibility"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			continue // no level of the subject's own
-		case resp.StatusCode != http.StatusOK || err != nil:
-			return "", fmt.Errorf("read the compatibility level of subject %s: HTTP %d %v", subject, resp.StatusCode, err)
-		case body.Level != "":
-			return body.Level, nil
-		case body.Compatible != "":
-			return body.Compatible, nil
-		}
+func (k *Kafka) compatibilityLevel(ctx context.Context, client *sr.Client, subject string) (string, error) {
+	results := client.Compatibility(sr.WithParams(ctx, sr.DefaultToGlobal), subject)
+	if len(results) == 1 && results[0].Err == nil && results[0].Level != 0 {
+		return results[0].Level.String(), nil
+	}
+	if len(results) == 1 && results[0].Err != nil && !isNotFound(results[0].Err) {
+		return "", fmt.Errorf("read the compatibility level of subject %s: %w", subject, registryError(results[0].Err))
 	}
 	return "BACKWARD", nil // the registry's documented default
-}
-
-var registryHTTP = &http.Client{Timeout: 30 * time.Second}
-
-func isNotFound(err error) bool {
-	var re registry.Error
-	return errors.As(err, &re) && re.StatusCode == 404
 }
 
 // incompatibility says why reader cannot read what writer wrote, naming the

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/hamba/avro/v2"
-	"github.com/hamba/avro/v2/registry"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Framing returns the bytes that precede every encoded key and value of a topic.
@@ -22,7 +22,7 @@ import (
 // Without a registry, records use Avro single-object encoding: the two bytes
 // C3 01, then the schema's CRC-64-AVRO fingerprint, little-endian.
 func (k *Kafka) Framing(ctx context.Context, topic string, key, value avro.Schema) (keyHeader, valueHeader []byte, err error) {
-	if k.cfg.SchemaRegistry == "" {
+	if k.cfg.Registry.URL == "" {
 		return SingleObjectHeader(key), SingleObjectHeader(value), nil
 	}
 	client, err := k.registry()
@@ -40,7 +40,7 @@ func (k *Kafka) Framing(ctx context.Context, topic string, key, value avro.Schem
 // are registered or compatible with their subjects. Without a registry there is
 // nothing to check.
 func (k *Kafka) CheckSchemas(ctx context.Context, topic string, key, value avro.Schema) error {
-	if k.cfg.SchemaRegistry == "" {
+	if k.cfg.Registry.URL == "" {
 		return nil
 	}
 	client, err := k.registry()
@@ -56,7 +56,7 @@ func (k *Kafka) CheckSchemas(ctx context.Context, topic string, key, value avro.
 // anything: with a registry, both schemas must be registered already (cdc run
 // registers them before it produces its first record).
 func (k *Kafka) RegisteredFraming(ctx context.Context, topic string, key, value avro.Schema) (keyHeader, valueHeader []byte, err error) {
-	if k.cfg.SchemaRegistry == "" {
+	if k.cfg.Registry.URL == "" {
 		return SingleObjectHeader(key), SingleObjectHeader(value), nil
 	}
 	client, err := k.registry()
@@ -64,15 +64,15 @@ func (k *Kafka) RegisteredFraming(ctx context.Context, topic string, key, value 
 		return nil, nil, err
 	}
 	lookup := func(subject string, schema avro.Schema) ([]byte, error) {
-		id, _, err := client.IsRegistered(ctx, subject, schema.String())
+		s, err := client.LookupSchema(ctx, subject, sr.Schema{Schema: schema.String(), Type: sr.TypeAvro})
 		if isNotFound(err) {
 			return nil, fmt.Errorf("schema %s is not registered under subject %s in %s: no record can have been written with it (cdc run registers it before producing)",
-				schema.(avro.NamedSchema).FullName(), subject, k.cfg.SchemaRegistry)
+				schema.(avro.NamedSchema).FullName(), subject, k.cfg.Registry.Display())
 		}
 		if err != nil {
-			return nil, fmt.Errorf("schema registry %s: look up subject %s: %w", k.cfg.SchemaRegistry, subject, err)
+			return nil, fmt.Errorf("schema registry %s: look up subject %s: %w", k.cfg.Registry.Display(), subject, registryError(err))
 		}
-		return ConfluentHeader(id), nil
+		return ConfluentHeader(s.ID), nil
 	}
 	if keyHeader, err = lookup(topic+"-key", key); err != nil {
 		return nil, nil, err
@@ -81,25 +81,17 @@ func (k *Kafka) RegisteredFraming(ctx context.Context, topic string, key, value 
 	return keyHeader, valueHeader, err
 }
 
-func (k *Kafka) registry() (*registry.Client, error) {
-	client, err := registry.NewClient(k.cfg.SchemaRegistry, registry.WithHTTPClient(registryHTTP))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", k.cfg.SchemaRegistry, err)
-	}
-	return client, nil
-}
-
 // register returns the header of a schema already registered under the subject,
 // or checks it against the subject's compatibility level and, when create is
 // set, registers it.
-func (k *Kafka) register(ctx context.Context, client *registry.Client, subject string, schema avro.Schema, create bool) ([]byte, error) {
+func (k *Kafka) register(ctx context.Context, client *sr.Client, subject string, schema avro.Schema, create bool) ([]byte, error) {
 	name := schema.(avro.NamedSchema).FullName()
-	id, _, err := client.IsRegistered(ctx, subject, schema.String())
+	s, err := client.LookupSchema(ctx, subject, sr.Schema{Schema: schema.String(), Type: sr.TypeAvro})
 	if err == nil {
-		return ConfluentHeader(id), nil
+		return ConfluentHeader(s.ID), nil
 	}
 	if !isNotFound(err) {
-		return nil, fmt.Errorf("schema registry %s: look up schema %s under subject %s: %w", k.cfg.SchemaRegistry, name, subject, err)
+		return nil, fmt.Errorf("schema registry %s: look up schema %s under subject %s: %w", k.cfg.Registry.Display(), name, subject, registryError(err))
 	}
 	if err := k.checkCompatible(ctx, client, subject, schema); err != nil {
 		return nil, fmt.Errorf("schema %s: %w", name, err)
@@ -107,12 +99,12 @@ func (k *Kafka) register(ctx context.Context, client *registry.Client, subject s
 	if !create {
 		return nil, nil
 	}
-	id, _, err = client.CreateSchema(ctx, subject, schema.String())
+	s, err = client.CreateSchema(ctx, subject, sr.Schema{Schema: schema.String(), Type: sr.TypeAvro})
 	if err != nil {
 		return nil, fmt.Errorf("register schema %s under subject %s in %s: %w; if the registry says it is incompatible, publish the change as a new topic version or make it compatible",
-			name, subject, k.cfg.SchemaRegistry, err)
+			name, subject, k.cfg.Registry.Display(), registryError(err))
 	}
-	return ConfluentHeader(id), nil
+	return ConfluentHeader(s.ID), nil
 }
 
 // ConfluentHeader is the wire-format prefix of a record written with schema id.

@@ -4,11 +4,16 @@
 // them idempotently with every replica's acknowledgement, and stores the pipeline's
 // checkpoint in a compacted topic of its own.
 //
+// It talks to the brokers with one client library, franz-go (kgo, kadm, and sr for
+// the registry): one place for TLS, SASL and retries.
+//
 // It must never acknowledge a record the brokers have not acknowledged, and never
 // decide what a record means: the mapping does that.
 package sink
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,8 +23,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -27,7 +34,6 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultCheckpointTopic = "_cdc_checkpoints"
-	DefaultVersion         = "2.8.0"
 	// DefaultPartitions and DefaultReplicationFactor of -1 ask the brokers for
 	// their own defaults (num.partitions, default.replication.factor).
 	DefaultPartitions        = -1
@@ -40,6 +46,8 @@ const (
 	// 625-681K with none, 576-658K with lz4 and 508-517K with zstd (two
 	// interleaved runs each; the broker spends less CPU on fewer bytes).
 	DefaultCompression = "snappy"
+	// dialTimeout bounds the first answer of the brokers when cdc connects.
+	dialTimeout = 30 * time.Second
 )
 
 // compressionCodecs are the values of Config.Compression: Kafka's codecs.
@@ -54,17 +62,19 @@ var compressionCodecs = map[string]kgo.CompressionCodec{
 // CompressionCodecs lists the names Config.Compression accepts.
 func CompressionCodecs() []string { return slices.Sorted(maps.Keys(compressionCodecs)) }
 
-// Config says which cluster to write to and how to create topics.
+// Config says which cluster to write to, how to reach it, and how to create topics.
 type Config struct {
 	Brokers  []string
 	ClientID string
-	// Version is the oldest Kafka version the brokers run (sarama's protocol choice).
-	Version string
+	// TLS, if set, encrypts the connections to the brokers; SASL, if set,
+	// authenticates them.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
 	// Partitions and ReplicationFactor apply to topics cdc creates.
 	Partitions        int32
 	ReplicationFactor int16
-	// SchemaRegistry is the registry's base URL; empty selects single-object encoding.
-	SchemaRegistry  string
+	// Registry is the schema registry; without a URL, single-object encoding.
+	Registry        Registry
 	CheckpointTopic string
 	RetryFor        time.Duration
 	// Compression is the codec of the entity records' batches, one of
@@ -73,9 +83,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Version == "" {
-		c.Version = DefaultVersion
-	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
@@ -93,67 +100,64 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Kafka is a connection to one cluster, shared by the producer, the topic checks
-// and the checkpoint store.
+// Kafka is a connection to one cluster: its client serves metadata, topic
+// administration and the checkpoint's records; producers and readers are
+// clients of their own with the same security.
 type Kafka struct {
 	cfg    Config
-	client sarama.Client
+	client *kgo.Client
+	admin  *kadm.Client
 	log    *slog.Logger
 }
 
-// Dial connects to the cluster and reads its metadata.
-func Dial(cfg Config, log *slog.Logger) (*Kafka, error) {
+// Dial connects to the cluster and waits, up to dialTimeout, for a broker to
+// answer. Its error says what failed: no broker reachable, the TLS handshake,
+// the authentication (see explain).
+func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Kafka, error) {
 	cfg.setDefaults()
 	if _, ok := compressionCodecs[cfg.Compression]; !ok {
 		return nil, fmt.Errorf("kafka compression %q: want one of %s", cfg.Compression, strings.Join(CompressionCodecs(), ", "))
 	}
-	sc, err := saramaConfig(cfg)
+	k := &Kafka{cfg: cfg, log: log}
+	_, backoff := retryPolicy(cfg.RetryFor)
+	client, err := kgo.NewClient(k.clientOptions(
+		// The checkpoint's records: idempotent, every in-sync replica's
+		// acknowledgement, retried for the retry time.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(cfg.RetryFor),
+		kgo.RetryBackoffFn(func(tries int) time.Duration { return backoff(tries, 0) }),
+	)...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	client, err := sarama.NewClient(cfg.Brokers, sc)
-	if err != nil {
+	k.client, k.admin = client, kadm.NewClient(client)
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := client.Ping(ctx); err != nil {
+		client.Close()
 		// Transient: once the connector has run, brokers that went away are
 		// waited for (at start-up the daemon stops: the list may be wrong).
-		return nil, cdc.Transient(fmt.Errorf("connect to Kafka brokers %s: %w; check kafka.brokers and that the brokers are up", strings.Join(cfg.Brokers, ","), err))
+		return nil, cdc.Transient(fmt.Errorf("connect to Kafka brokers %s: %w", strings.Join(cfg.Brokers, ","), k.explain(err)))
 	}
-	return &Kafka{cfg: cfg, client: client, log: log}, nil
-}
-
-func saramaConfig(cfg Config) (*sarama.Config, error) {
-	version, err := sarama.ParseKafkaVersion(cfg.Version)
-	if err != nil {
-		return nil, fmt.Errorf("kafka version %q: %w", cfg.Version, err)
-	}
-	sc := sarama.NewConfig()
-	sc.Version = version
-	sc.ClientID = cfg.ClientID
-	sc.Metadata.AllowAutoTopicCreation = false
-	// The checkpoint store's producer (entity records go through franz-go, see
-	// Producer). Idempotence with acks=all and one request in flight per broker:
-	// retries can neither duplicate nor reorder records within a partition.
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Partitioner = newJavaPartitioner
-	sc.Producer.Retry.Max, sc.Producer.Retry.BackoffFunc = retryPolicy(cfg.RetryFor)
-	// Metadata is retried briefly: at start-up an unreachable cluster is reported
-	// within seconds; later, each produce retry refreshes metadata again.
-	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 3, 500*time.Millisecond
-	return sc, nil
+	return k, nil
 }
 
 // clientOptions are the options of every franz-go client of the cluster,
 // followed by opts.
 func (k *Kafka) clientOptions(opts ...kgo.Opt) []kgo.Opt {
-	return append([]kgo.Opt{kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
+	base := []kgo.Opt{kgo.SeedBrokers(k.cfg.Brokers...), kgo.ClientID(k.cfg.ClientID),
 		// KIP-714 metrics pushed to the brokers: cdc's own are on /metrics, and
 		// the push's compressor took 8 MB of heap per client from brokers that
 		// accept lz4.
 		kgo.DisableClientMetrics(),
-	}, opts...)
+	}
+	if k.cfg.TLS != nil {
+		base = append(base, kgo.DialTLSConfig(k.cfg.TLS.Clone()))
+	}
+	if k.cfg.SASL != nil {
+		base = append(base, kgo.SASL(k.cfg.SASL))
+	}
+	return append(base, opts...)
 }
 
 // retryPolicy spreads retries over about the given duration with capped
@@ -175,7 +179,16 @@ func retryPolicy(total time.Duration) (int, func(retries, maxRetries int) time.D
 }
 
 // Close closes the connection; close producers first.
-func (k *Kafka) Close() error { return k.client.Close() }
+func (k *Kafka) Close() error {
+	k.client.Close()
+	return nil
+}
+
+// adminContext bounds an administrative request: the client retries, and a
+// cluster that keeps failing is reported instead of waited on.
+func (k *Kafka) adminContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), k.cfg.RetryFor)
+}
 
 // EnsureTopics creates the missing topics as compacted topics and checks that the
 // existing ones are compacted. Every problem is reported, not only the first.
@@ -186,13 +199,15 @@ func (k *Kafka) EnsureTopics(topics []string) error {
 // CheckTopics checks that the existing topics are compacted and returns the ones
 // that are missing (cdc run would create them).
 func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
-	existing, err := k.client.Topics()
+	ctx, cancel := k.adminContext()
+	defer cancel()
+	details, err := k.admin.ListTopics(ctx, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
+		return nil, fmt.Errorf("list topics: %w", k.explain(err))
 	}
 	var present []string
 	for _, t := range topics {
-		if slices.Contains(existing, t) {
+		if d, ok := details[t]; ok && d.Err == nil {
 			present = append(present, t)
 		} else {
 			missing = append(missing, t)
@@ -205,22 +220,13 @@ func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
 // letters are kept by time (cleanup.policy=delete, the brokers' retention), not
 // compacted: every failed change stays visible, not only the last per key.
 func (k *Kafka) EnsureDeadLetterTopic(topic string) error {
-	admin, err := sarama.NewClusterAdminFromClient(k.client)
-	if err != nil {
-		return fmt.Errorf("kafka admin: %w", err)
-	}
-	return k.ensureTopic(admin, topic, k.cfg.Partitions, true, "delete")
+	return k.ensureTopic(topic, k.cfg.Partitions, true, "delete")
 }
 
 func (k *Kafka) checkTopics(topics []string, create bool) error {
-	admin, err := sarama.NewClusterAdminFromClient(k.client)
-	if err != nil {
-		return fmt.Errorf("kafka admin: %w", err)
-	}
-	// Closing an admin made from a client would close the client.
 	var errs []error
 	for _, topic := range topics {
-		if err := k.ensureTopic(admin, topic, k.cfg.Partitions, create, "compact"); err != nil {
+		if err := k.ensureTopic(topic, k.cfg.Partitions, create, "compact"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -229,42 +235,89 @@ func (k *Kafka) checkTopics(topics []string, create bool) error {
 
 // ensureTopic creates a missing topic with the cleanup policy; an existing topic
 // must be compacted when the policy is compact, and may be anything otherwise.
-func (k *Kafka) ensureTopic(admin sarama.ClusterAdmin, topic string, partitions int32, create bool, policy string) error {
-	metas, err := admin.DescribeTopics([]string{topic})
+func (k *Kafka) ensureTopic(topic string, partitions int32, create bool, policy string) error {
+	ctx, cancel := k.adminContext()
+	defer cancel()
+	details, err := k.admin.ListTopics(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("describe topic %s: %w", topic, err)
+		return fmt.Errorf("describe topic %s: %w", topic, k.explain(err))
 	}
-	if len(metas) == 1 && errors.Is(metas[0].Err, sarama.ErrUnknownTopicOrPartition) {
+	d, ok := details[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 		if !create {
 			return fmt.Errorf("topic %s does not exist", topic)
 		}
-		err := admin.CreateTopic(topic, &sarama.TopicDetail{
-			NumPartitions: partitions, ReplicationFactor: k.cfg.ReplicationFactor,
-			ConfigEntries: map[string]*string{"cleanup.policy": &policy},
-		}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", topic, err)
+		resp, err := k.admin.CreateTopic(ctx, partitions, k.cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &policy}, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, k.explain(err))
 		}
 		if err == nil {
 			k.log.Info("created topic", "topic", topic, "cleanup.policy", policy, "partitions", partitions, "replication_factor", k.cfg.ReplicationFactor)
 		}
-		return k.client.RefreshMetadata(topic)
+		return nil
 	}
-	if len(metas) == 1 && metas[0].Err != sarama.ErrNoError {
-		return fmt.Errorf("describe topic %s: %w", topic, metas[0].Err)
+	if d.Err != nil {
+		return fmt.Errorf("describe topic %s: %w", topic, k.explain(d.Err))
 	}
 	if policy != "compact" {
 		return nil
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"cleanup.policy"}})
+	value, err := k.topicConfig(ctx, topic, "cleanup.policy")
 	if err != nil {
-		return fmt.Errorf("describe config of topic %s: %w", topic, err)
+		return err
 	}
-	for _, e := range entries {
-		if e.Name == "cleanup.policy" && e.Value != "compact" {
-			return fmt.Errorf("topic %s exists with cleanup.policy=%s: entity topics must be compacted (cleanup.policy=compact only), or consumers lose entities to retention; fix it with: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact",
-				topic, e.Value, topic)
-		}
+	if value != "compact" {
+		return fmt.Errorf("topic %s exists with cleanup.policy=%s: entity topics must be compacted (cleanup.policy=compact only), or consumers lose entities to retention; fix it with: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact",
+			topic, value, topic)
 	}
 	return nil
+}
+
+// topicConfig reads one config of a topic, as it applies (the broker's
+// default where the topic sets none).
+func (k *Kafka) topicConfig(ctx context.Context, topic, name string) (string, error) {
+	configs, err := k.admin.DescribeTopicConfigs(ctx, topic)
+	if err == nil && len(configs) == 1 {
+		err = configs[0].Err
+	}
+	if err != nil {
+		return "", fmt.Errorf("describe the config of topic %s: %w", topic, k.explain(err))
+	}
+	for _, c := range configs[0].Configs {
+		if c.Key == name {
+			return c.MaybeValue(), nil
+		}
+	}
+	return "", nil
+}
+
+// TopicRecords counts the records a topic holds now (newest minus oldest offset,
+// summed over its partitions): an upper bound, since compaction leaves gaps.
+func (k *Kafka) TopicRecords(topic string) (int64, error) {
+	ctx, cancel := k.adminContext()
+	defer cancel()
+	starts, err := k.admin.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("topic %s: %w", topic, k.explain(err))
+	}
+	ends, err := k.admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("topic %s: %w", topic, k.explain(err))
+	}
+	var n int64
+	ends.Each(func(end kadm.ListedOffset) {
+		if start, ok := starts.Lookup(topic, end.Partition); ok {
+			n += end.Offset - start.Offset
+		}
+	})
+	return n, nil
 }

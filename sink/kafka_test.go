@@ -62,7 +62,7 @@ func produce(t *testing.T, k *Kafka, records []Record) {
 
 func dialConfig(t *testing.T, cfg Config, log *slog.Logger) *Kafka {
 	t.Helper()
-	k, err := Dial(cfg, log)
+	k, err := Dial(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +434,7 @@ func TestRecordsArriveCompressedWithTheConfiguredCodec(t *testing.T) {
 
 func TestUnknownCompressionIsRefused(t *testing.T) {
 	cluster, _ := startBroker(t)
-	_, err := Dial(Config{Brokers: cluster.ListenAddrs(), Compression: "brotli"}, slog.New(slog.DiscardHandler))
+	_, err := Dial(context.Background(), Config{Brokers: cluster.ListenAddrs(), Compression: "brotli"}, slog.New(slog.DiscardHandler))
 	if err == nil || err.Error() != `kafka compression "brotli": want one of gzip, lz4, none, snappy, zstd` {
 		t.Fatalf("got %v", err)
 	}

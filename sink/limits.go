@@ -3,10 +3,8 @@ package sink
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"strconv"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -20,21 +18,17 @@ const recordBatchOverhead = 61
 // MaxMessageBytes reads each topic's max.message.bytes: the largest record
 // batch its brokers accept, so the largest record cdc may send it.
 func (k *Kafka) MaxMessageBytes(topics []string) (map[string]int, error) {
-	admin, err := sarama.NewClusterAdminFromClient(k.client)
-	if err != nil {
-		return nil, fmt.Errorf("kafka admin: %w", err)
-	}
+	ctx, cancel := k.adminContext()
+	defer cancel()
 	limits := map[string]int{}
 	for _, topic := range topics {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"}})
+		value, err := k.topicConfig(ctx, topic, "max.message.bytes")
 		if err != nil {
-			return nil, fmt.Errorf("describe config of topic %s: %w", topic, err)
+			return nil, err
 		}
 		limits[topic] = DefaultMaxMessageBytes
-		for _, e := range entries {
-			if n, err := strconv.Atoi(e.Value); e.Name == "max.message.bytes" && err == nil && n > 0 {
-				limits[topic] = n
-			}
+		if n, err := strconv.Atoi(value); err == nil && n > 0 {
+			limits[topic] = n
 		}
 	}
 	return limits, nil

@@ -1,7 +1,5 @@
 package sink
 
-import "github.com/IBM/sarama"
-
 // murmur2 is the 32-bit MurmurHash2 with the seed and finalisation of the Java
 // client's org.apache.kafka.common.utils.Utils.murmur2: keyed records land in the
 // same partition whichever client wrote them, so topics co-partition with Java
@@ -45,21 +43,3 @@ func murmur2(data []byte) int32 {
 func partitionFor(key []byte, numPartitions int32) int32 {
 	return (murmur2(key) & 0x7fffffff) % numPartitions
 }
-
-// javaPartitioner places records as the Java client's default partitioner does
-// for keyed records. Every record cdc writes has a key.
-type javaPartitioner struct{}
-
-func newJavaPartitioner(string) sarama.Partitioner { return javaPartitioner{} }
-
-func (javaPartitioner) Partition(msg *sarama.ProducerMessage, numPartitions int32) (int32, error) {
-	key, err := msg.Key.Encode()
-	if err != nil {
-		return -1, err
-	}
-	return partitionFor(key, numPartitions), nil
-}
-
-// RequiresConsistency: a key must always map to the same partition, even while
-// one is unavailable, or per-key order is lost.
-func (javaPartitioner) RequiresConsistency() bool { return true }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -37,8 +36,8 @@ var readStallWarning = 30 * time.Second
 // (an exactly-once connector killed mid-transaction) never are, and the end of
 // a partition is its last stable offset, so that an open transaction is not
 // waited for. The transactions' markers are read too, only to see where a
-// partition ends: sarama hides them, and a partition whose last offset is a
-// marker would never seem to end.
+// partition ends: a partition whose last offset is a marker would never
+// seem to end.
 func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn func(Message) error) error {
 	client, err := kgo.NewClient(k.clientOptions(
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
@@ -129,26 +128,4 @@ func (k *Kafka) ReadTopic(ctx context.Context, topic string, follow bool, fn fun
 		}
 	}
 	return nil
-}
-
-// TopicRecords counts the records a topic holds now (newest minus oldest offset,
-// summed over its partitions): an upper bound, since compaction leaves gaps.
-func (k *Kafka) TopicRecords(topic string) (int64, error) {
-	partitions, err := k.client.Partitions(topic)
-	if err != nil {
-		return 0, fmt.Errorf("topic %s: %w", topic, err)
-	}
-	var n int64
-	for _, p := range partitions {
-		end, err := k.client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return 0, fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		start, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return 0, fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		n += end - start
-	}
-	return n, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -64,6 +65,8 @@ type MySQLConfig struct {
 	// changes by cascading foreign keys, which the server does not write to
 	// the binlog, the operator accepts to miss; any other such table is refused.
 	AcceptUnloggedCascades []string `yaml:"accept_unlogged_cascades"`
+	// TLS secures every connection to the server: snapshot, binlog and checks.
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 type SnapshotConfig struct {
@@ -80,14 +83,72 @@ type SnapshotConfig struct {
 }
 
 type KafkaConfig struct {
-	Brokers         []string    `yaml:"brokers"`
-	SchemaRegistry  string      `yaml:"schema_registry"`
-	Topic           TopicConfig `yaml:"topic"`
-	ExactlyOnce     bool        `yaml:"exactly_once"`
-	CheckpointTopic string      `yaml:"checkpoint_topic"`
-	DeadLetterTopic string      `yaml:"dead_letter_topic"`
-	Version         string      `yaml:"version"`
-	Compression     string      `yaml:"compression"`
+	Brokers []string `yaml:"brokers"`
+	// TLS and SASL secure the connections to the brokers.
+	TLS             *TLSConfig      `yaml:"tls"`
+	SASL            *SASLConfig     `yaml:"sasl"`
+	SchemaRegistry  *RegistryConfig `yaml:"schema_registry"`
+	Topic           TopicConfig     `yaml:"topic"`
+	ExactlyOnce     bool            `yaml:"exactly_once"`
+	CheckpointTopic string          `yaml:"checkpoint_topic"`
+	DeadLetterTopic string          `yaml:"dead_letter_topic"`
+	// Version is no longer used (the client asks the brokers which protocol
+	// versions they speak); it is accepted with a warning.
+	Version     string `yaml:"version"`
+	Compression string `yaml:"compression"`
+}
+
+// TLSConfig secures one kind of connection. Any key turns TLS on, unless
+// enabled is false. The server's certificate is verified (chain and name) by
+// default; mode verify-ca checks the chain only, and mode required (or
+// insecure_skip_verify) nothing, with a warning at every start.
+type TLSConfig struct {
+	Enabled            *bool  `yaml:"enabled"`
+	Mode               string `yaml:"mode"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	MinVersion         string `yaml:"min_version"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// On reports whether the block turns TLS on.
+func (t *TLSConfig) On() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
+
+// SASLConfig authenticates to the brokers.
+type SASLConfig struct {
+	// Mechanism is plain, scram-sha-256, scram-sha-512, oauthbearer or aws-msk-iam.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	// TokenFile (OAUTHBEARER) holds the token; it is read again when it
+	// changes, at each authentication. TokenCommand prints one instead.
+	TokenFile    string `yaml:"token_file"`
+	TokenCommand string `yaml:"token_command"`
+	// Extensions are OAUTHBEARER's SASL extensions (Confluent Cloud's
+	// logicalCluster and identityPoolId).
+	Extensions map[string]string `yaml:"extensions"`
+}
+
+// RegistryConfig is the schema registry: written as its URL, or as a mapping
+// with TLS settings and credentials (basic auth, or a bearer token).
+type RegistryConfig struct {
+	URL      string     `yaml:"url"`
+	TLS      *TLSConfig `yaml:"tls"`
+	Username string     `yaml:"username"`
+	Password string     `yaml:"password"`
+	Token    string     `yaml:"token"`
+}
+
+// UnmarshalYAML reads either form.
+func (r *RegistryConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		r.URL = n.Value
+		return nil
+	}
+	type plain RegistryConfig
+	return n.Decode((*plain)(r))
 }
 
 type TopicConfig struct {
@@ -242,10 +303,11 @@ var avroName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // unset variables are errors with the file and line. When only the values are
 // wrong (the file decoded), the Config is returned with the error, for cdc
 // validate to go on checking what it can. ${VAR} and ${VAR:-default}
-// in values are replaced from the environment; substituted values never appear in
-// errors, so secrets passed that way stay out of logs.
+// in values are replaced from the environment, ${file:PATH} by a file's
+// content (relative to the config's folder); substituted values never appear
+// in errors, so secrets passed that way stay out of logs.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxConfigFile)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -258,7 +320,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	expanded := map[int]bool{} // lines with a substituted value
 	var errs []error
-	expandEnv(doc.Content[0], expanded, func(line int, msg string) {
+	expandEnv(doc.Content[0], filepath.Dir(path), expanded, func(line int, msg string) {
 		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, msg))
 	})
 	checkKeys(doc.Content[0], reflect.TypeOf(Config{}), "", func(line int, msg string) {
@@ -312,10 +374,62 @@ var (
 	quotedValue = regexp.MustCompile("`[^`]*`")
 )
 
-var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+var envRef = regexp.MustCompile(`\$\$|\$\{file:([^}]+)\}|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expandEnv replaces ${VAR} in every scalar value (never in keys).
-func expandEnv(n *yaml.Node, expanded map[int]bool, report func(int, string)) {
+// Bounds of the files cdc reads: a path that names something else (a device,
+// a pipe, a huge file) fails at once instead of hanging or filling memory.
+const (
+	maxConfigFile = 4 << 20
+	maxSchemaFile = 4 << 20
+	maxSecretFile = 64 << 10
+)
+
+// readBounded reads a regular file of at most limit bytes. Its errors name
+// the file, never its content.
+func readBounded(path string, limit int64) ([]byte, error) {
+	info, err := os.Stat(path) // a pipe or device is not opened
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() || info.Size() > limit {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", path, limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// readSecretFile reads a ${file:PATH} value: the file's content without its
+// final line break.
+func readSecretFile(path string) (string, error) {
+	data, err := readBounded(path, maxSecretFile)
+	return strings.TrimRight(string(data), "\r\n"), err
+}
+
+// excerpt quotes at most a short, printable part of a message about a file
+// cdc could not parse: the file may be anything, secrets included.
+func excerpt(s string) string {
+	const most = 80
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= most {
+			b.WriteString("…")
+			break
+		}
+		if r < ' ' || r > '~' {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// expandEnv replaces ${VAR} and ${file:PATH} (relative to dir) in every
+// scalar value (never in keys).
+func expandEnv(n *yaml.Node, dir string, expanded map[int]bool, report func(int, string)) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
@@ -326,13 +440,25 @@ func expandEnv(n *yaml.Node, expanded map[int]bool, report func(int, string)) {
 				return "$"
 			}
 			m := envRef.FindStringSubmatch(ref)
-			v, ok := os.LookupEnv(m[1])
-			if !ok && m[2] == "" {
-				report(n.Line, fmt.Sprintf("${%s} is not set in the environment: export it, or write ${%s:-default}", m[1], m[1]))
+			if path := m[1]; path != "" {
+				if !filepath.IsAbs(path) {
+					path = filepath.Join(dir, path)
+				}
+				v, err := readSecretFile(path)
+				if err != nil {
+					report(n.Line, fmt.Sprintf("${file:%s}: %v", m[1], err))
+					return ref
+				}
+				expanded[n.Line] = true
+				return v
+			}
+			v, ok := os.LookupEnv(m[2])
+			if !ok && m[3] == "" {
+				report(n.Line, fmt.Sprintf("${%s} is not set in the environment: export it, or write ${%s:-default}", m[2], m[2]))
 				return ref
 			}
 			if !ok {
-				v = m[3]
+				v = m[4]
 			}
 			expanded[n.Line] = true
 			return v
@@ -346,11 +472,11 @@ func expandEnv(n *yaml.Node, expanded map[int]bool, report func(int, string)) {
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			expandEnv(n.Content[i], expanded, report)
+			expandEnv(n.Content[i], dir, expanded, report)
 		}
 	default:
 		for _, c := range n.Content {
-			expandEnv(c, expanded, report)
+			expandEnv(c, dir, expanded, report)
 		}
 	}
 }

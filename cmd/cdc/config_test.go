@@ -67,7 +67,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		name, edit, with string
 		want             []string
 	}{
-		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, schema_registry, topic, version)`}},
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, sasl, schema_registry, tls, topic, version)`}},
 		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
 		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
 		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
@@ -75,7 +75,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad table", "table: public.customer", "table: customer", []string{`cdc.yaml:9: entities[0].table: table "customer": want schema.table`}},
 		{"bad topic", "topic: shop.customer.v1", "topic: shop customer", []string{`cdc.yaml:10: entities[0].topic: "shop customer": a Kafka topic name`}},
 		{"no key", "    key: [id]\n", "", []string{`entities[0].key: required`}},
-		{"missing schema", "schema: c.avsc", "schema: nope.avsc", []string{`cdc.yaml:11: entities[0].schema: open`, "nope.avsc: no such file"}},
+		{"missing schema", "schema: c.avsc", "schema: nope.avsc", []string{`cdc.yaml:11: entities[0].schema: stat`, "nope.avsc: no such file"}},
 		{"rule with two sources", "      id: customer_id\n", "      id: {column: customer_id, expr: \"1\"}\n", []string{`cdc.yaml:14: field "id": give exactly one of column, expr and record`}},
 		{"unknown rule key", "      id: customer_id\n", "      id: {colum: customer_id}\n", []string{`cdc.yaml:14: field "id": unknown rule key "colum" (known: column, expr, enum, mask, record)`}},
 		{"bad mask", "      id: customer_id\n", "      id: {column: customer_id, mask: sha1}\n", []string{`cdc.yaml:14: field "id": mask "sha1": want hash`}},
@@ -87,7 +87,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"enum and mask", "      id: customer_id\n", "      id: {column: c, enum: {1: A}, mask: redact}\n", []string{`cdc.yaml:14: field "id": a field is either an enum or masked, not both`}},
 		{"bad error policy", "    key: [id]\n", "    key: [id]\n    on_error: ignore\n", []string{`cdc.yaml:13: entities[0].on_error: "ignore": want stop`}},
 		{"mysql zero dates", "kind: postgres", "kind: mysql\n  mysql: {zero_dates: epoch}", []string{`cdc.yaml:4: source.mysql.zero_dates: "epoch": want error (stop at a zero date) or null (send it as NULL)`}},
-		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: accept_unlogged_cascades, gtid, server_id, watermark_table, zero_dates)`}},
+		{"mysql unknown key", "kind: postgres", "kind: mysql\n  mysql: {serverid: 5}", []string{`unknown key "serverid" in source.mysql (known: accept_unlogged_cascades, gtid, server_id, tls, watermark_table, zero_dates)`}},
 		{"two problems at once", "kind: postgres", "kind: oracle\n  dsn2: x", []string{`unknown key "dsn2" in source`}},
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
 		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},
@@ -200,6 +200,83 @@ func TestDeadLetterTopicIsCheckedWhenAnEntityUsesIt(t *testing.T) {
 		text := strings.Replace(deadLetters, "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  dead_letter_topic: "+strconv.Quote(topic)+"\n", 1)
 		if err := load(writeConfig(t, text)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("dead_letter_topic %q: got %v, want %s", topic, err, want)
+		}
+	}
+}
+
+// A secret may come from a file, ${file:PATH} (relative to the config):
+// its content, without the final line break, and never in a message.
+func TestSecretsFromFilesAreReadAndNeverPrinted(t *testing.T) {
+	path := writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]", `  brokers: [localhost:9092]
+  tls: {enabled: true}
+  sasl: {mechanism: scram-sha-512, username: cdc, password: "${file:secrets/kafka}"}
+  schema_registry: {url: "https://registry:8081", username: cdc, password: "${file:/nonexistent/registry}"}`, 1))
+	dir := filepath.Dir(path)
+	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets", "kafka"), []byte("s3cr3t-from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err == nil || !strings.Contains(err.Error(), "${file:/nonexistent/registry}: stat /nonexistent/registry: no such file or directory") {
+		t.Fatalf("a missing secret file: %v", err)
+	}
+	if cfg.Kafka.SASL.Password != "s3cr3t-from-a-file" {
+		t.Errorf("password %q: want the file's content without its line break", cfg.Kafka.SASL.Password)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("the error shows a secret: %v", err)
+	}
+	// A wrongly typed value from a file is reported without it.
+	path = writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]", "  brokers: [localhost:9092]\n  exactly_once: ${file:flag}", 1))
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "flag"), []byte("s3cr3t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("want an error without the value: %v", err)
+	}
+}
+
+// kafka.sasl and kafka.tls are checked when the file is read.
+func TestSecuritySettingsAreChecked(t *testing.T) {
+	for _, c := range []struct{ settings, want string }{
+		{"  sasl: {mechanism: scram-sha-1, username: a, password: b}", `kafka.sasl.mechanism: "scram-sha-1": want one of plain, scram-sha-256, scram-sha-512, oauthbearer, aws-msk-iam`},
+		{"  sasl: {mechanism: scram-sha-256, username: a}", "mechanism scram-sha-256 needs username and password"},
+		{"  sasl: {mechanism: plain, username: a, password: b}", "mechanism plain sends the password as it is: turn kafka.tls on"},
+		{"  sasl: {mechanism: oauthbearer}", "needs token_file (read again when it changes) or token_command"},
+		{"  tls: {ca_file: /nonexistent/ca.pem}", "kafka.tls: ca_file: open /nonexistent/ca.pem: no such file or directory"},
+		{"  tls: {cert_file: /etc/hostname}", "cert_file and key_file go together"},
+		{"  tls: {mode: trust-me}", `mode "trust-me": want verify-full, verify-ca or required`},
+		{"  schema_registry: ftp://registry", "kafka.schema_registry: want an http:// or https:// URL"},
+	} {
+		path := writeConfig(t, strings.Replace(validConfig, "  brokers: [localhost:9092]", "  brokers: [localhost:9092]\n"+c.settings, 1))
+		if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.settings, err, c.want)
+		}
+	}
+}
+
+// A schema path may name any file: one that is not a schema is refused with
+// a short excerpt of why, never its content; a device is refused at once.
+func TestSchemaFileIsReadBoundedAndNeverPrinted(t *testing.T) {
+	for _, c := range []struct{ file, want string }{
+		{"secret.txt", "secret.txt is not an Avro schema: a schema file holds a JSON object"},
+		{"/dev/urandom", "/dev/urandom is not a regular file"},
+	} {
+		path := writeConfig(t, strings.Replace(validConfig, "schema: c.avsc", "schema: "+c.file, 1))
+		if err := os.WriteFile(filepath.Join(filepath.Dir(path), "secret.txt"), []byte(`root:x:0:0:THE-SECRET-LINE:/root:/bin/bash`+"\n"+strings.Repeat("more secret text ", 100)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path)
+		if err == nil {
+			_, err = cfg.mappingEntities()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.file, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "THE-SECRET-LINE") || strings.Contains(err.Error(), "more secret text more")) {
+			t.Errorf("%s: the error shows the file's content: %v", c.file, err)
 		}
 	}
 }

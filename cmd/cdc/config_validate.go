@@ -1,10 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
-	"os"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/tlsconfig"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
@@ -169,6 +171,42 @@ func (c *Config) validate() error {
 	if codecs := sink.CompressionCodecs(); !slices.Contains(codecs, c.Kafka.Compression) {
 		bad("kafka.compression", "%q: want one of %s", c.Kafka.Compression, strings.Join(codecs, ", "))
 	}
+	checkTLS := func(key string, t *TLSConfig) {
+		if t.On() {
+			if _, err := tlsconfig.Build(t.settings()); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	}
+	checkTLS("kafka.tls", c.Kafka.TLS)
+	if s := c.Kafka.SASL; s != nil {
+		switch s.Mechanism {
+		case "plain", "scram-sha-256", "scram-sha-512":
+			if s.Username == "" || s.Password == "" {
+				bad("kafka.sasl", "mechanism %s needs username and password (password: ${VAR} or ${file:/path})", s.Mechanism)
+			}
+		case "oauthbearer":
+			if (s.TokenFile == "") == (s.TokenCommand == "") {
+				bad("kafka.sasl", "mechanism oauthbearer needs token_file (read again when it changes) or token_command, one of them")
+			}
+		case "aws-msk-iam":
+		default:
+			bad("kafka.sasl.mechanism", "%q: want one of %s", s.Mechanism, strings.Join(saslMechanisms, ", "))
+		}
+		if s.Mechanism == "plain" && !c.Kafka.TLS.On() {
+			bad("kafka.sasl", "mechanism plain sends the password as it is: turn kafka.tls on (managed clusters require SASL_SSL)")
+		}
+	}
+	if r := c.Kafka.SchemaRegistry; r != nil {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("kafka.schema_registry", "want an http:// or https:// URL (or {url: ..., tls: ..., username: ..., password: ...})")
+		}
+		if r.Token != "" && (r.Username != "" || r.Password != "") {
+			bad("kafka.schema_registry", "token and username/password are two ways to authenticate: give one")
+		}
+		checkTLS("kafka.schema_registry.tls", r.TLS)
+	}
+	checkTLS("source.mysql.tls", c.Source.MySQL.TLS)
 	if p := c.Kafka.Topic.Partitions; p < -1 {
 		bad("kafka.topic.partitions", "%d: want a positive number, or -1 for the brokers' default", p)
 	}
@@ -309,14 +347,20 @@ func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 	for i, e := range c.Entities {
 		origin := fmt.Sprintf("%s:%d", c.path, e.line)
 		schemaFile := c.schemaPath(e.Schema)
-		text, err := os.ReadFile(schemaFile)
+		text, err := readBounded(schemaFile, maxSchemaFile)
 		if err != nil {
 			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%v", err))
 			continue
 		}
+		if trimmed := bytes.TrimSpace(text); len(trimmed) == 0 || trimmed[0] != '{' {
+			// Not JSON at all: the path names some other file, whose content
+			// is not quoted.
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not an Avro schema: a schema file holds a JSON object ({\"type\": \"record\", ...})", e.Schema))
+			continue
+		}
 		parsed, err := avro.ParseBytes(text)
 		if err != nil {
-			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not a valid Avro schema: %v", e.Schema, err))
+			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not a valid Avro schema (%s)", e.Schema, excerpt(err.Error())))
 			continue
 		}
 		record, ok := parsed.(*avro.RecordSchema)

@@ -121,8 +121,12 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 			name, _ := cdc.ParseTableName(t) // checked
 			cascades = append(cascades, name)
 		}
+		tlsConfig, err := tlsFor("source.mysql.tls", cfg.Source.MySQL.TLS, log)
+		if err != nil {
+			return nil, err
+		}
 		return mysql.New(ctx, mysql.Config{
-			AcceptUnloggedCascades: cascades,
+			AcceptUnloggedCascades: cascades, TLS: tlsConfig,
 			DSN:                    cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
 			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
 			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
@@ -143,13 +147,37 @@ func entitiesByTable(cfg *Config) map[cdc.TableName][]string {
 	return byTable
 }
 
-func kafkaConfig(cfg *Config) sink.Config {
-	return sink.Config{
-		Brokers: cfg.Kafka.Brokers, ClientID: "cdc-" + cfg.Name, Version: cfg.Kafka.Version,
+// kafkaConfig is the sink's configuration, with the TLS and SASL settings
+// built (log, if set, gets the warnings of settings that verify nothing).
+func kafkaConfig(cfg *Config, log *slog.Logger) (sink.Config, error) {
+	c := sink.Config{
+		Brokers: cfg.Kafka.Brokers, ClientID: "cdc-" + cfg.Name,
 		Partitions: cfg.Kafka.Topic.Partitions, ReplicationFactor: cfg.Kafka.Topic.ReplicationFactor,
-		SchemaRegistry: cfg.Kafka.SchemaRegistry, CheckpointTopic: cfg.Kafka.CheckpointTopic,
-		Compression: cfg.Kafka.Compression,
+		CheckpointTopic: cfg.Kafka.CheckpointTopic, Compression: cfg.Kafka.Compression,
 	}
+	var err error
+	if c.TLS, err = tlsFor("kafka.tls", cfg.Kafka.TLS, log); err != nil {
+		return c, err
+	}
+	if c.SASL, err = saslMechanism(cfg.Kafka.SASL); err != nil {
+		return c, err
+	}
+	if r := cfg.Kafka.SchemaRegistry; r != nil {
+		c.Registry = sink.Registry{URL: r.URL, Username: r.Username, Password: r.Password, Token: r.Token}
+		if c.Registry.TLS, err = tlsFor("kafka.schema_registry.tls", r.TLS, log); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// dialKafka connects to the configured cluster.
+func dialKafka(ctx context.Context, cfg *Config, log *slog.Logger) (*sink.Kafka, error) {
+	kc, err := kafkaConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return sink.Dial(ctx, kc, log.With("component", "sink"))
 }
 
 // sortedTables lists the mapped tables in a stable order (snapshots follow it).
@@ -352,8 +380,11 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	entities, mapper, src := db.entities, db.mapper, db.src
 	defer src.Close()
 
-	k, err := await(ctx, log, "reach the Kafka brokers", func(context.Context) (*sink.Kafka, error) {
-		return sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	if cfg.Kafka.Version != "" {
+		log.Warn("kafka.version is no longer used: cdc asks the brokers which protocol versions they speak; remove it")
+	}
+	k, err := await(ctx, log, "reach the Kafka brokers", func(ctx context.Context) (*sink.Kafka, error) {
+		return dialKafka(ctx, cfg, log)
 	}, func(k *sink.Kafka) { k.Close() })
 	if err != nil {
 		return err

@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net/http"
 	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/hamba/avro/v2/registry"
 
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/sink"
@@ -47,17 +45,17 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if entity == nil {
 		return fmt.Errorf("--entity %q: no such entity in %s (has: %v)", entityName, cfg.path, names)
 	}
-	k, err := sink.Dial(kafkaConfig(cfg), newLogger(cfg, io.Discard))
+	k, err := dialKafka(ctx, cfg, newLogger(cfg, io.Discard))
 	if err != nil {
 		return err
 	}
 	defer k.Close()
 	keySchema, _ := entity.KeySchema()
-	keys, err := newRecordDecoder(cfg.Kafka.SchemaRegistry, keySchema)
+	keys, err := newRecordDecoder(k, cfg, keySchema)
 	if err != nil {
 		return err
 	}
-	values, err := newRecordDecoder(cfg.Kafka.SchemaRegistry, entity.Schema)
+	values, err := newRecordDecoder(k, cfg, entity.Schema)
 	if err != nil {
 		return err
 	}
@@ -95,18 +93,14 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 type recordDecoder struct {
 	schema   avro.Schema
 	header   []byte
-	registry *registry.Client
+	registry *sink.Kafka // nil: single-object encoding
 	byID     map[uint32]avro.Schema
 }
 
-func newRecordDecoder(registryURL string, schema avro.Schema) (*recordDecoder, error) {
+func newRecordDecoder(k *sink.Kafka, cfg *Config, schema avro.Schema) (*recordDecoder, error) {
 	d := &recordDecoder{schema: schema, byID: map[uint32]avro.Schema{}}
-	if registryURL != "" {
-		client, err := registry.NewClient(registryURL, registry.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
-		if err != nil {
-			return nil, err
-		}
-		d.registry = client
+	if cfg.Kafka.SchemaRegistry != nil {
+		d.registry = k
 		return d, nil
 	}
 	d.header = sink.SingleObjectHeader(schema)
@@ -121,9 +115,9 @@ func (d *recordDecoder) decode(data []byte) (json.RawMessage, error) {
 		if s, ok := d.byID[id]; ok {
 			schema = s
 		} else {
-			s, err := d.registry.GetSchema(context.Background(), int(id))
+			s, err := d.registry.SchemaByID(context.Background(), int(id))
 			if err != nil {
-				return nil, fmt.Errorf("schema id %d: %w", id, err)
+				return nil, err
 			}
 			d.byID[id], schema = s, s
 		}

@@ -126,8 +126,11 @@ func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mappi
 }
 
 func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapping.Entity, log, waits *slog.Logger) {
-	k, err := await(ctx, waits, "reach the Kafka brokers", func(context.Context) (*sink.Kafka, error) {
-		return sink.Dial(kafkaConfig(cfg), log)
+	if cfg.Kafka.Version != "" {
+		fmt.Fprintln(r.stdout, "note: kafka.version is no longer used (cdc asks the brokers which protocol versions they speak): remove it")
+	}
+	k, err := await(ctx, waits, "reach the Kafka brokers", func(ctx context.Context) (*sink.Kafka, error) {
+		return dialKafka(ctx, cfg, waits)
 	}, func(k *sink.Kafka) { k.Close() })
 	if !r.check("kafka", err) {
 		return
@@ -152,7 +155,7 @@ func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapp
 			}
 		}
 	}
-	if cfg.Kafka.SchemaRegistry == "" {
+	if cfg.Kafka.SchemaRegistry == nil {
 		return
 	}
 	err = awaitErr(ctx, waits, "check the schemas in the registry", func(ctx context.Context) error {

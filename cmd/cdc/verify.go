@@ -44,7 +44,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := compileAll(ctx, src, mapper); err != nil {
 		return err
 	}
-	k, err := sink.Dial(kafkaConfig(cfg), log.With("component", "sink"))
+	k, err := dialKafka(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -115,10 +115,10 @@ func readEntityTopic(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping
 		return nil, err
 	}
 	c := &entityCheck{entity: e}
-	if c.keys, err = newRecordDecoder(cfg.Kafka.SchemaRegistry, keySchema); err != nil {
+	if c.keys, err = newRecordDecoder(k, cfg, keySchema); err != nil {
 		return nil, err
 	}
-	if c.values, err = newRecordDecoder(cfg.Kafka.SchemaRegistry, e.Schema); err != nil {
+	if c.values, err = newRecordDecoder(k, cfg, e.Schema); err != nil {
 		return nil, err
 	}
 	if c.comparison, err = newComparison(dir, records); err != nil {

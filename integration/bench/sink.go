@@ -25,7 +25,7 @@ func sinkFloor(ctx context.Context, brokers []string, compression string) (float
 	if err != nil {
 		return 0, cpuUse{}, err
 	}
-	k, err := sink.Dial(sink.Config{Brokers: brokers, ClientID: "bench-sink", Partitions: 3, Compression: compression}, slog.New(slog.DiscardHandler))
+	k, err := sink.Dial(ctx, sink.Config{Brokers: brokers, ClientID: "bench-sink", Partitions: 3, Compression: compression}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, cpuUse{}, err
 	}

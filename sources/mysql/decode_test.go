@@ -146,13 +146,15 @@ func TestParseDSN(t *testing.T) {
 		"cdc:s3cr:t@x@tcp(db.example:3307)/shop": {host: "db.example", port: 3307, user: "cdc", password: "s3cr:t@x"},
 		"root@tcp(127.0.0.1:3306)/":              {host: "127.0.0.1", port: 3306, user: "root"},
 		"mysql://cdc:pw@db/shop":                 {host: "db", port: 3306, user: "cdc", password: "pw"},
+		"cdc:pw@tcp(db:3306)/shop?tls=true":      {host: "db", port: 3306, user: "cdc", password: "pw", tls: "true"},
+		"mysql://cdc:pw@db/shop?tls=skip-verify": {host: "db", port: 3306, user: "cdc", password: "pw", tls: "skip-verify"},
 	} {
 		got, err := parseDSN(dsn)
 		if err != nil || got != want {
 			t.Errorf("%s: %+v %v", dsn, got, err)
 		}
 	}
-	for _, bad := range []string{"postgres://x@y/z", "cdc:pw@unix(/tmp/sock)/shop", "cdc:pw@tcp(db:3306)/shop?tls=true", "cdc:secret@db"} {
+	for _, bad := range []string{"postgres://x@y/z", "cdc:pw@unix(/tmp/sock)/shop", "cdc:pw@tcp(db:3306)/shop?tls=maybe", "cdc:pw@tcp(db:3306)/shop?parseTime=true", "cdc:secret@db"} {
 		_, err := parseDSN(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)

@@ -7,6 +7,7 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -61,6 +62,9 @@ type Config struct {
 	// backfill writes its watermarks; cdc creates it. Without it, entities
 	// cannot be backfilled while streaming.
 	WatermarkTable cdc.TableName
+	// TLS, if set, secures every connection to the server (snapshot, binlog,
+	// checks); without it the DSN's tls parameter decides.
+	TLS *tls.Config
 	// AcceptUnloggedCascades lists the mapped tables whose changes by
 	// cascading foreign keys (never in the binlog) the operator accepts to
 	// miss: Check warns of them instead of refusing them.
@@ -94,6 +98,7 @@ type Source struct {
 	cfg      Config
 	log      *slog.Logger
 	endpoint endpoint
+	tls      *tls.Config  // nil: plaintext
 	conn     *client.Conn // catalog and checks
 	mariadb  bool
 	gtid     bool
@@ -159,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger, endpoint: ep, tables: map[cdc.TableName]*described{}}
+	s.tls = s.tlsConfig()
 	if s.conn, err = s.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -170,9 +176,33 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	return s, nil
 }
 
+// tlsConfig is the TLS of every connection: the configuration's, or the
+// DSN's tls parameter (nil: none).
+func (s *Source) tlsConfig() *tls.Config {
+	c := s.cfg.TLS
+	switch {
+	case c != nil:
+		c = c.Clone()
+	case s.endpoint.tls == "true":
+		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	case s.endpoint.tls == "skip-verify":
+		c = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
+		s.log.Warn("source.dsn has tls=skip-verify: the connection to MySQL is encrypted, but its certificate is not verified; anyone on the network path can read and change it (set source.mysql.tls with ca_file)")
+	default:
+		return nil
+	}
+	if c.ServerName == "" {
+		c.ServerName = s.endpoint.host // the name verify-full checks
+	}
+	return c
+}
+
 // connect opens a session whose text results are UTF-8 and whose TIMESTAMPs
-// read in UTC.
+// read in UTC, over TLS when configured.
 func (s *Source) connect(ctx context.Context, options ...client.Option) (*client.Conn, error) {
+	if s.tls != nil {
+		options = append([]client.Option{func(c *client.Conn) error { c.SetTLSConfig(s.tls); return nil }}, options...)
+	}
 	conn, err := client.ConnectWithContext(ctx, s.endpoint.addr(), s.endpoint.user, s.endpoint.password, "", 10*time.Second, options...)
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to MySQL at %s as %s: %w", s.endpoint.addr(), s.endpoint.user, err))

@@ -126,6 +126,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: flavor, Localhost: s.replicaHost(),
 		Host: s.endpoint.host, Port: s.endpoint.port, User: s.endpoint.user, Password: s.endpoint.password,
+		TLSConfig: s.tls,
 		// Only the rows of tables with MySQL's binary JSON are decoded by
 		// go-mysql (see rows.go). Their times, dates and decimals arrive as
 		// MySQL's own text, TIMESTAMPs in UTC: the snapshot reads the same
