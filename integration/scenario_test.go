@@ -35,6 +35,7 @@ type scenario struct {
 	brokers  []string
 	config   string
 	daemons  []*harness.Daemon
+	env      []string // more environment of the daemons, VAR=value
 	customer *harness.Codec
 	order    *harness.Codec
 }
@@ -176,7 +177,7 @@ func (s *scenario) runToEnd(timeout time.Duration, args ...string) (string, erro
 
 func (s *scenario) launch(args ...string) *harness.Daemon {
 	s.t.Helper()
-	d, err := harness.StartDaemon(cdcBin, []string{"SHOP_DSN=" + s.dsn, "SHOP_MYSQL_DSN=" + s.dsn, "KAFKA_BROKERS=" + strings.Join(s.brokers, ",")},
+	d, err := harness.StartDaemon(cdcBin, append([]string{"SHOP_DSN=" + s.dsn, "SHOP_MYSQL_DSN=" + s.dsn, "KAFKA_BROKERS=" + strings.Join(s.brokers, ",")}, s.env...),
 		args...)
 	if err != nil {
 		s.t.Fatal(err)

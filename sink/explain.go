@@ -63,6 +63,10 @@ func explain(err error, addressKey, tlsKey string, withTLS bool, mechanism strin
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed):
 		why = "authenticated, but the principal lacks an ACL for this operation (the README lists the ACLs cdc needs in each delivery mode)"
+	case mechanism != "" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		// Kafka answers a refused authentication with an error code; some
+		// servers (and proxies) close the connection instead.
+		why = fmt.Sprintf("the broker closed the connection while cdc authenticated (SASL %s): most often a wrong username or password (check kafka.sasl's username and password, or token), else a listener that expects another mechanism", mechanism)
 	case !withTLS && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		why = "the broker closed the connection at once: a TLS or SASL listener reached without kafka.tls or kafka.sasl?"
 	case errors.As(err, &opErr) && opErr.Op == "dial":

@@ -113,7 +113,7 @@ func registryError(err error) error {
 		case http.StatusUnauthorized:
 			return fmt.Errorf("authentication refused (HTTP 401): check kafka.schema_registry's username and password, or token: %w", err)
 		case http.StatusForbidden:
-			return fmt.Errorf("authenticated, but not allowed this request (HTTP 403): grant the registry principal read and write on the subject: %w", err)
+			return fmt.Errorf("the registry refused the request (HTTP 403): wrong credentials, or a principal without read and write on the subject; check kafka.schema_registry's username and password, or token, and the principal's permissions: %w", err)
 		}
 	}
 	return explain(err, "kafka.schema_registry", "kafka.schema_registry.tls", true, "")

@@ -127,7 +127,7 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		}
 		return mysql.New(ctx, mysql.Config{
 			AcceptUnloggedCascades: cascades, TLS: tlsConfig,
-			DSN:                    cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
+			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
 			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
 			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
 			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), WatermarkTable: watermarks, Logger: log.With("component", "source"),

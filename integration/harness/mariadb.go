@@ -24,7 +24,10 @@ var ShopMySQL string
 // MariaDB is a private MariaDB server in a temporary directory, on its own port,
 // with the binlog as cdc needs it (ROW, FULL row image, FULL row metadata).
 type MariaDB struct {
-	Port   int
+	Port int
+	// CA signed the server's certificate: TLS is on (a user created with
+	// REQUIRE SSL can connect only with it).
+	CA     *CA
 	dir    string
 	server string
 	args   []string
@@ -50,6 +53,13 @@ func StartMariaDB(extraArgs ...string) (*MariaDB, error) {
 		return nil, err
 	}
 	m := &MariaDB{Port: port, dir: dir}
+	if m.CA, err = NewCA(dir, "mariadb"); err != nil {
+		return nil, err
+	}
+	cert, key, err := m.CA.Issue("mariadb-server", false, "127.0.0.1", "localhost")
+	if err != nil {
+		return nil, err
+	}
 	data := filepath.Join(dir, "data")
 	install := exec.Command("mariadb-install-db", "--no-defaults", "--user=root", "--datadir="+data,
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M")
@@ -61,7 +71,8 @@ func StartMariaDB(extraArgs ...string) (*MariaDB, error) {
 		"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1", "--server-id=1", "--log-bin=" + filepath.Join(data, "mysql-bin"),
 		"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
 		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve", "--innodb-buffer-pool-size=128M",
-		"--log-error=" + filepath.Join(dir, "error.log")}, extraArgs...)
+		"--log-error=" + filepath.Join(dir, "error.log"),
+		"--ssl-ca=" + m.CA.File, "--ssl-cert=" + cert, "--ssl-key=" + key}, extraArgs...)
 	m.server, m.args = server, args
 	if err := m.start(); err != nil {
 		m.Stop()

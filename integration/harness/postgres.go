@@ -33,8 +33,12 @@ var ShopSQL string
 // so that a replication client that stops reporting is caught quickly.
 type Postgres struct {
 	Port int
-	dir  string
-	bin  string
+	// CA signed the server's certificate: TLS is on. The role TLSUser
+	// (password TLSPassword) may connect only over TLS: pg_hba.conf refuses
+	// it otherwise.
+	CA  *CA
+	dir string
+	bin string
 	// runAs is "postgres" when running as root: initdb refuses to run as root.
 	runAs string
 }
@@ -96,13 +100,66 @@ func StartPostgres() (*Postgres, error) {
 		p.Stop()
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s", port, dir)
+	cert, key, err := p.enableTLS(data)
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
+		port, dir, cert, key)
 	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		p.Stop()
 		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
 	return p, nil
+}
+
+// The role that may connect only over TLS (see Postgres.CA).
+const (
+	TLSUser     = "cdc_tls"
+	TLSPassword = "tls-only-secret"
+)
+
+// enableTLS issues the server's certificate and has pg_hba.conf take
+// TLSUser over TLS only, with its password.
+func (p *Postgres) enableTLS(data string) (cert, key string, err error) {
+	if p.CA, err = NewCA(p.dir, "postgres"); err != nil {
+		return "", "", err
+	}
+	if cert, key, err = p.CA.Issue("postgres-server", false, "127.0.0.1", "localhost"); err != nil {
+		return "", "", err
+	}
+	hba := filepath.Join(data, "pg_hba.conf")
+	rules, err := os.ReadFile(hba)
+	if err != nil {
+		return "", "", err
+	}
+	first := fmt.Sprintf("hostssl all %[1]s 127.0.0.1/32 scram-sha-256\nhostssl replication %[1]s 127.0.0.1/32 scram-sha-256\n"+
+		"host all %[1]s 127.0.0.1/32 reject\nhost replication %[1]s 127.0.0.1/32 reject\n", TLSUser)
+	if err := os.WriteFile(hba, append([]byte(first), rules...), 0o600); err != nil {
+		return "", "", err
+	}
+	if p.runAs != "" {
+		u, err := user.Lookup(p.runAs)
+		if err != nil {
+			return "", "", err
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, f := range []string{cert, key, hba} {
+			if err := os.Chown(f, uid, gid); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	return cert, key, nil
+}
+
+// TLSDSN is the URL of a database as TLSUser, with the given parameters
+// (sslmode and the like).
+func (p *Postgres) TLSDSN(database, params string) string {
+	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?%s", TLSUser, TLSPassword, p.Port, database, params)
 }
 
 func (p *Postgres) command(name string, args ...string) *exec.Cmd {

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,3 +114,27 @@ func (r *Registry) get(path string, out any) int {
 	}
 	return rec.Code
 }
+
+// SecureRegistry is the registry behind HTTPS, requiring basic auth.
+type SecureRegistry struct {
+	*Registry
+	srv *httptest.Server
+}
+
+// NewSecureRegistry starts a registry served over TLS with the given server
+// configuration, that answers only requests with the user's basic auth.
+func NewSecureRegistry(server *tls.Config, user, password string) *SecureRegistry {
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+	r := &Registry{Registry: srfake.NewRegistry(srfake.WithAuth(auth))}
+	r.Intercept(r.refuseIncompatible)
+	srv := httptest.NewUnstartedServer(r.Handler())
+	srv.TLS = server
+	srv.StartTLS()
+	return &SecureRegistry{Registry: r, srv: srv}
+}
+
+// URL is the registry's https URL.
+func (r *SecureRegistry) URL() string { return r.srv.URL }
+
+// Close stops the server.
+func (r *SecureRegistry) Close() { r.srv.Close() }
