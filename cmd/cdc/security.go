@@ -71,21 +71,25 @@ func saslMechanism(s *SASLConfig) (sasl.Mechanism, error) {
 			return oauth.Auth{Token: token, Extensions: s.Extensions}, err
 		}), nil
 	case "aws-msk-iam":
-		return aws.ManagedStreamingIAM(func(ctx context.Context) (aws.Auth, error) {
-			// The standard chain: environment, shared files and profile, web
-			// identity, the container's or instance's role; refreshed as needed.
-			cfg, err := awsconfig.LoadDefaultConfig(ctx)
-			if err != nil {
-				return aws.Auth{}, fmt.Errorf("kafka.sasl aws-msk-iam: load AWS credentials: %w", err)
-			}
-			creds, err := cfg.Credentials.Retrieve(ctx)
-			if err != nil {
-				return aws.Auth{}, fmt.Errorf("kafka.sasl aws-msk-iam: no AWS credentials (environment, ~/.aws, web identity, container or instance role): %w", err)
-			}
-			return aws.Auth{AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}, nil
-		}), nil
+		return aws.ManagedStreamingIAM(awsCredentials), nil
 	}
 	return nil, fmt.Errorf("kafka.sasl.mechanism %q: want one of %s", s.Mechanism, strings.Join(saslMechanisms, ", "))
+}
+
+// awsCredentials reads AWS credentials for MSK's IAM authentication from the
+// standard chain: environment, shared files and profile, web identity, the
+// container's or instance's role. Called at each authentication, it follows
+// the credentials as they rotate.
+func awsCredentials(ctx context.Context) (aws.Auth, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Auth{}, fmt.Errorf("kafka.sasl aws-msk-iam: load AWS credentials: %w", err)
+	}
+	creds, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return aws.Auth{}, fmt.Errorf("kafka.sasl aws-msk-iam: no AWS credentials (environment, ~/.aws, web identity, container or instance role): %w", err)
+	}
+	return aws.Auth{AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}, nil
 }
 
 // tokenSource gives OAUTHBEARER tokens: from a file, read again whenever it
