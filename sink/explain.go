@@ -90,3 +90,18 @@ func certificateNames(c *x509.Certificate) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// isAnswer reports whether a failure is the server's answer (a TLS handshake
+// or an authentication refused), which trying again cannot change, rather
+// than a failure of the network path.
+func isAnswer(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &record) ||
+		strings.Contains(err.Error(), "remote error: tls: ") ||
+		errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.IllegalSaslState)
+}

@@ -131,15 +131,40 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Kafka, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	k.client, k.admin = client, kadm.NewClient(client)
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	if err := client.Ping(ctx); err != nil {
+	if err := k.ping(ctx); err != nil {
 		client.Close()
 		// Transient: once the connector has run, brokers that went away are
 		// waited for (at start-up the daemon stops: the list may be wrong).
 		return nil, cdc.Transient(fmt.Errorf("connect to Kafka brokers %s: %w", strings.Join(cfg.Brokers, ","), k.explain(err)))
 	}
 	return k, nil
+}
+
+// dialRetries is how long a broker that refuses or drops the first
+// connections (restarting, its listener not up yet) is tried again before
+// Dial gives up; a broker that accepts and says nothing is waited for up to
+// dialTimeout.
+const dialRetries = 10 * time.Second
+
+// ping waits until a broker answers. A failure of the network path (refused,
+// reset, closed at once: a broker restarting) is tried again for
+// dialRetries; an answer (a certificate or an authentication refused) is
+// returned at once.
+func (k *Kafka) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	started := time.Now()
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := k.client.Ping(ctx)
+		if err == nil || isAnswer(err) || ctx.Err() != nil || time.Since(started) > dialRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // clientOptions are the options of every franz-go client of the cluster,
