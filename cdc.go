@@ -6,10 +6,7 @@
 // mapping: sources, mapping and sink depend on it, never the reverse.
 package cdc
 
-import (
-	"context"
-	"time"
-)
+import "time"
 
 // Op is what happened to a row.
 type Op uint8
@@ -76,8 +73,14 @@ type Batch struct {
 	// for it (the marker that a snapshot is under way), or it marks a milestone
 	// (a snapshot's end).
 	StoreNow bool
-	// release gives the batch's memory back to its source (BatchMemory).
+	// release gives the batch's memory back to its source.
 	release func()
+}
+
+// NewBatch returns a batch of changes whose Release calls release: a source
+// that reuses the changes' memory gets it back there.
+func NewBatch(changes []Change, release func()) Batch {
+	return Batch{Changes: changes, release: release}
 }
 
 // Release is called by the consumer once it no longer reads the changes,
@@ -108,80 +111,6 @@ const (
 	// binlog, a dropped replication slot) instead of stopping.
 	SnapshotWhenNeeded SnapshotMode = "when_needed"
 )
-
-// Source reads a database's change log.
-//
-// The command calls Check and Describe at start-up, then Run once; Acknowledge may be
-// called from any goroutine while Run is running.
-type Source interface {
-	// Describe returns the named tables as the catalog describes them now, in the
-	// order asked. A missing table is an error that names it.
-	Describe(ctx context.Context, tables []TableName) ([]*Table, error)
-
-	// Check verifies the database's prerequisites for the tables of its
-	// configuration (log settings, privileges, table settings) and reports every
-	// problem with the statement that fixes it. Run assumes Check passed.
-	Check(ctx context.Context) error
-
-	// Run sends batches to out in log order until ctx is done (it then returns
-	// ctx's error) or a failure stops it. With an empty from, Run takes a snapshot
-	// first when its configuration asks for one; otherwise it resumes streaming
-	// after from, sending nothing at or before it. Run never sends a change twice
-	// within one call, but after a restart everything after the last acknowledged
-	// position is sent again.
-	Run(ctx context.Context, from Position, out chan<- Batch) error
-
-	// Acknowledge tells the source that everything up to and including pos is
-	// durably stored downstream, so the database may discard its log before pos.
-	// It never blocks; positions older than one already acknowledged are ignored.
-	Acknowledge(pos Position)
-
-	// Close releases the source's connections. It is safe to call after Run returned.
-	Close() error
-}
-
-// ValueSampler is implemented by sources that can list the distinct values of a
-// column cheaply: cdc validate checks enum maps against them. A source gives up
-// (complete false) on large tables or slow queries rather than load the database.
-type ValueSampler interface {
-	// DistinctValues returns up to limit distinct non-NULL values of a column in
-	// their text form; complete says whether they are all of them.
-	DistinctValues(ctx context.Context, table TableName, column string, limit int) (values []string, complete bool, err error)
-}
-
-// TableReader is implemented by sources that can read the current rows of their
-// tables apart from the log: no slot, no checkpoint, nothing written to the
-// database. cdc verify compares the rows with the topics.
-type TableReader interface {
-	// ReadTables sends every row of the source's configured tables to out as
-	// OpRead changes without positions, all read in one consistent view, and
-	// returns once the last is sent. The tables must have been described.
-	ReadTables(ctx context.Context, out chan<- Batch) error
-}
-
-// Rechecker is implemented by sources that can read their tables from the
-// catalog again while Run streams, on a connection of their own: a change the
-// log does not show (a table dropped or renamed, its keys changed, a partition
-// attached or detached) is then found within an interval instead of never.
-type Rechecker interface {
-	// Recheck returns the mapped tables as the catalog describes them now,
-	// in the order of the source's configuration. It fails with what
-	// changed when the source can no longer serve a table exactly.
-	Recheck(ctx context.Context) ([]*Table, error)
-}
-
-// CatalogKeeper is implemented by sources whose database can change a mapped
-// table's rows without a trace in its log, even while cdc is stopped
-// (PostgreSQL: a partition detached or dropped, a table dropped and created
-// again under its name). They describe the mapped tables' identity as text
-// that is stored with every checkpoint, and compare it when they resume.
-type CatalogKeeper interface {
-	// Catalog is the mapped tables' identity as the source knows it now.
-	Catalog() string
-	// ResumeCatalog is given, before Run, the catalog stored with the
-	// checkpoint Run resumes from ("" if none was stored).
-	ResumeCatalog(stored string)
-}
 
 // Checkpoint is what the pipeline stores so that a restart resumes where the last
 // run stopped: the position up to which everything is acknowledged by the brokers.

@@ -4,12 +4,13 @@ import (
 	"testing"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // benchMap maps ch over and over, its records carved from an arena released
 // a batch at a time, as the pipeline does.
 func benchMap(b *testing.B, p *Plan, ch *cdc.Change) {
-	var arena cdc.Arena
+	var arena memory.Arena
 	out := make([]Record, 0, 2)
 	b.ReportAllocs()
 	n := 0
@@ -29,8 +30,7 @@ func benchMap(b *testing.B, p *Plan, ch *cdc.Change) {
 // the figure to watch).
 func BenchmarkMapInsert(b *testing.B) {
 	e := customerEntity(b)
-	e.KeyHeader, e.ValueHeader = make([]byte, 10), make([]byte, 10)
-	p, err := Compile(e, customerTable())
+	p, err := Compile(e, customerTable(), Framing{Key: make([]byte, 10), Value: make([]byte, 10)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func BenchmarkMapInsert(b *testing.B) {
 // BenchmarkMapHiddenOnlyUpdate measures the cost of deciding that an update changed
 // nothing the entity shows.
 func BenchmarkMapHiddenOnlyUpdate(b *testing.B) {
-	p, err := Compile(customerEntity(b), customerTable())
+	p, err := Compile(customerEntity(b), customerTable(), Framing{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkMapHiddenOnlyUpdate(b *testing.B) {
 // BenchmarkMapVisibleUpdate measures an update of a mapped column: the key is
 // compared by value, so only the new key and value are encoded.
 func BenchmarkMapVisibleUpdate(b *testing.B) {
-	p, err := Compile(customerEntity(b), customerTable())
+	p, err := Compile(customerEntity(b), customerTable(), Framing{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,8 +65,7 @@ func BenchmarkMapVisibleUpdate(b *testing.B) {
 func BenchmarkMapInsertWithRules(b *testing.B) {
 	e := personEntity(b)
 	e.Where = Condition{Expr: "store_id == 1"}
-	e.KeyHeader, e.ValueHeader = make([]byte, 10), make([]byte, 10)
-	p, err := Compile(e, personTable())
+	p, err := Compile(e, personTable(), Framing{Key: make([]byte, 10), Value: make([]byte, 10)})
 	if err != nil {
 		b.Fatal(err)
 	}

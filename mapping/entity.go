@@ -9,7 +9,6 @@
 package mapping
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -42,11 +41,13 @@ type Entity struct {
 	OnError ErrorPolicy
 	// Origin is where the entity is defined ("cdc.yaml:12"), for messages.
 	Origin string
+}
 
-	// KeyHeader and ValueHeader are written before each encoded key and value: the
-	// wire-format framing chosen by the sink (schema registry id or single-object
-	// fingerprint). Set them before mapping the first change.
-	KeyHeader, ValueHeader []byte
+// Framing is written before each encoded key and value of an entity: the
+// wire format the sink chose (a schema registry id, or a single-object
+// fingerprint).
+type Framing struct {
+	Key, Value []byte
 }
 
 // Field is the rule of one Avro field. Exactly one of Column, Expr and Fields
@@ -189,19 +190,4 @@ func (e *Entity) EnumRules() []EnumRule {
 	}
 	walk(e.Fields, "")
 	return out
-}
-
-// KeyText renders an encoded key (framing included) as JSON, for messages;
-// a key it cannot decode is rendered in hexadecimal.
-func (e *Entity) KeyText(key []byte) string {
-	schema, err := e.KeySchema()
-	if err == nil && len(key) >= len(e.KeyHeader) {
-		var decoded map[string]any
-		if err = avro.Unmarshal(schema, key[len(e.KeyHeader):], &decoded); err == nil {
-			if text, err := json.Marshal(decoded); err == nil {
-				return string(text)
-			}
-		}
-	}
-	return fmt.Sprintf("%x", key)
 }

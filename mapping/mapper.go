@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // Mapper routes each change to the plans of the entities of its table. It is not
@@ -19,13 +20,20 @@ type Mapper struct {
 	// last avoids the map lookup for runs of changes to one table.
 	lastTable *cdc.Table
 	lastPlans []*Plan
+	opts      Options
+}
+
+// Options are what a mapper adds to its entities' definitions.
+type Options struct {
+	// Framing is each entity's framing, by entity name (none if missing).
+	Framing map[string]Framing
 	// OnSkip, if set, is told of every change an entity produced no record for.
 	OnSkip func(e *Entity, reason SkipReason)
 }
 
 // NewMapper returns a mapper for the entities; Compile or Map compiles their plans.
-func NewMapper(entities []*Entity) *Mapper {
-	m := &Mapper{byTable: map[cdc.TableName][]*Entity{}, plans: map[*cdc.Table][]*Plan{}}
+func NewMapper(entities []*Entity, opts Options) *Mapper {
+	m := &Mapper{byTable: map[cdc.TableName][]*Entity{}, plans: map[*cdc.Table][]*Plan{}, opts: opts}
 	for _, e := range entities {
 		m.byTable[e.Table] = append(m.byTable[e.Table], e)
 	}
@@ -49,7 +57,7 @@ func (m *Mapper) Compile(t *cdc.Table) ([]*Plan, error) {
 	var plans []*Plan
 	var errs []error
 	for _, e := range m.byTable[t.Name] {
-		p, err := Compile(e, t)
+		p, err := Compile(e, t, m.opts.Framing[e.Name])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -67,7 +75,7 @@ func (m *Mapper) Compile(t *cdc.Table) ([]*Plan, error) {
 // and values carved from arena (see Plan.Map). A change to a table whose new
 // shape no longer fits a mapping is an error, reported before anything of it
 // is produced (the schema contract outranks liveness).
-func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
+func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
 	plans := m.lastPlans
 	if ch.Table != m.lastTable {
 		var err error
@@ -86,8 +94,8 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, 
 		if out, err = p.Map(ch, out, arena); err != nil {
 			return out, err
 		}
-		if len(out) == n && m.OnSkip != nil {
-			m.OnSkip(p.entity, p.skipped)
+		if len(out) == n && m.opts.OnSkip != nil {
+			m.opts.OnSkip(p.entity, p.skipped)
 		}
 	}
 	return out, nil

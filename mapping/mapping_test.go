@@ -11,6 +11,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 const customerSchema = `{
@@ -72,7 +73,7 @@ func customerRow(id int64, email, balance string) []cdc.Value {
 
 func mustCompile(t *testing.T, e *Entity, tbl *cdc.Table) *Plan {
 	t.Helper()
-	p, err := Compile(e, tbl)
+	p, err := Compile(e, tbl, Framing{})
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -134,7 +135,7 @@ func TestInsertEncodesEveryFieldExactly(t *testing.T) {
 // and value must be copies of their own, in an arena as when allocated.
 func TestRecordsMappedIntoAnArenaKeepTheirBytes(t *testing.T) {
 	p := mustCompile(t, customerEntity(t), customerTable())
-	var arena cdc.Arena
+	var arena memory.Arena
 	first, err := p.Map(&cdc.Change{Op: cdc.OpInsert, After: customerRow(1, "first@example.com", "1.00")}, nil, &arena)
 	if err != nil {
 		t.Fatal(err)
@@ -158,8 +159,11 @@ func TestRecordsMappedIntoAnArenaKeepTheirBytes(t *testing.T) {
 
 func TestHeadersPrecedeEncodedRecords(t *testing.T) {
 	e := customerEntity(t)
-	e.KeyHeader, e.ValueHeader = []byte{0, 0, 0, 0, 7}, []byte{0, 0, 0, 0, 8}
-	recs, err := mustCompile(t, e, customerTable()).Map(&cdc.Change{Op: cdc.OpRead, After: customerRow(1, "x", "0")}, nil, nil)
+	p, err := Compile(e, customerTable(), Framing{Key: []byte{0, 0, 0, 0, 7}, Value: []byte{0, 0, 0, 0, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpRead, After: customerRow(1, "x", "0")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +255,7 @@ func TestCompileReportsEveryMistakeWithItsLine(t *testing.T) {
 	e.Fields[1].Column = "mail"                                                                  // missing column
 	e.Fields[6].Column = "password_hash"                                                         // text into double
 	e.Fields = append(e.Fields, Field{Name: "nickname", Column: "email", Origin: "cdc.yaml:21"}) // not in schema
-	_, err := Compile(e, customerTable())
+	_, err := Compile(e, customerTable(), Framing{})
 	if err == nil {
 		t.Fatal("want errors")
 	}
@@ -437,14 +441,13 @@ func TestUnsentValueIsNeverEncoded(t *testing.T) {
 func TestMapperReportsWhyAChangeProducedNothing(t *testing.T) {
 	e := customerEntity(t)
 	e.Where = Condition{Expr: "active", Origin: "cdc.yaml:40"}
-	m := NewMapper([]*Entity{e})
 	var skips []SkipReason
-	m.OnSkip = func(got *Entity, reason SkipReason) {
+	m := NewMapper([]*Entity{e}, Options{OnSkip: func(got *Entity, reason SkipReason) {
 		if got != e {
 			t.Errorf("skip reported for entity %v", got)
 		}
 		skips = append(skips, reason)
-	}
+	}})
 	inactive := customerRow(2, "b@x", "1.00")
 	inactive[5] = cdc.Bool(false)
 	secretChanged := customerRow(1, "a@x", "1.00")
@@ -472,7 +475,7 @@ func TestMapperReportsWhyAChangeProducedNothing(t *testing.T) {
 func TestBackfillReadGoesToItsEntitiesOnly(t *testing.T) {
 	v1, v2 := customerEntity(t), customerEntity(t)
 	v2.Name, v2.Topic = "customer_v2", "shop.customer.v2"
-	m := NewMapper([]*Entity{v1, v2})
+	m := NewMapper([]*Entity{v1, v2}, Options{})
 	row := customerRow(1, "a@x", "1.00")
 	read := cdc.Change{Table: customerTable(), Op: cdc.OpRead, After: row, Entities: []string{"customer_v2"}}
 	out, err := m.Map(&read, nil, nil)
@@ -558,7 +561,7 @@ func TestKeyThatDoesNotIdentifyRowsIsRefused(t *testing.T) {
 		if c.table != nil {
 			c.table(tb)
 		}
-		err := NewMapper([]*Entity{c.entity}).CheckKeys(tb)
+		err := NewMapper([]*Entity{c.entity}, Options{}).CheckKeys(tb)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: refused: %v", c.name, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // Record is what one change means for one entity: an upsert (Value set) or a
@@ -30,7 +31,11 @@ type Record struct {
 	// a tombstone and an upsert), so that position, entity and Seq name a record.
 	Seq        int
 	DeadLetter *DeadLetter
+	plan       *Plan
 }
+
+// KeyText renders the record's key as JSON, for messages.
+func (r *Record) KeyText() string { return r.plan.keyText(r.Key) }
 
 // DeadLetter is a change that an entity under the dead_letter policy could not
 // represent: why, and the values of the columns the entity reads (masked
@@ -42,8 +47,9 @@ type DeadLetter struct {
 
 // Plan is an entity compiled against one shape of its table.
 type Plan struct {
-	entity *Entity
-	table  *cdc.Table
+	entity  *Entity
+	framing Framing
+	table   *cdc.Table
 	// skipped is why the last change mapped to no record.
 	skipped SkipReason
 	key     []fieldPlan // in key schema order
@@ -60,11 +66,11 @@ type Plan struct {
 	scratch []byte
 }
 
-// Compile checks the entity against the table and returns its plan, or every
-// problem found, each an *Error.
-func Compile(e *Entity, t *cdc.Table) (*Plan, error) {
+// Compile checks the entity against the table and returns its plan, whose
+// records carry the framing given, or every problem found, each an *Error.
+func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 	c := &compiler{e: e, t: t}
-	p := &Plan{entity: e, table: t}
+	p := &Plan{entity: e, framing: framing, table: t}
 	p.value = c.record(e.Fields, e.Schema, e.SchemaFile, "", e.Origin)
 	for _, cond := range []struct {
 		c    Condition
@@ -128,6 +134,21 @@ func appendUnique(s []int, v int) []int {
 // Entity is the entity the plan maps to.
 func (p *Plan) Entity() *Entity { return p.entity }
 
+// keyText renders a key the plan encoded (framing included) as JSON, for
+// messages; a key it cannot decode is rendered in hexadecimal.
+func (p *Plan) keyText(key []byte) string {
+	schema, err := p.entity.KeySchema()
+	if err == nil && len(key) >= len(p.framing.Key) {
+		var decoded map[string]any
+		if err = avro.Unmarshal(schema, key[len(p.framing.Key):], &decoded); err == nil {
+			if text, err := json.Marshal(decoded); err == nil {
+				return string(text)
+			}
+		}
+	}
+	return fmt.Sprintf("%x", key)
+}
+
 // Map appends to out the records a change means for the entity, their keys
 // and values carved from arena (each allocated when arena is nil). A row is part
 // of the entity when it passes where and not tombstone_when:
@@ -142,7 +163,7 @@ func (p *Plan) Entity() *Entity { return p.entity }
 // cannot represent becomes a dead-letter record instead.
 //
 // A plan is not safe for concurrent use.
-func (p *Plan) Map(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
+func (p *Plan) Map(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
 	n := len(out)
 	out, err := p.mapChange(ch, out, arena)
 	if err == nil {
@@ -176,7 +197,7 @@ func (r SkipReason) String() string {
 	return "filtered"
 }
 
-func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
+func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
 	p.skipped = SkipFiltered
 	switch ch.Op {
 	case cdc.OpRead, cdc.OpInsert:
@@ -195,7 +216,7 @@ func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Reco
 	return out, fmt.Errorf("entity %q: change at %s has unknown operation %d", p.entity.Name, ch.Position, ch.Op)
 }
 
-func (p *Plan) update(ch *cdc.Change, out []Record, arena *cdc.Arena) ([]Record, error) {
+func (p *Plan) update(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
 	if ch.Before == nil {
 		// Without the old row, a row outside the entity may have been inside:
 		// a tombstone for a key consumers never saw is harmless, a missed one is not.
@@ -261,24 +282,24 @@ func (p *Plan) contains(ch *cdc.Change, row []cdc.Value) (bool, error) {
 	return true, nil
 }
 
-func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record, arena *cdc.Arena) ([]Record, error) {
-	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row, arena)
+func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record, arena *memory.Arena) ([]Record, error) {
+	key, err := p.encode(ch, p.framing.Key, p.key, row, arena)
 	if err != nil {
 		return out, err
 	}
-	value, err := p.encode(ch, p.entity.ValueHeader, p.value, row, arena)
+	value, err := p.encode(ch, p.framing.Value, p.value, row, arena)
 	if err != nil {
 		return out, err
 	}
-	return append(out, Record{Entity: p.entity, Op: ch.Op, Key: key, Value: value}), nil
+	return append(out, Record{Entity: p.entity, plan: p, Op: ch.Op, Key: key, Value: value}), nil
 }
 
-func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record, arena *cdc.Arena) ([]Record, error) {
-	key, err := p.encode(ch, p.entity.KeyHeader, p.key, row, arena)
+func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record, arena *memory.Arena) ([]Record, error) {
+	key, err := p.encode(ch, p.framing.Key, p.key, row, arena)
 	if err != nil {
 		return out, err
 	}
-	return append(out, Record{Entity: p.entity, Op: cdc.OpDelete, Key: key}), nil
+	return append(out, Record{Entity: p.entity, plan: p, Op: cdc.OpDelete, Key: key}), nil
 }
 
 // fillUnchanged completes the new row with old values for the columns the database
@@ -335,7 +356,7 @@ func (p *Plan) unchanged(ch *cdc.Change) bool {
 // encode writes header and record fields into the plan's scratch buffer, then
 // copies them into arena (a buffer of their own when arena is nil): a record
 // takes exactly its size, and no memory of its own once the arena is warm.
-func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []cdc.Value, arena *cdc.Arena) ([]byte, error) {
+func (p *Plan) encode(ch *cdc.Change, header []byte, fields []fieldPlan, row []cdc.Value, arena *memory.Arena) ([]byte, error) {
 	buf := append(p.scratch[:0], header...)
 	var err error
 	for i := range fields {
@@ -410,7 +431,7 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 	if row == nil {
 		row = ch.Before
 	}
-	key, _ := p.encode(ch, p.entity.KeyHeader, p.key, row, nil)
+	key, _ := p.encode(ch, p.framing.Key, p.key, row, nil)
 	values := make(map[string]any, len(p.used))
 	for _, c := range p.used {
 		if slices.Contains(p.masked, c) {
@@ -423,6 +444,6 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 		}
 	}
 	doc, _ := json.Marshal(values)
-	return Record{Entity: p.entity, Op: ch.Op, Key: key, Position: ch.Position, CommitTime: ch.CommitTime,
+	return Record{Entity: p.entity, plan: p, Op: ch.Op, Key: key, Position: ch.Position, CommitTime: ch.CommitTime,
 		DeadLetter: &DeadLetter{Reason: err.Error(), Row: doc}}
 }

@@ -258,7 +258,7 @@ func TestRuleMistakesAreReportedAtCompile(t *testing.T) {
 	e.Fields[6] = Field{Name: "credit_cents", Column: "credit", Mask: MaskRedact, Origin: "cdc.yaml:39"}
 	e.Where = Condition{Expr: "store_id", Origin: "cdc.yaml:40"}
 	e.TombstoneWhen = Condition{Expr: "deleted != null", Origin: "cdc.yaml:41"}
-	_, err := Compile(e, personTable())
+	_, err := Compile(e, personTable(), Framing{})
 	if err == nil {
 		t.Fatal("compiled")
 	}
@@ -280,7 +280,7 @@ func TestRuleMistakesAreReportedAtCompile(t *testing.T) {
 func TestHashWithoutSaltIsRefused(t *testing.T) {
 	e := personEntity(t)
 	e.MaskSalt = nil
-	_, err := Compile(e, personTable())
+	_, err := Compile(e, personTable(), Framing{})
 	if err == nil || !strings.Contains(err.Error(), `cdc.yaml:35: entity "person", field "contact.email_hash": hash masks need a secret salt`) {
 		t.Fatalf("got %v", err)
 	}
@@ -313,7 +313,7 @@ func TestExpressionResultsTheFieldCannotHoldAreRefused(t *testing.T) {
 	for expr, want := range cases {
 		e := personEntity(t)
 		e.Fields[6] = Field{Name: "credit_cents", Expr: expr, Origin: "cdc.yaml:39"}
-		_, err := Compile(e, personTable())
+		_, err := Compile(e, personTable(), Framing{})
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%s: %v", expr, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
@@ -59,9 +60,9 @@ type events struct {
 	// The records, their headers, and their keys, values and ids are carved
 	// from these, and reused once the records are acknowledged (see mark):
 	// once warm, a record costs no allocation.
-	records cdc.Slab[sink.Record]
-	headers cdc.Slab[sink.Header]
-	arena   cdc.Arena
+	records memory.Slab[sink.Record]
+	headers memory.Slab[sink.Header]
+	arena   memory.Arena
 	// position is the last record's position as bytes, shared by the records
 	// of one change.
 	position   []byte
@@ -74,7 +75,7 @@ type events struct {
 
 // eventsMark is how far events had carved memory; see events.mark.
 type eventsMark struct {
-	arena            cdc.ArenaMark
+	arena            memory.ArenaMark
 	records, headers uint64
 }
 
@@ -102,7 +103,7 @@ const recordChunk = 8 * 1024
 
 func newEvents(connector, deadLetterTopic string, m *metrics.Metrics) *events {
 	return &events{metrics: m, connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
-		entities: map[*mapping.Entity]*entityEvents{}, records: cdc.Slab[sink.Record]{ChunkLen: recordChunk}}
+		entities: map[*mapping.Entity]*entityEvents{}, records: memory.Slab[sink.Record]{ChunkLen: recordChunk}}
 }
 
 func (ev *events) entity(e *mapping.Entity) *entityEvents {
@@ -193,13 +194,13 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 // entity under the dead_letter policy (or a dead letter itself) sends a dead
 // letter of its key and the reason, without the value that did not fit;
 // otherwise nothing of the batch is sent, and the error says what to raise.
-func (ev *events) tooLarge(rec *mapping.Record, key []byte, size, limit, deadLetterLimit int) (sink.Record, error) {
+func (ev *events) tooLarge(rec *mapping.Record, size, limit, deadLetterLimit int) (sink.Record, error) {
 	topic := rec.Entity.Topic
 	if rec.DeadLetter != nil {
 		topic = ev.deadLetterTopic
 	}
 	reason := fmt.Sprintf("entity %q: the record for key %s %s is %d bytes, more than topic %s accepts (max.message.bytes = %d)",
-		rec.Entity.Name, rec.Entity.KeyText(key), at(rec.Position), size, topic, limit)
+		rec.Entity.Name, rec.KeyText(), at(rec.Position), size, topic, limit)
 	if rec.DeadLetter == nil && rec.Entity.OnError != mapping.OnErrorDeadLetter {
 		return sink.Record{}, fmt.Errorf("%s; nothing of it was written. Raise the topic's limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d), or send such changes to the dead-letter topic (on_error: dead_letter)",
 			reason, topic, size)
@@ -215,7 +216,7 @@ func (ev *events) tooLarge(rec *mapping.Record, key []byte, size, limit, deadLet
 			ee.tombstones--
 		}
 	}
-	letter := sink.Record{Topic: ev.deadLetterTopic, Key: key, Headers: []sink.Header{
+	letter := sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Headers: []sink.Header{
 		{Key: hEntity, Value: ee.typ},
 		{Key: hOp, Value: opCodes[rec.Op]},
 		{Key: hPosition, Value: []byte(rec.Position)},

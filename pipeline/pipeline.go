@@ -55,18 +55,21 @@ type Transactor interface {
 	Abort() error
 }
 
-// Config wires one pipeline. Source, Mapper, Producer and Checkpoints are required.
+// Config wires one pipeline. Source, Entities, Producer and Checkpoints are required.
 type Config struct {
-	Source      cdc.Source
-	Mapper      *mapping.Mapper
+	Source cdc.Source
+	// Entities are mapped, each with its Framing (by entity name).
+	Entities    []*mapping.Entity
+	Framing     map[string]mapping.Framing
 	Producer    *sink.Producer
 	Checkpoints CheckpointStore
 	// Transactions, if set, makes the pipeline exactly-once: the checkpoint
 	// is committed with the records in one transaction every
 	// CheckpointInterval, and Checkpoints is not used.
 	Transactions Transactor
-	// Entities is stored with each checkpoint (see cdc.Checkpoint).
-	Entities []string
+	// Filled names the entities whose topics were filled; it is stored with
+	// each checkpoint (see cdc.Checkpoint).
+	Filled []string
 	// Connector names the connector in event headers (ce_source, ce_id).
 	Connector string
 	// DeadLetterTopic receives the dead letters of entities under the
@@ -107,7 +110,7 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	cfg.Mapper.OnSkip = func(e *mapping.Entity, reason mapping.SkipReason) {
+	countSkip := func(e *mapping.Entity, reason mapping.SkipReason) {
 		c := cfg.Metrics.Entity(e.Name)
 		if reason == mapping.SkipUnchanged {
 			c.SkippedSame.Inc()
@@ -115,7 +118,8 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 			c.SkippedFiltered.Inc()
 		}
 	}
-	r := &run{cfg: cfg, log: cfg.Logger, stored: from, storeNow: make(chan struct{}, 1)}
+	r := &run{cfg: cfg, log: cfg.Logger, stored: from, storeNow: make(chan struct{}, 1),
+		mapper: mapping.NewMapper(cfg.Entities, mapping.Options{Framing: cfg.Framing, OnSkip: countSkip})}
 	r.work, r.stop = context.WithCancel(context.Background())
 	defer r.stop()
 	return r.run(ctx, from)
@@ -124,6 +128,7 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 type run struct {
 	cfg     Config
 	log     *slog.Logger
+	mapper  *mapping.Mapper
 	tracker tracker
 	// storeNow asks the checkpointer to store the acknowledged position at once.
 	storeNow chan struct{}
@@ -233,7 +238,7 @@ func (r *run) recheck(source cdc.Rechecker) {
 		if err == nil {
 			errs := make([]error, len(tables))
 			for i, t := range tables {
-				errs[i] = r.cfg.Mapper.CheckKeys(t)
+				errs[i] = r.mapper.CheckKeys(t)
 			}
 			err = errors.Join(errs...)
 		}
@@ -283,7 +288,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		mapped = mapped[:0]
 		var err error
 		for i := range b.Changes {
-			if mapped, err = r.cfg.Mapper.Map(&b.Changes[i], mapped, &ev.arena); err != nil {
+			if mapped, err = r.mapper.Map(&b.Changes[i], mapped, &ev.arena); err != nil {
 				r.fail(err)
 				break
 			}
@@ -306,7 +311,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			rec := &mapped[i]
 			records[i] = ev.record(rec)
 			if size, limit := sink.RecordSize(&records[i]), r.maxMessageBytes(records[i].Topic); size > limit {
-				records[i], err = ev.tooLarge(rec, records[i].Key, size, limit, r.maxMessageBytes(r.cfg.DeadLetterTopic))
+				records[i], err = ev.tooLarge(rec, size, limit, r.maxMessageBytes(r.cfg.DeadLetterTopic))
 			}
 			if err != nil {
 				break
@@ -353,7 +358,7 @@ func (r *run) commit() {
 		return // a record failed: nothing of this transaction may be committed
 	}
 	pos, at := r.tracker.position()
-	cp := cdc.Checkpoint{Entities: r.cfg.Entities, Catalog: r.catalog()}
+	cp := cdc.Checkpoint{Entities: r.cfg.Filled, Catalog: r.catalog()}
 	if pos != r.stored {
 		cp.Position = pos
 	}
@@ -435,7 +440,7 @@ func (r *run) checkpoint() {
 		r.cfg.Metrics.Checkpointed(at, time.Now()) // the stored one is still current
 		return
 	}
-	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Entities, Catalog: r.catalog()}); err != nil {
+	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Filled, Catalog: r.catalog()}); err != nil {
 		r.fail(cdc.Transient(err)) // the brokers' trouble: the records before it are sent again
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
+	"github.com/cdc-dev/cdc/sources"
 	"github.com/cdc-dev/cdc/sources/mysql"
 )
 
@@ -140,8 +141,8 @@ func (c *Config) validate() error {
 			bad(key, "%d: want a number of %s from 1 to %d (default %d)%s", *v, unit, most, def, note)
 		}
 	}
-	count("snapshot.chunk_size", &c.Snapshot.ChunkSize, cdc.DefaultChunkSize, 1_000_000, "rows", "")
-	count("snapshot.backfill_chunk_size", &c.Snapshot.BackfillChunkSize, cdc.DefaultBackfillChunkSize, maxBackfillChunkSize, "rows",
+	count("snapshot.chunk_size", &c.Snapshot.ChunkSize, sources.DefaultChunkSize, 1_000_000, "rows", "")
+	count("snapshot.backfill_chunk_size", &c.Snapshot.BackfillChunkSize, sources.DefaultBackfillChunkSize, maxBackfillChunkSize, "rows",
 		"; a backfill holds a chunk in memory")
 	count("snapshot.parallelism", &c.Snapshot.Parallelism, 1, maxSnapshotParallelism, "connections", "")
 	// An entry may hold several brokers, comma-separated (one ${VAR} for all).

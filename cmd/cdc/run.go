@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,8 +18,6 @@ import (
 	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/pipeline"
 	"github.com/cdc-dev/cdc/sink"
-	"github.com/cdc-dev/cdc/sources/mysql"
-	"github.com/cdc-dev/cdc/sources/postgres"
 )
 
 // configFlag parses a command's flags, of which --config is required.
@@ -99,126 +96,8 @@ func backfillOf(entities []*mapping.Entity, wanted func(*mapping.Entity) bool) c
 			b.Entities = append(b.Entities, e.Name)
 		}
 	}
-	b.Tables = sortedTables(mapping.NewMapper(chosen))
+	b.Tables = tablesOf(chosen)
 	return b
-}
-
-// openSource connects to the configured database.
-func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *slog.Logger) (cdc.Source, error) {
-	switch cfg.Source.Kind {
-	case "postgres":
-		return postgres.New(ctx, postgres.Config{
-			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
-			Tables: tables, Entities: entitiesByTable(cfg), Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
-			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism,
-			HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery, ApplicationName: "cdc " + cfg.Name,
-			Logger: log.With("component", "source"),
-		})
-	case "mysql":
-		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty
-		var cascades []cdc.TableName
-		for _, t := range cfg.Source.MySQL.AcceptUnloggedCascades {
-			name, _ := cdc.ParseTableName(t) // checked
-			cascades = append(cascades, name)
-		}
-		tlsConfig, err := tlsFor("source.mysql.tls", cfg.Source.MySQL.TLS, log)
-		if err != nil {
-			return nil, err
-		}
-		return mysql.New(ctx, mysql.Config{
-			AcceptUnloggedCascades: cascades, TLS: tlsConfig,
-			DSN: cfg.Source.DSN, ServerID: cfg.Source.MySQL.ServerID, Name: cfg.Name, Tables: tables,
-			Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize,
-			BackfillChunkSize: cfg.Snapshot.BackfillChunkSize, Parallelism: cfg.Snapshot.Parallelism, UseGTID: *cfg.Source.MySQL.GTID,
-			ZeroDates: mysql.ZeroDates(cfg.Source.MySQL.ZeroDates), WatermarkTable: watermarks, Logger: log.With("component", "source"),
-		})
-	}
-	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)
-}
-
-// entitiesByTable names the configured entities of each table.
-func entitiesByTable(cfg *Config) map[cdc.TableName][]string {
-	byTable := map[cdc.TableName][]string{}
-	for _, e := range cfg.Entities {
-		if name, err := cdc.ParseTableName(e.Table); err == nil {
-			byTable[name] = append(byTable[name], e.Name)
-		}
-	}
-	return byTable
-}
-
-// kafkaConfig is the sink's configuration, with the TLS and SASL settings
-// built (log, if set, gets the warnings of settings that verify nothing).
-func kafkaConfig(cfg *Config, log *slog.Logger) (sink.Config, error) {
-	c := sink.Config{
-		Brokers: cfg.Kafka.Brokers, ClientID: "cdc-" + cfg.Name,
-		Partitions: cfg.Kafka.Topic.Partitions, ReplicationFactor: cfg.Kafka.Topic.ReplicationFactor,
-		CheckpointTopic: cfg.Kafka.CheckpointTopic, Compression: cfg.Kafka.Compression,
-	}
-	var err error
-	if c.TLS, err = tlsFor("kafka.tls", cfg.Kafka.TLS, log); err != nil {
-		return c, err
-	}
-	if c.SASL, err = saslMechanism(cfg.Kafka.SASL); err != nil {
-		return c, err
-	}
-	if r := cfg.Kafka.SchemaRegistry; r != nil {
-		c.Registry = sink.Registry{URL: r.URL, Username: r.Username, Password: r.Password, Token: r.Token}
-		if c.Registry.TLS, err = tlsFor("kafka.schema_registry.tls", r.TLS, log); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
-
-// dialKafka connects to the configured cluster.
-func dialKafka(ctx context.Context, cfg *Config, log *slog.Logger) (*sink.Kafka, error) {
-	kc, err := kafkaConfig(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	return sink.Dial(ctx, kc, log.With("component", "sink"))
-}
-
-// sortedTables lists the mapped tables in a stable order (snapshots follow it).
-func sortedTables(m *mapping.Mapper) []cdc.TableName {
-	tables := m.Tables()
-	sort.Slice(tables, func(i, j int) bool { return tables[i].String() < tables[j].String() })
-	return tables
-}
-
-// openMapped builds the configured entities and their mapper, and connects
-// to the database of their tables.
-func openMapped(ctx context.Context, cfg *Config, log *slog.Logger) ([]*mapping.Entity, *mapping.Mapper, cdc.Source, error) {
-	entities, err := cfg.mappingEntities()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	mapper := mapping.NewMapper(entities)
-	src, err := openSource(ctx, cfg, sortedTables(mapper), log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return entities, mapper, src, nil
-}
-
-// compileAll checks every mapping against the tables as the catalog has them,
-// and that every entity's key identifies its table's rows.
-func compileAll(ctx context.Context, src cdc.Source, m *mapping.Mapper) error {
-	tables, err := src.Describe(ctx, sortedTables(m))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range tables {
-		if _, err := m.Compile(t); err != nil {
-			errs = append(errs, err)
-		}
-		if err := m.CheckKeys(t); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -354,42 +233,27 @@ func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[str
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()
-	type opened struct {
-		entities []*mapping.Entity
-		mapper   *mapping.Mapper
-		src      cdc.Source
-	}
-	db, err := await(ctx, log, "connect to the database and check it", func(ctx context.Context) (opened, error) {
-		entities, mapper, src, err := openMapped(ctx, cfg, log)
-		if err != nil {
-			return opened{}, err
-		}
-		if err := src.Check(ctx); err != nil {
-			src.Close()
-			return opened{}, fmt.Errorf("the database is not ready for cdc:\n%w", err)
-		}
-		if err := compileAll(ctx, src, mapper); err != nil {
-			src.Close()
-			return opened{}, err
-		}
-		return opened{entities, mapper, src}, nil
-	}, func(o opened) { o.src.Close() })
+	c, err := newConnector(cfg, log, log)
 	if err != nil {
 		return err
 	}
-	entities, mapper, src := db.entities, db.mapper, db.src
-	defer src.Close()
-
+	defer c.Close()
+	if err := c.openDatabase(ctx); err != nil {
+		return err
+	}
+	if err := c.checkDatabase(ctx); err != nil {
+		return fmt.Errorf("the database is not ready for cdc:\n%w", err)
+	}
+	if err := c.checkMappings(ctx); err != nil {
+		return err
+	}
 	if cfg.Kafka.Version != "" {
 		log.Warn("kafka.version is no longer used: cdc asks the brokers which protocol versions they speak; remove it")
 	}
-	k, err := await(ctx, log, "reach the Kafka brokers", func(ctx context.Context) (*sink.Kafka, error) {
-		return dialKafka(ctx, cfg, log)
-	}, func(k *sink.Kafka) { k.Close() })
-	if err != nil {
+	if err := c.dialBrokers(ctx); err != nil {
 		return err
 	}
-	defer k.Close()
+	entities, src, k := c.entities, c.src, c.kafka
 	var topics []string
 	for _, e := range entities {
 		topics = append(topics, e.Topic)
@@ -411,23 +275,20 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	if err != nil {
 		return err
 	}
-	type framing struct{ key, value []byte }
-	framings, err := await(ctx, log, "register the schemas", func(ctx context.Context) ([]framing, error) {
-		out := make([]framing, len(entities))
-		for i, e := range entities {
+	framing, err := await(ctx, log, "register the schemas", func(ctx context.Context) (map[string]mapping.Framing, error) {
+		out := map[string]mapping.Framing{}
+		for _, e := range entities {
 			keySchema, _ := e.KeySchema() // checked by mappingEntities
-			var err error
-			if out[i].key, out[i].value, err = k.Framing(ctx, e.Topic, keySchema, e.Schema); err != nil {
+			key, value, err := k.Framing(ctx, e.Topic, keySchema, e.Schema)
+			if err != nil {
 				return nil, fmt.Errorf("entity %q: %w", e.Name, err)
 			}
+			out[e.Name] = mapping.Framing{Key: key, Value: value}
 		}
 		return out, nil
 	}, nil)
 	if err != nil {
 		return err
-	}
-	for i, e := range entities {
-		e.KeyHeader, e.ValueHeader = framings[i].key, framings[i].value
 	}
 	// The database, the brokers and the registry answered: a failure to
 	// reach them from now on is waited out, not a mistake in the configuration.
@@ -490,7 +351,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position), "exactly_once", cfg.Kafka.ExactlyOnce)
 	opts.running()
 	return pipeline.Run(ctx, pipeline.Config{
-		Source: src, Mapper: mapper, Producer: producer, Checkpoints: store, Transactions: transactions, Entities: names,
+		Source: src, Entities: entities, Framing: framing, Producer: producer, Checkpoints: store, Transactions: transactions, Filled: names,
 		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, MaxMessageBytes: limits, Metrics: m,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)

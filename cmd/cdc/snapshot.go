@@ -68,13 +68,16 @@ func askOnlineBackfill(ctx context.Context, cfg *Config, only entityNames, stder
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	entities, _, src, err := openMapped(ctx, cfg, log)
+	c, err := newConnector(cfg, log, log)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	asked := backfillOf(entities, func(*mapping.Entity) bool { return true })
-	signaler, ok := src.(cdc.Signaler)
+	defer c.Close()
+	if err := c.openDatabase(ctx); err != nil {
+		return err
+	}
+	asked := backfillOf(c.entities, func(*mapping.Entity) bool { return true })
+	signaler, ok := c.src.(cdc.Signaler)
 	if !ok {
 		return fmt.Errorf("source kind %s cannot backfill while streaming", cfg.Source.Kind)
 	}

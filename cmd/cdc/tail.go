@@ -30,13 +30,14 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	entities, err := cfg.mappingEntities()
+	c, err := newConnector(cfg, newLogger(cfg, io.Discard), newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	var entity *mapping.Entity
 	var names []string
-	for _, e := range entities {
+	for _, e := range c.entities {
 		names = append(names, e.Name)
 		if e.Name == entityName {
 			entity = e
@@ -45,11 +46,10 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if entity == nil {
 		return fmt.Errorf("--entity %q: no such entity in %s (has: %v)", entityName, cfg.path, names)
 	}
-	k, err := dialKafka(ctx, cfg, newLogger(cfg, io.Discard))
-	if err != nil {
+	if err := c.dialBrokers(ctx); err != nil {
 		return err
 	}
-	defer k.Close()
+	k := c.kafka
 	keySchema, _ := entity.KeySchema()
 	keys, err := newRecordDecoder(k, cfg, keySchema)
 	if err != nil {

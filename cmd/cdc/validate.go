@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/cdc-dev/cdc"
-	"github.com/cdc-dev/cdc/mapping"
-	"github.com/cdc-dev/cdc/sink"
 )
 
 // enumSampleLimit bounds the distinct values read per enum column.
@@ -34,19 +31,18 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	r := &report{stdout: stdout, stderr: stderr}
 	r.check("configuration", err)
-	entities, err := cfg.mappingEntities()
+	// The checks' own logs are left out; a check that waits long says so.
+	c, err := newConnector(cfg, newLogger(cfg, io.Discard), newLogger(cfg, stderr))
+	defer c.Close()
 	r.check("schemas", err)
 	if r.ok() {
-		fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(entities))
+		fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(c.entities))
 	}
-	// The checks' own logs are left out; a check that waits long says so.
-	log, waits := newLogger(cfg, io.Discard), newLogger(cfg, stderr)
-	mapper := mapping.NewMapper(entities)
-	if cfg.Source.DSN != "" && cfg.Source.Kind != "" && len(entities) > 0 {
-		validateDatabase(ctx, r, cfg, mapper, entities, log, waits)
+	if cfg.Source.DSN != "" && cfg.Source.Kind != "" && len(c.entities) > 0 {
+		validateDatabase(ctx, r, c)
 	}
 	if len(cfg.Kafka.Brokers) > 0 {
-		validateKafka(ctx, r, cfg, entities, log, waits)
+		validateKafka(ctx, r, c)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -81,26 +77,22 @@ func (r *report) check(what string, err error) bool {
 
 func (r *report) ok() bool { return len(r.failed) == 0 }
 
-func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mapping.Mapper, entities []*mapping.Entity, log, waits *slog.Logger) {
-	src, err := await(ctx, waits, "connect to the database", func(ctx context.Context) (cdc.Source, error) {
-		return openSource(ctx, cfg, sortedTables(mapper), log)
-	}, func(src cdc.Source) { src.Close() })
-	if !r.check("database", err) {
+func validateDatabase(ctx context.Context, r *report, c *connector) {
+	if !r.check("database", c.openDatabase(ctx)) {
 		return
 	}
-	defer src.Close()
-	if r.check("database", awaitErr(ctx, waits, "check the database", src.Check)) {
+	if r.check("database", c.checkDatabase(ctx)) {
 		fmt.Fprintln(r.stdout, "ok: database prerequisites")
 	}
-	if r.check("mappings", awaitErr(ctx, waits, "check the mappings against the tables", func(ctx context.Context) error { return compileAll(ctx, src, mapper) })) {
-		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(mapper.Tables()))
+	if r.check("mappings", c.checkMappings(ctx)) {
+		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(c.tables))
 	}
-	sampler, ok := src.(cdc.ValueSampler)
+	sampler, ok := c.src.(cdc.ValueSampler)
 	if !ok {
 		return
 	}
 	var errs []error
-	for _, e := range entities {
+	for _, e := range c.entities {
 		for _, rule := range e.EnumRules() {
 			values, complete, err := sampler.DistinctValues(ctx, e.Table, rule.Column, enumSampleLimit)
 			if err != nil {
@@ -125,17 +117,15 @@ func validateDatabase(ctx context.Context, r *report, cfg *Config, mapper *mappi
 	}
 }
 
-func validateKafka(ctx context.Context, r *report, cfg *Config, entities []*mapping.Entity, log, waits *slog.Logger) {
+func validateKafka(ctx context.Context, r *report, c *connector) {
+	cfg, entities, waits := c.cfg, c.entities, c.waits
 	if cfg.Kafka.Version != "" {
 		fmt.Fprintln(r.stdout, "note: kafka.version is no longer used (cdc asks the brokers which protocol versions they speak): remove it")
 	}
-	k, err := await(ctx, waits, "reach the Kafka brokers", func(ctx context.Context) (*sink.Kafka, error) {
-		return dialKafka(ctx, cfg, waits)
-	}, func(k *sink.Kafka) { k.Close() })
-	if !r.check("kafka", err) {
+	if !r.check("kafka", c.dialBrokers(ctx)) {
 		return
 	}
-	defer k.Close()
+	k := c.kafka
 	var topics []string
 	for _, e := range entities {
 		topics = append(topics, e.Topic)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/sink"
 )
@@ -32,23 +33,25 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	entities, mapper, src, err := openMapped(ctx, cfg, log)
+	c, err := newConnector(cfg, log, log)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	reader, ok := src.(cdc.TableReader)
+	defer c.Close()
+	if err := c.openDatabase(ctx); err != nil {
+		return err
+	}
+	reader, ok := c.src.(cdc.TableReader)
 	if !ok {
 		return fmt.Errorf("source kind %s cannot read its tables for a comparison", cfg.Source.Kind)
 	}
-	if err := compileAll(ctx, src, mapper); err != nil {
+	if err := c.checkMappings(ctx); err != nil {
 		return err
 	}
-	k, err := dialKafka(ctx, cfg, log)
-	if err != nil {
+	if err := c.dialBrokers(ctx); err != nil {
 		return err
 	}
-	defer k.Close()
+	entities, k := c.entities, c.kafka
 	spill, err := os.MkdirTemp("", "cdc-verify-")
 	if err != nil {
 		return fmt.Errorf("verify needs a temporary directory for the keys it compares: %w", err)
@@ -56,14 +59,16 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer os.RemoveAll(spill)
 
 	checks := map[*mapping.Entity]*entityCheck{}
+	framing := map[string]mapping.Framing{}
 	for _, e := range entities {
-		c, err := readEntityTopic(ctx, k, cfg, e, filepath.Join(spill, e.Name))
+		check, err := readEntityTopic(ctx, k, cfg, e, filepath.Join(spill, e.Name))
 		if err != nil {
 			return fmt.Errorf("entity %s: %w", e.Name, err)
 		}
-		defer c.comparison.close()
-		checks[e] = c
+		defer check.comparison.close()
+		checks[e], framing[e.Name] = check, check.framing
 	}
+	mapper := mapping.NewMapper(entities, mapping.Options{Framing: framing})
 	// The topics are read first: a row that changes after its topic was read
 	// shows as a difference, so verify a connector whose source is quiet and
 	// whose checkpoint has caught up.
@@ -90,7 +95,10 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // entityCheck is the comparison of one entity, with what to show of it.
 type entityCheck struct {
-	entity       *mapping.Entity
+	entity *mapping.Entity
+	// framing is what the topic's records are framed with: the mapping
+	// frames the table's rows the same way.
+	framing      mapping.Framing
 	comparison   *comparison
 	keys, values *recordDecoder
 	// Rows of the table outside the entity (its where or tombstone_when), and
@@ -106,15 +114,15 @@ func readEntityTopic(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping
 		return nil, fmt.Errorf("topic %s does not exist: cdc run creates it when it starts", e.Topic)
 	}
 	keySchema, _ := e.KeySchema() // checked by mappingEntities
-	var err error
-	if e.KeyHeader, e.ValueHeader, err = k.RegisteredFraming(ctx, e.Topic, keySchema, e.Schema); err != nil {
+	key, value, err := k.RegisteredFraming(ctx, e.Topic, keySchema, e.Schema)
+	if err != nil {
 		return nil, err
 	}
 	records, err := k.TopicRecords(e.Topic)
 	if err != nil {
 		return nil, err
 	}
-	c := &entityCheck{entity: e}
+	c := &entityCheck{entity: e, framing: mapping.Framing{Key: key, Value: value}}
 	if c.keys, err = newRecordDecoder(k, cfg, keySchema); err != nil {
 		return nil, err
 	}
@@ -147,7 +155,7 @@ func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.
 	}()
 	var failed error
 	var records []mapping.Record
-	var arena cdc.Arena // the records' keys and values
+	var arena memory.Arena // the records' keys and values
 	for b := range batches {
 		for i := range b.Changes {
 			if failed != nil {
@@ -167,7 +175,7 @@ func projectTables(ctx context.Context, reader cdc.TableReader, mapper *mapping.
 	return failed
 }
 
-func projectRow(mapper *mapping.Mapper, ch *cdc.Change, checks map[*mapping.Entity]*entityCheck, records *[]mapping.Record, arena *cdc.Arena) error {
+func projectRow(mapper *mapping.Mapper, ch *cdc.Change, checks map[*mapping.Entity]*entityCheck, records *[]mapping.Record, arena *memory.Arena) error {
 	plans, err := mapper.Compile(ch.Table)
 	if err != nil {
 		return err

@@ -10,8 +10,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
-	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/integration/harness"
+	"github.com/cdc-dev/cdc/sources"
 )
 
 type mariadb struct {
@@ -122,7 +122,7 @@ func (m *mariadb) plainRead(context.Context) (int, error) {
 // keyOrderedRead reads the table as cdc's snapshot does by default: queries of
 // chunks in key order, each after the last key of the one before.
 func (m *mariadb) keyOrderedRead(context.Context) (int, error) {
-	total, last, chunk := 0, int64(0), cdc.DefaultChunkSize
+	total, last, chunk := 0, int64(0), sources.DefaultChunkSize
 	for {
 		rows := 0
 		var result mysql.Result

@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/integration/harness"
+	"github.com/cdc-dev/cdc/sources"
 )
 
 type postgres struct {
@@ -118,7 +118,7 @@ func (p *postgres) keyOrderedRead(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer conn.Close(ctx)
-	total, last, chunk := 0, "0", cdc.DefaultChunkSize
+	total, last, chunk := 0, "0", sources.DefaultChunkSize
 	var w lastLine
 	for {
 		tag, err := conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(

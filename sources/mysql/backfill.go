@@ -2,16 +2,15 @@ package mysql
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/backfill"
 )
 
 // Backfill implements cdc.Backfiller.
@@ -19,7 +18,7 @@ func (s *Source) Backfill(b cdc.Backfill) error {
 	if err := s.checkBackfill(b); err != nil {
 		return err
 	}
-	s.fill = cdc.ResumeBackfill(s.fill, &b)
+	s.fill = backfill.Resume(s.fill, &b)
 	return nil
 }
 
@@ -40,28 +39,24 @@ func watermarkTableDDL(t cdc.TableName) string {
 	return "CREATE TABLE IF NOT EXISTS " + quoteTable(t) + " (connector VARCHAR(64) NOT NULL PRIMARY KEY, mark TEXT NOT NULL) ENGINE=InnoDB"
 }
 
-// resumeBackfill gives pos the backfill to go on with (see cdc.ResumeBackfill).
+// resumeBackfill gives pos the backfill to go on with (see backfill.Resume).
 func (s *Source) resumeBackfill(pos Position) Position {
-	pos.Backfill = cdc.ResumeBackfill(pos.Backfill, s.fill)
+	pos.Backfill = backfill.Resume(pos.Backfill, s.fill)
 	return pos
 }
 
-// backfillReader reads a backfill's chunks beside the stream: for each, it
-// writes a low watermark row, reads the chunk, hands it to the stream and
-// writes a high watermark row. Both servers make a transaction visible in
-// binlog order (MySQL: binlog_order_commits), so a read that starts after the
-// low watermark's commit sees every transaction logged before it. The stream
-// drops from the chunk the keys changed between the two watermarks and sends
-// the rest at the high one (see streamer.watermark).
-type backfillReader struct {
-	s       *Source
-	conn    *client.Conn
-	token   string // tells this run's watermarks from an earlier run's
-	chunks  chan *cdc.BackfillChunk
-	emitted chan cdc.Backfill
+// backfillDB is a backfill's connection (see backfill.Database). Its
+// watermarks are rows of the watermark table, keyed by the connector. Both
+// servers make a transaction visible in binlog order (MySQL:
+// binlog_order_commits), so a read that starts after the low watermark's
+// commit sees every transaction logged before it.
+type backfillDB struct {
+	s    *Source
+	conn *client.Conn
 }
 
-func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfillReader, error) {
+// openBackfill opens the connection of a backfill's reader.
+func (s *Source) openBackfill(ctx context.Context) (*backfillDB, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -79,80 +74,53 @@ func (s *Source) startBackfill(ctx context.Context, fill cdc.Backfill) (*backfil
 			return nil, fmt.Errorf("backfill setup (%s): %w; a DBA can create the watermark table with: %s", stmt, err, watermarkTableDDL(s.cfg.WatermarkTable))
 		}
 	}
-	token := make([]byte, 6)
-	_, _ = rand.Read(token)
-	s.log.Info("backfill started: its tables are read in chunks while streaming goes on",
-		"entities", strings.Join(fill.Entities, ","), "tables", len(fill.Tables), "resumed", fill.Cursor.String(), "watermark_table", s.cfg.WatermarkTable.String())
-	return &backfillReader{s: s, conn: conn, token: hex.EncodeToString(token), chunks: make(chan *cdc.BackfillChunk, 1), emitted: make(chan cdc.Backfill, 1)}, nil
+	return &backfillDB{s: s, conn: conn}, nil
 }
 
-// watermarkMark names the token and the chunk; the row's key is the connector.
-func (r *backfillReader) watermarkMark(n int, kind string) string {
-	return r.token + ":" + strconv.Itoa(n) + ":" + kind
-}
+func (db *backfillDB) Close() { db.conn.Close() }
 
-func (r *backfillReader) run(ctx context.Context, fill cdc.Backfill) error {
-	defer r.conn.Close()
-	var reading cdc.TableName
-	var q *tableQuery
-	for n := 1; ; n++ {
-		name, after, ok := fill.Next()
-		if !ok {
-			return nil
-		}
-		d := r.s.tables[name]
-		if name != reading {
-			reading, q = name, r.s.newTableQuery(d, d.table.PrimaryKey)
-			if len(q.key) == 0 {
-				return fmt.Errorf("backfill of %s: the table has no primary key that compares as a literal, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector", name)
-			}
-			estimate, _, err := estimateRows(r.conn, name)
-			if err != nil {
-				return fmt.Errorf("backfill of %s: %w", name, err)
-			}
-			r.s.progress.Start(name, int64(estimate))
-			r.s.log.Info("backfill of table started", "table", name.String(), "estimated_rows", estimate, "resumed_after_key", after)
-		}
-		c := &cdc.BackfillChunk{ID: r.watermarkMark(n, ""), Table: d.table}
-		if err := r.watermark(n, "low"); err != nil {
-			return err
-		}
-		query, err := q.chunk(after, nil, r.s.cfg.BackfillChunkSize)
-		if err != nil {
-			return fmt.Errorf("backfill of %s, after key %q: %w", name, after, err)
-		}
-		var arena cdc.Arena // this chunk's values only
-		c.After, err = q.read(r.conn, query, &arena, func(values []cdc.Value) error {
-			c.Rows = append(c.Rows, cdc.Change{Table: d.table, Op: cdc.OpRead, After: values})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("backfill of %s: %w", name, err)
-		}
-		if c.Finished = len(c.Rows) < r.s.cfg.BackfillChunkSize; c.Finished {
-			c.After = nil
-		}
-		select {
-		case r.chunks <- c:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := r.watermark(n, "high"); err != nil {
-			return err
-		}
-		select {
-		case fill = <-r.emitted:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (r *backfillReader) watermark(n int, kind string) error {
-	if _, err := r.conn.Execute(watermarkInsert(r.s.cfg.WatermarkTable), r.s.cfg.Name, r.watermarkMark(n, kind)); err != nil {
-		return fmt.Errorf("backfill: write the %s watermark into %s: %w", kind, r.s.cfg.WatermarkTable, err)
+func (db *backfillDB) Watermark(_ context.Context, mark string) error {
+	if _, err := db.conn.Execute(watermarkInsert(db.s.cfg.WatermarkTable), db.s.cfg.Name, mark); err != nil {
+		return fmt.Errorf("into %s: %w", db.s.cfg.WatermarkTable, err)
 	}
 	return nil
+}
+
+// AwaitVisible has nothing to wait for: the binlog's order is the order
+// transactions become visible in.
+func (db *backfillDB) AwaitVisible(context.Context) error { return nil }
+
+func (db *backfillDB) Estimate(_ context.Context, table cdc.TableName) (int64, error) {
+	estimate, _, err := estimateRows(db.conn, table)
+	return int64(estimate), err
+}
+
+// Read reads a chunk after the key given, through the primary key.
+func (db *backfillDB) Read(_ context.Context, d *described, after []string, limit int) ([]cdc.Change, []string, error) {
+	q := db.s.newTableQuery(d, d.table.PrimaryKey)
+	if len(q.key) == 0 {
+		return nil, nil, fmt.Errorf("the table has no primary key that compares as a literal, so it cannot be read in chunks while streaming; add one, or snapshot it with a new connector")
+	}
+	query, err := q.chunk(after, nil, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("after key %q: %w", after, err)
+	}
+	var arena memory.Arena // this chunk's values only
+	var rows []cdc.Change
+	last, err := q.read(db.conn, query, &arena, func(values []cdc.Value) error {
+		rows = append(rows, cdc.Change{Table: d.table, Op: cdc.OpRead, After: values})
+		return nil
+	})
+	return rows, last, err
+}
+
+// backfillTables describes the backfill's tables as the stream knows them.
+func (s *Source) backfillTables(fill cdc.Backfill) map[cdc.TableName]*described {
+	tables := map[cdc.TableName]*described{}
+	for _, t := range fill.Tables {
+		tables[t] = s.tables[t]
+	}
+	return tables
 }
 
 // watermark handles a row of the watermark table. At the high watermark the
@@ -165,27 +133,8 @@ func (st *streamer) watermark(ctx context.Context, connector, mark string) error
 	if asked, ok := strings.CutPrefix(mark, signalPrefix); ok {
 		return st.signal(ctx, asked)
 	}
-	cut := strings.LastIndexByte(mark, ':')
-	if st.reader == nil || cut < 0 || !strings.HasPrefix(mark, st.reader.token+":") {
-		return nil // an earlier run's
-	}
-	id, kind := mark[:cut+1], mark[cut+1:]
-	switch kind {
-	case "low":
-		st.backfill.Low(id)
-		return nil
-	case "high":
-	default:
-		return nil
-	}
-	var c *cdc.BackfillChunk
-	select {
-	case c = <-st.reader.chunks:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	rows, fill, err := st.backfill.High(id, c)
-	if err != nil {
+	sending, err := st.backfill.Watermark(ctx, mark)
+	if sending == nil || err != nil {
 		return err
 	}
 	st.committed.Backfill = st.backfill.Fill
@@ -197,31 +146,22 @@ func (st *streamer) watermark(ctx context.Context, connector, mark string) error
 		}
 	}
 	at := st.txnStart
-	at.Row, at.Backfill = 0, &fill
-	st.batch = rows
+	at.Row, at.Backfill = 0, &sending.Fill
+	st.batch = sending.Rows
 	if err := st.send(ctx, at, false); err != nil {
 		return err
 	}
-	st.s.progress.BackfillChunkSent(c, len(rows), fill, st.s.log)
-	st.reader.emitted <- fill
-	if st.backfill.Fill == nil {
-		st.reader = nil // it ends with this chunk
-	}
+	st.backfill.Sent(sending, st.s.backfillTables(sending.Fill))
 	return nil
 }
 
 // startReader starts the reader of the backfill under way.
 func (st *streamer) startReader(ctx context.Context) error {
-	r, err := st.s.startBackfill(ctx, *st.backfill.Fill)
+	db, err := st.s.openBackfill(ctx)
 	if err != nil {
 		return err
 	}
-	st.reader = r
-	go func(fill cdc.Backfill) {
-		if err := r.run(ctx, fill); err != nil {
-			st.stopOnError(err)
-		}
-	}(*st.backfill.Fill)
+	st.backfill.Start(ctx, db, st.s.backfillTables(*st.backfill.Fill), st.stopOnError)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // BenchmarkStreamUpdate measures the stream's per-change work in the source
@@ -97,7 +98,7 @@ func BenchmarkSnapshotRow(b *testing.B) {
 		mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("2024-01-10 17:36:00.000000")),
 		mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte("a note of yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy")),
 	}
-	var arena cdc.Arena
+	var arena memory.Arena
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {

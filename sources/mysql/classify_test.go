@@ -10,6 +10,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/sources"
 )
 
 func TestClassifyMarksWhatPassesByItself(t *testing.T) {
@@ -63,7 +64,7 @@ func TestWhenNeededSnapshotsAgainOnlyForALostPosition(t *testing.T) {
 		{cdc.SnapshotWhenNeeded, nil, false},
 		{cdc.SnapshotInitial, purged, false},
 	} {
-		s := &Source{cfg: Config{Snapshot: c.mode}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		s := &Source{cfg: Config{Settings: sources.Settings{Snapshot: c.mode}}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		if got := s.snapshotAgain(c.err); got != c.again {
 			t.Errorf("mode %s, %v: snapshot again %v, want %v", c.mode, c.err, got, c.again)
 		}

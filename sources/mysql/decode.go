@@ -13,6 +13,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // decoder turns one column's values into core values: from the binlog's row
@@ -37,7 +38,7 @@ var errZeroDate = errors.New("zero date")
 var errZeroDatetime = fmt.Errorf("%w '0000-00-00 00:00:00'", errZeroDate)
 
 // binlog decodes a value of a row event.
-func (d *decoder) binlog(v any, a *cdc.Arena) (cdc.Value, error) {
+func (d *decoder) binlog(v any, a *memory.Arena) (cdc.Value, error) {
 	if v == nil {
 		return cdc.Null(), nil
 	}
@@ -91,7 +92,7 @@ func (d *decoder) binlog(v any, a *cdc.Arena) (cdc.Value, error) {
 }
 
 // snapshot decodes a value of the text protocol. Integers arrive parsed.
-func (d *decoder) snapshot(v *mysql.FieldValue, a *cdc.Arena) (cdc.Value, error) {
+func (d *decoder) snapshot(v *mysql.FieldValue, a *memory.Arena) (cdc.Value, error) {
 	switch v.Type {
 	case mysql.FieldValueTypeNull:
 		return cdc.Null(), nil

@@ -9,6 +9,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // Expectations come from MySQL's documentation of the types' text forms and
@@ -92,29 +93,29 @@ func TestLatin1IsWindows1252(t *testing.T) {
 
 func TestEnumAndSetFromIndexes(t *testing.T) {
 	d := &decoder{t: columnType{base: "set", elements: []string{"a", "b", "c"}}, kind: cdc.KindString}
-	if v, err := d.binlog(int64(5), new(cdc.Arena)); err != nil || string(v.Bytes) != "a,c" {
+	if v, err := d.binlog(int64(5), new(memory.Arena)); err != nil || string(v.Bytes) != "a,c" {
 		t.Errorf("set 0b101: %q %v", v.Bytes, err)
 	}
-	if _, err := d.binlog(int64(8), new(cdc.Arena)); err == nil {
+	if _, err := d.binlog(int64(8), new(memory.Arena)); err == nil {
 		t.Error("set 0b1000 names a fourth element of three: want an error")
 	}
 	e := &decoder{t: columnType{base: "enum", elements: []string{"small", "large"}}, kind: cdc.KindString}
-	if v, err := e.binlog(int64(2), new(cdc.Arena)); err != nil || string(v.Bytes) != "large" {
+	if v, err := e.binlog(int64(2), new(memory.Arena)); err != nil || string(v.Bytes) != "large" {
 		t.Errorf("enum 2: %q %v", v.Bytes, err)
 	}
-	if v, err := e.binlog(int64(0), new(cdc.Arena)); err != nil || string(v.Bytes) != "" {
+	if v, err := e.binlog(int64(0), new(memory.Arena)); err != nil || string(v.Bytes) != "" {
 		t.Errorf("enum 0 (the invalid value): %q %v", v.Bytes, err)
 	}
 }
 
 func TestUnsignedNeverWraps(t *testing.T) {
 	d := &decoder{t: columnType{base: "bigint", unsigned: true}, kind: cdc.KindUint}
-	if v, _ := d.binlog(uint64(18446744073709551615), new(cdc.Arena)); v.Uint() != 18446744073709551615 {
+	if v, _ := d.binlog(uint64(18446744073709551615), new(memory.Arena)); v.Uint() != 18446744073709551615 {
 		t.Errorf("bigint unsigned max: %d", v.Uint())
 	}
 	// Read as signed bits when the binlog lacks signedness: reinterpreted, not wrapped.
 	small := &decoder{t: columnType{base: "tinyint", unsigned: true}, kind: cdc.KindUint}
-	if v, _ := small.binlog(int8(-1), new(cdc.Arena)); v.Uint() != 255 {
+	if v, _ := small.binlog(int8(-1), new(memory.Arena)); v.Uint() != 255 {
 		t.Errorf("tinyint unsigned 255 read as -1: %d", v.Uint())
 	}
 }
@@ -259,7 +260,7 @@ func TestSnapshotValuesOwnTheirBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var arena cdc.Arena
+		var arena memory.Arena
 		v, err := newDecoder(c.typ, col, ZeroDatesError).snapshot(&c.in, &arena)
 		if err != nil {
 			t.Fatalf("%s: %v", c.typ.base, err)
@@ -285,7 +286,7 @@ func TestSnapshotRowErrorsNameTheirColumn(t *testing.T) {
 		{[]mysql.FieldValue{id}, "table shop.customer has 1 columns, not the 2 described: its definition changed during the snapshot; restart cdc"},
 		{[]mysql.FieldValue{id, mysql.NewFieldValue(mysql.FieldValueTypeString, 0, []byte{'a', 0xff})}, `column name: not valid UTF-8: "a\xff"`},
 	} {
-		var arena cdc.Arena
+		var arena memory.Arena
 		if _, err := q.decode(c.row, &arena); err == nil || err.Error() != c.want {
 			t.Errorf("error %v, want %q", err, c.want)
 		}
@@ -323,7 +324,7 @@ func TestTextOutsideItsCharsetIsInvalidOnBothPaths(t *testing.T) {
 	ascii := columnType{name: "a", base: "varchar", charset: "ascii"}
 	col, _ := ascii.column(ZeroDatesError)
 	d := newDecoder(ascii, col, ZeroDatesError)
-	var arena cdc.Arena
+	var arena memory.Arena
 	fromBinlog, err := d.binlog([]byte("A\xe9"), &arena)
 	if err != nil || fromBinlog.Kind != cdc.KindInvalid || fromBinlog.String() != `"A\xe9"` {
 		t.Errorf("binlog: %v %v, %v", fromBinlog.Kind, fromBinlog, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // The stream decodes row images itself, straight from the binlog's binary
@@ -219,7 +220,7 @@ func (c binlogColumn) extent(data []byte, pos int) (start, end int, err error) {
 }
 
 // binary decodes a value of a row image, laid out as c says.
-func (d *decoder) binary(c binlogColumn, raw []byte, a *cdc.Arena) (cdc.Value, error) {
+func (d *decoder) binary(c binlogColumn, raw []byte, a *memory.Arena) (cdc.Value, error) {
 	switch c.typ {
 	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
 		u := mysql.FixedLengthInt(raw)

@@ -10,6 +10,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // The byte fixtures come from MySQL's documentation of its binary formats
@@ -108,7 +109,7 @@ func TestTemporalTypesOfBothFormats(t *testing.T) {
 		{"old timestamp", binlogColumn{typ: mysql.MYSQL_TYPE_TIMESTAMP}, d(cdc.KindTimestamp), le(1709210096, 4), cdc.Timestamp(1709210096_000000), ""},
 		{"old time", binlogColumn{typ: mysql.MYSQL_TYPE_TIME}, d(cdc.KindDuration), le(uint64(1<<24-8385959), 3), cdc.Duration(-3020399_000000), ""},
 	} {
-		got, err := c.d.binary(c.col, c.raw, &cdc.Arena{})
+		got, err := c.d.binary(c.col, c.raw, &memory.Arena{})
 		switch {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%s: error %v, want %q", c.name, err, c.err)
@@ -120,7 +121,7 @@ func TestTemporalTypesOfBothFormats(t *testing.T) {
 	}
 	// A zero date under zero_dates: null is a NULL.
 	null := &decoder{kind: cdc.KindDate, zero: ZeroDatesNull}
-	if v, err := null.binary(binlogColumn{typ: mysql.MYSQL_TYPE_DATE}, le(0, 3), &cdc.Arena{}); err != nil || v.Kind != cdc.KindNull {
+	if v, err := null.binary(binlogColumn{typ: mysql.MYSQL_TYPE_DATE}, le(0, 3), &memory.Arena{}); err != nil || v.Kind != cdc.KindNull {
 		t.Errorf("zero date under zero_dates null: %+v, %v", v, err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
 // snapshot reads every mapped table in consistent-snapshot transactions on one
@@ -68,8 +70,8 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 	if workers == nil {
 		reader.workers = []*client.Conn{conn}
 	}
-	reader.memory = make([]cdc.BatchMemory, len(reader.workers))
-	run := cdc.ChunkedSnapshot{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+	reader.memory = make([]memory.BatchMemory, len(reader.workers))
+	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
 		Progress: &s.progress, Log: s.log}
 	switch {
 	case progress == nil:
@@ -229,7 +231,7 @@ func (s *Source) withGTID(conn *client.Conn, pos Position, err error) (Position,
 	return pos, err
 }
 
-// chunkReader implements cdc.ChunkReader: estimates and splits on the
+// chunkReader implements snapshot.Reader: estimates and splits on the
 // snapshot's own connection, reads on the workers'. A table whose key cannot
 // be compared as a literal is read in one streamed query.
 type chunkReader struct {
@@ -237,7 +239,7 @@ type chunkReader struct {
 	conn    *client.Conn
 	workers []*client.Conn
 	keys    map[cdc.TableName][]int // the columns each table is read in the order of
-	memory  []cdc.BatchMemory       // each worker's batches
+	memory  []memory.BatchMemory    // each worker's batches
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
@@ -291,7 +293,7 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 
 // Read sends the chunk in batches, which the pipeline releases for reuse once
 // it has mapped them.
-func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
+func (r *chunkReader) Read(ctx context.Context, worker int, chunk snapshot.Chunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
 	s, memory := r.s, &r.memory[worker]
 	q := s.newTableQuery(s.tables[chunk.Table], r.keys[chunk.Table])
 	t := q.table
@@ -451,7 +453,7 @@ func (q *tableQuery) readKey(conn *client.Conn, query string) ([]string, error) 
 
 // read runs a chunk's query, decodes each row into the arena and hands it to
 // onRow, and returns the last row's key.
-func (q *tableQuery) read(conn *client.Conn, query string, arena *cdc.Arena, onRow func([]cdc.Value) error) (last []string, err error) {
+func (q *tableQuery) read(conn *client.Conn, query string, arena *memory.Arena, onRow func([]cdc.Value) error) (last []string, err error) {
 	var result mysql.Result
 	read := false
 	err = conn.ExecuteSelectStreaming(query, &result, func(row []mysql.FieldValue) error {
@@ -477,7 +479,7 @@ func (q *tableQuery) read(conn *client.Conn, query string, arena *cdc.Arena, onR
 }
 
 // decode decodes a row of the text protocol into values carved from the arena.
-func (q *tableQuery) decode(row []mysql.FieldValue, arena *cdc.Arena) ([]cdc.Value, error) {
+func (q *tableQuery) decode(row []mysql.FieldValue, arena *memory.Arena) ([]cdc.Value, error) {
 	t := q.table
 	if len(row) != len(q.decoders) {
 		return nil, fmt.Errorf("table %s has %d columns, not the %d described: its definition changed during the snapshot; restart cdc", t.Name, len(row), len(q.decoders))

@@ -23,15 +23,12 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/sources"
+	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
 // Defaults for Config fields left zero.
 const (
-	DefaultBatchSize = 1024
-	// DefaultHeartbeatInterval is how often the server sends a heartbeat on an
-	// idle binlog, and how often, at most, the position of transactions on
-	// unmapped tables is passed down so the checkpoint follows the binlog.
-	DefaultHeartbeatInterval = time.Second
 	// DefaultDeadAfter is how long the stream may stay silent (no event, no
 	// heartbeat) while cdc waits for it before the connection counts as lost.
 	DefaultDeadAfter = 15 * time.Second
@@ -51,9 +48,8 @@ type Config struct {
 	ServerID uint32
 	// Name is the connector's name, for the default server id and the host name
 	// the replica registers with.
-	Name     string
-	Tables   []cdc.TableName
-	Snapshot cdc.SnapshotMode
+	Name   string
+	Tables []cdc.TableName
 	// UseGTID chooses GTID positions when the server has them (MariaDB always;
 	// MySQL with gtid_mode=ON); otherwise positions are binlog file and offset.
 	UseGTID   bool
@@ -69,20 +65,9 @@ type Config struct {
 	// cascading foreign keys (never in the binlog) the operator accepts to
 	// miss: Check warns of them instead of refusing them.
 	AcceptUnloggedCascades []cdc.TableName
-
-	BatchSize int
-	// ChunkSize is the number of rows one snapshot query reads
-	// (cdc.DefaultChunkSize if zero).
-	ChunkSize int
-	// BackfillChunkSize is the number of rows one backfill query reads
-	// (cdc.DefaultBackfillChunkSize if zero).
-	BackfillChunkSize int
-	// Parallelism is the number of connections that read a snapshot's chunks
-	// (1: the snapshot's own).
-	Parallelism       int
-	HeartbeatInterval time.Duration
-	DeadAfter         time.Duration
-	Logger            *slog.Logger
+	// Settings.HeartbeatInterval is also how often the server sends a
+	// heartbeat on an idle binlog.
+	sources.Settings
 }
 
 // DefaultServerID derives a stable replica server id from the connector name, in
@@ -108,7 +93,7 @@ type Source struct {
 	// acknowledged is the last position stored downstream.
 	acknowledged atomic.Pointer[cdc.Position]
 
-	progress cdc.SnapshotProgress
+	progress snapshot.Progress
 	// fill is the backfill asked for the next Run, if any.
 	fill *cdc.Backfill
 	// statusConn is opened on the first LogStatus, so that a status query
@@ -132,32 +117,12 @@ var _ cdc.Source = (*Source)(nil)
 
 // New connects to the server.
 func New(ctx context.Context, cfg Config) (*Source, error) {
-	if cfg.Snapshot == "" {
-		cfg.Snapshot = cdc.SnapshotInitial
-	}
+	cfg.Settings = cfg.Settings.WithDefaults(DefaultDeadAfter)
 	if cfg.ZeroDates == "" {
 		cfg.ZeroDates = ZeroDatesError
 	}
 	if cfg.ServerID == 0 {
 		cfg.ServerID = DefaultServerID(cfg.Name)
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultBatchSize
-	}
-	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = cdc.DefaultChunkSize
-	}
-	if cfg.BackfillChunkSize <= 0 {
-		cfg.BackfillChunkSize = cdc.DefaultBackfillChunkSize
-	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if cfg.DeadAfter <= 0 {
-		cfg.DeadAfter = DefaultDeadAfter
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ep, err := parseDSN(cfg.DSN)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/backfill"
 )
 
 // streamer reads the binlog from one start position to its end.
@@ -49,7 +51,7 @@ type streamer struct {
 	begun     bool // the transaction opened with BEGIN (not a lone DDL statement)
 	row       int  // changes of the current transaction so far, mapped or not
 	batch     []cdc.Change
-	memory    cdc.BatchMemory // the batches' changes and values
+	memory    memory.BatchMemory // the batches' changes and values
 	images    imageReader
 	ddlReader *ddlReader
 	captured  bool // the current transaction changed a mapped table
@@ -63,8 +65,7 @@ type streamer struct {
 
 	// backfill is the backfill under way, whose chunks reader reads; every
 	// position from committed on carries it.
-	backfill    cdc.BackfillStream
-	reader      *backfillReader
+	backfill    backfill.Stream[*described]
 	stopOnError context.CancelCauseFunc // a failed reader stops the stream
 }
 
@@ -110,7 +111,8 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		s: s, out: out, from: from, file: start.File,
 		committed: Position{File: start.File, Offset: start.Offset, GTIDSet: start.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop, ddlReader: newDDLReader(),
+		lastSentPos: from, stopOnError: stop,
+		backfill: backfill.Stream[*described]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Progress: &s.progress, Log: s.log}, ddlReader: newDDLReader(),
 	}
 	if s.gtid && from.GTIDSet != "" && from.Prepared != nil {
 		var err error

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // The bench harness's row (integration/bench): about 150 bytes.
@@ -28,7 +29,7 @@ func BenchmarkSnapshotRow(b *testing.B) {
 		line = append(line, f...)
 	}
 	line = append(line, '\n')
-	p := &copyParser{columns: len(benchFields), arena: new(cdc.Arena)}
+	p := &copyParser{columns: len(benchFields), arena: new(memory.Arena)}
 	p.onRow = func(fields [][]byte) error {
 		_, err := decodeFields(benchTable, fields, p.arena)
 		return err
@@ -60,7 +61,7 @@ func BenchmarkStreamUpdate(b *testing.B) {
 	msg := binary.BigEndian.AppendUint32([]byte{'U'}, 16384)
 	msg = tuple(append(msg, 'O'))
 	msg = tuple(append(msg, 'N'))
-	var arena cdc.Arena
+	var arena memory.Arena
 	var m rowMessage
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // copyParser reads COPY ... TO STDOUT in text format (the default): one row per
@@ -19,8 +19,8 @@ type copyParser struct {
 	columns int
 	partial []byte // a line split across Write calls
 	onRow   func(fields [][]byte) error
-	fields  [][]byte   // reused; a nil field is NULL
-	arena   *cdc.Arena // holds the fields the rows are made of
+	fields  [][]byte      // reused; a nil field is NULL
+	arena   *memory.Arena // holds the fields the rows are made of
 }
 
 func (p *copyParser) Write(data []byte) (int, error) {

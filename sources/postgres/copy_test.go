@@ -3,14 +3,14 @@ package postgres
 import (
 	"testing"
 
-	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // The escapes are those of the COPY documentation, "Text Format".
 func TestCopyTextFormatUnescapesEveryDocumentedSequence(t *testing.T) {
 	var rows [][]string
 	var nulls [][]bool
-	p := &copyParser{columns: 3, arena: new(cdc.Arena), onRow: func(fields [][]byte) error {
+	p := &copyParser{columns: 3, arena: new(memory.Arena), onRow: func(fields [][]byte) error {
 		var row []string
 		var null []bool
 		for _, f := range fields {
@@ -50,7 +50,7 @@ func TestCopyTextFormatUnescapesEveryDocumentedSequence(t *testing.T) {
 // string: it must not read as NULL.
 func TestCopyEmptyFirstRowIsNotNull(t *testing.T) {
 	var got [][]byte
-	p := &copyParser{columns: 1, arena: new(cdc.Arena), onRow: func(fields [][]byte) error {
+	p := &copyParser{columns: 1, arena: new(memory.Arena), onRow: func(fields [][]byte) error {
 		got = append(got, fields[0])
 		return nil
 	}}

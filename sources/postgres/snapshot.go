@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
 // snapshot reads every mapped table in repeatable-read transactions on one view
@@ -33,7 +35,7 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 		}
 	}()
 	keys := s.chunkKeys()
-	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys, memory: make([]cdc.BatchMemory, max(s.cfg.Parallelism, 1))}
+	reader := &chunkReader{s: s, workers: []*pgx.Conn{s.conn}, keys: keys, memory: make([]memory.BatchMemory, max(s.cfg.Parallelism, 1))}
 	if s.cfg.Parallelism > 1 {
 		workers, err := s.openSnapshotWorkers(ctx)
 		defer func() {
@@ -46,7 +48,7 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 		}
 		reader.workers = workers
 	}
-	run := cdc.ChunkedSnapshot{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
 		Progress: &s.progress, Log: s.log}
 	if start != nil {
 		if start.Cursor != nil {
@@ -111,14 +113,14 @@ func (s *Source) openSnapshotWorkers(ctx context.Context) ([]*pgx.Conn, error) {
 	return workers, nil
 }
 
-// chunkReader implements cdc.ChunkReader: estimates and splits on the
+// chunkReader implements snapshot.Reader: estimates and splits on the
 // snapshot's own connection, reads on the workers', each a COPY (the fastest
 // way out of PostgreSQL, in the same text forms logical replication uses).
 type chunkReader struct {
 	s       *Source
 	workers []*pgx.Conn
 	keys    map[cdc.TableName][]int // the columns each table is read in the order of
-	memory  []cdc.BatchMemory       // each worker's batches
+	memory  []memory.BatchMemory    // each worker's batches
 }
 
 func (r *chunkReader) Estimate(ctx context.Context, table cdc.TableName) (int64, error) {
@@ -181,7 +183,7 @@ func (r *chunkReader) Split(ctx context.Context, table cdc.TableName, after []st
 // Read sends the chunk in batches: memory stays at a few batches, since the
 // parser blocks on the channel and the server waits for it, and the pipeline
 // releases each batch for reuse once it has mapped it.
-func (r *chunkReader) Read(ctx context.Context, worker int, chunk cdc.SnapshotChunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
+func (r *chunkReader) Read(ctx context.Context, worker int, chunk snapshot.Chunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
 	s, memory := r.s, &r.memory[worker]
 	t, key := s.tables[chunk.Table], r.keys[chunk.Table]
 	batch := memory.Changes(s.cfg.BatchSize)
@@ -283,7 +285,7 @@ func keyLiterals(t *cdc.Table, key []int, values []string) string {
 func (s *Source) SnapshotProgress() []cdc.TableProgress { return s.progress.Tables() }
 
 // decodeFields decodes a row of COPY fields (nil is NULL).
-func decodeFields(t *cdc.Table, fields [][]byte, arena *cdc.Arena) ([]cdc.Value, error) {
+func decodeFields(t *cdc.Table, fields [][]byte, arena *memory.Arena) ([]cdc.Value, error) {
 	values := arena.Row(len(fields))
 	for i, f := range fields {
 		if f == nil {

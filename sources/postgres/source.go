@@ -23,6 +23,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/sources"
+	"github.com/cdc-dev/cdc/sources/internal/backfill"
+	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
 // Defaults for Config fields left zero.
@@ -30,10 +33,6 @@ const (
 	// DefaultStatusInterval is how often the slot's confirmed position is reported;
 	// well inside the server's wal_sender_timeout (60 s by default).
 	DefaultStatusInterval = 10 * time.Second
-	// DefaultHeartbeatInterval is how often, at most, an idle stream's position is
-	// passed down so the slot can release WAL written by other tables and databases.
-	DefaultHeartbeatInterval = time.Second
-	DefaultBatchSize         = 1024
 	// DefaultDeadAfter is how long the replication connection may stay silent
 	// while cdc waits for it before it counts as lost. Every status report asks
 	// the server for a reply, so a live connection is never silent for more
@@ -56,29 +55,16 @@ type Config struct {
 	Tables []cdc.TableName
 	// Entities names the entities of each table, for the backfills the source
 	// asks for by itself (a partition attached with rows).
-	Entities          map[cdc.TableName][]string
-	Snapshot          cdc.SnapshotMode
-	StatusInterval    time.Duration
-	DeadAfter         time.Duration
-	HeartbeatInterval time.Duration
+	Entities       map[cdc.TableName][]string
+	StatusInterval time.Duration
 	// HeartbeatMessageInterval, if set, is how often a logical message
 	// (pg_logical_emit_message) is written into the database's WAL. The slot
 	// advances on the server's keepalives anyway; the message gives the
 	// walsender something of this database to decode, for servers where other
 	// databases write and this one does not.
 	HeartbeatMessageInterval time.Duration
-	BatchSize                int
-	// ChunkSize is the number of rows one snapshot query reads
-	// (cdc.DefaultChunkSize if zero).
-	ChunkSize int
-	// BackfillChunkSize is the number of rows one backfill query reads
-	// (cdc.DefaultBackfillChunkSize if zero).
-	BackfillChunkSize int
-	// Parallelism is the number of connections that read a snapshot's chunks
-	// (1: the snapshot's own).
-	Parallelism     int
-	ApplicationName string
-	Logger          *slog.Logger
+	ApplicationName          string
+	sources.Settings
 }
 
 // Source reads one database. It implements cdc.Source.
@@ -98,7 +84,7 @@ type Source struct {
 	storedCatalog string
 	acked         atomic.Uint64 // highest acknowledged LSN
 
-	progress cdc.SnapshotProgress
+	progress snapshot.Progress
 	// serverVersion is the server's major version.
 	serverVersion int
 	// fill is the backfill asked for the next Run, if any.
@@ -141,29 +127,9 @@ func connConfig(dsn, application string) (*pgx.ConnConfig, error) {
 
 // New connects to the database.
 func New(ctx context.Context, cfg Config) (*Source, error) {
-	if cfg.Snapshot == "" {
-		cfg.Snapshot = cdc.SnapshotInitial
-	}
+	cfg.Settings = cfg.Settings.WithDefaults(DefaultDeadAfter)
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = DefaultStatusInterval
-	}
-	if cfg.DeadAfter <= 0 {
-		cfg.DeadAfter = DefaultDeadAfter
-	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultBatchSize
-	}
-	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = cdc.DefaultChunkSize
-	}
-	if cfg.BackfillChunkSize <= 0 {
-		cfg.BackfillChunkSize = cdc.DefaultBackfillChunkSize
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cc, err := connConfig(cfg.DSN, cfg.ApplicationName)
 	if err != nil {
@@ -552,9 +518,9 @@ func (s *Source) errAheadOfWAL(from cdc.Position, walEnd pglogrepl.LSN) error {
 		from, walEnd, walEnd, s.startOver())
 }
 
-// resumeBackfill gives pos the backfill to go on with (see cdc.ResumeBackfill).
+// resumeBackfill gives pos the backfill to go on with (see backfill.Resume).
 func (s *Source) resumeBackfill(pos Position) Position {
-	pos.Backfill = cdc.ResumeBackfill(pos.Backfill, s.fill)
+	pos.Backfill = backfill.Resume(pos.Backfill, s.fill)
 	return pos
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/backfill"
 )
 
 // streamer reads the replication stream from one START_REPLICATION to its end.
@@ -28,12 +30,11 @@ type streamer struct {
 	txn        Position // commit LSN and index of the last change read
 	commitTime time.Time
 	batch      []cdc.Change
-	memory     cdc.BatchMemory // the batches' changes and values
+	memory     memory.BatchMemory // the batches' changes and values
 	message    rowMessage
 
-	// backfill is the backfill under way, whose chunks reader reads.
-	backfill    cdc.BackfillStream
-	reader      *backfillReader
+	// backfill is the backfill under way, and the reader of its chunks.
+	backfill    backfill.Stream[*cdc.Table]
 	stopOnError context.CancelCauseFunc // a failed reader stops the stream
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
@@ -64,7 +65,8 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, backfill: cdc.BackfillStream{Fill: from.Backfill}, stopOnError: stop}
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, stopOnError: stop,
+		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Progress: &s.progress, Log: s.log}}
 	if st.backfill.Fill != nil {
 		if err := st.startReader(ctx); err != nil {
 			return err
@@ -265,7 +267,7 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	return nil
 }
 
-func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *cdc.Arena) ([]cdc.Value, error) {
+func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *memory.Arena) ([]cdc.Value, error) {
 	if len(tuple) != len(t.Columns) {
 		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple), len(t.Columns))
 	}

@@ -1,24 +1,26 @@
-package cdc
+package memory
 
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/cdc-dev/cdc"
 )
 
 func TestArenaPiecesNeverOverlap(t *testing.T) {
 	var a Arena
-	var rows [][]Value
+	var rows [][]cdc.Value
 	var bufs [][]byte
 	for i := range 3000 { // several chunks of each kind
 		row := a.Row(6)
-		row[0] = Int(int64(i))
+		row[0] = cdc.Int(int64(i))
 		rows = append(rows, row)
 		b := a.CopyString("row")
 		b = append(b, byte(i)) // must not write into the next piece
 		bufs = append(bufs, b[:3])
 	}
 	big := a.Row(a.values.chunkLen()) // larger than a chunk: its own allocation
-	big[0] = Int(-1)
+	big[0] = cdc.Int(-1)
 	for i, row := range rows {
 		if len(row) != 6 || cap(row) != 6 || row[0].Int != int64(i) || !row[1].IsNull() {
 			t.Fatalf("row %d = %v (cap %d)", i, row, cap(row))
@@ -58,16 +60,16 @@ func TestArenaReusesReleasedMemoryZeroed(t *testing.T) {
 
 func TestArenaNeverReusesMemoryNotReleased(t *testing.T) {
 	var a Arena
-	var kept [][]Value
+	var kept [][]cdc.Value
 	for i := range 5000 {
 		row := a.Row(4)
-		row[3] = Int(int64(i))
+		row[3] = cdc.Int(int64(i))
 		kept = append(kept, row)
 	}
 	mark := a.Mark()
 	for range 5000 { // released up to the mark only: the rows above stay
 		kept = append(kept, a.Row(4))
-		kept[len(kept)-1][3] = Int(-7)
+		kept[len(kept)-1][3] = cdc.Int(-7)
 	}
 	a.Release(mark)
 	for range 20000 {
@@ -75,7 +77,7 @@ func TestArenaNeverReusesMemoryNotReleased(t *testing.T) {
 		if !row[3].IsNull() {
 			t.Fatalf("handed out a row still in use: %v", row)
 		}
-		row[3] = Int(-1)
+		row[3] = cdc.Int(-1)
 	}
 	for i, row := range kept[5000:] {
 		if row[3].Int != -7 {
@@ -89,7 +91,7 @@ func TestArenaNeverReusesMemoryNotReleased(t *testing.T) {
 func TestArenaReleasedByAnotherGoroutine(t *testing.T) {
 	type batch struct {
 		n    int64
-		rows [][]Value
+		rows [][]cdc.Value
 		mark ArenaMark
 	}
 	var a Arena
@@ -100,7 +102,7 @@ func TestArenaReleasedByAnotherGoroutine(t *testing.T) {
 			for range 200 {
 				row := a.Row(5)
 				for i := range row {
-					row[i] = Int(n)
+					row[i] = cdc.Int(n)
 				}
 				b.rows = append(b.rows, row)
 			}
@@ -126,8 +128,8 @@ func TestBatchMemoryReusesAReleasedBatch(t *testing.T) {
 	changes := m.Changes(4)
 	for i := range 3 {
 		row := m.Row(2)
-		row[0] = Int(int64(i))
-		changes = append(changes, Change{Op: OpRead, After: row})
+		row[0] = cdc.Int(int64(i))
+		changes = append(changes, cdc.Change{Op: cdc.OpRead, After: row})
 	}
 	b := m.Batch(changes)
 	if len(b.Changes) != 3 || b.Changes[2].After[0].Int != 2 {
@@ -172,8 +174,8 @@ func TestBatchMemoryIsFullAtMaxBatchBytes(t *testing.T) {
 func TestReleasedBatchDropsItsLargeBuffers(t *testing.T) {
 	var m BatchMemory
 	row := m.Row(2)
-	row[0], row[1] = Int(1), String(m.Copy(make([]byte, 100<<10)))
-	b := m.Batch(append(m.Changes(1), Change{Op: OpRead, After: row}))
+	row[0], row[1] = cdc.Int(1), cdc.String(m.Copy(make([]byte, 100<<10)))
+	b := m.Batch(append(m.Changes(1), cdc.Change{Op: cdc.OpRead, After: row}))
 	b.Release()
 	if row[1].Bytes != nil {
 		t.Fatal("the released batch's row still refers to its 100 KiB buffer")

@@ -1,8 +1,13 @@
-package cdc
+// Package memory hands out the memory rows are decoded into, and takes it back
+// in bulk once the consumer has released it: sources decode into it, the
+// pipeline encodes records into it.
+package memory
 
 import (
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // Arena hands out rows of values and byte buffers carved from larger chunks,
@@ -15,7 +20,7 @@ import (
 // The zero Arena is ready. Row, Bytes, Copy, CopyString and Mark are called
 // from one goroutine; Release from any.
 type Arena struct {
-	values Slab[Value]
+	values Slab[cdc.Value]
 	bytes  Slab[byte]
 }
 
@@ -23,7 +28,7 @@ type Arena struct {
 type ArenaMark struct{ values, bytes uint64 }
 
 // Row returns n NULL values.
-func (a *Arena) Row(n int) []Value { return a.values.Take(n) }
+func (a *Arena) Row(n int) []cdc.Value { return a.values.Take(n) }
 
 // Bytes returns a buffer of n zero bytes.
 func (a *Arena) Bytes(n int) []byte { return a.bytes.Take(n) }
@@ -172,7 +177,7 @@ func (s *Slab[T]) Release(mark uint64) {
 // from one goroutine, the releases excepted.
 type BatchMemory struct {
 	Arena
-	spare chan []Change
+	spare chan []cdc.Change
 	// batchStart and batchOwnBuffers are the arena's handedOut when the last
 	// batch was made.
 	batchStart      int
@@ -196,32 +201,32 @@ func (m *BatchMemory) Full() bool {
 // being mapped).
 const spareBatches = 8
 
-func (m *BatchMemory) spares() chan []Change {
+func (m *BatchMemory) spares() chan []cdc.Change {
 	if m.spare == nil {
-		m.spare = make(chan []Change, spareBatches)
+		m.spare = make(chan []cdc.Change, spareBatches)
 	}
 	return m.spare
 }
 
 // Changes returns an empty slice for a batch's changes: a released one, or
 // else a new one of capacity n.
-func (m *BatchMemory) Changes(n int) []Change {
+func (m *BatchMemory) Changes(n int) []cdc.Change {
 	select {
 	case changes := <-m.spares():
 		return changes
 	default:
-		return make([]Change, 0, n)
+		return make([]cdc.Change, 0, n)
 	}
 }
 
 // Batch returns a batch of the changes whose Release gives their memory back
 // for reuse: the slice, and everything the arena has handed out so far.
-func (m *BatchMemory) Batch(changes []Change) Batch {
+func (m *BatchMemory) Batch(changes []cdc.Change) cdc.Batch {
 	mark, spare := m.Mark(), m.spares()
 	size, ownBuffers := m.handedOut()
 	large := ownBuffers > m.batchOwnBuffers
 	m.batchStart, m.batchOwnBuffers = size, ownBuffers
-	return Batch{Changes: changes, release: func() {
+	return cdc.NewBatch(changes, func() {
 		if large {
 			// A buffer too large for a chunk is the garbage collector's to
 			// free, but the chunk of values referring to it lives on until
@@ -240,5 +245,5 @@ func (m *BatchMemory) Batch(changes []Change) Batch {
 		case spare <- changes[:0]:
 		default:
 		}
-	}}
+	})
 }

@@ -1,15 +1,17 @@
-package cdc
+package snapshot
 
 import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/cdc-dev/cdc"
 )
 
 func TestSnapshotProgressRateAndTimeLeft(t *testing.T) {
-	var p SnapshotProgress
+	var p Progress
 	log := slog.New(slog.DiscardHandler)
-	customer, orders := TableName{Schema: "shop", Name: "customer"}, TableName{Schema: "shop", Name: "orders"}
+	customer, orders := cdc.TableName{Schema: "shop", Name: "customer"}, cdc.TableName{Schema: "shop", Name: "orders"}
 	p.Start(customer, 1000)
 	p.Add(customer, 250, log)
 	p.Add(orders, 5, log) // not started: ignored

@@ -1,4 +1,7 @@
-package cdc
+// Package snapshot reads a source's tables in primary-key chunks, in
+// parallel if asked, resuming after a cursor stored with the checkpoint, and
+// keeps the progress that metrics and the terminal show.
+package snapshot
 
 import (
 	"context"
@@ -6,41 +9,36 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/cdc-dev/cdc"
 )
 
-// SnapshotChunk is a key range of a table: the rows whose primary key is after
+// Chunk is a key range of a table: the rows whose primary key is after
 // After (nil: from the first row) and at most UpTo (nil: to the last row), in
 // the keys' text forms.
-type SnapshotChunk struct {
-	Table       TableName
+type Chunk struct {
+	Table       cdc.TableName
 	After, UpTo []string
 }
 
-// ChunkReader is what a source gives a ChunkedSnapshot: queries on one view of
+// Reader is what a source gives a Chunked: queries on one view of
 // the database, shared by the worker connections and the one that splits.
-type ChunkReader interface {
+type Reader interface {
 	// Estimate is the catalog's estimate of a table's rows (0: unknown).
-	Estimate(ctx context.Context, table TableName) (int64, error)
+	Estimate(ctx context.Context, table cdc.TableName) (int64, error)
 	// Split returns the key that ends the chunk of n rows after the key given,
 	// or nil when the rest of the table is one chunk: n rows or fewer remain,
 	// or the table has no key to split on.
-	Split(ctx context.Context, table TableName, after []string, n int) ([]string, error)
+	Split(ctx context.Context, table cdc.TableName, after []string, n int) ([]string, error)
 	// Read sends the chunk's rows, in key order, as read changes in batches to
 	// out, on worker's connection (0 <= worker < Workers). With limit > 0 it
 	// reads at most limit rows. It returns the rows read and the last one's
 	// key; a nil key when the table has no key to split on, since its one
 	// chunk is then the whole table.
-	Read(ctx context.Context, worker int, chunk SnapshotChunk, limit int, out chan<- Batch) (rows int, last []string, err error)
+	Read(ctx context.Context, worker int, chunk Chunk, limit int, out chan<- cdc.Batch) (rows int, last []string, err error)
 }
 
-// DefaultChunkSize is the number of rows a snapshot query reads. Each query
-// costs a round trip and a start of the database's scan, 1.5–2 ms on the bench
-// machine: at 10,000 rows that was a tenth of a snapshot's time, at 100,000 a
-// hundredth. What an interrupted snapshot reads again (a chunk, 2×Workers with
-// parallel reads) stays a fraction of a second of reading.
-const DefaultChunkSize = 100_000
-
-// ChunkedSnapshot reads tables in primary-key chunks, resuming after a cursor,
+// Chunked reads tables in primary-key chunks, resuming after a cursor,
 // and passes the cursor down after each chunk so that a restart goes on from
 // there. With one worker it reads each chunk after the last key of the one
 // before. With more, the splitting connection finds the chunks' ends ahead
@@ -51,28 +49,28 @@ const DefaultChunkSize = 100_000
 // The cursor only says "tables done, and this one up to this key", so it
 // follows the first chunk not read yet: the chunks read beyond it are read
 // again after a crash. At most 2×Workers chunks are ahead of it.
-type ChunkedSnapshot struct {
-	Reader    ChunkReader
-	Tables    []TableName
-	Cursor    SnapshotCursor
+type Chunked struct {
+	Reader    Reader
+	Tables    []cdc.TableName
+	Cursor    cdc.SnapshotCursor
 	ChunkSize int
 	Workers   int
 	// Marker, if set, gives the position that stores a cursor; it is sent,
 	// with StoreNow, after each chunk's rows.
-	Marker   func(SnapshotCursor) Position
-	Progress *SnapshotProgress
+	Marker   func(cdc.SnapshotCursor) cdc.Position
+	Progress *Progress
 	Log      *slog.Logger
 }
 
 // Run reads the tables into out.
-func (s *ChunkedSnapshot) Run(ctx context.Context, out chan<- Batch) error {
+func (s *Chunked) Run(ctx context.Context, out chan<- cdc.Batch) error {
 	if s.Workers <= 1 {
 		return s.serial(ctx, out)
 	}
 	return s.parallel(ctx, out)
 }
 
-func (s *ChunkedSnapshot) serial(ctx context.Context, out chan<- Batch) error {
+func (s *Chunked) serial(ctx context.Context, out chan<- cdc.Batch) error {
 	for _, table := range s.Tables {
 		after, read := s.Cursor.Resume(table)
 		if !read {
@@ -84,7 +82,7 @@ func (s *ChunkedSnapshot) serial(ctx context.Context, out chan<- Batch) error {
 		}
 		total := 0
 		for {
-			rows, last, err := s.Reader.Read(ctx, 0, SnapshotChunk{Table: table, After: after}, s.ChunkSize, out)
+			rows, last, err := s.Reader.Read(ctx, 0, Chunk{Table: table, After: after}, s.ChunkSize, out)
 			if err != nil {
 				return err
 			}
@@ -106,20 +104,20 @@ func (s *ChunkedSnapshot) serial(ctx context.Context, out chan<- Batch) error {
 }
 
 // advance moves the cursor past a chunk and passes it down.
-func (s *ChunkedSnapshot) advance(ctx context.Context, table TableName, after []string, finished bool, out chan<- Batch) error {
+func (s *Chunked) advance(ctx context.Context, table cdc.TableName, after []string, finished bool, out chan<- cdc.Batch) error {
 	s.Cursor = s.Cursor.Advance(table, after, finished)
 	if s.Marker == nil {
 		return nil
 	}
 	select {
-	case out <- Batch{Position: s.Marker(s.Cursor), StoreNow: true}:
+	case out <- cdc.Batch{Position: s.Marker(s.Cursor), StoreNow: true}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (s *ChunkedSnapshot) startTable(ctx context.Context, table TableName, after []string) (time.Time, error) {
+func (s *Chunked) startTable(ctx context.Context, table cdc.TableName, after []string) (time.Time, error) {
 	estimate, err := s.Reader.Estimate(ctx, table)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("snapshot of %s: %w", table, err)
@@ -129,21 +127,21 @@ func (s *ChunkedSnapshot) startTable(ctx context.Context, table TableName, after
 	return time.Now(), nil
 }
 
-func (s *ChunkedSnapshot) finishTable(table TableName, rows int, started time.Time) {
+func (s *Chunked) finishTable(table cdc.TableName, rows int, started time.Time) {
 	s.Progress.Finish(table)
 	s.Log.Info("snapshot of table finished", "table", table.String(), "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds())
 }
 
 // queuedChunk is a chunk of the parallel snapshot, numbered in cursor order.
 type queuedChunk struct {
-	SnapshotChunk
+	Chunk
 	seq     int
 	first   bool      // the first chunk this snapshot reads of its table
 	started time.Time // when this snapshot started the table
 	rows    int
 }
 
-func (s *ChunkedSnapshot) parallel(ctx context.Context, out chan<- Batch) error {
+func (s *Chunked) parallel(ctx context.Context, out chan<- cdc.Batch) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	fail := func(err error) {
@@ -185,7 +183,7 @@ func (s *ChunkedSnapshot) parallel(ctx context.Context, out chan<- Batch) error 
 					return
 				}
 				select {
-				case queue <- queuedChunk{SnapshotChunk: SnapshotChunk{Table: table, After: after, UpTo: upTo}, seq: seq, first: first, started: started}:
+				case queue <- queuedChunk{Chunk: Chunk{Table: table, After: after, UpTo: upTo}, seq: seq, first: first, started: started}:
 				case <-ctx.Done():
 					return
 				}
@@ -202,7 +200,7 @@ func (s *ChunkedSnapshot) parallel(ctx context.Context, out chan<- Batch) error 
 		go func() {
 			defer wg.Done()
 			for c := range queue {
-				rows, _, err := s.Reader.Read(ctx, worker, c.SnapshotChunk, 0, out)
+				rows, _, err := s.Reader.Read(ctx, worker, c.Chunk, 0, out)
 				if err != nil {
 					fail(err)
 					return

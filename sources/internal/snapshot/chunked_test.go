@@ -1,4 +1,4 @@
-package cdc
+package snapshot
 
 import (
 	"context"
@@ -10,23 +10,25 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cdc-dev/cdc"
 )
 
-// keyedTables is a ChunkReader over in-memory tables of zero-padded keys, which
+// keyedTables is a Reader over in-memory tables of zero-padded keys, which
 // sort as text the way they do as numbers. A nil key list is a table without a
 // primary key. Reads take a random moment, so parallel chunks finish out of
 // order.
 type keyedTables struct {
-	tables map[TableName]*Table
-	keys   map[TableName][]string
+	tables map[cdc.TableName]*cdc.Table
+	keys   map[cdc.TableName][]string
 	mu     sync.Mutex
 	busy   map[int]bool // workers reading now: one chunk at a time each
 }
 
-func newKeyedTables(rows map[TableName]int, keyless ...TableName) *keyedTables {
-	k := &keyedTables{tables: map[TableName]*Table{}, keys: map[TableName][]string{}, busy: map[int]bool{}}
+func newKeyedTables(rows map[cdc.TableName]int, keyless ...cdc.TableName) *keyedTables {
+	k := &keyedTables{tables: map[cdc.TableName]*cdc.Table{}, keys: map[cdc.TableName][]string{}, busy: map[int]bool{}}
 	for name, n := range rows {
-		t := &Table{Name: name, Columns: []Column{{Name: "id", Kind: KindString}}, PrimaryKey: []int{0}}
+		t := &cdc.Table{Name: name, Columns: []cdc.Column{{Name: "id", Kind: cdc.KindString}}, PrimaryKey: []int{0}}
 		if slices.Contains(keyless, name) {
 			t.PrimaryKey = nil
 		}
@@ -38,9 +40,9 @@ func newKeyedTables(rows map[TableName]int, keyless ...TableName) *keyedTables {
 	return k
 }
 
-func (k *keyedTables) Estimate(context.Context, TableName) (int64, error) { return 0, nil }
+func (k *keyedTables) Estimate(context.Context, cdc.TableName) (int64, error) { return 0, nil }
 
-func (k *keyedTables) Split(_ context.Context, table TableName, after []string, n int) ([]string, error) {
+func (k *keyedTables) Split(_ context.Context, table cdc.TableName, after []string, n int) ([]string, error) {
 	if k.tables[table].PrimaryKey == nil {
 		return nil, nil
 	}
@@ -51,7 +53,7 @@ func (k *keyedTables) Split(_ context.Context, table TableName, after []string, 
 	return []string{rows[n-1]}, nil
 }
 
-func (k *keyedTables) after(table TableName, after []string) []string {
+func (k *keyedTables) after(table cdc.TableName, after []string) []string {
 	keys := k.keys[table]
 	if after == nil {
 		return keys
@@ -59,7 +61,7 @@ func (k *keyedTables) after(table TableName, after []string) []string {
 	return keys[sort.SearchStrings(keys, after[0]+"\x00"):]
 }
 
-func (k *keyedTables) Read(ctx context.Context, worker int, c SnapshotChunk, limit int, out chan<- Batch) (int, []string, error) {
+func (k *keyedTables) Read(ctx context.Context, worker int, c Chunk, limit int, out chan<- cdc.Batch) (int, []string, error) {
 	k.mu.Lock()
 	if k.busy[worker] {
 		k.mu.Unlock()
@@ -71,17 +73,17 @@ func (k *keyedTables) Read(ctx context.Context, worker int, c SnapshotChunk, lim
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 
 	t := k.tables[c.Table]
-	var batch []Change
+	var batch []cdc.Change
 	var last string
 	for _, key := range k.after(c.Table, c.After) {
 		if (c.UpTo != nil && key > c.UpTo[0]) || (limit > 0 && len(batch) == limit) {
 			break
 		}
-		batch = append(batch, Change{Table: t, Op: OpRead, After: []Value{String([]byte(key))}})
+		batch = append(batch, cdc.Change{Table: t, Op: cdc.OpRead, After: []cdc.Value{cdc.String([]byte(key))}})
 		last = key
 	}
 	select {
-	case out <- Batch{Changes: batch}:
+	case out <- cdc.Batch{Changes: batch}:
 	case <-ctx.Done():
 		return 0, nil, ctx.Err()
 	}
@@ -91,32 +93,32 @@ func (k *keyedTables) Read(ctx context.Context, worker int, c SnapshotChunk, lim
 	return len(batch), []string{last}, nil
 }
 
-// snapshotRun is what a ChunkedSnapshot sent: the keys read, and for each
+// snapshotRun is what a Chunked sent: the keys read, and for each
 // cursor passed down, the keys read before it.
 type snapshotRun struct {
-	read    map[TableName][]string
-	cursors []SnapshotCursor
-	readBy  []map[TableName]int // rows read of each table when cursors[i] came
+	read    map[cdc.TableName][]string
+	cursors []cdc.SnapshotCursor
+	readBy  []map[cdc.TableName]int // rows read of each table when cursors[i] came
 }
 
-func runSnapshot(t *testing.T, r *keyedTables, tables []TableName, cursor SnapshotCursor, chunk, workers int) snapshotRun {
+func runSnapshot(t *testing.T, r *keyedTables, tables []cdc.TableName, cursor cdc.SnapshotCursor, chunk, workers int) snapshotRun {
 	t.Helper()
-	out := make(chan Batch, 4)
-	s := &ChunkedSnapshot{Reader: r, Tables: tables, Cursor: cursor, ChunkSize: chunk, Workers: workers,
-		Marker: func(c SnapshotCursor) Position { return Position(c.String()) }, Progress: &SnapshotProgress{}, Log: slog.New(slog.DiscardHandler)}
+	out := make(chan cdc.Batch, 4)
+	s := &Chunked{Reader: r, Tables: tables, Cursor: cursor, ChunkSize: chunk, Workers: workers,
+		Marker: func(c cdc.SnapshotCursor) cdc.Position { return cdc.Position(c.String()) }, Progress: &Progress{}, Log: slog.New(slog.DiscardHandler)}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background(), out); close(out) }()
-	run := snapshotRun{read: map[TableName][]string{}}
+	run := snapshotRun{read: map[cdc.TableName][]string{}}
 	for b := range out {
 		for _, ch := range b.Changes {
 			run.read[ch.Table.Name] = append(run.read[ch.Table.Name], ch.After[0].String())
 		}
 		if b.Position != "" {
-			c, err := ParseSnapshotCursor(string(b.Position))
+			c, err := cdc.ParseSnapshotCursor(string(b.Position))
 			if err != nil {
 				t.Fatal(err)
 			}
-			counts := map[TableName]int{}
+			counts := map[cdc.TableName]int{}
 			for name, keys := range run.read {
 				counts[name] = len(keys)
 			}
@@ -133,9 +135,9 @@ func runSnapshot(t *testing.T, r *keyedTables, tables []TableName, cursor Snapsh
 // checkCursorsFollowTheRows checks that every cursor passed down covers only
 // rows already sent, or covered by the cursor the run started from: stored
 // once they are acknowledged, a restart from it misses nothing.
-func checkCursorsFollowTheRows(t *testing.T, r *keyedTables, start SnapshotCursor, run snapshotRun) {
+func checkCursorsFollowTheRows(t *testing.T, r *keyedTables, start cdc.SnapshotCursor, run snapshotRun) {
 	t.Helper()
-	covered := func(c SnapshotCursor, table TableName) int {
+	covered := func(c cdc.SnapshotCursor, table cdc.TableName) int {
 		switch {
 		case c.Finished(table):
 			return len(r.keys[table])
@@ -150,7 +152,7 @@ func checkCursorsFollowTheRows(t *testing.T, r *keyedTables, start SnapshotCurso
 				t.Fatalf("cursor %d (%s) says %s is done after %d of its %d rows", i, c, name, got, want)
 			}
 		}
-		if c.Table != (TableName{}) {
+		if c.Table != (cdc.TableName{}) {
 			covered := covered(c, c.Table) - covered(start, c.Table)
 			if got := run.readBy[i][c.Table]; got < covered {
 				t.Fatalf("cursor %d (%s) covers %d rows of %s, of which %d were sent", i, c, covered, c.Table, got)
@@ -159,19 +161,19 @@ func checkCursorsFollowTheRows(t *testing.T, r *keyedTables, start SnapshotCurso
 	}
 }
 
-func TestChunkedSnapshotInParallelReadsWhatTheSerialOneReads(t *testing.T) {
-	a, b, c, keyless := TableName{"s", "a"}, TableName{"s", "b"}, TableName{"s", "c"}, TableName{"s", "keyless"}
-	r := newKeyedTables(map[TableName]int{a: 1000, b: 7, c: 0, keyless: 55}, keyless)
-	tables := []TableName{a, b, c, keyless}
-	serial := runSnapshot(t, r, tables, SnapshotCursor{}, 100, 1)
+func TestChunkedInParallelReadsWhatTheSerialOneReads(t *testing.T) {
+	a, b, c, keyless := cdc.TableName{Schema: "s", Name: "a"}, cdc.TableName{Schema: "s", Name: "b"}, cdc.TableName{Schema: "s", Name: "c"}, cdc.TableName{Schema: "s", Name: "keyless"}
+	r := newKeyedTables(map[cdc.TableName]int{a: 1000, b: 7, c: 0, keyless: 55}, keyless)
+	tables := []cdc.TableName{a, b, c, keyless}
+	serial := runSnapshot(t, r, tables, cdc.SnapshotCursor{}, 100, 1)
 	for name, keys := range r.keys {
 		if !slices.Equal(serial.read[name], keys) {
 			t.Fatalf("serial read of %s: %d rows, want the table's %d in key order", name, len(serial.read[name]), len(keys))
 		}
 	}
-	checkCursorsFollowTheRows(t, r, SnapshotCursor{}, serial)
+	checkCursorsFollowTheRows(t, r, cdc.SnapshotCursor{}, serial)
 	for _, workers := range []int{2, 3, 8} {
-		parallel := runSnapshot(t, r, tables, SnapshotCursor{}, 100, workers)
+		parallel := runSnapshot(t, r, tables, cdc.SnapshotCursor{}, 100, workers)
 		for name, keys := range r.keys {
 			got := slices.Clone(parallel.read[name])
 			slices.Sort(got)
@@ -179,18 +181,18 @@ func TestChunkedSnapshotInParallelReadsWhatTheSerialOneReads(t *testing.T) {
 				t.Fatalf("%d workers read %d rows of %s, want each of its %d once", workers, len(got), name, len(keys))
 			}
 		}
-		checkCursorsFollowTheRows(t, r, SnapshotCursor{}, parallel)
+		checkCursorsFollowTheRows(t, r, cdc.SnapshotCursor{}, parallel)
 		if last := parallel.cursors[len(parallel.cursors)-1]; len(last.Done) != len(tables) {
 			t.Fatalf("%d workers: the last cursor is %s, want every table done", workers, last)
 		}
 	}
 }
 
-func TestChunkedSnapshotResumesAfterTheCursorInParallel(t *testing.T) {
-	a, b := TableName{"s", "a"}, TableName{"s", "b"}
-	r := newKeyedTables(map[TableName]int{a: 300, b: 500})
-	start := SnapshotCursor{Done: []TableName{a}, Table: b, After: []string{"000299"}}
-	resumed := runSnapshot(t, r, []TableName{a, b}, start, 40, 4)
+func TestChunkedResumesAfterTheCursorInParallel(t *testing.T) {
+	a, b := cdc.TableName{Schema: "s", Name: "a"}, cdc.TableName{Schema: "s", Name: "b"}
+	r := newKeyedTables(map[cdc.TableName]int{a: 300, b: 500})
+	start := cdc.SnapshotCursor{Done: []cdc.TableName{a}, Table: b, After: []string{"000299"}}
+	resumed := runSnapshot(t, r, []cdc.TableName{a, b}, start, 40, 4)
 	if len(resumed.read[a]) != 0 {
 		t.Fatalf("read %d rows of a table the cursor says is done", len(resumed.read[a]))
 	}
