@@ -60,10 +60,12 @@ demo: deps build
 
 # Go micro-benchmarks of the hot path, then the end-to-end harness against the
 # libraries' floor (BENCH_ROWS rows; BENCH_FLAGS e.g. -source postgres, -repeat 3).
+# Both are written, with the date and the machine, to $(BENCH_FIGURES).
 BENCH_ROWS ?= 1000000
+BENCH_FIGURES ?= docs/performance-figures.md
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
-	$(GO) run ./integration/bench -cdc $(BIN) -rows $(BENCH_ROWS) $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS) > bin/bench-micro.txt; status=$$?; cat bin/bench-micro.txt; exit $$status
+	$(GO) run ./integration/bench -cdc $(BIN) -rows $(BENCH_ROWS) -figures $(BENCH_FIGURES) -micro bin/bench-micro.txt $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -233,14 +233,11 @@ func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[str
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()
-	c, err := newConnector(cfg, log, log)
+	c, err := openConnector(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.openDatabase(ctx); err != nil {
-		return err
-	}
 	if err := c.checkDatabase(ctx); err != nil {
 		return fmt.Errorf("the database is not ready for cdc:\n%w", err)
 	}

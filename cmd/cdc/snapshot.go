@@ -68,14 +68,11 @@ func askOnlineBackfill(ctx context.Context, cfg *Config, only entityNames, stder
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	c, err := newConnector(cfg, log, log)
+	c, err := openConnector(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.openDatabase(ctx); err != nil {
-		return err
-	}
 	asked := backfillOf(c.entities, func(*mapping.Entity) bool { return true })
 	signaler, ok := c.src.(cdc.Signaler)
 	if !ok {

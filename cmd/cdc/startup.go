@@ -39,6 +39,20 @@ func newConnector(cfg *Config, log, waits *slog.Logger) (*connector, error) {
 	return &connector{cfg: cfg, log: log, waits: waits, entities: entities, tables: tablesOf(entities)}, err
 }
 
+// openConnector reads the configuration's entities and connects to the
+// database; the caller closes it.
+func openConnector(ctx context.Context, cfg *Config, log *slog.Logger) (*connector, error) {
+	c, err := newConnector(cfg, log, log)
+	if err == nil {
+		err = c.openDatabase(ctx)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // tablesOf lists the entities' tables, each once, sorted by name.
 func tablesOf(entities []*mapping.Entity) []cdc.TableName {
 	var tables []cdc.TableName
@@ -71,8 +85,11 @@ func (c *connector) openDatabase(ctx context.Context) error {
 	src, err := await(ctx, c.waits, "connect to the database", func(ctx context.Context) (cdc.Source, error) {
 		return openSource(ctx, c.cfg, c.tables, c.log)
 	}, func(src cdc.Source) { src.Close() })
+	if err != nil {
+		return err // src may be a nil pointer in an interface
+	}
 	c.src = src
-	return err
+	return nil
 }
 
 // checkDatabase checks the database's prerequisites (see cdc.Source.Check).
@@ -111,8 +128,11 @@ func (c *connector) dialBrokers(ctx context.Context) error {
 		}
 		return sink.Dial(ctx, kc, c.log.With("component", "sink"))
 	}, func(k *sink.Kafka) { k.Close() })
+	if err != nil {
+		return err
+	}
 	c.kafka = k
-	return err
+	return nil
 }
 
 // openSource connects to the configured database.

@@ -33,14 +33,11 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	c, err := newConnector(cfg, log, log)
+	c, err := openConnector(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.openDatabase(ctx); err != nil {
-		return err
-	}
 	reader, ok := c.src.(cdc.TableReader)
 	if !ok {
 		return fmt.Errorf("source kind %s cannot read its tables for a comparison", cfg.Source.Kind)

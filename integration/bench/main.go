@@ -22,13 +22,19 @@
 // With -repeat N, each source is measured N times from scratch (new database,
 // new broker) and a last table gives each figure's median and range.
 //
-//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-compression lz4] [-until snapshot] [-repeat 3]
+// With -figures FILE, the tables are also written to FILE as Markdown, with
+// the date, the machine and the command: make bench keeps
+// docs/performance-figures.md so.
+//
+//	go run ./integration/bench -cdc bin/cdc [-rows 1000000] [-source postgres,mysql] [-parallelism 1] [-compression lz4] [-until snapshot] [-repeat 3] [-figures FILE]
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -55,6 +61,8 @@ func main() {
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	repeat := flag.Int("repeat", 1, "measure each source this many times, then print each figure's median and range")
+	figures := flag.String("figures", "", "also write the results, with the date, the machine and the command, as Markdown to this `file`")
+	micro := flag.String("micro", "", "with -figures, a `file` of go test -bench output to add to the page")
 	flag.Parse()
 	if !slices.Contains([]string{"snapshot", "drain", "transaction"}, *until) {
 		fmt.Fprintf(os.Stderr, "bench: -until %q: want snapshot, drain or transaction\n", *until)
@@ -64,6 +72,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -repeat %d: want 1 or more runs\n", *repeat)
 		os.Exit(2)
 	}
+	started := time.Now()
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
 		parallelism: *parallelism, compression: *compression, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
@@ -81,6 +90,72 @@ func main() {
 			printSummary(src, runs)
 		}
 	}
+	if *figures != "" {
+		if err := writeFigures(*figures, *micro, started); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// results is where the tables are printed: stdout, and a copy for -figures.
+var (
+	printed bytes.Buffer
+	results = io.MultiWriter(os.Stdout, &printed)
+)
+
+// writeFigures writes the tables printed so far as a Markdown page, with what
+// a reader needs to weigh them: when, on what machine, by which command.
+func writeFigures(path, micro string, started time.Time) error {
+	var page strings.Builder
+	page.WriteString("# Measured figures\n\n")
+	page.WriteString("<!-- Written by `make bench` (integration/bench -figures); edit the bench, not this page. -->\n\n")
+	fmt.Fprintf(&page, "- date: %s (%s of measuring)\n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Minute))
+	fmt.Fprintf(&page, "- machine: %s\n", machine())
+	fmt.Fprintf(&page, "- command: `go run ./integration/bench %s` (Go %s)\n", strings.Join(os.Args[1:], " "), runtime.Version())
+	page.WriteString("- database and broker (kfake, in the bench's process) run on the same machine; how to read the figures: [performance.md](performance.md)\n\n")
+	page.WriteString("## End to end\n\n```\n")
+	page.Write(printed.Bytes())
+	page.WriteString("```\n")
+	if micro != "" {
+		text, err := os.ReadFile(micro)
+		if err != nil {
+			return err
+		}
+		page.WriteString("\n## Go benchmarks of the hot path\n\n`go test -run '^$' -bench . -benchmem` over the unit packages, in the same run:\n\n```\n")
+		for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "pkg:") {
+				page.WriteString(line + "\n")
+			}
+		}
+		page.WriteString("```\n")
+	}
+	return os.WriteFile(path, []byte(page.String()), 0o644)
+}
+
+// machine describes the CPU, cores, memory and kernel.
+func machine() string {
+	model := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	memory := ""
+	if info, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(info), "MemTotal: %d kB", &kb); err == nil {
+			memory = fmt.Sprintf(", %.1f GB of memory", float64(kb)/(1<<20))
+		}
+	}
+	kernel := ""
+	if release, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(release))
+	}
+	return fmt.Sprintf("%s, %d cores%s%s", model, runtime.NumCPU(), memory, kernel)
 }
 
 type bench struct {
@@ -246,11 +321,11 @@ func progress(format string, args ...any) {
 // run measures the stages on a new database and broker.
 func (b *bench) run(source string) (*table, error) {
 	ctx := context.Background()
-	fmt.Printf("== %s: %d rows of about 150 bytes", source, b.rows)
+	fmt.Fprintf(results, "== %s: %d rows of about 150 bytes", source, b.rows)
 	if b.compression != "" {
-		fmt.Printf(", kafka.compression %s", b.compression)
+		fmt.Fprintf(results, ", kafka.compression %s", b.compression)
 	}
-	fmt.Println()
+	fmt.Fprintln(results)
 	var db database
 	var err error
 	switch source {
@@ -489,23 +564,23 @@ func (t *table) figure(name string, value float64, unit string) {
 
 func (t *table) print() {
 	for _, l := range t.lines {
-		fmt.Println(l)
+		fmt.Fprintln(results, l)
 	}
 	for _, l := range t.cpus {
-		fmt.Println(l)
+		fmt.Fprintln(results, l)
 	}
 	for _, f := range t.figures {
 		if f.unit != "ratio" && f.unit != "µs" { // both in the lines above
-			fmt.Printf("  %s: %s\n", f.name, formatFigure(f.value, f.unit))
+			fmt.Fprintf(results, "  %s: %s\n", f.name, formatFigure(f.value, f.unit))
 		}
 	}
-	fmt.Println()
+	fmt.Fprintln(results)
 }
 
 // printSummary prints each figure's median over the runs, and its range: the
 // ratios first.
 func printSummary(source string, runs []*table) {
-	fmt.Printf("== %s: median of %d runs (lowest – highest)\n", source, len(runs))
+	fmt.Fprintf(results, "== %s: median of %d runs (lowest – highest)\n", source, len(runs))
 	for _, ratios := range []bool{true, false} {
 		for i, f := range runs[0].figures {
 			if (f.unit == "ratio") != ratios {
@@ -520,11 +595,11 @@ func printSummary(source string, runs []*table) {
 			if len(values)%2 == 0 {
 				median = (values[len(values)/2-1] + median) / 2
 			}
-			fmt.Printf("  %-70s %s (%s – %s)\n", f.name, formatFigure(median, f.unit),
+			fmt.Fprintf(results, "  %-70s %s (%s – %s)\n", f.name, formatFigure(median, f.unit),
 				formatFigure(values[0], f.unit), formatFigure(values[len(values)-1], f.unit))
 		}
 	}
-	fmt.Println()
+	fmt.Fprintln(results)
 }
 
 func formatFigure(v float64, unit string) string {

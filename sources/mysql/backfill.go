@@ -56,7 +56,7 @@ type backfillDB struct {
 }
 
 // openBackfill opens the connection of a backfill's reader.
-func (s *Source) openBackfill(ctx context.Context) (*backfillDB, error) {
+func (s *Source) openBackfill(ctx context.Context) (backfill.Database[*described], error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -114,15 +114,6 @@ func (db *backfillDB) Read(_ context.Context, d *described, after []string, limi
 	return rows, last, err
 }
 
-// backfillTables describes the backfill's tables as the stream knows them.
-func (s *Source) backfillTables(fill cdc.Backfill) map[cdc.TableName]*described {
-	tables := map[cdc.TableName]*described{}
-	for _, t := range fill.Tables {
-		tables[t] = s.tables[t]
-	}
-	return tables
-}
-
 // watermark handles a row of the watermark table. At the high watermark the
 // chunk is sent, less the rows whose keys changed in the window (the stream
 // already sent their newer values), and the backfill's progress goes with it.
@@ -151,17 +142,7 @@ func (st *streamer) watermark(ctx context.Context, connector, mark string) error
 	if err := st.send(ctx, at, false); err != nil {
 		return err
 	}
-	st.backfill.Sent(sending, st.s.backfillTables(sending.Fill))
-	return nil
-}
-
-// startReader starts the reader of the backfill under way.
-func (st *streamer) startReader(ctx context.Context) error {
-	db, err := st.s.openBackfill(ctx)
-	if err != nil {
-		return err
-	}
-	st.backfill.Start(ctx, db, st.s.backfillTables(*st.backfill.Fill), st.stopOnError)
+	st.backfill.Sent(sending)
 	return nil
 }
 
@@ -173,21 +154,9 @@ const signalPrefix = "signal:"
 // to the one under way, or starts one. Its place in the binlog orders it: a
 // restart from before it meets it again.
 func (st *streamer) signal(ctx context.Context, text string) error {
-	asked, err := cdc.ParseBackfill(text)
-	if err == nil {
-		err = st.s.checkBackfill(asked)
-	}
-	if err != nil {
-		st.s.log.Error("ignored a backfill signal", "signal", text, "at", st.txnStart.String(), "err", err)
-		return nil
-	}
-	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txnStart.String())
-	starts := st.backfill.Ask(asked)
+	err := st.backfill.Signal(ctx, text, st.txnStart.String())
 	st.committed.Backfill = st.backfill.Fill
-	if !starts {
-		return nil // the reader takes it with its next chunk
-	}
-	return st.startReader(ctx)
+	return err
 }
 
 // Signal implements cdc.Signaler: a row written into the watermark table,

@@ -65,8 +65,7 @@ type streamer struct {
 
 	// backfill is the backfill under way, whose chunks reader reads; every
 	// position from committed on carries it.
-	backfill    backfill.Stream[*described]
-	stopOnError context.CancelCauseFunc // a failed reader stops the stream
+	backfill backfill.Stream[*described]
 }
 
 // tableState is what a table-map event says about a table id.
@@ -111,8 +110,10 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		s: s, out: out, from: from, file: start.File,
 		committed: Position{File: start.File, Offset: start.Offset, GTIDSet: start.GTIDSet, Backfill: from.Backfill},
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
-		lastSentPos: from, stopOnError: stop,
-		backfill: backfill.Stream[*described]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Progress: &s.progress, Log: s.log}, ddlReader: newDDLReader(),
+		lastSentPos: from,
+		ddlReader:   newDDLReader(),
+		backfill: backfill.Stream[*described]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
+			Describe: func(t cdc.TableName) *described { return s.tables[t] }, Progress: &s.progress, Log: s.log},
 	}
 	if s.gtid && from.GTIDSet != "" && from.Prepared != nil {
 		var err error
@@ -178,7 +179,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 	}
 	s.log.Info("streaming", "from", from.String(), "gtid", s.gtid, "server_id", s.cfg.ServerID)
 	if st.backfill.Fill != nil {
-		if err := st.startReader(ctx); err != nil {
+		if err := st.backfill.Start(ctx); err != nil {
 			return err
 		}
 	}

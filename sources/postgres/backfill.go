@@ -50,7 +50,7 @@ type backfillDB struct {
 }
 
 // openBackfill opens the connection of a backfill's reader.
-func (s *Source) openBackfill(ctx context.Context) (*backfillDB, error) {
+func (s *Source) openBackfill(ctx context.Context) (backfill.Database[*cdc.Table], error) {
 	cc, err := connConfig(s.cfg.DSN, s.cfg.ApplicationName+" backfill")
 	if err != nil {
 		return nil, err
@@ -163,26 +163,7 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	if err := st.emit(ctx, cdc.Batch{Changes: sending.Rows, Position: Position{LSN: st.txn.LSN, Backfill: &sending.Fill}.cdc(), StoreNow: true}); err != nil {
 		return err
 	}
-	st.backfill.Sent(sending, st.s.backfillTables(sending.Fill))
-	return nil
-}
-
-// backfillTables describes the backfill's tables as the stream knows them.
-func (s *Source) backfillTables(fill cdc.Backfill) map[cdc.TableName]*cdc.Table {
-	tables := map[cdc.TableName]*cdc.Table{}
-	for _, t := range fill.Tables {
-		tables[t] = s.tables[t]
-	}
-	return tables
-}
-
-// startReader starts the reader of the backfill under way.
-func (st *streamer) startReader(ctx context.Context) error {
-	db, err := st.s.openBackfill(ctx)
-	if err != nil {
-		return err
-	}
-	st.backfill.Start(ctx, db, st.s.backfillTables(*st.backfill.Fill), st.stopOnError)
+	st.backfill.Sent(sending)
 	return nil
 }
 
@@ -194,19 +175,7 @@ func (st *streamer) signal(ctx context.Context, m *pglogrepl.LogicalDecodingMess
 	if !ok || slot != st.s.cfg.Slot || !st.txn.after(st.from) {
 		return nil // another connector's, or one an earlier run took
 	}
-	asked, err := cdc.ParseBackfill(text)
-	if err == nil {
-		err = st.s.checkBackfill(asked)
-	}
-	if err != nil {
-		st.s.log.Error("ignored a backfill signal", "signal", text, "at", st.txn.String(), "err", err)
-		return nil
-	}
-	st.s.log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", st.txn.String())
-	if !st.backfill.Ask(asked) {
-		return nil // the reader takes it with its next chunk
-	}
-	return st.startReader(ctx)
+	return st.backfill.Signal(ctx, text, st.txn.String())
 }
 
 // SignalMessagePrefix is the prefix of the logical messages by which cdc

@@ -34,8 +34,7 @@ type streamer struct {
 	message    rowMessage
 
 	// backfill is the backfill under way, and the reader of its chunks.
-	backfill    backfill.Stream[*cdc.Table]
-	stopOnError context.CancelCauseFunc // a failed reader stops the stream
+	backfill backfill.Stream[*cdc.Table]
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
@@ -65,10 +64,11 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, stopOnError: stop,
-		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Progress: &s.progress, Log: s.log}}
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN,
+		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
+			Describe: func(t cdc.TableName) *cdc.Table { return s.tables[t] }, Progress: &s.progress, Log: s.log}}
 	if st.backfill.Fill != nil {
-		if err := st.startReader(ctx); err != nil {
+		if err := st.backfill.Start(ctx); err != nil {
 			return err
 		}
 	}

@@ -82,8 +82,17 @@ type Stream[T any] struct {
 	Fill *cdc.Backfill
 	// ChunkSize is the number of rows a chunk reads.
 	ChunkSize int
-	Progress  *snapshot.Progress
-	Log       *slog.Logger
+	// Open opens a reader's connection.
+	Open func(context.Context) (Database[T], error)
+	// Describe describes a table as the stream knows it now; it is called
+	// on the stream's goroutine, which owns the descriptions.
+	Describe func(cdc.TableName) T
+	// Check says whether the source can serve a backfill asked for.
+	Check func(cdc.Backfill) error
+	// Stop stops the stream with a reader's failure.
+	Stop     func(error)
+	Progress *snapshot.Progress
+	Log      *slog.Logger
 
 	window   *Window
 	windowID string
@@ -94,12 +103,16 @@ type Stream[T any] struct {
 // its watermarks.
 func (s *Stream[T]) Reading() bool { return s.reader != nil }
 
-// Start starts the reader of the backfill under way, on db, with the tables
-// as the stream describes them now; a reader that fails calls stop.
-func (s *Stream[T]) Start(ctx context.Context, db Database[T], tables map[cdc.TableName]T, stop func(error)) {
+// Start starts the reader of the backfill under way on a connection of its
+// own.
+func (s *Stream[T]) Start(ctx context.Context) error {
+	db, err := s.Open(ctx)
+	if err != nil {
+		return err
+	}
 	token := make([]byte, 6)
 	_, _ = rand.Read(token)
-	r := &reader[T]{db: db, tables: tables, token: hex.EncodeToString(token), size: s.ChunkSize, progress: s.Progress, log: s.Log,
+	r := &reader[T]{db: db, tables: s.describe(*s.Fill), token: hex.EncodeToString(token), size: s.ChunkSize, progress: s.Progress, log: s.Log,
 		chunks: make(chan *Chunk, 1), emitted: make(chan emitted[T], 1)}
 	s.reader = r
 	fill := *s.Fill
@@ -108,14 +121,45 @@ func (s *Stream[T]) Start(ctx context.Context, db Database[T], tables map[cdc.Ta
 	go func() {
 		defer db.Close()
 		if err := r.run(ctx, fill); err != nil {
-			stop(err)
+			s.Stop(err)
 		}
 	}()
+	return nil
 }
 
-// Ask adds a backfill asked for while streaming to the one under way, and
-// reports whether it starts one (the source then starts its reader).
-func (s *Stream[T]) Ask(asked cdc.Backfill) (starts bool) {
+// describe describes the backfill's tables.
+func (s *Stream[T]) describe(fill cdc.Backfill) map[cdc.TableName]T {
+	tables := map[cdc.TableName]T{}
+	for _, t := range fill.Tables {
+		tables[t] = s.Describe(t)
+	}
+	return tables
+}
+
+// Signal handles a backfill asked for through the log by cdc snapshot
+// --online (text is its cdc.Backfill.String), which the stream met at the
+// position at: it is added to the one under way, or starts one. A request
+// the source cannot serve is logged and ignored: it stays in the log, and
+// failing on it would fail every restart.
+func (s *Stream[T]) Signal(ctx context.Context, text, at string) error {
+	asked, err := cdc.ParseBackfill(text)
+	if err == nil {
+		err = s.Check(asked)
+	}
+	if err != nil {
+		s.Log.Error("ignored a backfill signal", "signal", text, "at", at, "err", err)
+		return nil
+	}
+	s.Log.Info("backfill asked by a signal", "entities", strings.Join(asked.Entities, ","), "at", at)
+	if !s.ask(asked) {
+		return nil // the reader takes it with its next chunk
+	}
+	return s.Start(ctx)
+}
+
+// ask adds a backfill asked for while streaming to the one under way, and
+// reports whether it starts one.
+func (s *Stream[T]) ask(asked cdc.Backfill) (starts bool) {
 	starts = s.Fill == nil
 	s.Fill = Resume(s.Fill, &asked)
 	return starts
@@ -190,7 +234,7 @@ func (s *Stream[T]) high(id string, c *Chunk) (*Sending, error) {
 // tables as the stream describes them now for the next one. It counts and
 // logs the rows sent (the others were changed in the window), the end of the
 // table and of the backfill.
-func (s *Stream[T]) Sent(sent *Sending, tables map[cdc.TableName]T) {
+func (s *Stream[T]) Sent(sent *Sending) {
 	c := sent.chunk
 	s.Progress.Add(c.Table, len(sent.Rows), s.Log)
 	s.Log.Debug("backfill chunk sent", "table", c.Table.String(), "rows", len(sent.Rows), "left_to_the_stream", len(c.Rows)-len(sent.Rows))
@@ -201,7 +245,7 @@ func (s *Stream[T]) Sent(sent *Sending, tables map[cdc.TableName]T) {
 	if s.Fill == nil {
 		s.Log.Info("backfill finished", "entities", strings.Join(sent.Fill.Entities, ","))
 	}
-	s.reader.emitted <- emitted[T]{fill: sent.Fill, tables: tables}
+	s.reader.emitted <- emitted[T]{fill: sent.Fill, tables: s.describe(sent.Fill)}
 	if s.Fill == nil {
 		s.reader = nil // it ends with this chunk
 	}

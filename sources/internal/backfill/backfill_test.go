@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -76,18 +77,35 @@ func (d *database) Read(_ context.Context, t *cdc.Table, after []string, limit i
 }
 func (d *database) Close() {}
 
+// newStream is the stream of a backfill of the table for entity v2, two rows
+// a chunk, read from db.
+// Its reader's failure goes to failed.
+func newStream(table *cdc.Table, db Database[*cdc.Table], failed chan<- error) *Stream[*cdc.Table] {
+	return &Stream[*cdc.Table]{Fill: &cdc.Backfill{Entities: []string{"v2"}, Tables: []cdc.TableName{table.Name}}, ChunkSize: 2,
+		Open:     func(context.Context) (Database[*cdc.Table], error) { return db, nil },
+		Describe: func(cdc.TableName) *cdc.Table { return table },
+		Check: func(b cdc.Backfill) error {
+			if !slices.Equal(b.Tables, []cdc.TableName{table.Name}) {
+				return errors.New("not a table of the connector's")
+			}
+			return nil
+		},
+		Stop:     func(err error) { failed <- err },
+		Progress: new(snapshot.Progress), Log: slog.New(slog.DiscardHandler)}
+}
+
 func TestStreamSendsEachChunkLessItsWindowAndEndsWhenDone(t *testing.T) {
 	table := &cdc.Table{Name: cdc.TableName{Schema: "s", Name: "t"}, Columns: []cdc.Column{{Name: "id"}, {Name: "v"}}, PrimaryKey: []int{0}}
-	tables := map[cdc.TableName]*cdc.Table{table.Name: table}
 	db := &database{table: table, rows: 5, log: make(chan string, 2)}
-	s := Stream[*cdc.Table]{Fill: &cdc.Backfill{Entities: []string{"v2"}, Tables: []cdc.TableName{table.Name}},
-		ChunkSize: 2, Progress: new(snapshot.Progress), Log: slog.New(slog.DiscardHandler)}
+	failed := make(chan error, 1)
+	s := newStream(table, db, failed)
 	ctx := context.Background()
 	if sent, err := s.Watermark(ctx, "x:1:high"); sent != nil || err != nil {
 		t.Fatalf("a watermark before the reader started: %v, %v", sent, err)
 	}
-	failed := make(chan error, 1)
-	s.Start(ctx, db, tables, func(err error) { failed <- err })
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	var got []int64
 	for s.Reading() {
@@ -110,7 +128,7 @@ func TestStreamSendsEachChunkLessItsWindowAndEndsWhenDone(t *testing.T) {
 			}
 			got = append(got, r.After[0].Int)
 		}
-		s.Sent(sent, tables)
+		s.Sent(sent)
 	}
 	if want := []int64{1, 3, 4, 5}; !reflect.DeepEqual(got, want) {
 		t.Errorf("sent rows %v, want %v (row 2 changed in its window)", got, want)
@@ -129,23 +147,45 @@ func TestStreamSendsEachChunkLessItsWindowAndEndsWhenDone(t *testing.T) {
 		t.Errorf("the reader failed: %v", err)
 	default:
 	}
-	if !s.Ask(cdc.Backfill{Entities: []string{"v3"}, Tables: []cdc.TableName{table.Name}}) || s.Ask(cdc.Backfill{Entities: []string{"v4"}, Tables: []cdc.TableName{table.Name}}) {
-		t.Error("Ask must start a backfill when none is under way, and only then")
+}
+
+func TestSignalStartsABackfillOrJoinsTheOneUnderWay(t *testing.T) {
+	table := &cdc.Table{Name: cdc.TableName{Schema: "s", Name: "t"}, Columns: []cdc.Column{{Name: "id"}, {Name: "v"}}, PrimaryKey: []int{0}}
+	db := &database{table: table, rows: 5, log: make(chan string, 2)}
+	s := newStream(table, db, make(chan error, 1))
+	s.Fill = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	asked := func(entity string, tables ...cdc.TableName) string {
+		return cdc.Backfill{Entities: []string{entity}, Tables: tables}.String()
+	}
+	if err := s.Signal(ctx, asked("v3", cdc.TableName{Schema: "s", Name: "other"}), "p1"); err != nil || s.Fill != nil || s.Reading() {
+		t.Fatalf("a backfill the source cannot serve: %v, under way %+v", err, s.Fill)
+	}
+	if err := s.Signal(ctx, "not a backfill", "p1"); err != nil || s.Fill != nil {
+		t.Fatalf("a signal that does not parse: %v, under way %+v", err, s.Fill)
+	}
+	if err := s.Signal(ctx, asked("v3", table.Name), "p2"); err != nil || !s.Reading() {
+		t.Fatalf("first signal: %v, reading %v", err, s.Reading())
+	}
+	<-db.log // the reader started: its low watermark
+	if err := s.Signal(ctx, asked("v4", table.Name), "p3"); err != nil {
+		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(s.Fill.Entities, []string{"v3", "v4"}) {
-		t.Errorf("asked twice: %v, want both entities", s.Fill.Entities)
+		t.Errorf("asked twice: %v, want both entities in the one under way", s.Fill.Entities)
 	}
 }
 
 func TestStreamRefusesAHighWatermarkWithoutItsLowOne(t *testing.T) {
 	table := &cdc.Table{Name: cdc.TableName{Schema: "s", Name: "t"}, Columns: []cdc.Column{{Name: "id"}, {Name: "v"}}, PrimaryKey: []int{0}}
-	tables := map[cdc.TableName]*cdc.Table{table.Name: table}
 	db := &database{table: table, rows: 5, log: make(chan string, 2)}
-	s := Stream[*cdc.Table]{Fill: &cdc.Backfill{Entities: []string{"v2"}, Tables: []cdc.TableName{table.Name}},
-		ChunkSize: 2, Progress: new(snapshot.Progress), Log: slog.New(slog.DiscardHandler)}
+	s := newStream(table, db, make(chan error, 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s.Start(ctx, db, tables, func(error) {})
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	<-db.log // the low watermark, lost
 	if _, err := s.Watermark(ctx, <-db.log); err == nil {
 		t.Error("a high watermark without its low one was taken")
@@ -157,10 +197,11 @@ func TestStreamRefusesAHighWatermarkWithoutItsLowOne(t *testing.T) {
 
 func TestReaderFailureStopsTheStream(t *testing.T) {
 	table := &cdc.Table{Name: cdc.TableName{Schema: "s", Name: "t"}, Columns: []cdc.Column{{Name: "id"}}, PrimaryKey: []int{0}}
-	s := Stream[*cdc.Table]{Fill: &cdc.Backfill{Entities: []string{"v2"}, Tables: []cdc.TableName{table.Name}},
-		ChunkSize: 2, Progress: new(snapshot.Progress), Log: slog.New(slog.DiscardHandler)}
 	failed := make(chan error, 1)
-	s.Start(context.Background(), &failing{}, map[cdc.TableName]*cdc.Table{table.Name: table}, func(err error) { failed <- err })
+	s := newStream(table, &failing{}, failed)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-failed; !errors.Is(err, errDown) {
 		t.Errorf("stopped with %v, want the database's error", err)
 	}
