@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -57,11 +58,31 @@ func TestFieldThatCannotHoldItsColumnIsRefused(t *testing.T) {
 	s.mustExit(`field "balance": column balance (numeric(20,2)) cannot be held by`, `precision at least 20`)
 }
 
+// The refusal says what to do; a JSON log carries the fix as an attribute of
+// its own, for log pipelines to pick out.
 func TestTableWithoutFullReplicaIdentityIsRefusedWithTheFix(t *testing.T) {
 	s := newScenario(t)
 	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`)
+	s.editConfig("format: text", "format: json")
 	s.start()
-	s.mustExit(`table public.orders has REPLICA IDENTITY DEFAULT`, `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL`)
+	logs := s.mustExit(`table public.orders has REPLICA IDENTITY DEFAULT`, `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL`)
+	var found bool
+	for _, line := range strings.Split(logs, "\n") {
+		var record map[string]any
+		if json.Unmarshal([]byte(line), &record) != nil || record["level"] != "ERROR" {
+			continue
+		}
+		found = true
+		if fix := record["err_fix"]; fix != `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL` {
+			t.Errorf("err_fix = %q, want the ALTER TABLE; record: %s", fix, line)
+		}
+		if what, _ := record["err_what"].(string); !strings.HasPrefix(what, "table public.orders has REPLICA IDENTITY DEFAULT") {
+			t.Errorf("err_what = %q; record: %s", what, line)
+		}
+	}
+	if !found {
+		t.Errorf("no JSON error record in the output:\n%s", logs)
+	}
 }
 
 func TestExistingTopicThatIsNotCompactedIsRefused(t *testing.T) {
@@ -187,7 +208,7 @@ func TestValidateListsEveryProblemAndGatesOnThem(t *testing.T) {
 	s.editConfig("      last_name: last_name\n", "      last_name: surname\n")
 	out, err = validate()
 	for _, want := range []string{
-		`table public.orders has REPLICA IDENTITY DEFAULT`,
+		"table public.orders has REPLICA IDENTITY DEFAULT: cdc needs the old row of every update and delete\n    fix: ALTER TABLE \"public\".\"orders\" REPLICA IDENTITY FULL\n",
 		`field "last_name": column "surname" not in public.customer`,
 		"problems (database",
 	} {

@@ -79,7 +79,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"rule with two sources", "      id: customer_id\n", "      id: {column: customer_id, expr: \"1\"}\n", []string{`cdc.yaml:14: field "id": give exactly one of column, expr and record`}},
 		{"unknown rule key", "      id: customer_id\n", "      id: {colum: customer_id}\n", []string{`cdc.yaml:14: field "id": unknown rule key "colum" (known: column, expr, enum, mask, record)`}},
 		{"bad mask", "      id: customer_id\n", "      id: {column: customer_id, mask: sha1}\n", []string{`cdc.yaml:14: field "id": mask "sha1": want hash`}},
-		{"hash without salt", "      id: customer_id\n", "      id: {column: customer_id, mask: hash}\n", []string{`cdc.yaml:13: entities[0].fields: hash masks need a secret salt: set masking.salt`}},
+		{"hash without salt", "      id: customer_id\n", "      id: {column: customer_id, mask: hash}\n", []string{`cdc.yaml:13: entities[0].fields: hash masks need a secret salt; set masking.salt`}},
 		{"short salt", "kafka:\n", "masking: {salt: abc}\nkafka:\n", []string{`cdc.yaml:5: masking.salt: too short`}},
 		{"enum without column", "      id: customer_id\n", "      id: {expr: \"1\", enum: {1: A}}\n", []string{`cdc.yaml:14: field "id": enum and mask apply to a column`}},
 		{"bad enum symbol", "      id: customer_id\n", "      id: {column: c, enum: {1: not a symbol}}\n", []string{`cdc.yaml:14: field "id": enum: code 1: want an Avro enum symbol`}},
@@ -243,7 +243,7 @@ func TestSecuritySettingsAreChecked(t *testing.T) {
 	for _, c := range []struct{ settings, want string }{
 		{"  sasl: {mechanism: scram-sha-1, username: a, password: b}", `kafka.sasl.mechanism: "scram-sha-1": want one of plain, scram-sha-256, scram-sha-512, oauthbearer, aws-msk-iam`},
 		{"  sasl: {mechanism: scram-sha-256, username: a}", "mechanism scram-sha-256 needs username and password"},
-		{"  sasl: {mechanism: plain, username: a, password: b}", "mechanism plain sends the password as it is: turn kafka.tls on"},
+		{"  sasl: {mechanism: plain, username: a, password: b}", "mechanism plain sends the password as it is; turn kafka.tls on"},
 		{"  sasl: {mechanism: oauthbearer}", "needs token_file (read again when it changes) or token_command"},
 		{"  tls: {ca_file: /nonexistent/ca.pem}", "kafka.tls: ca_file: open /nonexistent/ca.pem: no such file or directory"},
 		{"  tls: {cert_file: /etc/hostname}", "cert_file and key_file go together"},

@@ -31,9 +31,16 @@ var (
 // errorf formats a mistake at the line of a key path; a missing key is reported
 // at its parent's line, or the file.
 func (c *Config) errorf(path, format string, args ...any) error {
+	return c.problem(path, "", format, args...)
+}
+
+// problem is a mistake at the line of a key path (see errorf) with its fix.
+func (c *Config) problem(path, fix, format string, args ...any) *cdc.Problem {
+	where := c.path
 	for p := path; p != ""; {
 		if line, ok := c.lines[p]; ok {
-			return fmt.Errorf("%s:%d: %s: %s", c.path, line, path, fmt.Sprintf(format, args...))
+			where = fmt.Sprintf("%s:%d", c.path, line)
+			break
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -41,7 +48,7 @@ func (c *Config) errorf(path, format string, args ...any) error {
 		}
 		p = p[:i]
 	}
-	return fmt.Errorf("%s: %s: %s", c.path, path, fmt.Sprintf(format, args...))
+	return &cdc.Problem{Where: where, What: path + ": " + fmt.Sprintf(format, args...), Fix: fix}
 }
 
 // origin is the file:line of a key path, for messages of later checks.
@@ -195,7 +202,7 @@ func (c *Config) validate() error {
 			bad("kafka.sasl.mechanism", "%q: want one of %s", s.Mechanism, strings.Join(saslMechanisms, ", "))
 		}
 		if s.Mechanism == "plain" && !c.Kafka.TLS.On() {
-			bad("kafka.sasl", "mechanism plain sends the password as it is: turn kafka.tls on (managed clusters require SASL_SSL)")
+			errs = append(errs, c.problem("kafka.sasl", "turn kafka.tls on (managed clusters require SASL_SSL)", "mechanism plain sends the password as it is"))
 		}
 	}
 	if r := c.Kafka.SchemaRegistry; r != nil {
@@ -203,7 +210,7 @@ func (c *Config) validate() error {
 			bad("kafka.schema_registry", "want an http:// or https:// URL (or {url: ..., tls: ..., username: ..., password: ...})")
 		}
 		if r.Token != "" && (r.Username != "" || r.Password != "") {
-			bad("kafka.schema_registry", "token and username/password are two ways to authenticate: give one")
+			errs = append(errs, c.problem("kafka.schema_registry", "give one", "token and username/password are two ways to authenticate"))
 		}
 		checkTLS("kafka.schema_registry.tls", r.TLS)
 	}
@@ -274,7 +281,7 @@ func (c *Config) validateEntities() []error {
 		case !kafkaTopicName.MatchString(e.Topic):
 			bad("topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", e.Topic)
 		case topics[e.Topic]:
-			bad("topic", "%s is the topic of two entities: each entity needs its own compacted topic", e.Topic)
+			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].topic", i), "give each entity a compacted topic of its own", "%s is the topic of two entities", e.Topic))
 		case e.Topic == c.Kafka.CheckpointTopic:
 			bad("topic", "%s is the checkpoint topic", e.Topic)
 		}
@@ -298,11 +305,11 @@ func (c *Config) validateEntities() []error {
 			bad("on_error", "%q: want stop (the daemon stops at a value the entity cannot represent) or dead_letter (it goes to kafka.dead_letter_topic)", e.OnError)
 		}
 		if hashes(e.Fields) && c.Masking.Salt == "" {
-			bad("fields", "hash masks need a secret salt: set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})")
+			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].fields", i), "set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})", "hash masks need a secret salt"))
 		}
 	}
 	if c.Masking.Salt != "" && len(c.Masking.Salt) < 16 {
-		errs = append(errs, c.errorf("masking.salt", "too short: use at least 16 random characters (e.g. openssl rand -hex 32)"))
+		errs = append(errs, c.problem("masking.salt", "use at least 16 random characters (e.g. openssl rand -hex 32)", "too short"))
 	}
 	if c.Kafka.DeadLetterTopic == "" {
 		c.Kafka.DeadLetterTopic = c.Name + ".dead_letter"

@@ -52,17 +52,6 @@ func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag
 	return cfg, nil
 }
 
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if cfg.Log.Format == "json" {
-		h = slog.NewJSONHandler(w, opts)
-	}
-	return slog.New(h).With("connector", cfg.Name)
-}
-
 // backfillAdded asks the source to backfill, while it streams, the entities
 // configured after the connector's snapshot (their topics hold none of the
 // rows that did not change since), and returns the entities the checkpoint
@@ -110,6 +99,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		log.Info("stopped")
 		return nil
+	}
+	if err != nil && cfg.Log.Format == "json" {
+		// main prints the error as text; a JSON log gets it as a record too,
+		// with its fix as an attribute (see problemHandler).
+		log.Error("stopped: the connector needs its operator", "err", err)
 	}
 	return err
 }

@@ -68,9 +68,22 @@ func (r *report) check(what string, err error) bool {
 		r.failed = append(r.failed, what)
 	}
 	fmt.Fprintf(r.stderr, "problems with the %s:\n", what)
+	problems := cdc.Problems(err)
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(r.stderr, "  - %s\n", line)
 		r.count++
+		fix := ""
+		for _, p := range problems {
+			// The problem's text ends the line (a caller may prefix it); its
+			// fix goes on a line of its own.
+			if p.Fix != "" && strings.HasSuffix(line, p.Error()) {
+				line, fix = strings.TrimSuffix(line, p.Error())+p.Message(), p.Fix
+				break
+			}
+		}
+		fmt.Fprintf(r.stderr, "  - %s\n", line)
+		if fix != "" {
+			fmt.Fprintf(r.stderr, "    fix: %s\n", fix)
+		}
 	}
 	return false
 }

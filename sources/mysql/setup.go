@@ -23,7 +23,7 @@ func (s *Source) Check(ctx context.Context) error {
 
 func (s *Source) check() error {
 	var problems []error
-	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	problem := func(what, fix string) { problems = append(problems, &cdc.Problem{What: what, Fix: fix}) }
 
 	settings := map[string]string{}
 	for _, name := range []string{"log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "server_id", "binlog_row_value_options", "binlog_legacy_event_pos"} {
@@ -34,29 +34,29 @@ func (s *Source) check() error {
 		settings[name] = strings.ToUpper(v)
 	}
 	if settings["log_bin"] != "ON" {
-		problem("the binlog is off (log_bin = %s): start the server with log-bin and a server-id in [mysqld] (this needs a restart)", settings["log_bin"])
+		problem("the binlog is off (log_bin = "+settings["log_bin"]+")", "start the server with log-bin and a server-id in [mysqld] (this needs a restart)")
 	}
 	if settings["binlog_format"] != "ROW" {
-		problem("binlog_format is %s: run SET GLOBAL binlog_format = 'ROW' and set binlog_format = ROW in the server's configuration", settings["binlog_format"])
+		problem("binlog_format is "+settings["binlog_format"], "run SET GLOBAL binlog_format = 'ROW' and set binlog_format = ROW in the server's configuration")
 	}
 	if settings["binlog_row_image"] != "FULL" {
-		problem("binlog_row_image is %s: run SET GLOBAL binlog_row_image = 'FULL' and set it in the server's configuration (cdc needs whole rows before and after)", settings["binlog_row_image"])
+		problem("binlog_row_image is "+settings["binlog_row_image"]+": cdc needs whole rows before and after", "run SET GLOBAL binlog_row_image = 'FULL' and set it in the server's configuration")
 	}
 	switch settings["binlog_row_metadata"] {
 	case "FULL":
 	case "":
-		problem("the server (%s) has no binlog_row_metadata: cdc needs MySQL 8.0.1 or MariaDB 10.5 or later, whose binlog names the columns", s.conn.GetServerVersion())
+		problem("the server ("+s.conn.GetServerVersion()+") has no binlog_row_metadata, so its binlog does not name the columns", "upgrade: cdc needs MySQL 8.0.1 or MariaDB 10.5 or later")
 	default:
-		problem("binlog_row_metadata is %s: run SET GLOBAL binlog_row_metadata = 'FULL' and set it in the server's configuration (the binlog then names each row's columns)", settings["binlog_row_metadata"])
+		problem("binlog_row_metadata is "+settings["binlog_row_metadata"]+": the binlog must name each row's columns", "run SET GLOBAL binlog_row_metadata = 'FULL' and set it in the server's configuration")
 	}
 	if v := settings["binlog_row_value_options"]; v != "" {
-		problem("binlog_row_value_options is %s: run SET GLOBAL binlog_row_value_options = '' (partial JSON updates do not carry whole values)", v)
+		problem("binlog_row_value_options is "+v+": partial JSON updates do not carry whole values", "run SET GLOBAL binlog_row_value_options = ''")
 	}
 	if settings["binlog_legacy_event_pos"] == "OFF" && !s.gtid {
-		problem("binlog_legacy_event_pos is OFF, so the server sends events without their binlog offsets, and positions in binlog files cannot be kept: use GTID positions (source.mysql.gtid: true), or SET GLOBAL binlog_legacy_event_pos = ON")
+		problem("binlog_legacy_event_pos is OFF, so the server sends events without their binlog offsets, and positions in binlog files cannot be kept", "use GTID positions (source.mysql.gtid: true), or SET GLOBAL binlog_legacy_event_pos = ON")
 	}
 	if settings["server_id"] == fmt.Sprint(s.cfg.ServerID) {
-		problem("source.mysql.server_id %d is the server's own server_id: choose another", s.cfg.ServerID)
+		problem(fmt.Sprintf("source.mysql.server_id %d is the server's own server_id", s.cfg.ServerID), "choose another")
 	}
 	if err := s.checkReplicaID(); err != nil {
 		problems = append(problems, err)
@@ -98,8 +98,10 @@ func (s *Source) checkCascades() ([]error, error) {
 					"table", name.String(), "constraint", constraint, "parent", parent, "on_delete", onDelete, "on_update", onUpdate)
 				continue
 			}
-			problems = append(problems, fmt.Errorf("%s: the server applies such actions inside InnoDB and writes none of them to the binlog, so the rows they delete or change in %s would never reach its topics. Have the application change the rows itself and make the key RESTRICT (ALTER TABLE %s DROP FOREIGN KEY %s, ADD CONSTRAINT %s FOREIGN KEY ... REFERENCES %s (...) ON DELETE RESTRICT ON UPDATE RESTRICT), or accept the gap knowingly: source.mysql.accept_unlogged_cascades: [%s], and run cdc verify on a schedule",
-				what, name, quoteTable(name), quoteIdentifier(constraint), quoteIdentifier(constraint), quoteIdentifier(parent), name))
+			problems = append(problems, &cdc.Problem{
+				What: fmt.Sprintf("%s: the server applies such actions inside InnoDB and writes none of them to the binlog, so the rows they delete or change in %s would never reach its topics", what, name),
+				Fix: fmt.Sprintf("have the application change the rows itself and make the key RESTRICT (ALTER TABLE %s DROP FOREIGN KEY %s, ADD CONSTRAINT %s FOREIGN KEY ... REFERENCES %s (...) ON DELETE RESTRICT ON UPDATE RESTRICT), or accept the gap knowingly: source.mysql.accept_unlogged_cascades: [%s], and run cdc verify on a schedule",
+					quoteTable(name), quoteIdentifier(constraint), quoteIdentifier(constraint), quoteIdentifier(parent), name)})
 		}
 	}
 	return problems, nil
@@ -138,7 +140,7 @@ func (s *Source) checkReplicaID() error {
 		id, _ := res.GetUint(i, 0)
 		host, _ := res.GetString(i, 1)
 		if uint32(id) == s.cfg.ServerID && host != s.replicaHost() {
-			return fmt.Errorf("server_id %d is already used by the replica %s: set source.mysql.server_id to a number no server or replica uses", s.cfg.ServerID, host)
+			return &cdc.Problem{What: fmt.Sprintf("server_id %d is already used by the replica %s", s.cfg.ServerID, host), Fix: "set source.mysql.server_id to a number no server or replica uses"}
 		}
 	}
 	return nil
@@ -173,17 +175,17 @@ func (s *Source) checkGrants() []error {
 	user := s.endpoint.user
 	var problems []error
 	if !has("REPLICATION SLAVE") {
-		problems = append(problems, fmt.Errorf("user %s lacks REPLICATION SLAVE (to read the binlog): GRANT REPLICATION SLAVE ON *.* TO '%s'@'%%'", user, user))
+		problems = append(problems, &cdc.Problem{What: fmt.Sprintf("user %s lacks REPLICATION SLAVE (to read the binlog)", user), Fix: fmt.Sprintf("GRANT REPLICATION SLAVE ON *.* TO '%s'@'%%'", user)})
 	}
 	if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") {
 		privilege := "REPLICATION CLIENT"
 		if s.mariadb {
 			privilege = "BINLOG MONITOR"
 		}
-		problems = append(problems, fmt.Errorf("user %s lacks %s (to read binlog positions): GRANT %s ON *.* TO '%s'@'%%'", user, privilege, privilege, user))
+		problems = append(problems, &cdc.Problem{What: fmt.Sprintf("user %s lacks %s (to read binlog positions)", user, privilege), Fix: fmt.Sprintf("GRANT %s ON *.* TO '%s'@'%%'", privilege, user)})
 	}
 	if !s.mariadb && s.cfg.Snapshot != cdc.SnapshotNever && !has("RELOAD") {
-		problems = append(problems, fmt.Errorf("user %s lacks RELOAD (a MySQL snapshot holds FLUSH TABLES WITH READ LOCK while it reads the binlog position): GRANT RELOAD ON *.* TO '%s'@'%%'", user, user))
+		problems = append(problems, &cdc.Problem{What: fmt.Sprintf("user %s lacks RELOAD (a MySQL snapshot holds FLUSH TABLES WITH READ LOCK while it reads the binlog position)", user), Fix: fmt.Sprintf("GRANT RELOAD ON *.* TO '%s'@'%%'", user)})
 	}
 	return problems
 }
@@ -195,7 +197,7 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 		if errors.As(err, &myErr) && myErr.Code == mysql.ER_NO_SUCH_TABLE {
 			return []error{s.missingTable(s.conn, name)}
 		}
-		return []error{fmt.Errorf("cannot read table %s: %v: GRANT SELECT ON %s TO '%s'@'%%'", name, err, quoteTable(name), s.endpoint.user)}
+		return []error{&cdc.Problem{Where: "table " + name.String(), What: "cannot read it", Err: err, Fix: fmt.Sprintf("GRANT SELECT ON %s TO '%s'@'%%'", quoteTable(name), s.endpoint.user)}}
 	}
 	if s.cfg.Snapshot == cdc.SnapshotNever {
 		return nil
@@ -205,8 +207,8 @@ func (s *Source) checkTable(name cdc.TableName) []error {
 		return nil
 	}
 	if engine, _ := res.GetString(0, 0); !strings.EqualFold(engine, "InnoDB") {
-		return []error{fmt.Errorf("table %s uses the %s engine: a consistent snapshot needs a transactional engine: ALTER TABLE %s ENGINE = InnoDB (or snapshot.mode: never)",
-			name, engine, quoteTable(name))}
+		return []error{&cdc.Problem{What: fmt.Sprintf("table %s uses the %s engine: a consistent snapshot needs a transactional engine", name, engine),
+			Fix: fmt.Sprintf("ALTER TABLE %s ENGINE = InnoDB (or snapshot.mode: never)", quoteTable(name))}}
 	}
 	return nil
 }

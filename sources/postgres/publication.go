@@ -61,8 +61,8 @@ func (s *Source) publicationProblems(ctx context.Context, tables map[cdc.TableNa
 		}
 	}
 	if len(missing) > 0 {
-		problems = append(problems, fmt.Errorf("publication %s does not publish %s, so cdc would not see those changes: ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')",
-			s.cfg.Publication, strings.Join(missing, ", "), pub))
+		problems = append(problems, &cdc.Problem{What: fmt.Sprintf("publication %s does not publish %s, so cdc would not see those changes", s.cfg.Publication, strings.Join(missing, ", ")),
+			Fix: fmt.Sprintf("ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')", pub)})
 	}
 	for _, name := range s.cfg.Tables {
 		rel, ok := tables[name]
@@ -70,8 +70,8 @@ func (s *Source) publicationProblems(ctx context.Context, tables map[cdc.TableNa
 			continue
 		}
 		if rel.partitioned && !p.via && s.serverVersion >= 13 {
-			problems = append(problems, fmt.Errorf("publication %s publishes the partitioned table %s partition by partition, so its changes would arrive under the partitions' names: ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
-				s.cfg.Publication, name, pub))
+			problems = append(problems, &cdc.Problem{What: fmt.Sprintf("publication %s publishes the partitioned table %s partition by partition, so its changes would arrive under the partitions' names", s.cfg.Publication, name),
+				Fix: fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = true)", pub)})
 		}
 		if rel.partition && p.via {
 			var ancestor *string
@@ -82,8 +82,8 @@ func (s *Source) publicationProblems(ctx context.Context, tables map[cdc.TableNa
 				return nil, fmt.Errorf("read the ancestors of %s: %w", name, err)
 			}
 			if ancestor != nil {
-				problems = append(problems, fmt.Errorf("table %s is a partition of %s, which publication %s publishes with publish_via_partition_root: the changes of %s arrive under the name %s; map %s instead",
-					name, *ancestor, s.cfg.Publication, name, *ancestor, *ancestor))
+				problems = append(problems, &cdc.Problem{What: fmt.Sprintf("table %s is a partition of %s, which publication %s publishes with publish_via_partition_root: the changes of %s arrive under the name %s",
+					name, *ancestor, s.cfg.Publication, name, *ancestor), Fix: fmt.Sprintf("map %s instead", *ancestor)})
 			}
 		}
 	}
@@ -110,8 +110,8 @@ func (s *Source) publicationProblems(ctx context.Context, tables map[cdc.TableNa
 		if filter != "" {
 			what = "a row filter (WHERE " + filter + ")"
 		}
-		problems = append(problems, fmt.Errorf("publication %s publishes %s.%s with %s, so cdc would miss changes (a row that leaves the filter is never deleted from the topic): publish the whole table with ALTER PUBLICATION %s SET TABLE ... listing %s without it, and filter in the entity with where:",
-			s.cfg.Publication, schema, table, what, pub, ident))
+		problems = append(problems, &cdc.Problem{What: fmt.Sprintf("publication %s publishes %s.%s with %s, so cdc would miss changes (a row that leaves the filter is never deleted from the topic)", s.cfg.Publication, schema, table, what),
+			Fix: fmt.Sprintf("publish the whole table with ALTER PUBLICATION %s SET TABLE ... listing %s without it, and filter in the entity with where:", pub, ident)})
 		return nil
 	})
 	if err != nil {

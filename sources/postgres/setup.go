@@ -34,14 +34,14 @@ func (s *Source) Check(ctx context.Context) error {
 func (s *Source) check(ctx context.Context) error {
 	var errs []error
 	if s.serverVersion < 11 {
-		errs = append(errs, fmt.Errorf("PostgreSQL %d does not publish TRUNCATE, so a truncated table would go unnoticed: cdc needs PostgreSQL 11 or later", s.serverVersion))
+		errs = append(errs, &cdc.Problem{What: fmt.Sprintf("PostgreSQL %d does not publish TRUNCATE, so a truncated table would go unnoticed", s.serverVersion), Fix: "upgrade: cdc needs PostgreSQL 11 or later"})
 	}
 	var walLevel string
 	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return fmt.Errorf("read wal_level: %w", err)
 	}
 	if walLevel != "logical" {
-		errs = append(errs, fmt.Errorf("wal_level is %s: set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", walLevel))
+		errs = append(errs, &cdc.Problem{What: "wal_level is " + walLevel, Fix: "set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"})
 	}
 	var user string
 	var canReplicate bool
@@ -50,7 +50,7 @@ func (s *Source) check(ctx context.Context) error {
 		return fmt.Errorf("read role of current user: %w", err)
 	}
 	if !canReplicate {
-		errs = append(errs, fmt.Errorf("role %s may not replicate: ALTER ROLE %s WITH REPLICATION", user, pgx.Identifier{user}.Sanitize()))
+		errs = append(errs, &cdc.Problem{What: fmt.Sprintf("role %s may not replicate", user), Fix: fmt.Sprintf("ALTER ROLE %s WITH REPLICATION", pgx.Identifier{user}.Sanitize())})
 	}
 	described := map[cdc.TableName]relation{}
 	for _, name := range s.cfg.Tables {
@@ -66,18 +66,18 @@ func (s *Source) check(ctx context.Context) error {
 			return fmt.Errorf("check privileges on %s: %w", name, err)
 		}
 		if !canSelect {
-			errs = append(errs, fmt.Errorf("role %s cannot read %s: GRANT SELECT ON %s TO %s", user, name, ident, pgx.Identifier{user}.Sanitize()))
+			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("role %s cannot read %s", user, name), Fix: fmt.Sprintf("GRANT SELECT ON %s TO %s", ident, pgx.Identifier{user}.Sanitize())})
 		}
 		if rel.replicaIdentity != 'f' {
-			errs = append(errs, fmt.Errorf("table %s has REPLICA IDENTITY %s: cdc needs the old row of every update and delete: ALTER TABLE %s REPLICA IDENTITY FULL",
-				name, identityName(rel.replicaIdentity), ident))
+			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("table %s has REPLICA IDENTITY %s: cdc needs the old row of every update and delete", name, identityName(rel.replicaIdentity)),
+				Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", ident)})
 		}
 		if !rel.partitioned {
 			continue
 		}
 		if s.serverVersion < 13 {
-			errs = append(errs, fmt.Errorf("table %s is partitioned, and PostgreSQL %d cannot publish a partitioned table as one (13 and later can, with publish_via_partition_root): map its partitions as tables of their own, or upgrade",
-				name, s.serverVersion))
+			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("table %s is partitioned, and PostgreSQL %d cannot publish a partitioned table as one (13 and later can, with publish_via_partition_root)", name, s.serverVersion),
+				Fix: "map its partitions as tables of their own, or upgrade"})
 			continue
 		}
 		leaves, err := s.leafPartitions(ctx, s.conn, rel.oid)
@@ -86,8 +86,8 @@ func (s *Source) check(ctx context.Context) error {
 		}
 		for _, leaf := range leaves {
 			if leaf.replicaIdentity != 'f' {
-				errs = append(errs, fmt.Errorf("partition %s of %s has REPLICA IDENTITY %s: each partition logs its own old rows, and cdc needs them whole: ALTER TABLE %s REPLICA IDENTITY FULL (and the same for every partition created later)",
-					leaf.name, name, identityName(leaf.replicaIdentity), pgx.Identifier{leaf.name.Schema, leaf.name.Name}.Sanitize()))
+				errs = append(errs, &cdc.Problem{What: fmt.Sprintf("partition %s of %s has REPLICA IDENTITY %s: each partition logs its own old rows, and cdc needs them whole", leaf.name, name, identityName(leaf.replicaIdentity)),
+					Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL (and the same for every partition created later)", pgx.Identifier{leaf.name.Schema, leaf.name.Name}.Sanitize())})
 			}
 		}
 	}
