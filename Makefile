@@ -14,7 +14,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROMTOOL  := bin/promtool
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: all build deps test test-unit test-integration chaos demo bench lint clean
+.PHONY: all build deps test test-unit test-integration test-guarded chaos demo bench lint clean
 
 all: build
 
@@ -40,13 +40,23 @@ $(PROMTOOL):
 		dpkg-deb -x prometheus_*.deb . && cp usr/bin/promtool ../promtool
 	@rm -rf bin/.prometheus-deb
 
-test: deps lint test-unit test-integration
+test: deps lint test-unit test-integration test-guarded
 
 test-unit: deps
 	PROMTOOL=$(abspath $(PROMTOOL)) $(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration: deps
 	$(GO) test -count=1 -timeout 25m ./integration/...
+
+# The integration tests that take every path by which memory is given back
+# (both sources' snapshots and streams, large transactions and values, every
+# type, exactly-once, a broker outage and restart, dead letters), with a daemon
+# built with -tags cdcguard: released memory is made unreadable or poisoned, so
+# a use after release fails loudly (see internal/memory/guard.go).
+GUARDED_TESTS := SnapshotThenStreamMatchesTheTable|KillNineInsideALargeTransactionResumesInsideIt|UnchangedToastedValueIsCarriedWhole|ExactlyOnceSurvivesKillNine|ParallelSnapshotEqualsTheSerialOne|MySQLXATransactionsAreSentAtTheirCommit|BrokerOutageWhileStreaming|TypesInSnapshotAndStream|RecordLargerThanTheTopicAccepts|SakilaFilmSnapshotsAndStreams|SakilaMySQLFilmSnapshotsAndStreams
+test-guarded: deps
+	$(GO) test -count=1 -tags cdcguard -run 'Guard' ./internal/memory
+	$(GO) test -count=1 -tags cdcguard -timeout 20m -run '$(GUARDED_TESTS)' ./integration/...
 
 # The chaos test alone, for longer (make test runs it for 20 s): kill -9, broker
 # and database restarts and broker stalls under a workload, for each source and

@@ -103,8 +103,16 @@ const recordChunk = 8 * 1024
 
 func newEvents(connector, deadLetterTopic string, m *metrics.Metrics) *events {
 	return &events{metrics: m, connector: []byte(connector), source: []byte("/cdc/" + connector), deadLetterTopic: deadLetterTopic,
-		entities: map[*mapping.Entity]*entityEvents{}, records: memory.Slab[sink.Record]{ChunkLen: recordChunk}}
+		entities: map[*mapping.Entity]*entityEvents{},
+		records:  memory.Slab[sink.Record]{ChunkLen: recordChunk, Poison: sink.Record{Topic: releasedTopic, Key: memory.Poisoned(), Value: memory.Poisoned()}},
+		headers:  memory.Slab[sink.Header]{Poison: sink.Header{Key: releasedTopic, Value: memory.Poisoned()}},
+	}
 }
+
+// releasedTopic is the topic of a record read after its release in a guarded
+// build (see memory.Guarded): not a topic name, so the client refuses it, if
+// reading its key has not faulted first.
+const releasedTopic = "cdc-guard: a record read after its release"
 
 func (ev *events) entity(e *mapping.Entity) *entityEvents {
 	ee, ok := ev.entities[e]

@@ -11,16 +11,24 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
-// BuildCDC builds the cdc command into dir and returns the binary's path.
+// BuildCDC builds the cdc command into dir and returns the binary's path. A
+// test binary built with the cdcguard tag builds a guarded daemon (see
+// memory.Guarded).
 func BuildCDC(dir string) (string, error) {
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	bin := filepath.Join(dir, "cdc")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cdc")
+	args := []string{"build", "-o", bin}
+	if memory.Guarded {
+		args = append(args, "-tags", "cdcguard")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/cdc")...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/cdc: %v\n%s", err, out)

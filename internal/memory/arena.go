@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -73,6 +74,10 @@ type Slab[T any] struct {
 	// ChunkLen is the number of elements of a chunk; 0 is as many as fit in
 	// 64 KiB.
 	ChunkLen int
+	// Poison is what each element released becomes in a guarded build (see
+	// Guarded): a value its users refuse loudly. Values and bytes are
+	// poisoned by the slab itself.
+	Poison T
 
 	cur []T    // the chunk being carved; len is what was taken
 	seq uint64 // cur's number; chunks are numbered from 1 in the order they are carved
@@ -86,6 +91,9 @@ type Slab[T any] struct {
 	// slice of their own.
 	taken int
 	own   uint64
+	// guard serializes a guarded build's slab, which releases chunks as soon
+	// as it is told (see guard.go).
+	guard sync.Mutex
 }
 
 type slabChunk[T any] struct {
@@ -118,6 +126,9 @@ func (s *Slab[T]) elemSize() int {
 // Take returns n zero elements; never nil, even for n = 0 (a COPY field's
 // empty string is not its NULL).
 func (s *Slab[T]) Take(n int) []T {
+	if Guarded {
+		return s.guardedTake(n)
+	}
 	s.taken += n
 	if cap(s.cur)-len(s.cur) < n || s.cur == nil {
 		size := s.chunkLen()
@@ -158,11 +169,20 @@ func (s *Slab[T]) next(size int) {
 }
 
 // Mark returns how far the slab has handed out memory.
-func (s *Slab[T]) Mark() uint64 { return s.seq }
+func (s *Slab[T]) Mark() uint64 {
+	if Guarded {
+		return s.guardedMark()
+	}
+	return s.seq
+}
 
 // Release lets the slab reuse the chunks carved before the one that was
 // current at mark. Everything taken before the mark must no longer be used.
 func (s *Slab[T]) Release(mark uint64) {
+	if Guarded {
+		s.guardedRelease(mark)
+		return
+	}
 	for {
 		old := s.released.Load()
 		if mark <= old || s.released.CompareAndSwap(old, mark) {
@@ -227,6 +247,11 @@ func (m *BatchMemory) Batch(changes []cdc.Change) cdc.Batch {
 	large := ownBuffers > m.batchOwnBuffers
 	m.batchStart, m.batchOwnBuffers = size, ownBuffers
 	return cdc.NewBatch(changes, func() {
+		if Guarded {
+			poisonChanges(changes[:cap(changes)])
+			m.Release(mark)
+			return // never reused
+		}
 		if large {
 			// A buffer too large for a chunk is the garbage collector's to
 			// free, but the chunk of values referring to it lives on until
