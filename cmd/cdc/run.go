@@ -128,6 +128,9 @@ type daemonOptions struct {
 	// transactional holds the exactly-once producer from one attempt to the
 	// next (see sink.Producer.AbortTransaction); nil before the first.
 	transactional **sink.Producer
+	// attempt runs the connector once (runDaemon if nil): tests of the
+	// supervisor replace it.
+	attempt func(context.Context, *Config, *slog.Logger, daemonOptions) error
 }
 
 // Restarts after a transient failure wait from firstRetryDelay, doubling up
@@ -169,6 +172,10 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 	}()
 	reached := false
 	opts.reached = func() { reached = true }
+	runOnce := opts.attempt
+	if runOnce == nil {
+		runOnce = runDaemon
+	}
 	var failing error // the failure being retried, as last logged
 	delay := firstRetryDelay
 	for attempt := 1; ; attempt++ {
@@ -180,7 +187,7 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 				failing = nil
 			}
 		}
-		err := runDaemon(ctx, cfg, log, opts)
+		err := runOnce(ctx, cfg, log, opts)
 		if err == nil || ctx.Err() != nil || !reached || !cdc.IsTransient(err) {
 			return err
 		}
