@@ -250,9 +250,9 @@ func TestLostReplicationConnectionIsRetriedFromTheCheckpoint(t *testing.T) {
 	s.exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '` + "cdc_" + s.name + `'`)
 	s.exec(`UPDATE customer SET email = 'while-down@example.com' WHERE customer_id = 1`, `DELETE FROM customer WHERE customer_id = 2`)
 	s.waitCustomersMatch()
-	s.waitLog(d, "connector running again")
+	s.waitRunningAgain(d)
 	logs := d.Logs()
-	for _, want := range []string{"transient failure: restarting from the last stored checkpoint", "replication connection to slot cdc_" + s.name + " lost"} {
+	for _, want := range []string{"transient failure: restarting from the last stored checkpoint", "replication connection to slot cdc_" + s.name + " lost", "connector running again"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %q:\n%s", want, logs)
 		}

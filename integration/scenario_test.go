@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math/big"
 	"math/rand"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -569,12 +570,12 @@ func (s *scenario) silentDatabasePath(server, notice string, deadAfter time.Dura
 	if waited := time.Since(stalled); waited > 2*deadAfter {
 		s.t.Errorf("the dead connection was noticed after %s, want about %s", waited, deadAfter)
 	}
-	if strings.Contains(d.Logs(), "connector running again") {
-		s.t.Fatalf("the connector ran again on a stalled path:\n%s", d.Logs())
+	if s.ready(d) {
+		s.t.Fatalf("the connector is ready on a stalled path:\n%s", d.Logs())
 	}
 	proxy.Stall(false)
 	s.waitCustomersMatch()
-	s.waitLog(d, "connector running again")
+	s.waitRunningAgain(d)
 }
 
 // crashInsideALargeTransaction updates every customer (rows bulk rows and the
@@ -672,6 +673,59 @@ func (s *scenario) mustExit(want ...string) string {
 		}
 	}
 	return logs
+}
+
+// tableName is the scenario's table of that name as the daemon names it.
+func (s *scenario) tableName(name string) string {
+	if s.mysql {
+		return s.name + "." + name
+	}
+	return "public." + name
+}
+
+// waitMetrics waits until a running daemon's metrics show what holds wants.
+func (s *scenario) waitMetrics(d *harness.Daemon, what string, holds func(metrics map[string]float64) bool) map[string]float64 {
+	s.t.Helper()
+	addr, err := d.MetricsAddress(30 * time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var got map[string]float64
+	if err := harness.Eventually(90*time.Second, func() (bool, error) {
+		got = scrape(s.t, addr)
+		return holds(got), s.daemonsAlive()
+	}); err != nil {
+		s.t.Fatalf("the daemon's metrics never showed %s: %v\n%s", what, err, d.Logs())
+	}
+	return got
+}
+
+// waitTableRead waits until the daemon has read the whole of a table, by a
+// snapshot or a backfill (cdc_snapshot_finished).
+func (s *scenario) waitTableRead(d *harness.Daemon, name string) {
+	s.t.Helper()
+	series := fmt.Sprintf("cdc_snapshot_finished{table=%q}", s.tableName(name))
+	s.waitMetrics(d, series+" 1", func(m map[string]float64) bool { return m[series] == 1 })
+}
+
+// waitRunningAgain waits until the daemon restarted its connector after a
+// failure and is ready again: cdc_restarts_total counted it, /readyz answers.
+func (s *scenario) waitRunningAgain(d *harness.Daemon) {
+	s.t.Helper()
+	addr, _ := d.MetricsAddress(30 * time.Second)
+	s.waitMetrics(d, "a restart, then readiness", func(m map[string]float64) bool {
+		return m["cdc_restarts_total"] >= 1 && httpStatus(s.t, addr, "/readyz") == http.StatusOK
+	})
+}
+
+// ready says whether the daemon's /readyz answers 200.
+func (s *scenario) ready(d *harness.Daemon) bool {
+	s.t.Helper()
+	addr, err := d.MetricsAddress(30 * time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return httpStatus(s.t, addr, "/readyz") == http.StatusOK
 }
 
 // waitLog waits until a running daemon's output contains want.
