@@ -224,7 +224,7 @@ func TestMySQLServerIDInUseIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := s.validate(s.dsn)
-	if want := fmt.Sprintf("server_id %d is already used by the replica other-replica: set source.mysql.server_id", id); err == nil || !strings.Contains(out, want) {
+	if want := fmt.Sprintf("server_id %d is already used by the replica other-replica\n    fix: set source.mysql.server_id", id); err == nil || !strings.Contains(out, want) {
 		t.Fatalf("want %q: %v\n%s", want, err, out)
 	}
 }
