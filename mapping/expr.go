@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -87,6 +88,26 @@ func celType(k cdc.Kind) *cel.Type {
 		return cel.DurationType
 	}
 	return cel.StringType
+}
+
+// syntaxEnv parses expressions with the functions of every table's
+// environment and no columns: what can be checked without the table.
+var syntaxEnv = sync.OnceValues(func() (*cel.Env, error) { return cel.NewEnv(ext.Strings(), ext.Math(), ext.Encoders()) })
+
+// checkSyntax parses an expression, without knowing its columns' types.
+func checkSyntax(text string) error {
+	env, err := syntaxEnv()
+	if err != nil {
+		return err
+	}
+	if _, iss := env.Parse(text); iss != nil && iss.Err() != nil {
+		var msgs []string
+		for _, e := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("at column %d: %s", e.Location.Column()+1, e.Message))
+		}
+		return fmt.Errorf("expression `%s`: %s", text, strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // program is one compiled expression and the columns it reads.

@@ -122,6 +122,31 @@ func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 	return p, nil
 }
 
+// Check reports every mistake of e that needs no table, so that it can be
+// found where there is no database: rules against the schema's fields (nested
+// records too), key fields, enum maps against the schema's symbols, masks, and
+// the syntax of expressions and conditions. Compile makes the same checks,
+// and the rest against the table.
+func Check(e *Entity) error {
+	c := &compiler{e: e}
+	c.record(e.Fields, e.Schema, e.SchemaFile, "", e.Origin)
+	for _, cond := range []struct {
+		c    Condition
+		name string
+	}{{e.Where, "where"}, {e.TombstoneWhen, "tombstone_when"}} {
+		if cond.c.Expr == "" {
+			continue
+		}
+		if err := checkSyntax(cond.c.Expr); err != nil {
+			c.errs = append(c.errs, &Error{Origin: cond.c.Origin, Entity: e.Name, Msg: cond.name + ": " + err.Error()})
+		}
+	}
+	if _, err := e.KeySchema(); err != nil {
+		c.errs = append(c.errs, err)
+	}
+	return errors.Join(c.errs...)
+}
+
 func appendUnique(s []int, v int) []int {
 	for _, x := range s {
 		if x == v {

@@ -78,7 +78,8 @@ func (f *Field) CheckShape() error {
 	return nil
 }
 
-// compiler compiles an entity's rules against one table shape.
+// compiler compiles an entity's rules against one table shape, or, without
+// one (t nil), checks what needs no table (see Check).
 type compiler struct {
 	e    *Entity
 	t    *cdc.Table
@@ -151,6 +152,8 @@ func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (write
 		return c.exprRule(f, t, path)
 	case f.Fields != nil:
 		return c.recordRule(f, t, path, schemaFile)
+	case c.t == nil:
+		return nil, nil, c.checkColumnRule(f, t)
 	}
 	ord := c.t.Column(f.Column)
 	if why, omitted := c.t.Omitted[f.Column]; omitted {
@@ -201,7 +204,28 @@ func (c *compiler) rule(f *Field, t avro.Schema, path, schemaFile string) (write
 	}, []int{ord}, nil
 }
 
+// checkColumnRule checks what a column's rule must hold whatever the column:
+// an enum map's symbols are the schema's, a redacted field may be null, a
+// hash has its salt.
+func (c *compiler) checkColumnRule(f *Field, t avro.Schema) error {
+	switch {
+	case f.Enum != nil:
+		_, _, err := enumSymbols(f.Enum, t)
+		return err
+	case f.Mask == MaskRedact:
+		if u, ok := t.(*avro.UnionSchema); !ok || !u.Nullable() {
+			return fmt.Errorf("a redacted field is always null: make its type [\"null\", %s] with \"default\": null", t)
+		}
+	case f.Mask == MaskHash && len(c.e.MaskSalt) == 0:
+		return errors.New("hash masks need a secret salt: set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})")
+	}
+	return nil
+}
+
 func (c *compiler) exprRule(f *Field, t avro.Schema, path string) (writer, []int, error) {
+	if c.t == nil {
+		return nil, nil, checkSyntax(f.Expr)
+	}
 	env, err := c.exprEnv()
 	if err != nil {
 		return nil, nil, err
@@ -268,14 +292,13 @@ func (c *compiler) recordRule(f *Field, t avro.Schema, path, schemaFile string) 
 // symbol the map names must exist; a code missing from the map is an error at
 // the row, never a default symbol.
 func enumEncoder(col cdc.Column, codes map[string]string, t avro.Schema) (encodeFunc, error) {
-	nullIndex, typIndex, inner := -1, -1, t
+	nullIndex, typIndex := -1, -1
 	if u, ok := t.(*avro.UnionSchema); ok && u.Nullable() && len(u.Types()) == 2 {
 		nullIndex, typIndex = u.Indices()
-		inner = u.Types()[typIndex]
 	}
-	es, ok := inner.(*avro.EnumSchema)
-	if !ok {
-		return nil, fmt.Errorf("an enum rule needs an Avro enum field, the schema says %s", t)
+	es, index, err := enumSymbols(codes, t)
+	if err != nil {
+		return nil, err
 	}
 	if col.Nullable && nullIndex < 0 {
 		return nil, fmt.Errorf("column %s is nullable but the field type %s has no null: make it [\"null\", %s] with \"default\": null, or declare the column NOT NULL",
@@ -284,20 +307,6 @@ func enumEncoder(col cdc.Column, codes map[string]string, t avro.Schema) (encode
 	switch col.Kind {
 	case cdc.KindBytes, cdc.KindFloat, cdc.KindJSON:
 		return nil, fmt.Errorf("column %s (%s) cannot hold enum codes: codes are integers or strings", col.Name, col.DatabaseType)
-	}
-	index := make(map[string]int, len(codes))
-	var unknown []string
-	for code, symbol := range codes {
-		i := slices.Index(es.Symbols(), symbol)
-		if i < 0 {
-			unknown = append(unknown, symbol)
-			continue
-		}
-		index[code] = i
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return nil, fmt.Errorf("symbols %s are not in enum %s (symbols: %s)", strings.Join(unknown, ", "), es.FullName(), strings.Join(es.Symbols(), ", "))
 	}
 	return func(dst []byte, v *cdc.Value) ([]byte, error) {
 		if v.Kind == cdc.KindNull {
@@ -320,6 +329,36 @@ func enumEncoder(col cdc.Column, codes map[string]string, t avro.Schema) (encode
 		}
 		return appendLong(dst, int64(i)), nil
 	}, nil
+}
+
+// enumSymbols finds the enum of an enum rule's field (t, or its non-null
+// branch), and each code's symbol index in it: every symbol the map names
+// must be the enum's.
+func enumSymbols(codes map[string]string, t avro.Schema) (*avro.EnumSchema, map[string]int, error) {
+	inner := t
+	if u, ok := t.(*avro.UnionSchema); ok && u.Nullable() && len(u.Types()) == 2 {
+		_, typIndex := u.Indices()
+		inner = u.Types()[typIndex]
+	}
+	es, ok := inner.(*avro.EnumSchema)
+	if !ok {
+		return nil, nil, fmt.Errorf("an enum rule needs an Avro enum field, the schema says %s", t)
+	}
+	index := make(map[string]int, len(codes))
+	var unknown []string
+	for code, symbol := range codes {
+		i := slices.Index(es.Symbols(), symbol)
+		if i < 0 {
+			unknown = append(unknown, symbol)
+			continue
+		}
+		index[code] = i
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, nil, fmt.Errorf("symbols %s are not in enum %s (symbols: %s)", strings.Join(unknown, ", "), es.FullName(), strings.Join(es.Symbols(), ", "))
+	}
+	return es, index, nil
 }
 
 // hashEncoder writes HMAC-SHA256(salt, text of the value): hex in a string

@@ -322,3 +322,39 @@ func TestExpressionResultsTheFieldCannotHoldAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// Check finds, without a table, every mistake that needs none, each at its
+// line; what needs the table (a column's existence, an expression's types)
+// is left to Compile.
+func TestCheckFindsWhatNeedsNoTable(t *testing.T) {
+	if err := Check(personEntity(t)); err != nil {
+		t.Fatalf("a valid entity: %v", err)
+	}
+	e := personEntity(t)
+	e.Fields[1].Expr = "first_name + "                                                 // syntax
+	e.Fields[2].Enum = map[string]string{"1": "ACTIVE", "2": "SUSPENDED", "3": "GONE"} // not a symbol
+	e.Fields[3].Fields[1].Name = "sreet"                                               // not a field of the nested record
+	e.Fields[4].Mask = MaskRedact
+	e.Fields[4].Name, e.Fields[5].Name = "since_day", "phone" // redacted, but since_day cannot be null
+	e.Fields[6].Expr = "no_such_column * 2"                   // fine without the table
+	e.Where = Condition{Expr: "store_id ==", Origin: "cdc.yaml:40"}
+	err := Check(e)
+	if err == nil {
+		t.Fatal("no problem found")
+	}
+	for _, want := range []string{
+		`cdc.yaml:32: entity "person", field "name": expression ` + "`first_name + `" + `: at column`,
+		`cdc.yaml:33: entity "person", field "status": symbols GONE are not in enum shop.v2.Status`,
+		`cdc.yaml:36: entity "person", field "contact.sreet": not a field of shop.v2.Contact`,
+		`entity "person", field "contact.street": schema field of shop.v2.Contact (person.avsc) has no rule`,
+		`cdc.yaml:37: entity "person", field "since_day": a redacted field is always null`,
+		`cdc.yaml:40: entity "person": where: expression ` + "`store_id ==`",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "no_such_column") {
+		t.Errorf("an expression was type-checked without its table:\n%v", err)
+	}
+}

@@ -8,31 +8,6 @@ import (
 	"testing"
 )
 
-// A configuration mistake with a fix is listed by cdc validate with the fix
-// on a line of its own; one without stays on its line.
-func TestValidatePrintsEachFixOnItsOwnLine(t *testing.T) {
-	config := strings.Replace(validConfig, "      id: customer_id\n", "      id: {column: customer_id, mask: hash}\n", 1)
-	config = strings.Replace(config, "name: shop", "name: shop/bad", 1)
-	_, err := LoadConfig(writeConfig(t, config))
-	if err == nil {
-		t.Fatal("the configuration loaded")
-	}
-	var out strings.Builder
-	r := &report{stderr: &out}
-	r.check("configuration", err)
-	want := "cdc.yaml:13: entities[0].fields: hash masks need a secret salt\n" +
-		"    fix: set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})\n"
-	if !strings.Contains(out.String(), want) {
-		t.Errorf("output lacks\n%s\ngot:\n%s", want, out.String())
-	}
-	if !strings.Contains(out.String(), "cdc.yaml:1: name: want a connector name") {
-		t.Errorf("the mistake without a fix is not listed as it was:\n%s", out.String())
-	}
-	if r.count != 2 {
-		t.Errorf("counted %d problems, want 2:\n%s", r.count, out.String())
-	}
-}
-
 // A JSON log carries a problem's fields beside the error's text.
 func TestJSONLogsCarryTheFixAsAnAttribute(t *testing.T) {
 	cfg := &Config{Name: "shop"}

@@ -29,6 +29,9 @@ type connector struct {
 	tables []cdc.TableName
 	src    cdc.Source
 	kafka  *sink.Kafka
+	// compile, if set, names the entities checkMappings compiles: cdc
+	// validate leaves out those whose mistakes it already listed.
+	compile map[*mapping.Entity]bool
 }
 
 // newConnector reads the configuration's entities and their schemas. With
@@ -105,7 +108,11 @@ func (c *connector) checkMappings(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		mapper := mapping.NewMapper(c.entities, mapping.Options{})
+		entities := c.entities
+		if c.compile != nil {
+			entities = slices.DeleteFunc(slices.Clone(entities), func(e *mapping.Entity) bool { return !c.compile[e] })
+		}
+		mapper := mapping.NewMapper(entities, mapping.Options{})
 		var errs []error
 		for _, t := range tables {
 			if _, err := mapper.Compile(t); err != nil {

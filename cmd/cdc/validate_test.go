@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A configuration mistake with a fix is listed by cdc validate with the fix
+// on a line of its own; one without stays on its line.
+func TestValidatePrintsEachFixOnItsOwnLine(t *testing.T) {
+	config := strings.Replace(validConfig, "      id: customer_id\n", "      id: {column: customer_id, mask: hash}\n", 1)
+	config = strings.Replace(config, "name: shop", "name: shop/bad", 1)
+	_, err := LoadConfig(writeConfig(t, config))
+	if err == nil {
+		t.Fatal("the configuration loaded")
+	}
+	var out strings.Builder
+	r := &report{stderr: &out}
+	r.check("configuration", err)
+	want := "cdc.yaml:13: entities[0].fields: hash masks need a secret salt\n" +
+		"    fix: set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks\n%s\ngot:\n%s", want, out.String())
+	}
+	if !strings.Contains(out.String(), "cdc.yaml:1: name: want a connector name") {
+		t.Errorf("the mistake without a fix is not listed as it was:\n%s", out.String())
+	}
+	if r.count != 2 {
+		t.Errorf("counted %d problems, want 2:\n%s", r.count, out.String())
+	}
+}
+
+// With neither the database nor the brokers answering, validate still lists
+// every mistake that needs no connection — an expression's syntax, an enum
+// symbol the schema lacks — with its line, and says what it could not check.
+func TestValidateChecksWhatNeedsNoConnection(t *testing.T) {
+	config := strings.NewReplacer(
+		"dsn: postgres://localhost/shop", "dsn: postgres://cdc:s3cret@"+freeAddress(t)+"/shop",
+		"brokers: [localhost:9092]", "brokers: ["+freeAddress(t)+"]",
+		"    fields:\n      id: customer_id\n", "    where: \"active ==\"\n    fields:\n      id: customer_id\n"+
+			"  - name: order\n    table: public.orders\n    topic: shop.order.v1\n    schema: o.avsc\n    key: [id]\n    fields:\n"+
+			"      id: {expr: \"order_id +\"}\n      state: {column: status, enum: {1: OPEN, 2: SHIPPED}}\n",
+	).Replace(validConfig)
+	path := writeConfig(t, config)
+	schema := `{"type":"record","name":"O","fields":[{"name":"id","type":"long"},{"name":"state","type":{"type":"enum","name":"State","symbols":["OPEN","CLOSED"]}}]}`
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "o.avsc"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := Run(t.Context(), []string{"validate", "--config", path}, &out, &out)
+	for _, want := range []string{
+		"cdc.yaml:13: entity \"customer\": where: expression `active ==`: at column",
+		"cdc.yaml:22: entity \"order\", field \"id\": expression `order_id +`: at column",
+		"cdc.yaml:23: entity \"order\", field \"state\": symbols SHIPPED are not in enum State",
+		"not checked: the database's prerequisites, the mappings against the tables and the enum codes in them (the database could not be reached)",
+		"not checked: the topics and the schema registry (the brokers could not be reached)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err == nil || strings.Contains(out.String(), "s3cret") {
+		t.Errorf("validate returned %v; output:\n%s", err, out.String())
+	}
+}
