@@ -4,6 +4,7 @@
 //	cdc run --config cdc.yaml        snapshot (per snapshot.mode), then stream
 //	cdc snapshot --config cdc.yaml   backfill the topics, then exit (cdc run streams on)
 //	cdc validate --config cdc.yaml   check configuration, mappings, database and topics
+//	cdc catalog --config cdc.yaml    print the mapped tables as the database describes them
 //	cdc verify --config cdc.yaml     compare each entity topic with its table
 //	cdc tail --config cdc.yaml --entity customer   print an entity topic as JSON lines
 package main
@@ -85,7 +86,9 @@ const usage = `cdc publishes the rows of a database as entity events in compacte
 Usage:
   cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
   cdc snapshot --config FILE [--entity NAME]  backfill the topics from the tables, store where streaming starts, exit
-  cdc validate --config FILE                  check everything cdc run would check, and list every problem
+  cdc validate --config FILE [--catalog F]    check everything cdc run would check, and list every problem
+                                              (--catalog: the mappings against a catalog file, no database)
+  cdc catalog  --config FILE                  print the mapped tables as the database describes them (JSON)
   cdc verify   --config FILE [--entity NAME]  compare each entity topic, materialized, with its table's current rows
   cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version
@@ -108,6 +111,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCommand(ctx, args[1:], stderr)
 	case "snapshot":
 		return snapshotCommand(ctx, args[1:], stderr)
+	case "catalog":
+		return catalogCommand(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCommand(ctx, args[1:], stdout, stderr)
 	case "verify":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -22,7 +23,10 @@ const enumSampleLimit = 1000
 // goes as far as each mistake allows, and exits 0 only when all hold, so it can
 // gate a deployment.
 func validateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, err := configFlag("validate", args, stderr, nil)
+	var catalogPath string
+	path, err := configFlag("validate", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&catalogPath, "catalog", "", "check the mappings against this `file`, written by cdc catalog, instead of the database")
+	})
 	if err != nil {
 		return err
 	}
@@ -51,6 +55,8 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	switch {
 	case len(c.entities) == 0:
 		r.skip("the database and the brokers", "no entity could be read")
+	case catalogPath != "":
+		validateCatalog(r, c, catalogPath)
 	case cfg.Source.DSN == "" || cfg.Source.Kind == "":
 		r.skip("the database's prerequisites and the mappings against the tables", "source.kind and source.dsn are needed")
 	default:
@@ -111,6 +117,32 @@ func (r *report) ok() bool { return len(r.failed) == 0 }
 // be mistaken for a complete one.
 func (r *report) skip(what, why string) {
 	fmt.Fprintf(r.stdout, "not checked: %s (%s)\n", what, why)
+}
+
+// validateCatalog checks the mappings against a catalog file instead of the
+// database.
+func validateCatalog(r *report, c *connector, path string) {
+	defer r.skip("the database's prerequisites and the enum codes in the tables", "--catalog: no database")
+	source, tables, err := readCatalog(path)
+	if !r.check("catalog", err) {
+		return
+	}
+	if source != c.cfg.Source.Kind {
+		r.check("catalog", fmt.Errorf("%s describes a %s database, and source.kind is %s: write it with cdc catalog from the connector's database", path, source, c.cfg.Source.Kind))
+		return
+	}
+	var missing []error
+	for _, name := range c.tables {
+		if !slices.ContainsFunc(tables, func(t *cdc.Table) bool { return t.Name == name }) {
+			missing = append(missing, fmt.Errorf("table %s is not in %s: write the catalog again with cdc catalog (a new mapped table), or fix the entity's table", name, path))
+		}
+	}
+	if !r.check("catalog", errors.Join(missing...)) {
+		return
+	}
+	if r.check("mappings", c.checkMappingsAgainst(tables)) {
+		fmt.Fprintf(r.stdout, "ok: mappings of %d tables (against %s)\n", len(c.tables), path)
+	}
 }
 
 func validateDatabase(ctx context.Context, r *report, c *connector) {

@@ -1,0 +1,96 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// cdc catalog writes the mapped tables as the database has them, the same
+// bytes each time; cdc validate --catalog checks the mappings against that
+// file where no database answers, as a CI job would.
+func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		cdc := func(dsn string, args ...string) (stdout, stderr string, err error) {
+			cmd := exec.Command(cdcBin, args...)
+			cmd.Env = append(cmd.Environ(), "SHOP_DSN="+dsn, "SHOP_MYSQL_DSN="+dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			err = cmd.Run()
+			return out.String(), errOut.String(), err
+		}
+		catalog := func() string {
+			out, errOut, err := cdc(s.dsn, "catalog", "--config", s.config)
+			if err != nil {
+				t.Fatalf("cdc catalog: %v\n%s", err, errOut)
+			}
+			return out
+		}
+		before := catalog()
+		s.exec(`ALTER TABLE customer ADD COLUMN nickname varchar(40)`)
+		after := catalog()
+		if again := catalog(); again != after {
+			t.Errorf("two catalogs of the same tables differ:\n%s\n%s", after, again)
+		}
+		type column struct {
+			Name, Type, Kind string
+			Nullable         bool
+		}
+		var file struct {
+			Source string
+			Tables []struct {
+				Name       string
+				Columns    []column
+				PrimaryKey []string `json:"primary_key"`
+			}
+		}
+		if err := json.Unmarshal([]byte(after), &file); err != nil {
+			t.Fatalf("the catalog is not JSON: %v\n%s", err, after)
+		}
+		var names []string
+		for _, table := range file.Tables {
+			names = append(names, table.Name)
+			if table.Name != s.tableName("customer") {
+				continue
+			}
+			if !slices.Equal(table.PrimaryKey, []string{"customer_id"}) {
+				t.Errorf("primary key %v", table.PrimaryKey)
+			}
+			last := table.Columns[len(table.Columns)-1]
+			if last.Name != "nickname" || !last.Nullable || last.Kind != "string" || !strings.Contains(last.Type, "40") {
+				t.Errorf("the column added is %+v", last)
+			}
+		}
+		if want := []string{s.tableName("customer"), s.tableName("orders")}; !slices.Equal(names, want) || (file.Source != "postgres" && file.Source != "mysql") {
+			t.Errorf("catalog of %s, tables %v; want %v", file.Source, names, want)
+		}
+		if strings.Contains(before, "nickname") {
+			t.Error("the catalog before the column was added has it")
+		}
+
+		path := filepath.Join(t.TempDir(), "catalog.json")
+		if err := os.WriteFile(path, []byte(after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		noDatabase := fmt.Sprintf("postgres://cdc@127.0.0.1:%d/none", unusedPort(t))
+		if s.mysql {
+			noDatabase = fmt.Sprintf("cdc@tcp(127.0.0.1:%d)/none", unusedPort(t))
+		}
+		out, errOut, err := cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
+		if err != nil || !strings.Contains(out, "ok: mappings of 2 tables (against "+path+")") ||
+			!strings.Contains(out, "not checked: the database's prerequisites and the enum codes in the tables (--catalog: no database)") {
+			t.Fatalf("validate --catalog: %v\n%s%s", err, out, errOut)
+		}
+		s.editConfig("      last_name: last_name\n", "      last_name: surname\n")
+		out, errOut, err = cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
+		if err == nil || !strings.Contains(errOut, `field "last_name": column "surname" not in `+s.tableName("customer")) {
+			t.Fatalf("a mapping of a column the catalog lacks: %v\n%s%s", err, out, errOut)
+		}
+	})
+}
