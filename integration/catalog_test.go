@@ -67,8 +67,14 @@ func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 				t.Errorf("the column added is %+v", last)
 			}
 		}
-		if want := []string{s.tableName("customer"), s.tableName("orders")}; !slices.Equal(names, want) || (file.Source != "postgres" && file.Source != "mysql") {
-			t.Errorf("catalog of %s, tables %v; want %v", file.Source, names, want)
+		// The example configurations map customer and orders on PostgreSQL,
+		// customer on MySQL.
+		want, source := []string{s.tableName("customer"), s.tableName("orders")}, "postgres"
+		if s.mysql {
+			want, source = want[:1], "mysql"
+		}
+		if !slices.Equal(names, want) || file.Source != source {
+			t.Errorf("catalog of %s, tables %v; want %s, %v", file.Source, names, source, want)
 		}
 		if strings.Contains(before, "nickname") {
 			t.Error("the catalog before the column was added has it")
@@ -83,7 +89,7 @@ func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 			noDatabase = fmt.Sprintf("cdc@tcp(127.0.0.1:%d)/none", unusedPort(t))
 		}
 		out, errOut, err := cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
-		if err != nil || !strings.Contains(out, "ok: mappings of 2 tables (against "+path+")") ||
+		if err != nil || !strings.Contains(out, fmt.Sprintf("ok: mappings of %d tables (against %s)", len(want), path)) ||
 			!strings.Contains(out, "not checked: the database's prerequisites and the enum codes in the tables (--catalog: no database)") {
 			t.Fatalf("validate --catalog: %v\n%s%s", err, out, errOut)
 		}

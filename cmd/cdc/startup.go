@@ -29,9 +29,9 @@ type connector struct {
 	tables []cdc.TableName
 	src    cdc.Source
 	kafka  *sink.Kafka
-	// compile, if set, names the entities checkMappings compiles: cdc
-	// validate leaves out those whose mistakes it already listed.
-	compile map[*mapping.Entity]bool
+	// listed, if set, holds the texts of the mapping problems cdc validate
+	// already listed: checkMappings leaves them out.
+	listed map[string]bool
 }
 
 // newConnector reads the configuration's entities and their schemas. With
@@ -115,11 +115,7 @@ func (c *connector) checkMappings(ctx context.Context) error {
 // checkMappingsAgainst checks every mapping against the tables given, and
 // that every entity's key identifies its table's rows.
 func (c *connector) checkMappingsAgainst(tables []*cdc.Table) error {
-	entities := c.entities
-	if c.compile != nil {
-		entities = slices.DeleteFunc(slices.Clone(entities), func(e *mapping.Entity) bool { return !c.compile[e] })
-	}
-	mapper := mapping.NewMapper(entities, mapping.Options{})
+	mapper := mapping.NewMapper(c.entities, mapping.Options{})
 	var errs []error
 	for _, t := range tables {
 		if _, err := mapper.Compile(t); err != nil {
@@ -129,7 +125,20 @@ func (c *connector) checkMappingsAgainst(tables []*cdc.Table) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(slices.DeleteFunc(leaves(errs...), func(err error) bool { return c.listed[err.Error()] })...)
+}
+
+// leaves lists the errors joined in errs, each once.
+func leaves(errs ...error) []error {
+	var out []error
+	for _, err := range errs {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			out = append(out, leaves(joined.Unwrap()...)...)
+		} else if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // dialBrokers connects to the Kafka cluster.

@@ -42,11 +42,12 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	r.check("schemas", err)
 	// What needs no table is checked whether or not the database answers.
 	var rules []error
-	c.compile = map[*mapping.Entity]bool{}
 	for _, e := range c.entities {
-		err := mapping.Check(e)
-		rules = append(rules, err)
-		c.compile[e] = err == nil // its other mistakes are found against the table
+		rules = append(rules, mapping.Check(e))
+	}
+	c.listed = map[string]bool{}
+	for _, err := range leaves(rules...) {
+		c.listed[err.Error()] = true // Compile finds them again
 	}
 	r.check("mappings", errors.Join(rules...))
 	if r.ok() {
@@ -140,7 +141,7 @@ func validateCatalog(r *report, c *connector, path string) {
 	if !r.check("catalog", errors.Join(missing...)) {
 		return
 	}
-	if r.check("mappings", c.checkMappingsAgainst(tables)) {
+	if r.check("mappings", c.checkMappingsAgainst(tables)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables (against %s)\n", len(c.tables), path)
 	}
 }
@@ -153,7 +154,7 @@ func validateDatabase(ctx context.Context, r *report, c *connector) {
 	if r.check("database", c.checkDatabase(ctx)) {
 		fmt.Fprintln(r.stdout, "ok: database prerequisites")
 	}
-	if r.check("mappings", c.checkMappings(ctx)) {
+	if r.check("mappings", c.checkMappings(ctx)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(c.tables))
 	}
 	sampler, ok := c.src.(cdc.ValueSampler)
