@@ -1,6 +1,8 @@
 package memory
 
 import (
+	"unsafe"
+
 	"github.com/cdc-dev/cdc"
 )
 
@@ -14,7 +16,7 @@ import (
 //     protected): a read faults with the reader's stack;
 //   - overwritten with a poison if it holds values, changes or records: a
 //     value whose bytes are unreadable and whose kind no one knows, a change
-//     without a table, or the slab's Poison.
+//     whose table is unreadable, or the slab's Poison.
 // `make test` runs part of the integration suite with a guarded daemon.
 
 // poisonKind is the kind of a released value: no code knows it.
@@ -75,11 +77,13 @@ func (s *Slab[T]) poison(data []T) {
 	}
 }
 
-// poisonChanges overwrites the changes of a released batch.
+// poisonChanges overwrites the changes of a released batch. Their table is
+// unreadable memory: comparing it costs nothing, reading it faults (a nil
+// table would pass unseen where it equals a nil last one).
 func poisonChanges(changes []cdc.Change) {
 	row := []cdc.Value{{Kind: poisonKind, Bytes: Poisoned()}}
+	table := (*cdc.Table)(unsafe.Pointer(unsafe.SliceData(Poisoned())))
 	for i := range changes {
-		// No table: whoever reads the change's table dereferences nil.
-		changes[i] = cdc.Change{Op: cdc.Op(poisonKind), Before: row, After: row}
+		changes[i] = cdc.Change{Table: table, Op: cdc.Op(poisonKind), Before: row, After: row}
 	}
 }

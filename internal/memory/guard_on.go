@@ -45,10 +45,11 @@ func protect(chunk []byte) {
 	}
 }
 
+// poisoned is a whole page: a struct read through a pointer to it faults.
 var poisoned = func() []byte {
 	page := mapPages(1)
 	protect(page)
-	return page[:8:8]
+	return page
 }()
 
 // Poisoned returns bytes whose reading faults: what the bytes of a released
