@@ -89,6 +89,8 @@ Usage:
   cdc validate --config FILE [--catalog F]    check everything cdc run would check, and list every problem
                                               (--catalog: the mappings against a catalog file, no database)
   cdc catalog  --config FILE                  print the mapped tables as the database describes them (JSON)
+  cdc check-migration --config FILE --catalog F FILE.sql...
+                                              say what each statement of PostgreSQL migrations does to each entity
   cdc verify   --config FILE [--entity NAME]  compare each entity topic, materialized, with its table's current rows
   cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version
@@ -111,6 +113,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCommand(ctx, args[1:], stderr)
 	case "snapshot":
 		return snapshotCommand(ctx, args[1:], stderr)
+	case "check-migration":
+		return checkMigrationCommand(ctx, args[1:], stdout, stderr)
 	case "catalog":
 		return catalogCommand(ctx, args[1:], stdout, stderr)
 	case "validate":

@@ -64,6 +64,9 @@ func column(name, databaseType string, baseOID uint32, typmod int32, notNull boo
 	return c
 }
 
+// generatedOmitted is why a generated column is not among a table's columns.
+const generatedOmitted = "it is a generated column, and logical replication does not send generated columns' values: compute the field with an expr rule from the columns it is generated from"
+
 // relation is what the catalog says about a table beyond its columns.
 type relation struct {
 	oid             uint32
@@ -125,7 +128,7 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn, name cdc.TableNam
 			if t.Omitted == nil {
 				t.Omitted = map[string]string{}
 			}
-			t.Omitted[a.name] = "it is a generated column, and logical replication does not send generated columns' values: compute the field with an expr rule from the columns it is generated from"
+			t.Omitted[a.name] = generatedOmitted
 			continue
 		}
 		base, typmod, err := baseType(ctx, conn, a.oid, a.typmod)

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/sources/postgres"
+)
+
+// Verdicts of check-migration, for each statement and entity.
+const (
+	// verdictInvisible: the statement touches nothing the entity maps.
+	verdictInvisible = "invisible"
+	// verdictCompatible: the entity's table changes, and its mapping still
+	// holds against the table as it will be.
+	verdictCompatible = "compatible"
+	// verdictBreaking: the mapping no longer holds, or the statement does
+	// something to the table no topic can follow: cdc would stop at it.
+	verdictBreaking = "breaking"
+)
+
+// migrationVerdict is what one statement means for one entity.
+type migrationVerdict struct {
+	Entity  string `json:"entity"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+type migrationStatement struct {
+	File      string             `json:"file"`
+	Line      int                `json:"line"`
+	Statement string             `json:"statement"`
+	Entities  []migrationVerdict `json:"entities"`
+}
+
+const (
+	fixMapping = "change the mapping in the same pull request (a rule for the new shape, a field type that holds the new type), or publish a new entity version (a new schema and topic) and backfill it"
+	fixRows    = "if the rows must go, stop cdc before the migration and fill the entity's topics again after it (snapshot.mode: when_needed, or a new topic version); otherwise change the migration"
+)
+
+// checkMigrationCommand predicts what migration files do to the mapped tables
+// of a catalog written by cdc catalog, and says for each statement and entity
+// whether it is invisible, compatible or breaking; it fails when one breaks.
+func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cdc check-migration", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "the configuration `file`")
+	catalogPath := fs.String("catalog", "", "the tables before the migration: a `file` written by cdc catalog")
+	format := fs.String("format", "text", "text, or json for tools")
+	writeCatalog := fs.String("write-catalog", "", "also write the catalog as it will be after the migration to this `file`")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *configPath == "" || *catalogPath == "" || fs.NArg() == 0 || (*format != "text" && *format != "json") {
+		fmt.Fprintln(stderr, "cdc check-migration: --config FILE and --catalog FILE are required, then the migration files (.sql) in the order they run; --format text or json")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	entities, err := cfg.mappingEntities()
+	if err != nil {
+		return err
+	}
+	source, tables, err := readCatalog(*catalogPath)
+	if err != nil {
+		return err
+	}
+	if source != "postgres" {
+		return fmt.Errorf("%s describes a %s database: check-migration reads PostgreSQL migrations only for now", *catalogPath, source)
+	}
+	byName := map[cdc.TableName]*cdc.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	var statements []migrationStatement
+	breaking := 0
+	for _, file := range fs.Args() {
+		sql, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		steps, err := postgres.PredictMigration(byName, string(sql))
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		for _, step := range steps {
+			st := migrationStatement{File: file, Line: step.Line, Statement: step.Text, Entities: []migrationVerdict{}}
+			for _, e := range entities {
+				v := judge(e, step)
+				if v.Verdict == verdictInvisible {
+					continue
+				}
+				if v.Verdict == verdictBreaking {
+					breaking++
+				}
+				st.Entities = append(st.Entities, v)
+			}
+			statements = append(statements, st)
+		}
+	}
+	if *writeCatalog != "" {
+		after := make([]*cdc.Table, 0, len(byName))
+		for _, t := range byName {
+			after = append(after, t)
+		}
+		data, err := encodeCatalog(source, after)
+		if err == nil {
+			err = os.WriteFile(*writeCatalog, data, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("write the catalog after the migration: %w", err)
+		}
+	}
+	if *format == "json" {
+		out, _ := json.MarshalIndent(map[string]any{"statements": statements, "breaking": breaking}, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", out)
+	} else {
+		printVerdicts(stdout, statements)
+	}
+	if breaking > 0 {
+		return fmt.Errorf("%d breaking verdicts: the migration would stop cdc or change what its topics mean", breaking)
+	}
+	return nil
+}
+
+// judge says what one statement means for one entity.
+func judge(e *mapping.Entity, step cdc.MigrationStep) migrationVerdict {
+	v := migrationVerdict{Entity: e.Name, Verdict: verdictInvisible}
+	if why, ok := step.Breaks[e.Table]; ok {
+		v.Verdict, v.Reason, v.Fix = verdictBreaking, why, fixRows
+		return v
+	}
+	i := slices.IndexFunc(step.Changed, func(t *cdc.Table) bool { return t.Name == e.Table })
+	if i < 0 {
+		return v
+	}
+	t := step.Changed[i]
+	_, err := mapping.Compile(e, t, mapping.Framing{})
+	if err == nil {
+		err = mapping.NewMapper([]*mapping.Entity{e}, mapping.Options{}).CheckKeys(t)
+	}
+	if err != nil {
+		v.Verdict, v.Reason, v.Fix = verdictBreaking, joinedLines(err), fixMapping
+		return v
+	}
+	v.Verdict, v.Reason = verdictCompatible, "the table changes and the mapping still holds against it"
+	return v
+}
+
+// joinedLines is an error's problems, one per line, each once.
+func joinedLines(err error) string {
+	var lines []string
+	for _, leaf := range leaves(err) {
+		if !slices.Contains(lines, leaf.Error()) {
+			lines = append(lines, leaf.Error())
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func printVerdicts(w io.Writer, statements []migrationStatement) {
+	for _, st := range statements {
+		fmt.Fprintf(w, "%s:%d: %s\n", st.File, st.Line, firstLine(st.Statement))
+		if len(st.Entities) == 0 {
+			fmt.Fprintln(w, "  invisible: touches nothing mapped")
+		}
+		for _, v := range st.Entities {
+			fmt.Fprintf(w, "  %s: %s: %s\n", v.Entity, v.Verdict, v.Reason)
+			if v.Fix != "" {
+				fmt.Fprintf(w, "    fix: %s\n", v.Fix)
+			}
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if line, _, more := strings.Cut(s, "\n"); more {
+		return line + " ..."
+	}
+	return s
+}
