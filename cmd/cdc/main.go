@@ -90,7 +90,7 @@ Usage:
                                               (--catalog: the mappings against a catalog file, no database)
   cdc catalog  --config FILE                  print the mapped tables as the database describes them (JSON)
   cdc check-migration --config FILE --catalog F FILE.sql...
-                                              say what each statement of PostgreSQL migrations does to each entity
+                                              say what each statement of migrations does to each entity
   cdc verify   --config FILE [--entity NAME]  compare each entity topic, materialized, with its table's current rows
   cdc tail     --config FILE --entity NAME    print an entity topic as JSON lines (--follow, --headers)
   cdc version

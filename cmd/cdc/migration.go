@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/sources/mysql"
 	"github.com/cdc-dev/cdc/sources/postgres"
 )
 
@@ -47,7 +48,8 @@ const (
 	fixRows    = "if the rows must go, stop cdc before the migration and fill the entity's topics again after it (snapshot.mode: when_needed, or a new topic version); otherwise change the migration"
 )
 
-// checkMigrationCommand predicts what migration files do to the mapped tables
+// checkMigrationCommand predicts what migration files (PostgreSQL, or MySQL
+// and MariaDB) do to the mapped tables
 // of a catalog written by cdc catalog, and says for each statement and entity
 // whether it is invisible, compatible or breaking; it fails when one breaks.
 func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,8 +79,12 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	if source != "postgres" {
-		return fmt.Errorf("%s describes a %s database: check-migration reads PostgreSQL migrations only for now", *catalogPath, source)
+	if source != cfg.Source.Kind {
+		return fmt.Errorf("%s describes a %s database, and source.kind is %s: write it with cdc catalog from the connector's database", *catalogPath, source, cfg.Source.Kind)
+	}
+	predict, err := predictor(cfg, entities)
+	if err != nil {
+		return err
 	}
 	byName := map[cdc.TableName]*cdc.Table{}
 	for _, t := range tables {
@@ -91,7 +97,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 		if err != nil {
 			return err
 		}
-		steps, err := postgres.PredictMigration(byName, string(sql))
+		steps, err := predict(byName, string(sql))
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -133,6 +139,25 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 		return fmt.Errorf("%d breaking verdicts: the migration would stop cdc or change what its topics mean", breaking)
 	}
 	return nil
+}
+
+// predictor returns the source's reader of migrations. MySQL's unqualified
+// table names are in the database of the mapped tables.
+func predictor(cfg *Config, entities []*mapping.Entity) (func(map[cdc.TableName]*cdc.Table, string) ([]cdc.MigrationStep, error), error) {
+	if cfg.Source.Kind == "postgres" {
+		return postgres.PredictMigration, nil
+	}
+	db := ""
+	for _, e := range entities {
+		if db != "" && e.Table.Schema != db {
+			return nil, fmt.Errorf("the mapped tables are in databases %s and %s: check-migration cannot tell which one a migration's unqualified names are in; qualify them and map one database per connector", db, e.Table.Schema)
+		}
+		db = e.Table.Schema
+	}
+	zero := mysql.ZeroDates(cfg.Source.MySQL.ZeroDates)
+	return func(tables map[cdc.TableName]*cdc.Table, sql string) ([]cdc.MigrationStep, error) {
+		return mysql.PredictMigration(tables, sql, db, zero)
+	}, nil
 }
 
 // judge says what one statement means for one entity.

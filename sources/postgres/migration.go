@@ -10,6 +10,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/sources"
 )
 
 // PredictMigration reads a migration with PostgreSQL's own parser
@@ -31,40 +32,12 @@ func PredictMigration(tables map[cdc.TableName]*cdc.Table, sql string) ([]cdc.Mi
 		if raw.StmtLen > 0 {
 			end = start + int(raw.StmtLen)
 		}
-		text, line := statementText(sql, start, end)
+		text, line := sources.Statement(sql, start, end)
 		p := &predictor{tables: tables, step: cdc.MigrationStep{Line: line, Text: text, Breaks: map[cdc.TableName]string{}}}
 		p.statement(raw.Stmt)
 		steps = append(steps, p.step)
 	}
 	return steps, nil
-}
-
-// statementText is a statement without the comments and blanks before it,
-// and the line it starts on.
-func statementText(sql string, start, end int) (string, int) {
-	whole := sql[start:end]
-	s := whole
-	for {
-		trimmed := strings.TrimLeft(s, " \t\r\n")
-		switch {
-		case strings.HasPrefix(trimmed, "--"):
-			if i := strings.IndexByte(trimmed, '\n'); i >= 0 {
-				trimmed = trimmed[i+1:]
-			} else {
-				trimmed = ""
-			}
-		case strings.HasPrefix(trimmed, "/*"):
-			if i := strings.Index(trimmed, "*/"); i >= 0 {
-				trimmed = trimmed[i+2:]
-			} else {
-				trimmed = ""
-			}
-		default:
-			start += len(whole) - len(trimmed)
-			return strings.TrimSpace(trimmed), strings.Count(sql[:start], "\n") + 1
-		}
-		s = trimmed
-	}
 }
 
 type predictor struct {
