@@ -38,8 +38,6 @@ func (k *Kafka) checkCompatible(ctx context.Context, client *sr.Client, subject 
 	if !strings.HasSuffix(level, "_TRANSITIVE") {
 		versions = versions[len(versions)-1:]
 	}
-	backward := strings.HasPrefix(level, "BACKWARD") || strings.HasPrefix(level, "FULL")
-	forward := strings.HasPrefix(level, "FORWARD") || strings.HasPrefix(level, "FULL")
 	var problems []string
 	for _, v := range versions {
 		registered, err := client.SchemaByVersion(ctx, subject, v)
@@ -50,22 +48,31 @@ func (k *Kafka) checkCompatible(ctx context.Context, client *sr.Client, subject 
 		if err != nil {
 			return fmt.Errorf("version %d of subject %s is not an Avro schema cdc can read: %w", v, subject, err)
 		}
-		if backward {
-			if reason := incompatibility(schema, old); reason != "" {
-				problems = append(problems, fmt.Sprintf("consumers using the new schema cannot read records written with version %d: %s", v, reason))
-			}
-		}
-		if forward {
-			if reason := incompatibility(old, schema); reason != "" {
-				problems = append(problems, fmt.Sprintf("consumers still using version %d cannot read records written with the new schema: %s", v, reason))
-			}
-		}
+		problems = append(problems, Incompatibilities(level, old, schema, fmt.Sprintf("version %d", v))...)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("the schema is not %s compatible with subject %s (its compatibility level): %s; make the change compatible (add fields with defaults, never retype or drop one without a default), or publish it as a new topic version",
 			level, subject, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Incompatibilities says why schema breaks the consumers of old, named in
+// messages as what, at a compatibility level (BACKWARD, FORWARD, FULL, their
+// _TRANSITIVE forms, NONE): nothing when it does not.
+func Incompatibilities(level string, old, schema avro.Schema, what string) []string {
+	var problems []string
+	if strings.HasPrefix(level, "BACKWARD") || strings.HasPrefix(level, "FULL") {
+		if reason := incompatibility(schema, old); reason != "" {
+			problems = append(problems, fmt.Sprintf("consumers using the new schema cannot read records written with %s: %s", what, reason))
+		}
+	}
+	if strings.HasPrefix(level, "FORWARD") || strings.HasPrefix(level, "FULL") {
+		if reason := incompatibility(old, schema); reason != "" {
+			problems = append(problems, fmt.Sprintf("consumers still using %s cannot read records written with the new schema: %s", what, reason))
+		}
+	}
+	return problems
 }
 
 // compatibilityLevel is the subject's level, or the registry's global one.

@@ -86,8 +86,10 @@ const usage = `cdc publishes the rows of a database as entity events in compacte
 Usage:
   cdc run      --config FILE                  snapshot (per snapshot.mode), then stream changes
   cdc snapshot --config FILE [--entity NAME]  backfill the topics from the tables, store where streaming starts, exit
-  cdc validate --config FILE [--catalog F]    check everything cdc run would check, and list every problem
-                                              (--catalog: the mappings against a catalog file, no database)
+  cdc validate --config FILE [--catalog F] [--against REV]
+                                              check everything cdc run would check, and list every problem
+                                              (--catalog: the mappings against a catalog file, no database;
+                                              --against: the schema files against a git revision's)
   cdc catalog  --config FILE                  print the mapped tables as the database describes them (JSON)
   cdc check-migration --config FILE --catalog F FILE.sql...
                                               say what each statement of migrations does to each entity

@@ -23,12 +23,18 @@ const enumSampleLimit = 1000
 // goes as far as each mistake allows, and exits 0 only when all hold, so it can
 // gate a deployment.
 func validateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var catalogPath string
+	var catalogPath, against, level string
 	path, err := configFlag("validate", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&catalogPath, "catalog", "", "check the mappings against this `file`, written by cdc catalog, instead of the database")
+		fs.StringVar(&against, "against", "", "also check each schema file against the same file at this git `revision` (e.g. origin/main)")
+		fs.StringVar(&level, "compatibility", "BACKWARD", "the `level` of --against: "+strings.Join(compatibilityLevels, ", "))
 	})
 	if err != nil {
 		return err
+	}
+	if !knownLevel(level) {
+		fmt.Fprintf(stderr, "cdc validate: --compatibility %q: want one of %s\n", level, strings.Join(compatibilityLevels, ", "))
+		return errUsage
 	}
 	cfg, err := LoadConfig(path)
 	if cfg == nil {
@@ -50,6 +56,9 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		c.listed[err.Error()] = true // Compile finds them again
 	}
 	r.check("mappings", errors.Join(rules...))
+	if against != "" {
+		validateAgainst(r, c, against, level)
+	}
 	if r.ok() {
 		fmt.Fprintf(stdout, "ok: configuration %s (%d entities)\n", cfg.path, len(c.entities))
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,5 +65,56 @@ func TestValidateChecksWhatNeedsNoConnection(t *testing.T) {
 	}
 	if err == nil || strings.Contains(out.String(), "s3cret") {
 		t.Errorf("validate returned %v; output:\n%s", err, out.String())
+	}
+}
+
+// --against checks each schema file against the same file at a git revision,
+// as a registry would, where none is reachable: a pull request's CI job.
+func TestValidateAgainstARevision(t *testing.T) {
+	path := writeConfig(t, validConfig)
+	dir := filepath.Dir(path)
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.email=ci@example.com", "-c", "user.name=ci"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "v1")
+	check := func(schema string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "c.avsc"), []byte(schema), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newConnector(cfg, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		validateAgainst(&report{stdout: &out, stderr: &out}, c, "HEAD", "BACKWARD")
+		return out.String()
+	}
+	if out := check(`{"type":"record","name":"C","fields":[{"name":"id","type":"long"},{"name":"name","type":"string","default":""}]}`); out != "ok: schemas BACKWARD compatible with HEAD\n" {
+		t.Errorf("a field added with a default:\n%s", out)
+	}
+	if out := check(`{"type":"record","name":"C","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`); !strings.Contains(out,
+		`cdc.yaml:8: entity "customer": the schema is not BACKWARD compatible with c.avsc at HEAD: consumers using the new schema cannot read records written with c.avsc at HEAD: field "name" is not in the writer's schema and has no default in the reader's`) {
+		t.Errorf("a field added without a default:\n%s", out)
+	}
+	if out := check(`{"type":"record","name":"C","fields":[{"name":"id","type":"string"}]}`); !strings.Contains(out, "the key changes from") {
+		t.Errorf("a key retyped:\n%s", out)
+	}
+	var out strings.Builder
+	cfg, _ := LoadConfig(path)
+	c, _ := newConnector(cfg, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	validateAgainst(&report{stdout: &out, stderr: &out}, c, "no-such-branch", "BACKWARD")
+	if !strings.Contains(out.String(), "--against no-such-branch: no such revision") {
+		t.Errorf("an unknown revision:\n%s", out.String())
 	}
 }
