@@ -2,8 +2,6 @@ package mysql
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/sources"
+	"github.com/cdc-dev/cdc/sources/internal/migration"
 )
 
 // defaultCharset is the character set a predicted character column gets when
@@ -37,18 +36,18 @@ func PredictMigration(tables map[cdc.TableName]*cdc.Table, sql, db string, zero 
 		start := from + max(strings.Index(sql[from:], stmt.Text()), 0)
 		from = start + len(stmt.Text())
 		text, line := sources.Statement(sql, start, from)
-		p := &predictor{tables: tables, db: db, zero: zero, step: cdc.MigrationStep{Line: line, Text: text, Breaks: map[cdc.TableName]string{}}}
+		p := predictor{Step: migration.NewStep(tables, line, text), db: db, zero: zero}
 		p.statement(stmt)
-		steps = append(steps, p.step)
+		steps = append(steps, p.MigrationStep)
 	}
 	return steps, nil
 }
 
+// predictor applies one statement; unqualified names are in db.
 type predictor struct {
-	tables map[cdc.TableName]*cdc.Table
-	db     string
-	zero   ZeroDates
-	step   cdc.MigrationStep
+	*migration.Step
+	db   string
+	zero ZeroDates
 }
 
 func (p *predictor) name(t *ast.TableName) cdc.TableName {
@@ -57,32 +56,6 @@ func (p *predictor) name(t *ast.TableName) cdc.TableName {
 		n.Schema = p.db
 	}
 	return n
-}
-
-// table returns a copy of a known table that the statement changes; nil if
-// it is not known.
-func (p *predictor) table(name cdc.TableName) *cdc.Table {
-	t, ok := p.tables[name]
-	if !ok {
-		return nil
-	}
-	if i := slices.IndexFunc(p.step.Changed, func(c *cdc.Table) bool { return c.Name == name }); i >= 0 {
-		return p.step.Changed[i]
-	}
-	c := *t
-	c.Columns = slices.Clone(t.Columns)
-	c.PrimaryKey = slices.Clone(t.PrimaryKey)
-	c.UniqueKeys = slices.Clone(t.UniqueKeys)
-	c.Omitted = maps.Clone(t.Omitted)
-	p.step.Changed = append(p.step.Changed, &c)
-	p.tables[name] = &c
-	return &c
-}
-
-func (p *predictor) breaks(name cdc.TableName, why string) {
-	if _, ok := p.tables[name]; ok {
-		p.step.Breaks[name] = why
-	}
 }
 
 func (p *predictor) statement(stmt ast.StmtNode) {
@@ -97,11 +70,10 @@ func (p *predictor) statement(stmt ast.StmtNode) {
 			return
 		}
 		for _, t := range s.Tables {
-			p.breaks(p.name(t), "DROP TABLE removes the table and its rows without row events: its topic keeps them")
-			delete(p.tables, p.name(t))
+			p.Drop(p.name(t), "DROP TABLE removes the table and its rows without row events: its topic keeps them")
 		}
 	case *ast.TruncateTableStmt:
-		p.breaks(p.name(s.Table), "TRUNCATE removes every row without row events: cdc stops at it")
+		p.Break(p.name(s.Table), "TRUNCATE removes every row without row events: cdc stops at it")
 	case *ast.RenameTableStmt:
 		for _, tt := range s.TableToTables {
 			p.rename(p.name(tt.OldTable), p.name(tt.NewTable))
@@ -112,27 +84,21 @@ func (p *predictor) statement(stmt ast.StmtNode) {
 }
 
 func (p *predictor) rename(from, to cdc.TableName) {
-	p.breaks(from, "RENAME moves the table away from the name the mapping follows: cdc stops at it")
-	p.breaks(to, "RENAME puts another table under the name the mapping follows: cdc stops at it")
-	if t, ok := p.tables[from]; ok {
-		moved := *t
-		moved.Name = to
-		delete(p.tables, from)
-		p.tables[to] = &moved
-	}
+	p.Break(to, "RENAME puts another table under the name the mapping follows: cdc stops at it")
+	p.Rename(from, to, "RENAME moves the table away from the name the mapping follows: cdc stops at it")
 }
 
 func (p *predictor) create(s *ast.CreateTableStmt) {
 	name := p.name(s.Table)
-	if _, exists := p.tables[name]; exists && s.IfNotExists {
+	if p.Known(name) && s.IfNotExists {
 		return
 	}
 	if s.ReferTable != nil || s.Select != nil {
-		p.breaks(name, "cdc cannot predict the columns of CREATE TABLE ... LIKE or AS SELECT")
+		p.Break(name, "cdc cannot predict the columns of CREATE TABLE ... LIKE or AS SELECT")
 		return
 	}
-	if _, exists := p.tables[name]; exists {
-		p.breaks(name, "CREATE OR REPLACE TABLE replaces the table and its rows without row events")
+	if p.Known(name) {
+		p.Break(name, "CREATE OR REPLACE TABLE replaces the table and its rows without row events")
 	}
 	t := &cdc.Table{Name: name}
 	for _, def := range s.Cols {
@@ -141,8 +107,7 @@ func (p *predictor) create(s *ast.CreateTableStmt) {
 	for _, con := range s.Constraints {
 		addKey(t, con)
 	}
-	p.tables[name] = t
-	p.step.Changed = append(p.step.Changed, t)
+	p.Create(t)
 }
 
 // addColumn adds a column as its definition declares it, at pos (nil: last).
@@ -157,18 +122,7 @@ func (p *predictor) addColumn(t *cdc.Table, def *ast.ColumnDef, pos *ast.ColumnP
 			at = t.Column(pos.RelativeColumn.Name.O) + 1
 		}
 	}
-	t.Columns = slices.Insert(t.Columns, at, c)
-	shift := func(key []int) {
-		for i, k := range key {
-			if k >= at {
-				key[i] = k + 1
-			}
-		}
-	}
-	shift(t.PrimaryKey)
-	for _, k := range t.UniqueKeys {
-		shift(k)
-	}
+	migration.InsertColumn(t, at, c)
 	for _, tp := range keys {
 		addKey(t, &ast.Constraint{Tp: tp, Keys: []*ast.IndexPartSpecification{{Column: def.Name}}})
 	}
@@ -224,48 +178,37 @@ func (p *predictor) column(def *ast.ColumnDef) (cdc.Column, []ast.ConstraintType
 
 // addKey adds a PRIMARY KEY or UNIQUE constraint to t's keys.
 func addKey(t *cdc.Table, con *ast.Constraint) bool {
-	var key []int
+	var columns []string
 	for _, part := range con.Keys {
 		if part.Column == nil || part.Length > 0 {
 			return false // an expression or a prefix identifies no row by itself
 		}
-		i := t.Column(part.Column.Name.O)
-		if i < 0 {
-			return false
-		}
-		key = append(key, i)
+		columns = append(columns, part.Column.Name.O)
 	}
 	switch con.Tp {
-	case ast.ConstraintPrimaryKey:
-		t.PrimaryKey = key
-		for _, i := range key {
-			t.Columns[i].Nullable = false
-		}
-	case ast.ConstraintUniq, ast.ConstraintUniqKey, ast.ConstraintUniqIndex:
-		if !slices.ContainsFunc(key, func(i int) bool { return t.Columns[i].Nullable }) {
-			t.UniqueKeys = append(t.UniqueKeys, key)
-		}
+	case ast.ConstraintPrimaryKey, ast.ConstraintUniq, ast.ConstraintUniqKey, ast.ConstraintUniqIndex:
+		return migration.AddKey(t, con.Tp == ast.ConstraintPrimaryKey, columns)
 	}
 	return true
 }
 
 func (p *predictor) alter(name cdc.TableName, spec *ast.AlterTableSpec) {
-	if _, known := p.tables[name]; !known {
+	if !p.Known(name) {
 		return
 	}
 	switch spec.Tp {
 	case ast.AlterTableAddColumns:
-		t := p.table(name)
+		t := p.Change(name)
 		for _, def := range spec.NewColumns {
 			p.addColumn(t, def, spec.Position)
 		}
 	case ast.AlterTableDropColumn:
-		t := p.table(name)
+		t := p.Change(name)
 		if i := t.Column(spec.OldColumnName.Name.O); i >= 0 {
-			dropColumn(t, i)
+			migration.DropColumn(t, i)
 		}
 	case ast.AlterTableModifyColumn, ast.AlterTableChangeColumn:
-		t := p.table(name)
+		t := p.Change(name)
 		old := spec.NewColumns[0].Name.Name.O
 		if spec.OldColumnName != nil {
 			old = spec.OldColumnName.Name.O
@@ -276,10 +219,10 @@ func (p *predictor) alter(name cdc.TableName, spec *ast.AlterTableSpec) {
 		}
 		t.Columns[i], _ = p.column(spec.NewColumns[0])
 		if spec.Position != nil && spec.Position.Tp != ast.ColumnPositionNone {
-			p.breaks(name, "cdc cannot predict a column moved to another position yet")
+			p.Break(name, "cdc cannot predict a column moved to another position yet")
 		}
 	case ast.AlterTableRenameColumn:
-		t := p.table(name)
+		t := p.Change(name)
 		if i := t.Column(spec.OldColumnName.Name.O); i >= 0 {
 			t.Columns[i].Name = spec.NewColumnName.Name.O
 		}
@@ -288,27 +231,27 @@ func (p *predictor) alter(name cdc.TableName, spec *ast.AlterTableSpec) {
 	case ast.AlterTableAddConstraint:
 		switch spec.Constraint.Tp {
 		case ast.ConstraintPrimaryKey, ast.ConstraintUniq, ast.ConstraintUniqKey, ast.ConstraintUniqIndex:
-			if !addKey(p.table(name), spec.Constraint) {
-				p.breaks(name, "cdc cannot predict the key this constraint adds")
+			if !addKey(p.Change(name), spec.Constraint) {
+				p.Break(name, "cdc cannot predict the key this constraint adds")
 			}
 		case ast.ConstraintForeignKey:
 			if refer := spec.Constraint.Refer; refer != nil && ((refer.OnDelete != nil && cascades(refer.OnDelete.ReferOpt)) || (refer.OnUpdate != nil && cascades(refer.OnUpdate.ReferOpt))) {
-				p.breaks(name, "a foreign key whose ON DELETE or ON UPDATE changes rows: InnoDB writes none of those changes to the binlog")
+				p.Break(name, "a foreign key whose ON DELETE or ON UPDATE changes rows: InnoDB writes none of those changes to the binlog")
 			}
 		}
 	case ast.AlterTableDropPrimaryKey:
-		p.table(name).PrimaryKey = nil
+		p.Change(name).PrimaryKey = nil
 	case ast.AlterTableDropPartition, ast.AlterTableTruncatePartition, ast.AlterTableExchangePartition,
 		ast.AlterTableDiscardTablespace, ast.AlterTableImportTablespace, ast.AlterTableReorganizePartition, ast.AlterTableCoalescePartitions:
-		p.breaks(name, "the statement removes or replaces rows without row events: cdc stops at it")
+		p.Break(name, "the statement removes or replaces rows without row events: cdc stops at it")
 	case ast.AlterTableOption, ast.AlterTableLock, ast.AlterTableAlgorithm, ast.AlterTableForce, ast.AlterTableRenameIndex,
 		ast.AlterTableAlterColumn, ast.AlterTableAddPartitions, ast.AlterTablePartition, ast.AlterTableRemovePartitioning:
 		// The shape stays and no row goes (SET DEFAULT applies to later rows;
 		// partitioning moves rows between partitions of one table).
 	case ast.AlterTableDropIndex:
-		p.breaks(name, "cdc cannot predict which key this DROP INDEX removes: check the table's keys with cdc catalog after it")
+		p.Break(name, "cdc cannot predict which key this DROP INDEX removes: check the table's keys with cdc catalog after it")
 	default:
-		p.breaks(name, "cdc cannot predict what this ALTER TABLE does to the table: check it with cdc catalog after running it on a copy")
+		p.Break(name, "cdc cannot predict what this ALTER TABLE does to the table: check it with cdc catalog after running it on a copy")
 	}
 }
 
@@ -316,30 +259,4 @@ func (p *predictor) alter(name cdc.TableName, spec *ast.AlterTableSpec) {
 // that holds it.
 func cascades(action ast.ReferOptionType) bool {
 	return action == ast.ReferOptionCascade || action == ast.ReferOptionSetNull || action == ast.ReferOptionSetDefault
-}
-
-// dropColumn removes column i and the keys that contain it.
-func dropColumn(t *cdc.Table, i int) {
-	t.Columns = slices.Delete(t.Columns, i, i+1)
-	shift := func(key []int) ([]int, bool) {
-		out := make([]int, 0, len(key))
-		for _, k := range key {
-			switch {
-			case k == i:
-				return nil, false
-			case k > i:
-				k--
-			}
-			out = append(out, k)
-		}
-		return out, true
-	}
-	t.PrimaryKey, _ = shift(t.PrimaryKey)
-	var unique [][]int
-	for _, k := range t.UniqueKeys {
-		if kept, ok := shift(k); ok {
-			unique = append(unique, kept)
-		}
-	}
-	t.UniqueKeys = unique
 }

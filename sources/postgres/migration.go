@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/sources"
+	"github.com/cdc-dev/cdc/sources/internal/migration"
 )
 
 // PredictMigration reads a migration with PostgreSQL's own parser
@@ -33,17 +32,15 @@ func PredictMigration(tables map[cdc.TableName]*cdc.Table, sql string) ([]cdc.Mi
 			end = start + int(raw.StmtLen)
 		}
 		text, line := sources.Statement(sql, start, end)
-		p := &predictor{tables: tables, step: cdc.MigrationStep{Line: line, Text: text, Breaks: map[cdc.TableName]string{}}}
+		p := predictor{migration.NewStep(tables, line, text)}
 		p.statement(raw.Stmt)
-		steps = append(steps, p.step)
+		steps = append(steps, p.MigrationStep)
 	}
 	return steps, nil
 }
 
-type predictor struct {
-	tables map[cdc.TableName]*cdc.Table
-	step   cdc.MigrationStep
-}
+// predictor applies one statement.
+type predictor struct{ *migration.Step }
 
 func tableName(r *pg_query.RangeVar) cdc.TableName {
 	schema := r.GetSchemaname()
@@ -51,31 +48,6 @@ func tableName(r *pg_query.RangeVar) cdc.TableName {
 		schema = "public"
 	}
 	return cdc.TableName{Schema: schema, Name: r.GetRelname()}
-}
-
-// table returns a copy of a known table that the statement changes, to be
-// noted as changed once the statement is applied; nil if it is not known.
-func (p *predictor) table(name cdc.TableName) *cdc.Table {
-	t, ok := p.tables[name]
-	if !ok {
-		return nil
-	}
-	if i := slices.IndexFunc(p.step.Changed, func(c *cdc.Table) bool { return c.Name == name }); i >= 0 {
-		return p.step.Changed[i]
-	}
-	c := *t
-	c.Columns = slices.Clone(t.Columns)
-	c.PrimaryKey = slices.Clone(t.PrimaryKey)
-	c.UniqueKeys = slices.Clone(t.UniqueKeys)
-	p.step.Changed = append(p.step.Changed, &c)
-	p.tables[name] = &c
-	return &c
-}
-
-func (p *predictor) breaks(name cdc.TableName, why string) {
-	if _, ok := p.tables[name]; ok {
-		p.step.Breaks[name] = why
-	}
 }
 
 func (p *predictor) statement(n *pg_query.Node) {
@@ -90,21 +62,15 @@ func (p *predictor) statement(n *pg_query.Node) {
 		name := tableName(r.GetRelation())
 		switch r.GetRenameType() {
 		case pg_query.ObjectType_OBJECT_COLUMN:
-			if t := p.table(name); t != nil {
+			if t := p.Change(name); t != nil {
 				if i := t.Column(r.GetSubname()); i >= 0 {
 					t.Columns[i].Name = r.GetNewname()
 				}
 			}
 		case pg_query.ObjectType_OBJECT_TABLE:
-			p.breaks(name, "RENAME moves the table away from the name the mapping follows: its next change stops cdc")
-			if t, ok := p.tables[name]; ok {
-				moved := *t
-				moved.Name = cdc.TableName{Schema: name.Schema, Name: r.GetNewname()}
-				delete(p.tables, name)
-				p.tables[moved.Name] = &moved
-			}
+			p.Rename(name, cdc.TableName{Schema: name.Schema, Name: r.GetNewname()}, "RENAME moves the table away from the name the mapping follows: its next change stops cdc")
 		default:
-			p.breaks(name, "cdc cannot predict what this RENAME does to the table")
+			p.Break(name, "cdc cannot predict what this RENAME does to the table")
 		}
 	case *pg_query.Node_DropStmt:
 		if s.DropStmt.GetRemoveType() != pg_query.ObjectType_OBJECT_TABLE {
@@ -119,12 +85,11 @@ func (p *predictor) statement(n *pg_query.Node) {
 			if len(parts) > 1 {
 				name.Schema = parts[len(parts)-2]
 			}
-			p.breaks(name, "DROP TABLE removes the table and its rows without row events: its topic keeps them")
-			delete(p.tables, name)
+			p.Drop(name, "DROP TABLE removes the table and its rows without row events: its topic keeps them")
 		}
 	case *pg_query.Node_TruncateStmt:
 		for _, r := range s.TruncateStmt.GetRelations() {
-			p.breaks(tableName(r.GetRangeVar()), "TRUNCATE removes every row; the topic keeps them until cdc stops at it and the topic is filled again")
+			p.Break(tableName(r.GetRangeVar()), "TRUNCATE removes every row; the topic keeps them until cdc stops at it and the topic is filled again")
 		}
 	case *pg_query.Node_CreateStmt:
 		p.create(s.CreateStmt)
@@ -140,10 +105,7 @@ func (p *predictor) create(s *pg_query.CreateStmt) {
 	for _, elt := range s.GetTableElts() {
 		if def := elt.GetColumnDef(); def != nil {
 			if generated(def) {
-				if t.Omitted == nil {
-					t.Omitted = map[string]string{}
-				}
-				t.Omitted[def.GetColname()] = generatedOmitted
+				migration.Omit(t, def.GetColname(), generatedOmitted)
 				continue
 			}
 			t.Columns = append(t.Columns, columnOf(def))
@@ -160,52 +122,32 @@ func (p *predictor) create(s *pg_query.CreateStmt) {
 	for _, con := range constraints {
 		addKey(t, con)
 	}
-	p.tables[name] = t
-	p.step.Changed = append(p.step.Changed, t)
+	p.Create(t)
 }
 
-// addKey adds a PRIMARY KEY or UNIQUE constraint to t's keys; its columns
-// become NOT NULL with a primary key.
+// addKey adds a PRIMARY KEY or UNIQUE constraint to t's keys.
 func addKey(t *cdc.Table, con *pg_query.Constraint) bool {
-	var key []int
+	var columns []string
 	for _, k := range con.GetKeys() {
-		i := t.Column(k.GetString_().GetSval())
-		if i < 0 {
-			return false
-		}
-		key = append(key, i)
+		columns = append(columns, k.GetString_().GetSval())
 	}
 	switch con.GetContype() {
-	case pg_query.ConstrType_CONSTR_PRIMARY:
-		t.PrimaryKey = key
-		for _, i := range key {
-			t.Columns[i].Nullable = false
-		}
-	case pg_query.ConstrType_CONSTR_UNIQUE:
-		if slices.ContainsFunc(key, func(i int) bool { return t.Columns[i].Nullable }) {
-			return true // identifies rows only where none is null: not a key cdc uses
-		}
-		t.UniqueKeys = append(t.UniqueKeys, key)
-	default:
-		return false
+	case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
+		return migration.AddKey(t, con.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY, columns)
 	}
-	return true
+	return false
 }
 
 func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
-	if _, known := p.tables[name]; !known {
+	if !p.Known(name) {
 		return
 	}
 	switch cmd.GetSubtype() {
 	case pg_query.AlterTableType_AT_AddColumn:
 		def := cmd.GetDef().GetColumnDef()
-		t := p.table(name)
+		t := p.Change(name)
 		if generated(def) {
-			t.Omitted = maps.Clone(t.Omitted)
-			if t.Omitted == nil {
-				t.Omitted = map[string]string{}
-			}
-			t.Omitted[def.GetColname()] = generatedOmitted
+			migration.Omit(t, def.GetColname(), generatedOmitted)
 			return
 		}
 		t.Columns = append(t.Columns, columnOf(def))
@@ -216,42 +158,19 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 			}
 		}
 	case pg_query.AlterTableType_AT_DropColumn:
-		t := p.table(name)
-		i := t.Column(cmd.GetName())
-		if i < 0 {
-			return
+		t := p.Change(name)
+		if i := t.Column(cmd.GetName()); i >= 0 {
+			migration.DropColumn(t, i)
 		}
-		t.Columns = slices.Delete(t.Columns, i, i+1)
-		shift := func(key []int) ([]int, bool) {
-			out := make([]int, 0, len(key))
-			for _, k := range key {
-				switch {
-				case k == i:
-					return nil, false // the key goes with its column
-				case k > i:
-					k--
-				}
-				out = append(out, k)
-			}
-			return out, true
-		}
-		t.PrimaryKey, _ = shift(t.PrimaryKey)
-		var unique [][]int
-		for _, k := range t.UniqueKeys {
-			if kept, ok := shift(k); ok {
-				unique = append(unique, kept)
-			}
-		}
-		t.UniqueKeys = unique
 	case pg_query.AlterTableType_AT_AlterColumnType:
-		t := p.table(name)
+		t := p.Change(name)
 		if i := t.Column(cmd.GetName()); i >= 0 {
 			c := columnOf(cmd.GetDef().GetColumnDef())
 			c.Name, c.Nullable = t.Columns[i].Name, t.Columns[i].Nullable
 			t.Columns[i] = c
 		}
 	case pg_query.AlterTableType_AT_SetNotNull, pg_query.AlterTableType_AT_DropNotNull:
-		t := p.table(name)
+		t := p.Change(name)
 		if i := t.Column(cmd.GetName()); i >= 0 {
 			t.Columns[i].Nullable = cmd.GetSubtype() == pg_query.AlterTableType_AT_DropNotNull
 		}
@@ -259,18 +178,18 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 		con := cmd.GetDef().GetConstraint()
 		switch con.GetContype() {
 		case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
-			if !addKey(p.table(name), con) {
-				p.breaks(name, "cdc cannot predict the key this constraint adds")
+			if !addKey(p.Change(name), con) {
+				p.Break(name, "cdc cannot predict the key this constraint adds")
 			}
 		}
 	case pg_query.AlterTableType_AT_ReplicaIdentity:
 		if identity := cmd.GetDef().GetReplicaIdentityStmt().GetIdentityType(); identity != "f" && identity != "" {
-			p.breaks(name, fmt.Sprintf("REPLICA IDENTITY %s: cdc needs FULL, the old row of every update and delete", identityName(identity[0])))
+			p.Break(name, fmt.Sprintf("REPLICA IDENTITY %s: cdc needs FULL, the old row of every update and delete", identityName(identity[0])))
 		}
 	case pg_query.AlterTableType_AT_AttachPartition:
-		p.breaks(name, "ATTACH PARTITION adds rows the log never showed: cdc backfills its table's entities when it finds it")
+		p.Break(name, "ATTACH PARTITION adds rows the log never showed: cdc backfills its table's entities when it finds it")
 	case pg_query.AlterTableType_AT_DetachPartition, pg_query.AlterTableType_AT_DetachPartitionFinalize:
-		p.breaks(name, "DETACH PARTITION removes rows without row events: cdc stops at it, since its topics keep them")
+		p.Break(name, "DETACH PARTITION removes rows without row events: cdc stops at it, since its topics keep them")
 	case pg_query.AlterTableType_AT_ColumnDefault, pg_query.AlterTableType_AT_CookedColumnDefault,
 		pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_SetOptions, pg_query.AlterTableType_AT_ResetOptions,
 		pg_query.AlterTableType_AT_SetStorage, pg_query.AlterTableType_AT_SetCompression, pg_query.AlterTableType_AT_AddIndex,
@@ -285,7 +204,7 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 		// Neither the shape nor the rows change (a DEFAULT applies to rows
 		// written later, which the log carries).
 	default:
-		p.breaks(name, fmt.Sprintf("cdc cannot predict what ALTER TABLE ... %s does to the table: check it with cdc catalog after running it on a copy",
+		p.Break(name, fmt.Sprintf("cdc cannot predict what ALTER TABLE ... %s does to the table: check it with cdc catalog after running it on a copy",
 			strings.TrimPrefix(cmd.GetSubtype().String(), "AT_")))
 	}
 }
