@@ -159,3 +159,24 @@ func (t TableProgress) ETA(now time.Time) time.Duration {
 	}
 	return time.Duration(float64(t.Estimated-t.Rows) / rate * float64(time.Second))
 }
+
+// SettingsReader is implemented by sources that can say how the database logs
+// each table, beyond its shape: cdc catalog writes it, so that cdc validate
+// --catalog finds a setting the source cannot serve with no database.
+type SettingsReader interface {
+	// TableSettings returns the settings of the named tables.
+	TableSettings(ctx context.Context, tables []TableName) (map[TableName]TableSettings, error)
+}
+
+// TableSettings is how the database logs a table, where it matters to cdc.
+type TableSettings struct {
+	// ReplicaIdentity is PostgreSQL's REPLICA IDENTITY of the table, and
+	// PartitionIdentities that of each leaf partition of a partitioned one:
+	// FULL, DEFAULT, USING INDEX or NOTHING.
+	ReplicaIdentity     string            `json:"replica_identity,omitempty"`
+	PartitionIdentities map[string]string `json:"partitions,omitempty"`
+	// CascadingForeignKeys names the table's foreign keys whose ON DELETE or
+	// ON UPDATE action changes its rows (MySQL: InnoDB does not log those
+	// changes), with their actions.
+	CascadingForeignKeys map[string]string `json:"cascading_foreign_keys,omitempty"`
+}

@@ -90,9 +90,30 @@ func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 		}
 		out, errOut, err := cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
 		if err != nil || !strings.Contains(out, fmt.Sprintf("ok: mappings of %d tables (against %s)", len(want), path)) ||
-			!strings.Contains(out, "not checked: the database's prerequisites and the enum codes in the tables (--catalog: no database)") {
+			!strings.Contains(out, "not checked: the database's log settings, privileges and publication, and the enum codes in the tables (--catalog: no database)") {
 			t.Fatalf("validate --catalog: %v\n%s%s", err, out, errOut)
 		}
+		if !strings.Contains(after, `"replica_identity": "FULL"`) && !s.mysql {
+			t.Errorf("the catalog lacks the tables' replica identity:\n%s", after)
+		}
+
+		// A setting the source cannot serve is found in the catalog too.
+		refusal := "table " + s.tableName("customer") + " has REPLICA IDENTITY DEFAULT in the catalog: cdc needs the old row of every update and delete\n    fix: ALTER TABLE " + s.tableName("customer") + " REPLICA IDENTITY FULL"
+		if s.mysql {
+			s.exec(`CREATE TABLE parent (id int PRIMARY KEY)`,
+				`ALTER TABLE customer ADD COLUMN parent_id int NULL, ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE SET NULL`)
+			refusal = "table " + s.tableName("customer") + " has foreign key fk_parent to parent ON DELETE SET NULL ON UPDATE RESTRICT in the catalog: InnoDB applies such actions without writing them to the binlog, so its topics would miss them\n    fix: make the key RESTRICT"
+		} else {
+			s.exec(`ALTER TABLE customer REPLICA IDENTITY DEFAULT`)
+		}
+		if err := os.WriteFile(path, []byte(catalog()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, err = cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
+		if err == nil || !strings.Contains(errOut, refusal) {
+			t.Fatalf("a setting the source cannot serve, in the catalog: %v\n%s%s", err, out, errOut)
+		}
+
 		s.editConfig("      last_name: last_name\n", "      last_name: surname\n")
 		out, errOut, err = cdc(noDatabase, "validate", "--catalog", path, "--config", s.config)
 		if err == nil || !strings.Contains(errOut, `field "last_name": column "surname" not in `+s.tableName("customer")) {

@@ -36,6 +36,8 @@ type catalogTable struct {
 	PrimaryKey []string          `json:"primary_key,omitempty"`
 	UniqueKeys [][]string        `json:"unique_keys,omitempty"`
 	Omitted    map[string]string `json:"omitted,omitempty"` // column → why its values are not in the log
+	// How the database logs the table (see cdc.TableSettings).
+	cdc.TableSettings
 }
 
 type catalogColumn struct {
@@ -68,7 +70,15 @@ func catalogCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	data, err := encodeCatalog(cfg.Source.Kind, tables)
+	var settings map[cdc.TableName]cdc.TableSettings
+	if reader, ok := c.src.(cdc.SettingsReader); ok {
+		if settings, err = await(ctx, c.waits, "read the tables' settings", func(ctx context.Context) (map[cdc.TableName]cdc.TableSettings, error) {
+			return reader.TableSettings(ctx, c.tables)
+		}, nil); err != nil {
+			return err
+		}
+	}
+	data, err := encodeCatalog(cfg.Source.Kind, tables, settings)
 	if err != nil {
 		return err
 	}
@@ -76,10 +86,10 @@ func catalogCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	return err
 }
 
-func encodeCatalog(source string, tables []*cdc.Table) ([]byte, error) {
+func encodeCatalog(source string, tables []*cdc.Table, settings map[cdc.TableName]cdc.TableSettings) ([]byte, error) {
 	file := catalogFile{Version: catalogVersion, Source: source}
 	for _, t := range tables {
-		ct := catalogTable{Name: t.Name.String(), Omitted: t.Omitted}
+		ct := catalogTable{Name: t.Name.String(), Omitted: t.Omitted, TableSettings: settings[t.Name]}
 		names := func(ordinals []int) []string {
 			out := make([]string, len(ordinals))
 			for i, o := range ordinals {
@@ -102,31 +112,36 @@ func encodeCatalog(source string, tables []*cdc.Table) ([]byte, error) {
 	return append(data, '\n'), err
 }
 
-// readCatalog reads a catalog file written by cdc catalog.
-func readCatalog(path string) (source string, tables []*cdc.Table, err error) {
+// readCatalog reads a catalog file written by cdc catalog: the source's kind,
+// the tables, and their settings.
+func readCatalog(path string) (source string, tables []*cdc.Table, settings map[cdc.TableName]cdc.TableSettings, err error) {
 	data, err := readBounded(path, maxCatalogFile)
 	if err != nil {
-		return "", nil, fmt.Errorf("read the catalog: %w", err)
+		return "", nil, nil, fmt.Errorf("read the catalog: %w", err)
 	}
 	var file catalogFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&file); err != nil {
-		return "", nil, fmt.Errorf("%s is not a catalog written by cdc catalog: %v", path, err)
+		return "", nil, nil, fmt.Errorf("%s is not a catalog written by cdc catalog: %v", path, err)
 	}
 	if file.Version != catalogVersion {
-		return "", nil, fmt.Errorf("%s is a catalog of version %d; this cdc reads version %d: write it again with cdc catalog", path, file.Version, catalogVersion)
+		return "", nil, nil, fmt.Errorf("%s is a catalog of version %d; this cdc reads version %d: write it again with cdc catalog", path, file.Version, catalogVersion)
 	}
 	for _, ct := range file.Tables {
 		name, err := cdc.ParseTableName(ct.Name)
 		if err != nil {
-			return "", nil, fmt.Errorf("%s: %w", path, err)
+			return "", nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		t := &cdc.Table{Name: name, Omitted: ct.Omitted}
+		if settings == nil {
+			settings = map[cdc.TableName]cdc.TableSettings{}
+		}
+		settings[name] = ct.TableSettings
 		for _, col := range ct.Columns {
 			kind, ok := parseKind(col.Kind)
 			if !ok {
-				return "", nil, fmt.Errorf("%s: table %s, column %s: kind %q is not one cdc knows", path, ct.Name, col.Name, col.Kind)
+				return "", nil, nil, fmt.Errorf("%s: table %s, column %s: kind %q is not one cdc knows", path, ct.Name, col.Name, col.Kind)
 			}
 			t.Columns = append(t.Columns, cdc.Column{Name: col.Name, DatabaseType: col.Type, Kind: kind, Nullable: col.Nullable,
 				Bits: col.Bits, Precision: col.Precision, Scale: col.Scale, FractionDigits: col.FractionDigits, WithTimeZone: col.WithTimeZone})
@@ -141,18 +156,18 @@ func readCatalog(path string) (source string, tables []*cdc.Table, err error) {
 			return out, nil
 		}
 		if t.PrimaryKey, err = ordinals(ct.PrimaryKey); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		for _, k := range ct.UniqueKeys {
 			key, err := ordinals(k)
 			if err != nil {
-				return "", nil, err
+				return "", nil, nil, err
 			}
 			t.UniqueKeys = append(t.UniqueKeys, key)
 		}
 		tables = append(tables, t)
 	}
-	return file.Source, tables, nil
+	return file.Source, tables, settings, nil
 }
 
 func parseKind(name string) (cdc.Kind, bool) {

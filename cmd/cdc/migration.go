@@ -75,7 +75,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	source, tables, err := readCatalog(*catalogPath)
+	source, tables, settings, err := readCatalog(*catalogPath)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 		for _, t := range byName {
 			after = append(after, t)
 		}
-		data, err := encodeCatalog(source, after)
+		data, err := encodeCatalog(source, after, settings)
 		if err == nil {
 			err = os.WriteFile(*writeCatalog, data, 0o644)
 		}

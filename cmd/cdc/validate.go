@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -132,8 +133,8 @@ func (r *report) skip(what, why string) {
 // validateCatalog checks the mappings against a catalog file instead of the
 // database.
 func validateCatalog(r *report, c *connector, path string) {
-	defer r.skip("the database's prerequisites and the enum codes in the tables", "--catalog: no database")
-	source, tables, err := readCatalog(path)
+	defer r.skip("the database's log settings, privileges and publication, and the enum codes in the tables", "--catalog: no database")
+	source, tables, settings, err := readCatalog(path)
 	if !r.check("catalog", err) {
 		return
 	}
@@ -153,6 +154,38 @@ func validateCatalog(r *report, c *connector, path string) {
 	if r.check("mappings", c.checkMappingsAgainst(tables)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables (against %s)\n", len(c.tables), path)
 	}
+	if r.check("table settings", settingsProblems(c, settings)) {
+		fmt.Fprintf(r.stdout, "ok: table settings (from %s)\n", path)
+	}
+}
+
+// settingsProblems finds, in the catalog's table settings, what the source
+// would refuse at start: a replica identity other than FULL, a foreign key
+// whose actions InnoDB does not log (unless accepted).
+func settingsProblems(c *connector, settings map[cdc.TableName]cdc.TableSettings) error {
+	var errs []error
+	identity := func(table, of, identity string) {
+		if identity != "" && identity != "FULL" {
+			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("%s has REPLICA IDENTITY %s in the catalog: cdc needs the old row of every update and delete", of, identity),
+				Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", table)})
+		}
+	}
+	for _, name := range c.tables {
+		s := settings[name]
+		identity(name.String(), "table "+name.String(), s.ReplicaIdentity)
+		for _, partition := range slices.Sorted(maps.Keys(s.PartitionIdentities)) {
+			identity(partition, "partition "+partition+" of "+name.String(), s.PartitionIdentities[partition])
+		}
+		if slices.Contains(c.cfg.Source.MySQL.AcceptUnloggedCascades, name.String()) {
+			continue
+		}
+		for _, key := range slices.Sorted(maps.Keys(s.CascadingForeignKeys)) {
+			errs = append(errs, &cdc.Problem{
+				What: fmt.Sprintf("table %s has foreign key %s %s in the catalog: InnoDB applies such actions without writing them to the binlog, so its topics would miss them", name, key, s.CascadingForeignKeys[key]),
+				Fix:  fmt.Sprintf("make the key RESTRICT and have the application change the rows, or accept the gap knowingly: source.mysql.accept_unlogged_cascades: [%s]", name)})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func validateDatabase(ctx context.Context, r *report, c *connector) {

@@ -72,6 +72,48 @@ func (s *Source) check() error {
 	return errors.Join(append(problems, cascades...)...)
 }
 
+// cascadingKey is a foreign key whose actions change its table's rows.
+type cascadingKey struct{ constraint, parent, onDelete, onUpdate string }
+
+// cascadingKeys lists a table's foreign keys whose ON DELETE or ON UPDATE
+// action is CASCADE, SET NULL or SET DEFAULT.
+func (s *Source) cascadingKeys(name cdc.TableName) ([]cascadingKey, error) {
+	res, err := s.conn.Execute(`SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE
+		FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?
+			AND (DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))
+		ORDER BY CONSTRAINT_NAME`, name.Schema, name.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read the foreign keys of %s: %w", name, err)
+	}
+	keys := make([]cascadingKey, res.RowNumber())
+	for i := range keys {
+		str := func(col int) string { v, _ := res.GetString(i, col); return v }
+		keys[i] = cascadingKey{constraint: str(0), parent: str(1), onDelete: str(2), onUpdate: str(3)}
+	}
+	return keys, nil
+}
+
+// TableSettings implements cdc.SettingsReader: each table's foreign keys
+// whose actions InnoDB applies without logging them.
+func (s *Source) TableSettings(_ context.Context, tables []cdc.TableName) (map[cdc.TableName]cdc.TableSettings, error) {
+	out := map[cdc.TableName]cdc.TableSettings{}
+	for _, name := range tables {
+		keys, err := s.cascadingKeys(name)
+		if err != nil {
+			return nil, err
+		}
+		settings := cdc.TableSettings{}
+		for _, k := range keys {
+			if settings.CascadingForeignKeys == nil {
+				settings.CascadingForeignKeys = map[string]string{}
+			}
+			settings.CascadingForeignKeys[k.constraint] = fmt.Sprintf("to %s ON DELETE %s ON UPDATE %s", k.parent, k.onDelete, k.onUpdate)
+		}
+		out[name] = settings
+	}
+	return out, nil
+}
+
 // checkCascades finds the mapped tables that a foreign key's ON DELETE or ON
 // UPDATE action (CASCADE, SET NULL, SET DEFAULT) can change. InnoDB applies
 // those actions itself, and the server writes none of them to the binlog: the
@@ -80,18 +122,12 @@ func (s *Source) check() error {
 func (s *Source) checkCascades() ([]error, error) {
 	var problems []error
 	for _, name := range s.cfg.Tables {
-		res, err := s.conn.Execute(`SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE
-			FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?
-				AND (DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))
-			ORDER BY CONSTRAINT_NAME`, name.Schema, name.Name)
+		keys, err := s.cascadingKeys(name)
 		if err != nil {
-			return nil, fmt.Errorf("read the foreign keys of %s: %w", name, err)
+			return nil, err
 		}
-		for i := range res.RowNumber() {
-			constraint, _ := res.GetString(i, 0)
-			parent, _ := res.GetString(i, 1)
-			onDelete, _ := res.GetString(i, 2)
-			onUpdate, _ := res.GetString(i, 3)
+		for _, k := range keys {
+			constraint, parent, onDelete, onUpdate := k.constraint, k.parent, k.onDelete, k.onUpdate
 			what := fmt.Sprintf("table %s has foreign key %s to %s with ON DELETE %s ON UPDATE %s", name, constraint, parent, onDelete, onUpdate)
 			if slices.Contains(s.cfg.AcceptUnloggedCascades, name) {
 				s.log.Warn("a mapped table is changed by foreign-key cascades that the binlog does not show; accepted by source.mysql.accept_unlogged_cascades: its topics miss those changes (cdc verify finds them)",

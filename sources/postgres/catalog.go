@@ -274,3 +274,28 @@ func sameShape(a, b *cdc.Table) bool {
 	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey) &&
 		slices.EqualFunc(a.UniqueKeys, b.UniqueKeys, slices.Equal)
 }
+
+// TableSettings implements cdc.SettingsReader: each table's replica identity,
+// and its leaf partitions' if it is partitioned.
+func (s *Source) TableSettings(ctx context.Context, tables []cdc.TableName) (map[cdc.TableName]cdc.TableSettings, error) {
+	out := map[cdc.TableName]cdc.TableSettings{}
+	for _, name := range tables {
+		_, rel, err := s.describe(ctx, s.conn, name)
+		if err != nil {
+			return nil, err
+		}
+		settings := cdc.TableSettings{ReplicaIdentity: identityName(rel.replicaIdentity)}
+		if rel.partitioned {
+			leaves, err := s.leafPartitions(ctx, s.conn, rel.oid)
+			if err != nil {
+				return nil, err
+			}
+			settings.PartitionIdentities = map[string]string{}
+			for _, leaf := range leaves {
+				settings.PartitionIdentities[leaf.name.String()] = identityName(leaf.replicaIdentity)
+			}
+		}
+		out[name] = settings
+	}
+	return out, nil
+}
