@@ -98,7 +98,7 @@ func (p *predictor) create(s *ast.CreateTableStmt) {
 		return
 	}
 	if p.Known(name) {
-		p.Break(name, "CREATE OR REPLACE TABLE replaces the table and its rows without row events")
+		p.Break(name, "CREATE TABLE of a table that exists: it fails on the server, or (OR REPLACE) replaces the table and its rows without row events")
 	}
 	t := &cdc.Table{Name: name}
 	for _, def := range s.Cols {

@@ -92,3 +92,12 @@ func TestPredictMigrationBreaks(t *testing.T) {
 		t.Error("a syntax error passed")
 	}
 }
+
+// A statement the parser does not know (MariaDB's CREATE OR REPLACE TABLE)
+// refuses the file, naming where: never a guess.
+func TestPredictMigrationRefusesWhatItCannotParse(t *testing.T) {
+	_, err := PredictMigration(customerCatalog(), "CREATE TABLE IF NOT EXISTS customer (id int);\nCREATE OR REPLACE TABLE customer (id int PRIMARY KEY)", "shop", ZeroDatesError)
+	if err == nil || !strings.Contains(err.Error(), "line 2 column") {
+		t.Errorf("got %v, want a refusal naming line 2", err)
+	}
+}

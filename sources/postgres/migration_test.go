@@ -106,3 +106,16 @@ func TestPredictMigrationBreaks(t *testing.T) {
 		t.Errorf("a syntax error: %v", err)
 	}
 }
+
+// CREATE OR REPLACE of views and functions touches no table.
+func TestPredictMigrationCreateOrReplaceView(t *testing.T) {
+	tables := customerCatalog()
+	steps, err := PredictMigration(tables, `CREATE OR REPLACE VIEW active_customer AS SELECT * FROM customer WHERE note IS NULL;
+CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || len(steps[0].Breaks)+len(steps[0].Changed)+len(steps[1].Breaks)+len(steps[1].Changed) != 0 {
+		t.Errorf("steps %+v", steps)
+	}
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cdc-dev/cdc"
+)
+
+// check-migration --format json gives tools each statement's verdict per
+// entity, and fails when one breaks; no database is involved.
+func TestCheckMigrationInJSON(t *testing.T) {
+	path := writeConfig(t, validConfig)
+	dir := filepath.Dir(path)
+	table := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "customer"},
+		Columns: []cdc.Column{{Name: "customer_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64}, {Name: "note", DatabaseType: "text", Kind: cdc.KindString, Nullable: true}}, PrimaryKey: []int{0}}
+	catalog, err := encodeCatalog("postgres", []*cdc.Table{table}, map[cdc.TableName]cdc.TableSettings{table.Name: {ReplicaIdentity: "FULL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	catalogPath := write("catalog.json", string(catalog))
+	sqlPath := write("001.sql", "ALTER TABLE customer DROP COLUMN note;\nALTER TABLE customer ALTER COLUMN customer_id TYPE text;\n")
+	var out, errOut strings.Builder
+	err = Run(t.Context(), []string{"check-migration", "--config", path, "--catalog", catalogPath, "--format", "json", sqlPath}, &out, &errOut)
+	var got struct {
+		Breaking   int
+		Statements []migrationStatement
+	}
+	if jsonErr := json.Unmarshal([]byte(out.String()), &got); jsonErr != nil {
+		t.Fatalf("not JSON: %v\n%s", jsonErr, out.String())
+	}
+	if err == nil || got.Breaking != 1 || len(got.Statements) != 2 {
+		t.Fatalf("returned %v, %+v", err, got)
+	}
+	first, second := got.Statements[0], got.Statements[1]
+	if first.Line != 1 || first.Entities[0].Verdict != verdictCompatible || second.Line != 2 || second.Entities[0].Verdict != verdictBreaking ||
+		!strings.Contains(second.Entities[0].Reason, `field "id"`) || second.Entities[0].Fix == "" {
+		t.Errorf("verdicts %+v", got.Statements)
+	}
+}
