@@ -170,13 +170,14 @@ func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time
 				}
 				failing = true
 			case err == nil:
+				// The readings first: a scrape that sees the status up sees them.
+				m.updateLog(st, time.Now())
 				m.statusUp.Set(1)
 				m.sourceErr.Store(nil)
 				if failing {
 					log.Info("reading the database's log status again")
 				}
 				failing = false
-				m.updateLog(st, time.Now())
 			}
 			select {
 			case <-ctx.Done():
