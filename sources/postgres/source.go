@@ -221,6 +221,10 @@ func (s *Source) LogStatus(ctx context.Context) (cdc.LogStatus, error) {
 	if safe != nil {
 		st.SafeBytes = max(*safe, 0)
 	}
+	if behind == nil && walStatus == nil {
+		// restart_lsn is not set yet: the slot is being created. Not lost.
+		return cdc.LogStatus{}, fmt.Errorf("replication slot %s is being created", s.cfg.Slot)
+	}
 	if behind != nil {
 		st.BehindBytes = *behind
 	}
