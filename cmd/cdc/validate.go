@@ -73,9 +73,13 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	default:
 		validateDatabase(ctx, r, c)
 	}
-	if len(cfg.Kafka.Brokers) > 0 && len(c.entities) > 0 {
+	switch {
+	case len(c.entities) == 0:
+	case catalogPath != "":
+		r.skip("the topics and the schema registry", "--catalog: no servers")
+	case len(cfg.Kafka.Brokers) > 0:
 		validateKafka(ctx, r, c)
-	} else if len(c.entities) > 0 {
+	default:
 		r.skip("the topics and the schema registry", "kafka.brokers is needed")
 	}
 	if ctx.Err() != nil {
