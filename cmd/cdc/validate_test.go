@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cdc-dev/cdc"
 )
 
 // A configuration mistake with a fix is listed by cdc validate with the fix
@@ -116,5 +118,33 @@ func TestValidateAgainstARevision(t *testing.T) {
 	validateAgainst(&report{stdout: &out, stderr: &out}, c, "no-such-branch", "BACKWARD")
 	if !strings.Contains(out.String(), "--against no-such-branch: no such revision") {
 		t.Errorf("an unknown revision:\n%s", out.String())
+	}
+}
+
+// With --catalog, validate contacts no server: a CI machine has neither
+// database nor brokers.
+func TestValidateWithACatalogContactsNoServer(t *testing.T) {
+	config := strings.NewReplacer("dsn: postgres://localhost/shop", "dsn: postgres://cdc@"+freeAddress(t)+"/shop",
+		"brokers: [localhost:9092]", "brokers: ["+freeAddress(t)+"]").Replace(validConfig)
+	path := writeConfig(t, config)
+	table := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "customer"},
+		Columns: []cdc.Column{{Name: "customer_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64}}, PrimaryKey: []int{0}}
+	catalog, err := encodeCatalog("postgres", []*cdc.Table{table}, map[cdc.TableName]cdc.TableSettings{table.Name: {ReplicaIdentity: "FULL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogPath := filepath.Join(filepath.Dir(path), "catalog.json")
+	if err := os.WriteFile(catalogPath, catalog, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Run(t.Context(), []string{"validate", "--catalog", catalogPath, "--config", path}, &out, &out); err != nil {
+		t.Fatalf("validate --catalog: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"ok: mappings of 1 tables (against " + catalogPath + ")", "ok: table settings",
+		"not checked: the topics and the schema registry (--catalog: no servers)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
