@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,14 +15,7 @@ import (
 // file where no database answers, as a CI job would.
 func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
-		cdc := func(dsn string, args ...string) (stdout, stderr string, err error) {
-			cmd := exec.Command(cdcBin, args...)
-			cmd.Env = append(cmd.Environ(), "SHOP_DSN="+dsn, "SHOP_MYSQL_DSN="+dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err = cmd.Run()
-			return out.String(), errOut.String(), err
-		}
+		cdc := s.command
 		catalog := func() string {
 			out, errOut, err := cdc(s.dsn, "catalog", "--config", s.config)
 			if err != nil {

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,18 +47,9 @@ func TestCheckMigrationAgreesWithTheDaemon(t *testing.T) {
 			t.Run(src.name+"/"+c.name, func(t *testing.T) {
 				s := src.start(t)
 				dir := t.TempDir()
-				run := func(args ...string) (string, error) {
-					cmd := exec.Command(cdcBin, args...)
-					cmd.Env = append(cmd.Environ(), "SHOP_DSN="+s.dsn, "SHOP_MYSQL_DSN="+s.dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
-					out, err := cmd.Output()
-					if exit, ok := err.(*exec.ExitError); ok {
-						return string(out) + string(exit.Stderr), err
-					}
-					return string(out), err
-				}
-				catalog, err := run("catalog", "--config", s.config)
+				catalog, errOut, err := s.command(s.dsn, "catalog", "--config", s.config)
 				if err != nil {
-					t.Fatalf("cdc catalog: %v\n%s", err, catalog)
+					t.Fatalf("cdc catalog: %v\n%s", err, errOut)
 				}
 				catalogPath, migrationPath := filepath.Join(dir, "catalog.json"), filepath.Join(dir, "migration.sql")
 				if err := os.WriteFile(catalogPath, []byte(catalog), 0o644); err != nil {
@@ -68,7 +58,8 @@ func TestCheckMigrationAgreesWithTheDaemon(t *testing.T) {
 				if err := os.WriteFile(migrationPath, []byte(c.ddl+";\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				verdict, err := run("check-migration", "--config", s.config, "--catalog", catalogPath, migrationPath)
+				verdict, errOut, err := s.command(s.dsn, "check-migration", "--config", s.config, "--catalog", catalogPath, migrationPath)
+				verdict += errOut
 				if predicted := strings.Contains(verdict, "customer: breaking:"); predicted != c.breaking || (err != nil) != c.breaking {
 					t.Fatalf("check-migration (%v) says:\n%s\nwant breaking %v", err, verdict, c.breaking)
 				}

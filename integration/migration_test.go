@@ -1,10 +1,8 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,14 +15,7 @@ import (
 func TestCheckMigrationPredictsTheCatalogAndTheDaemonsVerdict(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		dir := t.TempDir()
-		cdc := func(args ...string) (string, string, error) {
-			cmd := exec.Command(cdcBin, args...)
-			cmd.Env = append(cmd.Environ(), "SHOP_DSN="+s.dsn, "SHOP_MYSQL_DSN="+s.dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err := cmd.Run()
-			return out.String(), errOut.String(), err
-		}
+		cdc := func(args ...string) (string, string, error) { return s.command(s.dsn, args...) }
 		write := func(name, text string) string {
 			path := filepath.Join(dir, name)
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -184,6 +186,17 @@ func (s *scenario) launch(args ...string) *harness.Daemon {
 		s.t.Fatal(err)
 	}
 	return d
+}
+
+// command runs a cdc command to its end with the scenario's environment, the
+// database at dsn, and returns what it printed on stdout and stderr.
+func (s *scenario) command(dsn string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(cdcBin, args...)
+	cmd.Env = append(cmd.Environ(), "SHOP_DSN="+dsn, "SHOP_MYSQL_DSN="+dsn, "KAFKA_BROKERS="+strings.Join(s.brokers, ","))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 // daemonsAlive fails the wait at once when the last daemon started has exited.
