@@ -124,7 +124,7 @@ func (p *predictor) addColumn(t *cdc.Table, def *ast.ColumnDef, pos *ast.ColumnP
 	}
 	migration.InsertColumn(t, at, c)
 	for _, tp := range keys {
-		addKey(t, &ast.Constraint{Tp: tp, Keys: []*ast.IndexPartSpecification{{Column: def.Name}}})
+		migration.AddKey(t, tp == ast.ConstraintPrimaryKey, []string{def.Name.Name.O})
 	}
 }
 

@@ -99,30 +99,37 @@ func (p *predictor) statement(n *pg_query.Node) {
 }
 
 func (p *predictor) create(s *pg_query.CreateStmt) {
-	name := tableName(s.GetRelation())
-	t := &cdc.Table{Name: name}
-	var constraints []*pg_query.Constraint
+	t := &cdc.Table{Name: tableName(s.GetRelation())}
 	for _, elt := range s.GetTableElts() {
 		if def := elt.GetColumnDef(); def != nil {
-			if generated(def) {
-				migration.Omit(t, def.GetColname(), generatedOmitted)
-				continue
-			}
-			t.Columns = append(t.Columns, columnOf(def))
-			for _, c := range def.GetConstraints() {
-				if con := c.GetConstraint(); con != nil && (con.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY || con.GetContype() == pg_query.ConstrType_CONSTR_UNIQUE) {
-					con.Keys = []*pg_query.Node{pg_query.MakeStrNode(def.GetColname())}
-					constraints = append(constraints, con)
-				}
-			}
-		} else if con := elt.GetConstraint(); con != nil {
-			constraints = append(constraints, con)
+			addColumn(t, def)
 		}
 	}
-	for _, con := range constraints {
-		addKey(t, con)
+	for _, elt := range s.GetTableElts() {
+		if con := elt.GetConstraint(); con != nil {
+			addKey(t, con)
+		}
 	}
 	p.Create(t)
+}
+
+// addColumn appends a column as its definition declares it, with the keys
+// its own constraints make; a generated column is omitted, as the source
+// omits it.
+func addColumn(t *cdc.Table, def *pg_query.ColumnDef) {
+	if generated(def) {
+		migration.Omit(t, def.GetColname(), generatedOmitted)
+		return
+	}
+	t.Columns = append(t.Columns, columnOf(def))
+	for _, c := range def.GetConstraints() {
+		switch c.GetConstraint().GetContype() {
+		case pg_query.ConstrType_CONSTR_PRIMARY:
+			migration.AddKey(t, true, []string{def.GetColname()})
+		case pg_query.ConstrType_CONSTR_UNIQUE:
+			migration.AddKey(t, false, []string{def.GetColname()})
+		}
+	}
 }
 
 // addKey adds a PRIMARY KEY or UNIQUE constraint to t's keys.
@@ -144,19 +151,7 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 	}
 	switch cmd.GetSubtype() {
 	case pg_query.AlterTableType_AT_AddColumn:
-		def := cmd.GetDef().GetColumnDef()
-		t := p.Change(name)
-		if generated(def) {
-			migration.Omit(t, def.GetColname(), generatedOmitted)
-			return
-		}
-		t.Columns = append(t.Columns, columnOf(def))
-		for _, c := range def.GetConstraints() {
-			if con := c.GetConstraint(); con != nil && (con.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY || con.GetContype() == pg_query.ConstrType_CONSTR_UNIQUE) {
-				con.Keys = []*pg_query.Node{pg_query.MakeStrNode(def.GetColname())}
-				addKey(t, con)
-			}
-		}
+		addColumn(p.Change(name), cmd.GetDef().GetColumnDef())
 	case pg_query.AlterTableType_AT_DropColumn:
 		t := p.Change(name)
 		if i := t.Column(cmd.GetName()); i >= 0 {
