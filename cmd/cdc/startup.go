@@ -29,9 +29,6 @@ type connector struct {
 	tables []cdc.TableName
 	src    cdc.Source
 	kafka  *sink.Kafka
-	// listed, if set, holds the texts of the mapping problems cdc validate
-	// already listed: checkMappings leaves them out.
-	listed map[string]bool
 }
 
 // newConnector reads the configuration's entities and their schemas. With
@@ -125,10 +122,10 @@ func (c *connector) checkMappingsAgainst(tables []*cdc.Table) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(slices.DeleteFunc(leaves(errs...), func(err error) bool { return c.listed[err.Error()] })...)
+	return errors.Join(errs...)
 }
 
-// leaves lists the errors joined in errs, each once.
+// leaves lists the errors joined in errs (through nested joins), in order.
 func leaves(errs ...error) []error {
 	var out []error
 	for _, err := range errs {

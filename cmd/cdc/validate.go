@@ -39,7 +39,8 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	cfg, err := LoadConfig(path)
 	if cfg == nil {
-		return problems(stderr, "configuration", err)
+		(&report{stderr: stderr}).check("configuration", err)
+		return errors.New("invalid configuration")
 	}
 	r := &report{stdout: stdout, stderr: stderr}
 	r.check("configuration", err)
@@ -52,11 +53,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	for _, e := range c.entities {
 		rules = append(rules, mapping.Check(e))
 	}
-	c.listed = map[string]bool{}
-	for _, err := range leaves(rules...) {
-		c.listed[err.Error()] = true // Compile finds them again
-	}
-	r.check("mappings", errors.Join(rules...))
+	r.check("mappings", errors.Join(rules...)) // compiling against the tables finds them again: listed once
 	if against != "" {
 		validateAgainst(r, c, against, level)
 	}
@@ -96,6 +93,10 @@ type report struct {
 	stdout, stderr io.Writer
 	failed         []string
 	count          int
+	// listed holds the problems printed: a check that finds one again (the
+	// mappings against the tables, after the checks without them) does not
+	// list it twice.
+	listed map[string]bool
 }
 
 func (r *report) check(what string, err error) bool {
@@ -105,9 +106,17 @@ func (r *report) check(what string, err error) bool {
 	if !slices.Contains(r.failed, what) {
 		r.failed = append(r.failed, what)
 	}
+	if r.listed == nil {
+		r.listed = map[string]bool{}
+	}
+	lines := slices.DeleteFunc(strings.Split(err.Error(), "\n"), func(line string) bool { return r.listed[line] })
+	if len(lines) == 0 {
+		return false
+	}
 	fmt.Fprintf(r.stderr, "problems with the %s:\n", what)
 	problems := cdc.Problems(err)
-	for _, line := range strings.Split(err.Error(), "\n") {
+	for _, line := range lines {
+		r.listed[line] = true
 		r.count++
 		fix := ""
 		for _, p := range problems {
@@ -278,13 +287,4 @@ func validateKafka(ctx context.Context, r *report, c *connector) {
 	if r.check("schema registry", err) {
 		fmt.Fprintln(r.stdout, "ok: schemas registered or compatible with their subjects")
 	}
-}
-
-// problems prints each problem of a joined error on its own line.
-func problems(w io.Writer, what string, err error) error {
-	fmt.Fprintf(w, "problems with the %s:\n", what)
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "  - %s\n", line)
-	}
-	return fmt.Errorf("invalid %s", what)
 }
