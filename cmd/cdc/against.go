@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/hamba/avro/v2"
@@ -96,5 +95,3 @@ func fileAt(ref, path string) ([]byte, error) {
 	}
 	return out, nil
 }
-
-func knownLevel(level string) bool { return slices.Contains(compatibilityLevels, level) }

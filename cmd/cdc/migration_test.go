@@ -48,3 +48,44 @@ func TestCheckMigrationInJSON(t *testing.T) {
 		t.Errorf("verdicts %+v", got.Statements)
 	}
 }
+
+// Inputs check-migration cannot judge are refused, saying which and why.
+func TestCheckMigrationRefusesWhatItCannotJudge(t *testing.T) {
+	path := writeConfig(t, validConfig)
+	dir := filepath.Dir(path)
+	table := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "customer"},
+		Columns: []cdc.Column{{Name: "customer_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64}}, PrimaryKey: []int{0}}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pgCatalog, _ := encodeCatalog("postgres", []*cdc.Table{table}, nil)
+	myCatalog, _ := encodeCatalog("mysql", []*cdc.Table{table}, nil)
+	pg, my := write("pg.json", pgCatalog), write("my.json", myCatalog)
+	good, bad := write("001.sql", []byte("ALTER TABLE customer ADD COLUMN x int;\n")), write("002.sql", []byte("ALTER TABLE customer ADD COLUMN;\n"))
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no migration file", []string{"--config", path, "--catalog", pg}, ""},
+		{"an unknown format", []string{"--config", path, "--catalog", pg, "--format", "xml", good}, ""},
+		{"a catalog of another database", []string{"--config", path, "--catalog", my, good}, "describes a mysql database, and source.kind is postgres"},
+		{"a statement that does not parse", []string{"--config", path, "--catalog", pg, good, bad}, "002.sql: not PostgreSQL: syntax error"},
+		{"a missing file", []string{"--config", path, "--catalog", pg, filepath.Join(dir, "none.sql")}, "none.sql: no such file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			err := Run(t.Context(), append([]string{"check-migration"}, c.args...), &out, &errOut)
+			switch {
+			case c.want == "" && err != errUsage:
+				t.Errorf("got %v, want a usage error", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}

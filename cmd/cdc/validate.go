@@ -33,7 +33,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if !knownLevel(level) {
+	if !slices.Contains(compatibilityLevels, level) {
 		fmt.Fprintf(stderr, "cdc validate: --compatibility %q: want one of %s\n", level, strings.Join(compatibilityLevels, ", "))
 		return errUsage
 	}

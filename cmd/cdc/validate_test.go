@@ -148,3 +148,32 @@ func TestValidateWithACatalogContactsNoServer(t *testing.T) {
 		}
 	}
 }
+
+// Mistakes in validate's own flags and files are refused, saying which.
+func TestValidateRefusesBadCatalogsAndLevels(t *testing.T) {
+	path := writeConfig(t, validConfig)
+	var out, errOut strings.Builder
+	if err := Run(t.Context(), []string{"validate", "--config", path, "--compatibility", "SIDEWAYS"}, &out, &errOut); err != errUsage ||
+		!strings.Contains(errOut.String(), `--compatibility "SIDEWAYS": want one of BACKWARD,`) {
+		t.Errorf("an unknown level: %v, %s", err, errOut.String())
+	}
+	other := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "orders"}, Columns: []cdc.Column{{Name: "id", Kind: cdc.KindInt}}}
+	catalog, _ := encodeCatalog("postgres", []*cdc.Table{other}, nil)
+	catalogPath := filepath.Join(filepath.Dir(path), "catalog.json")
+	if err := os.WriteFile(catalogPath, catalog, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := Run(t.Context(), []string{"validate", "--config", path, "--catalog", catalogPath}, &out, &out)
+	if err == nil || !strings.Contains(out.String(), "table public.customer is not in "+catalogPath+": write the catalog again with cdc catalog") {
+		t.Errorf("a catalog without a mapped table: %v\n%s", err, out.String())
+	}
+	// --against needs the schema files in git.
+	cfg, _ := LoadConfig(path)
+	c, _ := newConnector(cfg, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	out.Reset()
+	validateAgainst(&report{stdout: &out, stderr: &out}, c, "HEAD", "BACKWARD")
+	if !strings.Contains(out.String(), "--against needs the schema files in a git repository") {
+		t.Errorf("schema files outside git:\n%s", out.String())
+	}
+}
