@@ -179,4 +179,7 @@ type TableSettings struct {
 	// ON UPDATE action changes its rows (MySQL: InnoDB does not log those
 	// changes), with their actions.
 	CascadingForeignKeys map[string]string `json:"cascading_foreign_keys,omitempty"`
+	// RowImage is MySQL's binlog_row_image, the server's setting (a session
+	// may log otherwise): FULL, MINIMAL or NOBLOB.
+	RowImage string `json:"row_image,omitempty"`
 }

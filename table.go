@@ -38,6 +38,12 @@ type Table struct {
 	// not carry (PostgreSQL's generated columns), with why: they are not in
 	// Columns, and a mapping that reads one is refused with the reason.
 	Omitted map[string]string
+	// Identity lists the columns the log carries in the old row of every
+	// update and delete when it does not carry the whole row (PostgreSQL's
+	// REPLICA IDENTITY DEFAULT or USING INDEX, MySQL's binlog_row_image
+	// MINIMAL): the old row's other columns are KindUnknown. Nil when the log
+	// carries whole old rows.
+	Identity []int
 }
 
 // Column returns the ordinal of the named column, or -1.
@@ -94,11 +100,11 @@ func (t *Table) IdentifiedBy(columns []int) bool {
 // KeyOf renders a row's primary key as one string that compares equal exactly
 // when the keys' values do, however the row was read (a snapshot's query or
 // the log): a backfill matches its chunks' rows with streamed changes by it.
-// An unchanged (TOASTed) key value cannot be rendered: ok is false.
+// A key value the log did not carry cannot be rendered: ok is false.
 func (t *Table) KeyOf(row []Value) (key string, ok bool) {
 	var b []byte
 	for _, k := range t.PrimaryKey {
-		if k >= len(row) || row[k].Kind == KindUnchanged {
+		if k >= len(row) || (row[k].Kind == KindUnchanged || row[k].Kind == KindUnknown) {
 			return "", false
 		}
 		text := row[k].AppendText(nil)

@@ -39,8 +39,11 @@ const (
 	// KindDuration: Int holds signed microseconds, possibly beyond a day (MySQL
 	// TIME, -838:59:59 to 838:59:59): not a time of day.
 	KindDuration
-	// KindUnchanged: the database did not send the value because it did not change
-	// (PostgreSQL's unchanged TOASTed values). It appears only in Change.After.
+	// KindUnchanged: the database did not send the value because the change
+	// left it as it was (PostgreSQL's unchanged TOASTed values, a column an
+	// update did not set under MySQL's binlog_row_image MINIMAL or NOBLOB), or,
+	// in an insert, because the statement did not set it (MINIMAL). It appears
+	// only in Change.After, and sources fill it in before a change leaves them.
 	KindUnchanged
 	// KindInvalid: the database holds a value that has no exact form in its
 	// column's kind (a timestamp past the microseconds an int64 counts, bytes
@@ -48,10 +51,15 @@ const (
 	// database's own rendering, for messages. Writing it into any field is a
 	// value error (the entity's on_error), never a guess.
 	KindInvalid
+	// KindUnknown: the log did not carry the old value (PostgreSQL's REPLICA
+	// IDENTITY DEFAULT logs only the key of the old row, MySQL's MINIMAL only
+	// its primary key). It appears only in Change.Before, never in the
+	// columns of Table.Identity.
+	KindUnknown
 )
 
 var kindNames = [...]string{"null", "bool", "int", "uint", "float", "decimal", "string",
-	"bytes", "date", "time", "timestamp", "json", "duration", "unchanged", "invalid"}
+	"bytes", "date", "time", "timestamp", "json", "duration", "unchanged", "invalid", "unknown"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -92,6 +100,7 @@ func Duration(us int64) Value   { return Value{Kind: KindDuration, Int: us} }
 func Timestamp(us int64) Value  { return Value{Kind: KindTimestamp, Int: us} }
 func Unchanged() Value          { return Value{Kind: KindUnchanged} }
 func Invalid(text []byte) Value { return Value{Kind: KindInvalid, Bytes: text} }
+func Unknown() Value            { return Value{Kind: KindUnknown} }
 func (v Value) IsNull() bool    { return v.Kind == KindNull }
 func (v Value) Uint() uint64    { return uint64(v.Int) }
 func (v Value) Bool() bool      { return v.Int != 0 }
@@ -175,6 +184,8 @@ func (v Value) AppendText(dst []byte) []byte {
 		return v.Time().AppendFormat(dst, "2006-01-02T15:04:05.999999Z07:00")
 	case KindUnchanged:
 		return append(dst, "(unchanged)"...)
+	case KindUnknown:
+		return append(dst, "(unknown)"...)
 	case KindInvalid:
 		return append(dst, v.Bytes...)
 	}

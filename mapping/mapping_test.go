@@ -236,8 +236,85 @@ func TestUnchangedToastValueIsTakenFromOldRow(t *testing.T) {
 	before[1] = cdc.Unchanged()
 	after[1] = cdc.Unchanged()
 	if _, err := p.Map(&cdc.Change{Op: cdc.OpUpdate, Before: before, After: after, Position: "p1"}, nil, nil); err == nil ||
-		!strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
-		t.Errorf("want an error that names REPLICA IDENTITY FULL, got %v", err)
+		!strings.Contains(err.Error(), "without an old value") {
+		t.Errorf("want an error that says the value is missing, got %v", err)
+	}
+}
+
+// keyOnlyRow is a customer's old row as a log that carries only the primary
+// key of old rows has it (REPLICA IDENTITY DEFAULT, binlog_row_image MINIMAL).
+func keyOnlyRow(id int64) []cdc.Value {
+	row := customerRow(id, "", "")
+	for i := 1; i < len(row); i++ {
+		row[i] = cdc.Unknown()
+	}
+	return row
+}
+
+func identityTable() *cdc.Table {
+	t := customerTable()
+	t.Identity = t.PrimaryKey
+	return t
+}
+
+func TestKeyOnlyOldRows(t *testing.T) {
+	e := customerEntity(t)
+	e.Where = Condition{Expr: "active", Origin: "cdc.yaml:40"}
+	p := mustCompile(t, e, identityTable())
+	inactive := customerRow(2, "b@x", "1.00")
+	inactive[5] = cdc.Bool(false)
+	for _, tc := range []struct {
+		name string
+		ch   cdc.Change
+		want []cdc.Op
+	}{
+		// The filter reads a column the old row lacks: the row may have been
+		// part of the entity, so its delete is tombstoned.
+		{"delete", cdc.Change{Op: cdc.OpDelete, Before: keyOnlyRow(1)}, []cdc.Op{cdc.OpDelete}},
+		{"update inside", cdc.Change{Op: cdc.OpUpdate, Before: keyOnlyRow(1), After: customerRow(1, "a@x", "1.00")}, []cdc.Op{cdc.OpUpdate}},
+		{"update outside", cdc.Change{Op: cdc.OpUpdate, Before: keyOnlyRow(2), After: inactive}, []cdc.Op{cdc.OpDelete}},
+		{"key change", cdc.Change{Op: cdc.OpUpdate, Before: keyOnlyRow(1), After: customerRow(3, "a@x", "1.00")}, []cdc.Op{cdc.OpDelete, cdc.OpUpdate}},
+	} {
+		recs, err := p.Map(&tc.ch, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var ops []cdc.Op
+		for _, r := range recs {
+			ops = append(ops, r.Op)
+		}
+		if !slices.Equal(ops, tc.want) {
+			t.Errorf("%s: records %v, want %v", tc.name, ops, tc.want)
+		}
+	}
+	// A filter on the key alone is decided from a key-only old row.
+	e.Where = Condition{Expr: "customer_id < 100", Origin: "cdc.yaml:40"}
+	p = mustCompile(t, e, identityTable())
+	if recs, err := p.Map(&cdc.Change{Op: cdc.OpDelete, Before: keyOnlyRow(100)}, nil, nil); err != nil || len(recs) != 0 {
+		t.Errorf("delete of a row the filter keeps out: %d records, err %v; want none", len(recs), err)
+	}
+}
+
+func TestKeyOutsideTheLoggedIdentityIsRefused(t *testing.T) {
+	e := customerEntity(t)
+	tbl := identityTable()
+	tbl.UniqueKeys = [][]int{{1}}
+	e.Key = []string{"email"}
+	_, err := Compile(e, tbl, Framing{})
+	if err == nil || !strings.Contains(err.Error(), "does not carry in the old row") || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
+		t.Fatalf("want the key refused for the columns the log lacks, got %v", err)
+	}
+}
+
+func TestTombstoneWithoutItsKeyStopsEvenUnderDeadLetter(t *testing.T) {
+	e := customerEntity(t)
+	e.OnError = OnErrorDeadLetter
+	p := mustCompile(t, e, customerTable())
+	before := keyOnlyRow(1)
+	before[0] = cdc.Unknown()
+	recs, err := p.Map(&cdc.Change{Op: cdc.OpDelete, Before: before, Position: "p1"}, nil, nil)
+	if err == nil || len(recs) != 0 {
+		t.Fatalf("want an error and no record (not a dead letter), got %d records, err %v", len(recs), err)
 	}
 }
 

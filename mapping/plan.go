@@ -116,6 +116,16 @@ func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 			}
 		}
 	}
+	if t.Identity != nil {
+		for _, f := range p.key {
+			for _, col := range f.columns {
+				if !slices.Contains(t.Identity, col) {
+					c.fail(f.rule.Origin, f.name, "is a key field but reads column %s, which %s's log does not carry in the old row of an update or delete (it carries only %s): a deleted row's key could not be tombstoned. Key the entity on those columns, or have the database log whole old rows (PostgreSQL: ALTER TABLE %s REPLICA IDENTITY FULL; MySQL: binlog_row_image = FULL)",
+						t.Columns[col].Name, t.Name, strings.Join(columnNames(t, t.Identity), ", "), t.Name)
+				}
+			}
+		}
+	}
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -231,7 +241,7 @@ func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *memory.Arena) ([]R
 		}
 		return p.upsert(ch, ch.After, out, arena)
 	case cdc.OpDelete:
-		if in, err := p.contains(ch, ch.Before); !in || err != nil {
+		if in, err := p.mayContain(ch, ch.Before); !in || err != nil {
 			return out, err
 		}
 		return p.tombstone(ch, ch.Before, out, arena)
@@ -267,7 +277,7 @@ func (p *Plan) update(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Reco
 	if err != nil {
 		return out, err
 	}
-	wasIn, err := p.contains(ch, ch.Before)
+	wasIn, err := p.mayContain(ch, ch.Before)
 	if err != nil {
 		return out, err
 	}
@@ -307,6 +317,24 @@ func (p *Plan) contains(ch *cdc.Change, row []cdc.Value) (bool, error) {
 	return true, nil
 }
 
+// mayContain says whether an old row may have been part of the entity: a
+// condition that reads a column the log did not carry in the old row (see
+// cdc.KindUnknown) cannot say, and a tombstone for a key consumers never saw
+// is harmless where a missed one is not.
+func (p *Plan) mayContain(ch *cdc.Change, row []cdc.Value) (bool, error) {
+	for _, c := range []*condition{p.where, p.tombstoneWhen} {
+		if c == nil {
+			continue
+		}
+		for _, col := range c.columns {
+			if row[col].Kind == cdc.KindUnknown {
+				return true, nil
+			}
+		}
+	}
+	return p.contains(ch, row)
+}
+
 func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record, arena *memory.Arena) ([]Record, error) {
 	key, err := p.encode(ch, p.framing.Key, p.key, row, arena)
 	if err != nil {
@@ -320,6 +348,13 @@ func (p *Plan) upsert(ch *cdc.Change, row []cdc.Value, out []Record, arena *memo
 }
 
 func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record, arena *memory.Arena) ([]Record, error) {
+	for _, c := range p.keyColumns {
+		if row[c].Kind == cdc.KindUnknown || row[c].Kind == cdc.KindUnchanged {
+			// Not a value error: no dead letter may stand in for a tombstone.
+			return out, fmt.Errorf("entity %q: %s %s: the log did not carry key column %s of the old row, so the key to tombstone is unknown; stopped before writing anything of it. Have the database log the column in old rows (PostgreSQL: ALTER TABLE %s REPLICA IDENTITY FULL, or USING INDEX on a unique index of the key; MySQL: binlog_row_image = FULL in every session)",
+				p.entity.Name, p.table.Name, p.at(ch), p.table.Columns[c].Name, p.table.Name)
+		}
+	}
 	key, err := p.encode(ch, p.framing.Key, p.key, row, arena)
 	if err != nil {
 		return out, err
@@ -328,16 +363,17 @@ func (p *Plan) tombstone(ch *cdc.Change, row []cdc.Value, out []Record, arena *m
 }
 
 // fillUnchanged completes the new row with old values for the columns the database
-// did not resend (PostgreSQL's unchanged TOAST). Without an old value the entity
-// cannot be written whole, and a partial record would overwrite the real one.
+// did not resend (PostgreSQL's unchanged TOAST). Sources fill them when the
+// old row lacks them too; a change that still lacks one cannot be written
+// whole, and a partial record would overwrite the real one.
 func (p *Plan) fillUnchanged(ch *cdc.Change) error {
 	for _, c := range p.used {
 		if ch.After[c].Kind != cdc.KindUnchanged {
 			continue
 		}
-		if ch.Before[c].Kind == cdc.KindUnchanged {
-			return fmt.Errorf("entity %q: %s column %s at %s arrived without its value (unchanged TOAST) and without an old value: set ALTER TABLE %s REPLICA IDENTITY FULL",
-				p.entity.Name, p.table.Name, p.table.Columns[c].Name, ch.Position, p.table.Name)
+		if k := ch.Before[c].Kind; k == cdc.KindUnchanged || k == cdc.KindUnknown {
+			return fmt.Errorf("entity %q: %s column %s at %s arrived without its value (the update left it unchanged) and without an old value; stopped before writing a record without it",
+				p.entity.Name, p.table.Name, p.table.Columns[c].Name, ch.Position)
 		}
 		ch.After[c] = ch.Before[c]
 	}

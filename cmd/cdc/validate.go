@@ -164,27 +164,47 @@ func validateCatalog(r *report, c *connector, path string) {
 	if !r.check("catalog", errors.Join(missing...)) {
 		return
 	}
+	for _, t := range tables {
+		t.Identity = catalogIdentity(t, settings[t.Name])
+	}
 	if r.check("mappings", c.checkMappingsAgainst(tables)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables (against %s)\n", len(c.tables), path)
 	}
-	if r.check("table settings", settingsProblems(c, settings)) {
+	if r.check("table settings", settingsProblems(c, tables, settings)) {
 		fmt.Fprintf(r.stdout, "ok: table settings (from %s)\n", path)
 	}
+	reportLogging(r, c, settings)
+}
+
+// catalogIdentity is the columns a catalog's table has in old rows (see
+// cdc.Table.Identity), where its settings tell: a USING INDEX identity and
+// NOBLOB's are not in the catalog, and a running source checks them.
+func catalogIdentity(t *cdc.Table, s cdc.TableSettings) []int {
+	if s.ReplicaIdentity == "DEFAULT" || (s.RowImage == "MINIMAL" && len(t.PrimaryKey) > 0) {
+		return t.PrimaryKey
+	}
+	return nil
 }
 
 // settingsProblems finds, in the catalog's table settings, what the source
-// would refuse at start: a replica identity other than FULL, a foreign key
-// whose actions InnoDB does not log (unless accepted).
-func settingsProblems(c *connector, settings map[cdc.TableName]cdc.TableSettings) error {
+// would refuse at start: a replica identity that logs no old key, or any but
+// FULL on a table without a primary key; a foreign key whose actions InnoDB
+// does not log (unless accepted).
+func settingsProblems(c *connector, tables []*cdc.Table, settings map[cdc.TableName]cdc.TableSettings) error {
 	var errs []error
-	identity := func(table, of, identity string) {
-		if identity != "" && identity != "FULL" {
-			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("%s has REPLICA IDENTITY %s in the catalog: cdc needs the old row of every update and delete", of, identity),
-				Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", table)})
-		}
-	}
 	for _, name := range c.tables {
 		s := settings[name]
+		i := slices.IndexFunc(tables, func(t *cdc.Table) bool { return t.Name == name })
+		identity := func(table, of, identity string) {
+			switch {
+			case identity == "NOTHING":
+				errs = append(errs, &cdc.Problem{What: fmt.Sprintf("%s has REPLICA IDENTITY NOTHING in the catalog: its updates and deletes are logged without the key of the row they change", of),
+					Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY DEFAULT (the primary key) or FULL", table)})
+			case identity != "" && identity != "FULL" && i >= 0 && len(tables[i].PrimaryKey) == 0:
+				errs = append(errs, &cdc.Problem{What: fmt.Sprintf("%s has REPLICA IDENTITY %s and no primary key in the catalog: the log leaves out large values an update did not change, and cdc reads them back by primary key", of, identity),
+					Fix: fmt.Sprintf("add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL", table)})
+			}
+		}
 		identity(name.String(), "table "+name.String(), s.ReplicaIdentity)
 		for _, partition := range slices.Sorted(maps.Keys(s.PartitionIdentities)) {
 			identity(partition, "partition "+partition+" of "+name.String(), s.PartitionIdentities[partition])
@@ -208,6 +228,11 @@ func validateDatabase(ctx context.Context, r *report, c *connector) {
 	}
 	if r.check("database", c.checkDatabase(ctx)) {
 		fmt.Fprintln(r.stdout, "ok: database prerequisites")
+	}
+	if reader, ok := c.src.(cdc.SettingsReader); ok {
+		if settings, err := reader.TableSettings(ctx, c.tables); err == nil {
+			reportLogging(r, c, settings)
+		}
 	}
 	if r.check("mappings", c.checkMappings(ctx)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(c.tables))
@@ -286,5 +311,36 @@ func validateKafka(ctx context.Context, r *report, c *connector) {
 	})
 	if r.check("schema registry", err) {
 		fmt.Fprintln(r.stdout, "ok: schemas registered or compatible with their subjects")
+	}
+}
+
+// reportLogging says, for each mapped table, how the database logs its
+// changes and what that costs or gives: whole old rows, or the key only and
+// the values cdc reads back.
+func reportLogging(r *report, c *connector, settings map[cdc.TableName]cdc.TableSettings) {
+	for _, name := range c.tables {
+		s := settings[name]
+		filtered := slices.ContainsFunc(c.entities, func(e *mapping.Entity) bool {
+			return e.Table == name && (e.Where.Expr != "" || e.TombstoneWhen.Expr != "")
+		})
+		var how string
+		switch {
+		case s.ReplicaIdentity == "FULL":
+			how = "REPLICA IDENTITY FULL: whole old rows in the WAL (the largest WAL per update and delete); nothing is read back"
+		case s.ReplicaIdentity != "" && s.ReplicaIdentity != "NOTHING":
+			how = "REPLICA IDENTITY " + s.ReplicaIdentity + ": old rows carry the identity's columns only; large values an update left unchanged (TOAST) are read back by primary key, one query per batch that has them; an update of hidden columns publishes the entity's value again"
+		case s.RowImage == "FULL":
+			how = "binlog_row_image FULL: whole rows before and after; nothing is read back"
+		case s.RowImage == "MINIMAL":
+			how = "binlog_row_image MINIMAL: old rows carry the primary key only and new rows the columns the statement set; the rest is read back by primary key (a locking read), one query per batch; an update of hidden columns publishes nothing"
+		case s.RowImage == "NOBLOB":
+			how = "binlog_row_image NOBLOB: rows without the blobs and texts a statement left alone; those are read back by primary key (a locking read), one query per batch that lacks them"
+		default:
+			continue
+		}
+		if filtered && how != "" && !strings.Contains(how, "FULL:") {
+			how += "; a delete, or an update leaving the where, of a row whose old row lacks the filter's columns publishes a tombstone even if the key was never published"
+		}
+		fmt.Fprintf(r.stdout, "logging: %s: %s\n", name, how)
 	}
 }

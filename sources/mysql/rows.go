@@ -479,26 +479,28 @@ func (r *imageReader) next(k int) (rowImage, bool, error) {
 	if r.read >= len(r.decoded) {
 		return rowImage{}, false, nil
 	}
-	image := rowImage{values: r.decoded[r.read], absent: r.read < len(r.skipped) && len(r.skipped[r.read]) > 0}
+	image := rowImage{values: r.decoded[r.read]}
+	if r.read < len(r.skipped) {
+		image.skipped = r.skipped[r.read]
+	}
 	r.read++
 	return image, true, nil
 }
 
 // rowImage is one image of a row: cdc's fields, or go-mysql's values.
 type rowImage struct {
-	fields []field
-	values []any
-	absent bool // go-mysql's values lack columns
+	fields  []field
+	values  []any
+	skipped []int // the columns go-mysql's values lack
 }
 
-// partial reports an image that lacks columns (binlog_row_image is not FULL).
-func (img rowImage) partial() bool {
-	for _, f := range img.fields {
-		if f.absent {
-			return true
-		}
+// absent reports a column the image does not hold (binlog_row_image is not
+// FULL).
+func (img rowImage) absent(column int) bool {
+	if img.values != nil {
+		return slices.Contains(img.skipped, column)
 	}
-	return img.absent
+	return img.fields[column].absent
 }
 
 // texts reads the first two columns as text: the watermark table's.

@@ -167,8 +167,8 @@ func TestRowImagesWithNullsAbsentColumnsAndTruncation(t *testing.T) {
 	if mysql.FixedLengthInt(fields[0].raw) != 7 || !fields[1].null || !fields[2].absent {
 		t.Errorf("fields %+v", fields)
 	}
-	if !(rowImage{fields: fields}).partial() {
-		t.Error("an image without column 2 is not partial")
+	if img := (rowImage{fields: fields}); img.absent(0) || !img.absent(2) {
+		t.Error("column 2, and only it, is absent from the image")
 	}
 	// All present, the varchar says 5 bytes and 2 follow.
 	if _, err := readImage([]byte{0, 1, 0, 0, 0, 5, 'a', 'b'}, columns, []byte{0b111}, fields); !errors.Is(err, errTruncatedImage) {
@@ -235,11 +235,11 @@ func TestUpdateAfterImageDecodesOnlyWhatChanged(t *testing.T) {
 		{"a value to NULL", image("ab", 5, false), image("ab", 0, true), "ab", 0, true, true},
 	} {
 		st := &streamer{}
-		before, err := st.decodeRow(state, rowImage{fields: c.before}, nil, nil)
+		before, err := st.decodeRow(state, rowImage{fields: c.before}, nil, nil, cdc.Unknown())
 		if err != nil {
 			t.Fatal(err)
 		}
-		after, err := st.decodeRow(state, rowImage{fields: c.after}, &rowImage{fields: c.before}, before)
+		after, err := st.decodeRow(state, rowImage{fields: c.after}, &rowImage{fields: c.before}, before, cdc.Unchanged())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,9 +39,6 @@ func (s *Source) check() error {
 	if settings["binlog_format"] != "ROW" {
 		problem("binlog_format is "+settings["binlog_format"], "run SET GLOBAL binlog_format = 'ROW' and set binlog_format = ROW in the server's configuration")
 	}
-	if settings["binlog_row_image"] != "FULL" {
-		problem("binlog_row_image is "+settings["binlog_row_image"]+": cdc needs whole rows before and after", "run SET GLOBAL binlog_row_image = 'FULL' and set it in the server's configuration")
-	}
 	switch settings["binlog_row_metadata"] {
 	case "FULL":
 	case "":
@@ -102,7 +99,7 @@ func (s *Source) TableSettings(_ context.Context, tables []cdc.TableName) (map[c
 		if err != nil {
 			return nil, err
 		}
-		settings := cdc.TableSettings{}
+		settings := cdc.TableSettings{RowImage: s.rowImage}
 		for _, k := range keys {
 			if settings.CascadingForeignKeys == nil {
 				settings.CascadingForeignKeys = map[string]string{}

@@ -356,15 +356,7 @@ func (s *Source) newTableQuery(d *described, key []int) *tableQuery {
 	selectList := make([]string, len(d.types))
 	for i, ct := range d.types {
 		q.decoders[i] = newDecoder(ct, t.Columns[i], s.cfg.ZeroDates)
-		selectList[i] = quoteIdentifier(ct.name)
-		switch {
-		case ct.base == "float":
-			selectList[i] += " + 0e0" // a double prints every digit of the float
-		case ct.readsRaw():
-			// Its bytes, decoded as the binlog's are: the server's conversion
-			// would turn bytes its charset lacks into '?'.
-			selectList[i] = "CAST(" + selectList[i] + " AS BINARY)"
-		}
+		selectList[i] = selectExpression(ct)
 	}
 	for _, k := range q.key {
 		if literalKind(d.types[k], t.Columns[k].Kind) == "" {
@@ -374,6 +366,20 @@ func (s *Source) newTableQuery(d *described, key []int) *tableQuery {
 	q.base = "SELECT " + strings.Join(selectList, ", ") + " FROM " + quoteTable(t.Name)
 	q.lastKey = make([]keyValue, len(q.key))
 	return q
+}
+
+// selectExpression reads a column in the form its decoder's snapshot reads.
+func selectExpression(ct columnType) string {
+	name := quoteIdentifier(ct.name)
+	switch {
+	case ct.base == "float":
+		return name + " + 0e0" // a double prints every digit of the float
+	case ct.readsRaw():
+		// Its bytes, decoded as the binlog's are: the server's conversion
+		// would turn bytes its charset lacks into '?'.
+		return "CAST(" + name + " AS BINARY)"
+	}
+	return name
 }
 
 // chunk is the query of the rows after the key given (nil: from the first)

@@ -86,6 +86,8 @@ type Source struct {
 	tls      *tls.Config  // nil: plaintext
 	conn     *client.Conn // catalog and checks
 	mariadb  bool
+	// rowImage is the server's binlog_row_image (FULL, MINIMAL, NOBLOB); a session may log otherwise.
+	rowImage string
 	gtid     bool
 	// collations maps collation ids (as the binlog names charsets) to charsets.
 	collations map[uint64]string
@@ -192,6 +194,11 @@ func (s *Source) loadServerFacts() error {
 		charset, _ := res.GetString(i, 1)
 		s.collations[id] = charset
 	}
+	image, err := s.variable("binlog_row_image")
+	if err != nil {
+		return err
+	}
+	s.rowImage = strings.ToUpper(image)
 	s.gtid = s.cfg.UseGTID && s.mariadb
 	if s.cfg.UseGTID && !s.mariadb {
 		mode, err := s.variable("gtid_mode")
@@ -283,7 +290,35 @@ func (s *Source) describe(conn *client.Conn, name cdc.TableName) (*described, er
 	if err := readKeys(conn, d); err != nil {
 		return nil, err
 	}
+	d.table.Identity = rowImageIdentity(s.rowImage, d.table, d.types)
 	return d, nil
+}
+
+// rowImageIdentity is the columns the old row images of a table hold under
+// the server's binlog_row_image (see cdc.Table.Identity): MINIMAL logs the
+// primary key, NOBLOB every column but the blobs and texts outside it; a
+// table without a primary key gets whole old rows under both.
+func rowImageIdentity(rowImage string, t *cdc.Table, types []columnType) []int {
+	if len(t.PrimaryKey) == 0 {
+		return nil
+	}
+	switch rowImage {
+	case "MINIMAL":
+		return append([]int{}, t.PrimaryKey...)
+	case "NOBLOB":
+		var identity []int
+		for i, ct := range types {
+			switch ct.base {
+			case "blob", "text", "json", "geometry":
+				if !slices.Contains(t.PrimaryKey, i) {
+					continue
+				}
+			}
+			identity = append(identity, i)
+		}
+		return identity
+	}
+	return nil
 }
 
 // readKeys puts the primary key's columns in index order, which is also the

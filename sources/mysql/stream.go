@@ -17,6 +17,7 @@ import (
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
 	"github.com/cdc-dev/cdc/sources/internal/backfill"
+	"github.com/cdc-dev/cdc/sources/internal/reread"
 )
 
 // streamer reads the binlog from one start position to its end.
@@ -55,6 +56,10 @@ type streamer struct {
 	images    imageReader
 	ddlReader *ddlReader
 	captured  bool // the current transaction changed a mapped table
+	// incomplete says the batch holds new rows whose images lack values,
+	// which reread completes when the batch is sent.
+	incomplete bool
+	reread     rereader
 
 	lastSent     time.Time
 	lastSentPos  Position
@@ -112,9 +117,11 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, from
 		tables:    map[uint64]*tableState{}, shapes: map[cdc.TableName]*cdc.Table{}, mapped: map[cdc.TableName]bool{},
 		lastSentPos: from,
 		ddlReader:   newDDLReader(),
+		reread:      rereader{s: s, states: map[*cdc.Table]*tableState{}},
 		backfill: backfill.Stream[*described]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
 			Describe: func(t cdc.TableName) *described { return s.tables[t] }, Progress: &s.progress, Log: s.log},
 	}
+	defer st.reread.close()
 	if s.gtid && from.GTIDSet != "" && from.Prepared != nil {
 		var err error
 		if st.fromGTIDs, err = mysql.ParseGTIDSet(s.flavor(), from.GTIDSet); err != nil {
@@ -416,6 +423,7 @@ func (st *streamer) tableMap(e *replication.TableMapEvent) error {
 		}
 		t.Columns = append(t.Columns, c)
 	}
+	t.Identity = rowImageIdentity(st.s.rowImage, t, types)
 	if prev := st.shapes[name]; prev != nil && sameColumns(prev, t) {
 		t = prev // same shape: the mapping compiled for it still holds
 	} else {
@@ -426,6 +434,7 @@ func (st *streamer) tableMap(e *replication.TableMapEvent) error {
 	for i, ct := range types {
 		state.decoders = append(state.decoders, newDecoder(ct, t.Columns[i], st.s.cfg.ZeroDates))
 	}
+	st.reread.states[t] = state
 	return nil
 }
 
@@ -507,9 +516,6 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		if state.table == nil || st.row <= st.skip {
 			continue
 		}
-		if row[0].partial() || row[step-1].partial() {
-			return fmt.Errorf("the binlog holds a partial row image of %s at %s: set binlog_row_image = FULL for every session", state.name, st.txnStart)
-		}
 		pos := st.txnStart
 		pos.Row = st.row
 		// The change's own position leaves out the backfill under way, whose
@@ -518,14 +524,17 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		own := pos
 		own.Backfill = nil
 		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: own.cdc()}
+		// A column an image lacks (binlog_row_image MINIMAL or NOBLOB) is
+		// unknown in an old row, and in a new one was left as it was (an
+		// update) or not set by the statement (an insert): read back later.
 		switch op {
 		case cdc.OpInsert:
-			c.After, err = st.decodeRow(state, row[0], nil, nil)
+			c.After, err = st.decodeRow(state, row[0], nil, nil, cdc.Unchanged())
 		case cdc.OpDelete:
-			c.Before, err = st.decodeRow(state, row[0], nil, nil)
+			c.Before, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown())
 		case cdc.OpUpdate:
-			if c.Before, err = st.decodeRow(state, row[0], nil, nil); err == nil {
-				c.After, err = st.decodeRow(state, row[1], &row[0], c.Before)
+			if c.Before, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown()); err == nil {
+				c.After, err = st.decodeRow(state, row[1], &row[0], c.Before, cdc.Unchanged())
 			}
 		}
 		if err != nil {
@@ -538,6 +547,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		st.backfill.Touch(state.table, c.Before, c.After)
 		st.captured = true
+		st.incomplete = st.incomplete || reread.Lacks(&c)
 		if st.batch == nil {
 			st.batch = st.memory.Changes(st.s.cfg.BatchSize)
 		}
@@ -585,7 +595,7 @@ func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEve
 // before image and its values are given: a column whose bytes are the before
 // image's keeps the value decoded from them (an update usually changes a few
 // columns of many).
-func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImage, beforeValues []cdc.Value) ([]cdc.Value, error) {
+func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImage, beforeValues []cdc.Value, absent cdc.Value) ([]cdc.Value, error) {
 	n := len(image.values)
 	if image.values == nil {
 		n = len(image.fields)
@@ -597,10 +607,12 @@ func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImag
 	for i, d := range state.decoders {
 		var err error
 		switch {
+		case image.absent(i):
+			values[i] = absent
 		case image.values != nil:
 			values[i], err = d.binlog(image.values[i], &st.memory.Arena)
 		case image.fields[i].null:
-		case before != nil && before.fields != nil && !before.fields[i].null && bytes.Equal(image.fields[i].raw, before.fields[i].raw):
+		case before != nil && before.fields != nil && !before.fields[i].null && !before.fields[i].absent && bytes.Equal(image.fields[i].raw, before.fields[i].raw):
 			values[i] = beforeValues[i]
 		default:
 			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.memory.Arena)
@@ -661,6 +673,13 @@ func (st *streamer) idle(ctx context.Context) error {
 
 // send hands the batch down; a boundary batch may be a bare progress marker.
 func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error {
+	if st.incomplete {
+		var err error
+		if st.batch, _, err = reread.Complete(ctx, st.batch, st.reread.read); err != nil {
+			return err
+		}
+		st.incomplete = false
+	}
 	b := st.memory.Batch(st.batch)
 	pos.Prepared = st.oldestPrepared()
 	b.Position = pos.cdc()

@@ -15,6 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/sources/internal/reread"
 )
 
 // An XA transaction is logged in two parts: at XA PREPARE, its rows (MariaDB:
@@ -130,6 +131,7 @@ func (st *streamer) commitXA(ctx context.Context, x *xaTransaction, gset mysql.G
 			c.Position = own.cdc()
 			st.backfill.Touch(c.Table, c.Before, c.After)
 			st.captured = true
+			st.incomplete = st.incomplete || reread.Lacks(&c)
 			if st.batch == nil {
 				st.batch = st.memory.Changes(st.s.cfg.BatchSize)
 			}

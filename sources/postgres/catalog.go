@@ -137,25 +137,29 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn, name cdc.TableNam
 		}
 		t.Columns = append(t.Columns, column(a.name, a.typeName, base, typmod, a.notNull))
 	}
-	keys, err := conn.Query(ctx, `SELECT i.indisprimary, array_agg(a.attname::text ORDER BY k.ord)
+	keys, err := conn.Query(ctx, `SELECT i.indisprimary, i.indisreplident, array_agg(a.attname::text ORDER BY k.ord)
 		FROM pg_catalog.pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 		WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
 			AND k.ord <= i.indnkeyatts
-		GROUP BY i.indexrelid, i.indisprimary HAVING bool_and(a.attnotnull)
+		GROUP BY i.indexrelid, i.indisprimary, i.indisreplident HAVING bool_and(a.attnotnull)
 		ORDER BY i.indisprimary DESC, count(*), i.indexrelid`, rel.oid)
 	if err != nil {
 		return nil, rel, fmt.Errorf("describe the keys of %s: %w", name, err)
 	}
-	var primary bool
+	var primary, identity bool
 	var columns []string
-	_, err = pgx.ForEachRow(keys, []any{&primary, &columns}, func() error {
+	var identityIndex []int
+	_, err = pgx.ForEachRow(keys, []any{&primary, &identity, &columns}, func() error {
 		key := make([]int, len(columns))
 		for i, c := range columns {
 			if key[i] = t.Column(c); key[i] < 0 {
 				return nil // a generated column: not a key the log can tell rows by
 			}
+		}
+		if identity {
+			identityIndex = key
 		}
 		if primary {
 			t.PrimaryKey = key
@@ -166,6 +170,14 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn, name cdc.TableNam
 	})
 	if err != nil {
 		return nil, rel, fmt.Errorf("describe the keys of %s: %w", name, err)
+	}
+	switch rel.replicaIdentity {
+	case 'd':
+		t.Identity = append([]int{}, t.PrimaryKey...)
+	case 'i':
+		t.Identity = append([]int{}, identityIndex...)
+	case 'n':
+		t.Identity = []int{}
 	}
 	return t, rel, nil
 }
@@ -253,6 +265,15 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 		}
 	}
 	t.Omitted = known.Omitted
+	if m.ReplicaIdentity != 'f' {
+		// The columns the server flags as the key of old rows.
+		t.Identity = []int{}
+		for i, c := range m.Columns {
+			if c.Flags&1 != 0 {
+				t.Identity = append(t.Identity, i)
+			}
+		}
+	}
 	if sameShape(t, known) {
 		return known, nil
 	}
@@ -272,6 +293,7 @@ func keyIn(t, known *cdc.Table, key []int) []int {
 
 func sameShape(a, b *cdc.Table) bool {
 	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey) &&
+		(a.Identity == nil) == (b.Identity == nil) && slices.Equal(a.Identity, b.Identity) &&
 		slices.EqualFunc(a.UniqueKeys, b.UniqueKeys, slices.Equal)
 }
 

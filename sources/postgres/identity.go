@@ -73,8 +73,8 @@ func nameOrGone(name cdc.TableName) string {
 var _ cdc.Rechecker = (*Source)(nil)
 
 // Recheck implements cdc.Rechecker on the status connection: every mapped
-// table must still be the relation cdc started on, under its name, with
-// REPLICA IDENTITY FULL; and a partitioned one must have lost no partition.
+// table must still be the relation cdc started on, under its name, with a
+// REPLICA IDENTITY cdc can serve; and a partitioned one must have lost no partition.
 // A partition attached since, holding rows that predate it, has its table's
 // entities backfilled (see partitionsNow).
 func (s *Source) Recheck(ctx context.Context) ([]*cdc.Table, error) {
@@ -99,9 +99,8 @@ func (s *Source) Recheck(ctx context.Context) ([]*cdc.Table, error) {
 			if err != nil {
 				return err
 			}
-			if described.replicaIdentity != 'f' {
-				problems = append(problems, fmt.Errorf("table %s now has REPLICA IDENTITY %s: cdc needs the old row of every update and delete: ALTER TABLE %s REPLICA IDENTITY FULL",
-					name, identityName(described.replicaIdentity), tableList([]cdc.TableName{name})))
+			if err := identityProblem("table "+name.String(), tableList([]cdc.TableName{name}), described.replicaIdentity, t); err != nil {
+				problems = append(problems, err)
 			}
 			if described.partitioned {
 				if err := s.partitionsNow(ctx, conn, name, described.oid); err != nil {

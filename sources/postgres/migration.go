@@ -178,8 +178,8 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 			}
 		}
 	case pg_query.AlterTableType_AT_ReplicaIdentity:
-		if identity := cmd.GetDef().GetReplicaIdentityStmt().GetIdentityType(); identity != "f" && identity != "" {
-			p.Break(name, fmt.Sprintf("REPLICA IDENTITY %s: cdc needs FULL, the old row of every update and delete", identityName(identity[0])))
+		if identity := cmd.GetDef().GetReplicaIdentityStmt().GetIdentityType(); identity == "n" {
+			p.Break(name, "REPLICA IDENTITY NOTHING: updates and deletes would be logged without the key of the row they change")
 		}
 	case pg_query.AlterTableType_AT_AttachPartition:
 		p.Break(name, "ATTACH PARTITION adds rows the log never showed: cdc backfills its table's entities when it finds it")

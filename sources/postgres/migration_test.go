@@ -88,7 +88,7 @@ func TestPredictMigrationBreaks(t *testing.T) {
 		{"TRUNCATE customer", "TRUNCATE removes every row"},
 		{"DROP TABLE IF EXISTS public.customer CASCADE", "DROP TABLE removes the table"},
 		{"ALTER TABLE customer RENAME TO client", "RENAME moves the table away"},
-		{"ALTER TABLE customer REPLICA IDENTITY DEFAULT", "REPLICA IDENTITY DEFAULT: cdc needs FULL"},
+		{"ALTER TABLE customer REPLICA IDENTITY NOTHING", "REPLICA IDENTITY NOTHING: updates and deletes would be logged without the key"},
 		{"ALTER TABLE customer INHERIT person", "cdc cannot predict what ALTER TABLE ... AddInherit does"},
 	} {
 		steps, err := PredictMigration(customerCatalog(), c.sql)

@@ -15,15 +15,15 @@ import (
 )
 
 // Check verifies what the source needs from the server: logical WAL, a role that
-// may replicate and read the tables, REPLICA IDENTITY FULL on every table (and
-// on every partition of a partitioned one), and a publication, if there is one
-// already, that publishes everything cdc must see. It reports every problem
-// with the statement that fixes it.
+// may replicate and read the tables, a REPLICA IDENTITY that logs an old key
+// on every table (and on every partition of a partitioned one), and a
+// publication, if there is one already, that publishes everything cdc must
+// see. It reports every problem with the statement that fixes it.
 //
-// REPLICA IDENTITY FULL is required because the default identity logs no old row
-// for an update: without it cdc could not tell an update of hidden columns
-// (which must emit nothing) from a visible one, nor fill a large unchanged
-// (TOASTed) value, which PostgreSQL does not resend.
+// Under an identity other than FULL, the old row of an update or delete holds
+// only the identity's columns, and an update's new row lacks the TOASTed
+// values it left alone: the stream reads those back by primary key (see
+// rereader), so a table needs one.
 //
 // Its errors are classified (see classify): a restart of the connector after a
 // transient failure checks again, and the server may be restarting still.
@@ -55,7 +55,7 @@ func (s *Source) check(ctx context.Context) error {
 	described := map[cdc.TableName]relation{}
 	for _, name := range s.cfg.Tables {
 		ident := pgx.Identifier{name.Schema, name.Name}.Sanitize()
-		_, rel, err := s.describe(ctx, s.conn, name)
+		t, rel, err := s.describe(ctx, s.conn, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -68,9 +68,8 @@ func (s *Source) check(ctx context.Context) error {
 		if !canSelect {
 			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("role %s cannot read %s", user, name), Fix: fmt.Sprintf("GRANT SELECT ON %s TO %s", ident, pgx.Identifier{user}.Sanitize())})
 		}
-		if rel.replicaIdentity != 'f' {
-			errs = append(errs, &cdc.Problem{What: fmt.Sprintf("table %s has REPLICA IDENTITY %s: cdc needs the old row of every update and delete", name, identityName(rel.replicaIdentity)),
-				Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", ident)})
+		if err := identityProblem("table "+name.String(), ident, rel.replicaIdentity, t); err != nil {
+			errs = append(errs, err)
 		}
 		if !rel.partitioned {
 			continue
@@ -85,9 +84,8 @@ func (s *Source) check(ctx context.Context) error {
 			return err
 		}
 		for _, leaf := range leaves {
-			if leaf.replicaIdentity != 'f' {
-				errs = append(errs, &cdc.Problem{What: fmt.Sprintf("partition %s of %s has REPLICA IDENTITY %s: each partition logs its own old rows, and cdc needs them whole", leaf.name, name, identityName(leaf.replicaIdentity)),
-					Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL (and the same for every partition created later)", pgx.Identifier{leaf.name.Schema, leaf.name.Name}.Sanitize())})
+			if err := identityProblem(fmt.Sprintf("partition %s of %s", leaf.name, name), pgx.Identifier{leaf.name.Schema, leaf.name.Name}.Sanitize(), leaf.replicaIdentity, t); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -96,6 +94,21 @@ func (s *Source) check(ctx context.Context) error {
 		return err
 	}
 	return errors.Join(append(errs, problems...)...)
+}
+
+// identityProblem is what cdc cannot serve in a table's (or partition's)
+// REPLICA IDENTITY: NOTHING logs no old key at all; any identity but FULL
+// needs a primary key, by which values the log lacks are read back.
+func identityProblem(of, ident string, identity byte, t *cdc.Table) error {
+	switch {
+	case identity == 'n':
+		return &cdc.Problem{What: of + " has REPLICA IDENTITY NOTHING: its updates and deletes are logged without the key of the row they change",
+			Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY DEFAULT (the primary key) or FULL", ident)}
+	case identity != 'f' && len(t.PrimaryKey) == 0:
+		return &cdc.Problem{What: fmt.Sprintf("%s has REPLICA IDENTITY %s and no primary key: the log leaves out large values an update did not change, and cdc reads them back by primary key", of, identityName(identity)),
+			Fix: fmt.Sprintf("add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL", ident)}
+	}
+	return nil
 }
 
 func identityName(b byte) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
 	"github.com/cdc-dev/cdc/sources/internal/backfill"
+	"github.com/cdc-dev/cdc/sources/internal/reread"
 )
 
 // streamer reads the replication stream from one START_REPLICATION to its end.
@@ -29,7 +30,12 @@ type streamer struct {
 	inTxn      bool
 	txn        Position // commit LSN and index of the last change read
 	commitTime time.Time
+	xid        uint32 // the transaction's
 	batch      []cdc.Change
+	// incomplete says the batch holds new rows the server sent without some
+	// of their values, which reread completes at the flush.
+	incomplete bool
+	reread     rereader
 	memory     memory.BatchMemory // the batches' changes and values
 	message    rowMessage
 
@@ -64,9 +70,10 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN,
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, reread: rereader{s: s},
 		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
 			Describe: func(t cdc.TableName) *cdc.Table { return s.tables[t] }, Progress: &s.progress, Log: s.log}}
+	defer st.reread.close()
 	if st.backfill.Fill != nil {
 		if err := st.backfill.Start(ctx); err != nil {
 			return err
@@ -157,7 +164,7 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
-		st.inTxn, st.txn, st.commitTime = true, Position{LSN: m.FinalLSN, Backfill: st.backfill.Fill}, m.CommitTime
+		st.inTxn, st.txn, st.commitTime, st.xid = true, Position{LSN: m.FinalLSN, Backfill: st.backfill.Fill}, m.CommitTime, m.Xid
 	case *pglogrepl.LogicalDecodingMessage:
 		if m.Transactional {
 			// It counts as a change of its transaction: a restart from a
@@ -194,9 +201,9 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		return err
 	}
 	known := st.s.tables[name]
-	if m.ReplicaIdentity != 'f' {
-		return fmt.Errorf("table %s now has REPLICA IDENTITY %s: cdc needs FULL to see old rows; ALTER TABLE %s REPLICA IDENTITY FULL",
-			name, identityName(m.ReplicaIdentity), tableList([]cdc.TableName{name}))
+	if m.ReplicaIdentity == 'n' {
+		return fmt.Errorf("table %s now has REPLICA IDENTITY NOTHING: its updates and deletes are logged without any old key, so cdc cannot tell which row they change; ALTER TABLE %s REPLICA IDENTITY DEFAULT (or FULL)",
+			name, tableList([]cdc.TableName{name}))
 	}
 	t, err := st.s.tableFromRelation(ctx, m, known)
 	if err != nil {
@@ -208,15 +215,6 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	}
 	st.relations[m.RelationID] = t
 	return nil
-}
-
-func (st *streamer) identityError(relationID uint32) error {
-	name := "a mapped table"
-	if t := st.relations[relationID]; t != nil {
-		name = t.Name.String()
-	}
-	return fmt.Errorf("%s logged a change without its whole old row at %s: cdc needs REPLICA IDENTITY FULL on the table and, if it is partitioned, on every partition (a partition created later has the default): ALTER TABLE ... REPLICA IDENTITY FULL on each, then start cdc again",
-		name, st.txn)
 }
 
 // rowChange handles an Insert, Update or Delete message. The message's bytes
@@ -239,24 +237,38 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	if err := m.parse(st.memory.Copy(data)); err != nil {
 		return fmt.Errorf("%s at %s: decode pgoutput %c message: %w", t.Name, st.txn, data[0], err)
 	}
-	if m.oldKind == 'K' {
-		// A partition without REPLICA IDENTITY FULL, whose root has it. (An
-		// update logged without its old row is mapped as such: conservatively.)
-		return st.identityError(relation)
-	}
 	// The change's own position leaves out the backfill under way, whose
 	// progress a resend after a restart may not repeat: ce_id, made from it,
 	// stays the same. The batch's position carries it.
 	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime}
 	var err error
+	var incomplete bool
 	if m.oldKind != 0 {
-		if ch.Before, err = decodeTuple(t, m.old, &st.memory.Arena); err != nil {
+		if ch.Before, _, err = decodeTuple(t, m.old, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
 	if m.op != cdc.OpDelete {
-		if ch.After, err = decodeTuple(t, m.new, &st.memory.Arena); err != nil {
+		if ch.After, incomplete, err = decodeTuple(t, m.new, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
+		}
+	}
+	switch {
+	case m.oldKind == 'K':
+		// Only the identity's columns, which are NOT NULL: the NULLs are the
+		// columns the server left out.
+		for i, c := range m.old {
+			if c.kind == 'n' {
+				ch.Before[i] = cdc.Unknown()
+			}
+		}
+	case m.oldKind == 0 && m.op == cdc.OpUpdate:
+		ch.Before = oldIdentity(t, ch.After, &st.memory.Arena)
+	}
+	if incomplete {
+		st.incomplete = true
+		if len(st.reread.xids) == 0 || st.reread.xids[len(st.reread.xids)-1] != int64(st.xid) {
+			st.reread.xids = append(st.reread.xids, int64(st.xid))
 		}
 	}
 	st.backfill.Touch(t, ch.Before, ch.After)
@@ -267,33 +279,61 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	return nil
 }
 
-func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *memory.Arena) ([]cdc.Value, error) {
-	if len(tuple) != len(t.Columns) {
-		return nil, fmt.Errorf("%d columns, the relation has %d", len(tuple), len(t.Columns))
+// oldIdentity is the old row of an update logged without one: the server
+// logs the old key only when it changed, so the identity's columns are the
+// new row's, and the others are unknown.
+func oldIdentity(t *cdc.Table, after []cdc.Value, arena *memory.Arena) []cdc.Value {
+	identity := t.Identity
+	if identity == nil {
+		identity = t.PrimaryKey // a partition with an identity of its own, under a root with FULL
 	}
-	values := arena.Row(len(t.Columns))
+	before := arena.Row(len(after))
+	for i := range before {
+		before[i] = cdc.Unknown()
+	}
+	for _, k := range identity {
+		before[k] = after[k]
+	}
+	return before
+}
+
+// decodeTuple decodes a row; incomplete says it lacks values the server did
+// not resend (unchanged TOAST).
+func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *memory.Arena) (values []cdc.Value, incomplete bool, err error) {
+	if len(tuple) != len(t.Columns) {
+		return nil, false, fmt.Errorf("%d columns, the relation has %d", len(tuple), len(t.Columns))
+	}
+	values = arena.Row(len(t.Columns))
 	for i, c := range tuple {
 		switch c.kind {
 		case 'n':
 		case 'u':
-			values[i] = cdc.Unchanged()
+			values[i], incomplete = cdc.Unchanged(), true
 		case 't':
 			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, c.data)
 			if err != nil {
-				return nil, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+				return nil, false, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
 			}
 			values[i] = v
 		default:
-			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", t.Columns[i].Name, c.kind)
+			return nil, false, fmt.Errorf("column %s: unexpected tuple data type %q", t.Columns[i].Name, c.kind)
 		}
 	}
-	return values, nil
+	return values, incomplete, nil
 }
 
 // flush passes the changes read so far down, as one batch.
 func (st *streamer) flush(ctx context.Context) error {
 	if len(st.batch) == 0 {
 		return nil
+	}
+	if st.incomplete {
+		var err error
+		st.batch, _, err = reread.Complete(ctx, st.batch, st.reread.read)
+		if err != nil {
+			return err
+		}
+		st.incomplete, st.reread.xids = false, st.reread.xids[:0]
 	}
 	b := st.memory.Batch(st.batch)
 	b.Position = st.txn.cdc() // the last change's, with the backfill under way
