@@ -89,13 +89,13 @@ func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 		}
 
 		// A setting the source cannot serve is found in the catalog too.
-		refusal := "table " + s.tableName("customer") + " has REPLICA IDENTITY DEFAULT in the catalog: cdc needs the old row of every update and delete\n    fix: ALTER TABLE " + s.tableName("customer") + " REPLICA IDENTITY FULL"
+		refusal := "table " + s.tableName("customer") + " has REPLICA IDENTITY NOTHING in the catalog: its updates and deletes are logged without the key of the row they change\n    fix: ALTER TABLE " + s.tableName("customer") + " REPLICA IDENTITY DEFAULT (the primary key) or FULL"
 		if s.mysql {
 			s.exec(`CREATE TABLE parent (id int PRIMARY KEY)`,
 				`ALTER TABLE customer ADD COLUMN parent_id int NULL, ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE SET NULL`)
 			refusal = "table " + s.tableName("customer") + " has foreign key fk_parent to parent ON DELETE SET NULL ON UPDATE RESTRICT in the catalog: InnoDB applies such actions without writing them to the binlog, so its topics would miss them\n    fix: make the key RESTRICT"
 		} else {
-			s.exec(`ALTER TABLE customer REPLICA IDENTITY DEFAULT`)
+			s.exec(`ALTER TABLE customer REPLICA IDENTITY NOTHING`)
 		}
 		if err := os.WriteFile(path, []byte(catalog()), 0o644); err != nil {
 			t.Fatal(err)

@@ -60,12 +60,13 @@ func TestFieldThatCannotHoldItsColumnIsRefused(t *testing.T) {
 
 // The refusal says what to do; a JSON log carries the fix as an attribute of
 // its own, for log pipelines to pick out.
-func TestTableWithoutFullReplicaIdentityIsRefusedWithTheFix(t *testing.T) {
+func TestTableWithoutAnIdentityIsRefusedWithTheFix(t *testing.T) {
 	s := newScenario(t)
-	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`)
+	s.exec(`ALTER TABLE orders REPLICA IDENTITY NOTHING`)
 	s.editConfig("format: text", "format: json")
 	s.start()
-	logs := s.mustExit(`table public.orders has REPLICA IDENTITY DEFAULT`, `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL`)
+	fix := `ALTER TABLE "public"."orders" REPLICA IDENTITY DEFAULT (the primary key) or FULL`
+	logs := s.mustExit(`table public.orders has REPLICA IDENTITY NOTHING`, fix)
 	var found bool
 	for _, line := range strings.Split(logs, "\n") {
 		var record map[string]any
@@ -73,10 +74,10 @@ func TestTableWithoutFullReplicaIdentityIsRefusedWithTheFix(t *testing.T) {
 			continue
 		}
 		found = true
-		if fix := record["err_fix"]; fix != `ALTER TABLE "public"."orders" REPLICA IDENTITY FULL` {
-			t.Errorf("err_fix = %q, want the ALTER TABLE; record: %s", fix, line)
+		if got := record["err_fix"]; got != fix {
+			t.Errorf("err_fix = %q, want the ALTER TABLE; record: %s", got, line)
 		}
-		if what, _ := record["err_what"].(string); !strings.HasPrefix(what, "table public.orders has REPLICA IDENTITY DEFAULT") {
+		if what, _ := record["err_what"].(string); !strings.HasPrefix(what, "table public.orders has REPLICA IDENTITY NOTHING") {
 			t.Errorf("err_what = %q; record: %s", what, line)
 		}
 	}
@@ -204,11 +205,11 @@ func TestValidateListsEveryProblemAndGatesOnThem(t *testing.T) {
 		t.Fatal("validate created a topic")
 	}
 
-	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`)
+	s.exec(`ALTER TABLE orders REPLICA IDENTITY NOTHING`)
 	s.editConfig("      last_name: last_name\n", "      last_name: surname\n")
 	out, err = validate()
 	for _, want := range []string{
-		"table public.orders has REPLICA IDENTITY DEFAULT: cdc needs the old row of every update and delete\n    fix: ALTER TABLE \"public\".\"orders\" REPLICA IDENTITY FULL\n",
+		"table public.orders has REPLICA IDENTITY NOTHING: its updates and deletes are logged without the key of the row they change\n    fix: ALTER TABLE \"public\".\"orders\" REPLICA IDENTITY DEFAULT (the primary key) or FULL\n",
 		`field "last_name": column "surname" not in public.customer`,
 		"problems (database",
 	} {

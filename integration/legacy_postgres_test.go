@@ -98,12 +98,12 @@ func TestPublicationThatWouldMissChangesIsRefused(t *testing.T) {
 	}
 }
 
-// Each partition logs its own old rows: one without REPLICA IDENTITY FULL is
-// named with the statement that fixes it.
-func TestPartitionWithoutFullIdentityIsRefused(t *testing.T) {
+// Each partition logs its own old rows: one that logs no old key is named
+// with the statement that fixes it.
+func TestPartitionWithoutAnIdentityIsRefused(t *testing.T) {
 	s := newReadingScenario(t)
-	s.exec(`ALTER TABLE reading_us REPLICA IDENTITY DEFAULT`)
-	s.mustRefuse(`partition public.reading_us of public.reading has REPLICA IDENTITY DEFAULT`, `ALTER TABLE "public"."reading_us" REPLICA IDENTITY FULL`)
+	s.exec(`ALTER TABLE reading_us REPLICA IDENTITY NOTHING`)
+	s.mustRefuse(`partition public.reading_us of public.reading has REPLICA IDENTITY NOTHING`, `ALTER TABLE "public"."reading_us" REPLICA IDENTITY DEFAULT (the primary key) or FULL`)
 }
 
 // An entity on a table that is not in the publication yet, added after the

@@ -123,7 +123,6 @@ func TestMySQLValidateChecksBinlogSettingsAndPrivileges(t *testing.T) {
 	for _, want := range []string{
 		// Each problem's fix is on a line of its own, under it.
 		"binlog_row_metadata is MINIMAL: the binlog must name each row's columns\n    fix: run SET GLOBAL binlog_row_metadata = 'FULL'",
-		"binlog_row_image is MINIMAL: cdc needs whole rows before and after\n    fix: run SET GLOBAL binlog_row_image = 'FULL'",
 		"lacks REPLICATION SLAVE (to read the binlog)\n    fix: GRANT REPLICATION SLAVE ON *.* TO '" + user + "'@'%'",
 		"lacks BINLOG MONITOR (to read binlog positions)\n    fix: GRANT BINLOG MONITOR ON *.*",
 		"table " + s.name + ".customer uses the MyISAM engine: a consistent snapshot needs a transactional engine\n    fix: ALTER TABLE",

@@ -29,16 +29,18 @@ import (
 
 // scenario is one connector's world: its own database, broker and config.
 type scenario struct {
-	t        *testing.T
-	ctx      context.Context
-	name     string
-	mysql    bool // the database is the private MariaDB, not PostgreSQL
-	dsn      string
-	kafka    *kfake.Cluster
-	brokers  []string
-	config   string
-	daemons  []*harness.Daemon
-	env      []string // more environment of the daemons, VAR=value
+	t       *testing.T
+	ctx     context.Context
+	name    string
+	mysql   bool // the database is the private MariaDB, not PostgreSQL
+	dsn     string
+	kafka   *kfake.Cluster
+	brokers []string
+	config  string
+	daemons []*harness.Daemon
+	env     []string // more environment of the daemons, VAR=value
+	// rowImage, if set, is the binlog_row_image of the scenario's MySQL sessions.
+	rowImage string
 	customer *harness.Codec
 	order    *harness.Codec
 }
@@ -219,13 +221,22 @@ func (s *scenario) exec(sql ...string) {
 	s.t.Helper()
 	var err error
 	if s.mysql {
-		err = maria.Exec(s.name, sql...)
+		err = maria.Exec(s.name, append(s.sessionSettings(), sql...)...)
 	} else {
 		err = harness.Exec(s.ctx, s.dsn, sql...)
 	}
 	if err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// sessionSettings are the statements that start each of the scenario's
+// MySQL sessions.
+func (s *scenario) sessionSettings() []string {
+	if s.rowImage == "" {
+		return nil
+	}
+	return []string{"SET SESSION binlog_row_image = '" + s.rowImage + "'"}
 }
 
 // Projections of the entities, computed by PostgreSQL from the tables: the

@@ -30,11 +30,12 @@ type Read func(ctx context.Context, t *cdc.Table, columns []int, rows [][]cdc.Va
 
 // Complete fills in every value the changes' new rows lack, from their old
 // rows where those have them, else from rows read with read. A change
-// whose row is gone from the table is dropped, or, if it moved the row to
-// another key, becomes the delete of the old key: the log's later changes
-// of the row say the rest. It returns the changes left, in place, and how
-// many rows it read.
-func Complete(ctx context.Context, changes []cdc.Change, read Read) ([]cdc.Change, int, error) {
+// whose row is gone from the table becomes the delete of its old row: the
+// key is absent from the table now, so the topic converges to a tombstone
+// (or to what a later change of the log sends), and the change may have been
+// the one that takes the row out of its entity. It returns how many rows it
+// read.
+func Complete(ctx context.Context, changes []cdc.Change, read Read) (int, error) {
 	var pending map[*cdc.Table][]int
 	for i := range changes {
 		ch := &changes[i]
@@ -47,19 +48,18 @@ func Complete(ctx context.Context, changes []cdc.Change, read Read) ([]cdc.Chang
 		pending[ch.Table] = append(pending[ch.Table], i)
 	}
 	if pending == nil {
-		return changes, 0, nil
+		return 0, nil
 	}
-	drop := map[int]bool{}
 	total := 0
 	for t, indexes := range pending {
 		if len(t.PrimaryKey) == 0 {
-			return changes, total, fmt.Errorf("%s: the log did not carry every value of a changed row, and the table has no primary key to read the row back by: add a primary key, or have the database log whole rows (PostgreSQL: ALTER TABLE %s REPLICA IDENTITY FULL; MySQL: binlog_row_image = FULL)", t.Name, t.Name)
+			return total, fmt.Errorf("%s: the log did not carry every value of a changed row, and the table has no primary key to read the row back by: add a primary key, or have the database log whole rows (PostgreSQL: ALTER TABLE %s REPLICA IDENTITY FULL; MySQL: binlog_row_image = FULL)", t.Name, t.Name)
 		}
 		keys := make([][]cdc.Value, 0, len(indexes))
 		columns := append([]int{}, t.PrimaryKey...)
 		for _, i := range indexes {
 			if _, ok := t.KeyOf(changes[i].After); !ok {
-				return changes, total, fmt.Errorf("%s at position %q: the log did not carry the new row's primary key", t.Name, changes[i].Position)
+				return total, fmt.Errorf("%s at position %q: the log did not carry the new row's primary key", t.Name, changes[i].Position)
 			}
 			keys = append(keys, changes[i].After)
 			for c, v := range changes[i].After {
@@ -70,7 +70,7 @@ func Complete(ctx context.Context, changes []cdc.Change, read Read) ([]cdc.Chang
 		}
 		rows, err := read(ctx, t, columns, keys)
 		if err != nil {
-			return changes, total, fmt.Errorf("read back %d rows of %s whose values the log did not carry: %w", len(keys), t.Name, err)
+			return total, fmt.Errorf("read back %d rows of %s whose values the log did not carry: %w", len(keys), t.Name, err)
 		}
 		total += len(rows)
 		for _, i := range indexes {
@@ -80,25 +80,18 @@ func Complete(ctx context.Context, changes []cdc.Change, read Read) ([]cdc.Chang
 				fromRow(ch, row)
 				continue
 			}
-			if ch.Op == cdc.OpUpdate {
-				if old, ok := t.KeyOf(ch.Before); ok && old != key {
-					ch.Op, ch.After = cdc.OpDelete, nil
-					continue
+			if ch.Before == nil { // an insert: its row, less what it lacks
+				ch.Before = ch.After
+				for c := range ch.Before {
+					if ch.Before[c].Kind == cdc.KindUnchanged {
+						ch.Before[c] = cdc.Unknown()
+					}
 				}
 			}
-			drop[i] = true
+			ch.Op, ch.After = cdc.OpDelete, nil
 		}
 	}
-	if len(drop) == 0 {
-		return changes, total, nil
-	}
-	kept := changes[:0]
-	for i := range changes {
-		if !drop[i] {
-			kept = append(kept, changes[i])
-		}
-	}
-	return kept, total, nil
+	return total, nil
 }
 
 // Lacks reports whether a change's new row lacks values (cdc.KindUnchanged):

@@ -20,11 +20,12 @@ func TestCompleteFillsFromTheOldRowThenFromRowsReadBack(t *testing.T) {
 		{Table: table, Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(1), cdc.Int(1), cdc.String([]byte("x"))}, After: []cdc.Value{cdc.Int(1), cdc.Int(2), cdc.Unchanged()}},
 		// Read back; the unchanged value was the old row's too.
 		{Table: table, Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(2), cdc.Unknown(), cdc.Unknown()}, After: []cdc.Value{cdc.Int(2), cdc.Int(3), cdc.Unchanged()}},
-		// Gone from the table since: dropped.
-		{Table: table, Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(3), cdc.Unknown(), cdc.Unknown()}, After: []cdc.Value{cdc.Int(3), cdc.Int(3), cdc.Unchanged()}},
+		// Gone from the table since: the delete of its old row.
+		{Table: table, Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(3), cdc.Int(7), cdc.Unknown()}, After: []cdc.Value{cdc.Int(3), cdc.Int(3), cdc.Unchanged()}},
 		// Moved to key 5, then gone: the delete of key 4.
 		{Table: table, Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(4), cdc.Unknown(), cdc.Unknown()}, After: []cdc.Value{cdc.Int(5), cdc.Int(3), cdc.Unchanged()}},
-		{Table: table, Op: cdc.OpDelete, Before: []cdc.Value{cdc.Int(6), cdc.Unknown(), cdc.Unknown()}},
+		// An insert gone since: the delete of the row it inserted.
+		{Table: table, Op: cdc.OpInsert, After: []cdc.Value{cdc.Int(8), cdc.Unchanged(), cdc.String([]byte("y"))}},
 	}
 	var asked []int
 	read := func(_ context.Context, tb *cdc.Table, columns []int, rows [][]cdc.Value) (map[string][]cdc.Value, error) {
@@ -38,23 +39,22 @@ func TestCompleteFillsFromTheOldRowThenFromRowsReadBack(t *testing.T) {
 		key, _ := tb.KeyOf(row)
 		return map[string][]cdc.Value{key: row}, nil
 	}
-	left, n, err := Complete(context.Background(), changes, read)
+	n, err := Complete(context.Background(), changes, read)
 	if err != nil || n != 1 {
 		t.Fatalf("read %d rows, err %v", n, err)
 	}
-	if !slices.Equal(asked, []int{0, 2}) {
-		t.Errorf("read columns %v, want the key and the missing one", asked)
+	if !slices.Equal(asked, []int{0, 2, 1}) {
+		t.Errorf("read columns %v, want the key and the missing ones", asked)
 	}
-	if len(left) != 4 {
-		t.Fatalf("%d changes left, want 4", len(left))
+	if string(changes[0].After[2].Bytes) != "x" || string(changes[1].After[2].Bytes) != "long" || string(changes[1].Before[2].Bytes) != "long" {
+		t.Errorf("values not filled: %v / %v / %v", changes[0].After, changes[1].After, changes[1].Before)
 	}
-	if string(left[0].After[2].Bytes) != "x" || string(left[1].After[2].Bytes) != "long" || string(left[1].Before[2].Bytes) != "long" {
-		t.Errorf("values not filled: %v / %v / %v", left[0].After, left[1].After, left[1].Before)
+	for i, key := range map[int]int64{2: 3, 3: 4, 4: 8} {
+		if ch := changes[i]; ch.Op != cdc.OpDelete || ch.After != nil || ch.Before[0].Int != key {
+			t.Errorf("change %d, whose row is gone, is not the delete of key %d: %+v", i, key, ch)
+		}
 	}
-	if left[2].Op != cdc.OpDelete || left[2].After != nil || left[2].Before[0].Int != 4 {
-		t.Errorf("a row moved to a key it left since is not the delete of its old key: %+v", left[2])
-	}
-	if left[3].Op != cdc.OpDelete || left[3].Before[0].Int != 6 {
-		t.Errorf("the delete after them moved: %+v", left[3])
+	if changes[2].Before[1].Int != 7 || changes[4].Before[1].Kind != cdc.KindUnknown || string(changes[4].Before[2].Bytes) != "y" {
+		t.Errorf("the deletes' old rows: %v, %v", changes[2].Before, changes[4].Before)
 	}
 }
