@@ -160,6 +160,15 @@ func (t TableProgress) ETA(now time.Time) time.Duration {
 	return time.Duration(float64(t.Estimated-t.Rows) / rate * float64(time.Second))
 }
 
+// ReadBackReporter is implemented by sources that read rows back from their
+// tables for values the log left out (REPLICA IDENTITY DEFAULT's unchanged
+// TOAST, binlog_row_image MINIMAL or NOBLOB): the load that puts on the
+// database.
+type ReadBackReporter interface {
+	// ReadBack returns the queries run so far and the rows they read.
+	ReadBack() (queries, rows int64)
+}
+
 // SettingsReader is implemented by sources that can say how the database logs
 // each table, beyond its shape: cdc catalog writes it, so that cdc validate
 // --catalog finds a setting the source cannot serve with no database.

@@ -206,6 +206,10 @@ func TestPartialRowImagesKeepTopicsEqualToTables(t *testing.T) {
 			// Large values left alone by an update, changed, set to NULL and back.
 			d.exec(`UPDATE doc SET title = 'one' WHERE id = 1`)
 			d.waitMatch()
+			// The large values were not in the log: read back, and counted.
+			d.waitMetrics(daemon, "a row read back", func(m map[string]float64) bool {
+				return m["cdc_source_read_back_rows_total"] >= 1 && m["cdc_source_read_back_queries_total"] >= 1
+			})
 			d.exec(`UPDATE doc SET body = `+d.big+` WHERE id = 1`, `UPDATE doc SET attachment = NULL, data = NULL WHERE id = 4`)
 			d.waitMatch()
 			d.exec(`UPDATE doc SET body = NULL WHERE id = 1`, `UPDATE doc SET title = 'one again' WHERE id = 1`)

@@ -35,6 +35,7 @@ type Metrics struct {
 	caughtUp, stored atomic.Int64          // unix nanoseconds; 0: not yet
 	sourceErr        atomic.Pointer[error] // the last log status reading's failure; nil: it succeeded
 	progress         atomic.Pointer[cdc.ProgressReporter]
+	readBack         atomic.Pointer[cdc.ReadBackReporter]
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
 	lastWritten                       int64
@@ -151,6 +152,9 @@ func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time
 	if p, ok := src.(cdc.ProgressReporter); ok {
 		m.progress.Store(&p)
 	}
+	if r, ok := src.(cdc.ReadBackReporter); ok {
+		m.readBack.Store(&r)
+	}
 	r, ok := src.(cdc.LogReporter)
 	if !ok {
 		return
@@ -236,9 +240,21 @@ func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- snapshotRows
 	ch <- snapshotEstimated
 	ch <- snapshotDone
+	ch <- readBackQueries
+	ch <- readBackRows
 }
 
+var (
+	readBackQueries = prometheus.NewDesc("cdc_source_read_back_queries_total", "Queries that read rows back from the tables for values the log left out.", nil, nil)
+	readBackRows    = prometheus.NewDesc("cdc_source_read_back_rows_total", "Rows read back from the tables for values the log left out.", nil, nil)
+)
+
 func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
+	if r := c.m.readBack.Load(); r != nil {
+		queries, rows := (*r).ReadBack()
+		ch <- prometheus.MustNewConstMetric(readBackQueries, prometheus.CounterValue, float64(queries))
+		ch <- prometheus.MustNewConstMetric(readBackRows, prometheus.CounterValue, float64(rows))
+	}
 	src := c.m.progress.Load()
 	if src == nil {
 		return

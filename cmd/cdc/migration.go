@@ -88,6 +88,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 	}
 	byName := map[cdc.TableName]*cdc.Table{}
 	for _, t := range tables {
+		t.Identity = catalogIdentity(t, settings[t.Name])
 		byName[t.Name] = t
 	}
 	var statements []migrationStatement

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -191,6 +192,14 @@ type database interface {
 	// loadWide creates the table wide_item with n rows of an id and a text
 	// of width bytes.
 	loadWide(ctx context.Context, n, width int) error
+	// logBytes is how much log the server has written so far.
+	logBytes(ctx context.Context) (int64, error)
+	// logLess sets the setting that logs less than whole rows on the bench
+	// table (PostgreSQL: REPLICA IDENTITY DEFAULT; MariaDB: binlog_row_image
+	// MINIMAL, for the server and the bench's session), or back to whole rows.
+	logLess(ctx context.Context, less bool) error
+	// lessName names that setting.
+	lessName() string
 	// sourceConfig is the source section of cdc's configuration.
 	sourceConfig() string
 	// schema is where the bench's tables are (database or schema name).
@@ -445,9 +454,18 @@ func (b *bench) run(source string) (*table, error) {
 		return nil, err
 	}
 	progress("writing the backlog")
+	logStart, err := db.logBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := db.update(ctx, 1000); err != nil {
 		return nil, err
 	}
+	logEnd, err := db.logBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fullLog := logEnd - logStart
 	start = time.Now()
 	progress("bare decode loop")
 	if err := db.floorDrain(ctx, b.rows); err != nil {
@@ -478,13 +496,19 @@ func (b *bench) run(source string) (*table, error) {
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		t.add("backlog drain", "cdc run (catching up)", drain, name, extra[name])
 	}
+	if err := d.Stop(time.Minute); err != nil {
+		return nil, fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
+	}
+	if err := b.logLess(ctx, t, db, env, config, source, admin, fullLog, drain); err != nil {
+		return nil, err
+	}
 	if b.until == "drain" {
-		if err := d.Stop(time.Minute); err != nil {
-			return nil, fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
-		}
 		return t, nil
 	}
 
+	if d, err = b.startDaemon(env, config, source, "latency"); err != nil {
+		return nil, err
+	}
 	progress("latency")
 	p50, p99, achieved, err := b.latency(ctx, db, brokers, d)
 	if err != nil {
@@ -528,6 +552,84 @@ func (b *bench) run(source string) (*table, error) {
 	t.figure(latency+" p50", float64(p50.Microseconds())/1000, "ms")
 	t.figure(latency+" p99", float64(p99.Microseconds())/1000, "ms")
 	return t, nil
+}
+
+// logLess writes the same backlog again with the table logged as DBAs often
+// keep it (less than whole rows), and has the daemon drain it: the log it
+// saves, and what the values cdc then reads back cost, against the whole-row
+// drain of the same run. The table is logged whole again after it.
+func (b *bench) logLess(ctx context.Context, t *table, db database, env []string, config, source string, admin *kadm.Client, fullLog int64, fullDrain float64) error {
+	progress("writing the backlog again, with %s", db.lessName())
+	if err := db.logLess(ctx, true); err != nil {
+		return err
+	}
+	defer db.logLess(ctx, false)
+	before, err := endOffsets(ctx, admin)
+	if err != nil {
+		return err
+	}
+	logStart, err := db.logBytes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := db.update(ctx, 1000); err != nil {
+		return err
+	}
+	logEnd, err := db.logBytes(ctx)
+	if err != nil {
+		return err
+	}
+	less := logEnd - logStart
+	warmBrokerMemory()
+	start := time.Now()
+	d, err := b.startDaemon(env, config, source, "drain-"+strings.ReplaceAll(strings.ToLower(db.lessName()), " ", "-"))
+	if err != nil {
+		return err
+	}
+	cpu := startCPU(d.Pid())
+	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	drain := float64(b.rows) / time.Since(start).Seconds()
+	setting := db.lessName()[strings.LastIndexByte(db.lessName(), ' ')+1:]
+	t.cpu("drain "+setting, cpu.stop(b.rows))
+	readBack, err := scrapeCounter(d, "cdc_source_read_back_rows_total")
+	if err != nil {
+		return err
+	}
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the drain with %s: %v\n%s", db.lessName(), err, d.Logs())
+	}
+	t.add("backlog drain", "cdc run, "+db.lessName(), drain, "cdc run, whole rows", fullDrain)
+	t.figure(fmt.Sprintf("log written by the backlog (%d updates), whole rows", b.rows), float64(fullLog)/(1<<20), "MiB")
+	t.figure(fmt.Sprintf("log written by the backlog (%d updates), %s", b.rows, db.lessName()), float64(less)/(1<<20), "MiB")
+	t.figure(fmt.Sprintf("log written with %s, against whole rows", db.lessName()), float64(less)/float64(fullLog), "×")
+	t.figure(fmt.Sprintf("rows read back per change, %s", db.lessName()), float64(readBack)/float64(b.rows), "per change")
+	return nil
+}
+
+// scrapeCounter reads one unlabelled metric of a running daemon.
+func scrapeCounter(d *harness.Daemon, name string) (int64, error) {
+	addr, err := d.MetricsAddress(30 * time.Second)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(text)) {
+		if value, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return int64(v), err
+		}
+	}
+	return 0, fmt.Errorf("the daemon's metrics lack %s", name)
 }
 
 // table collects rows of "what, cdc rate, floor name, floor rate", where the
@@ -608,8 +710,10 @@ func formatFigure(v float64, unit string) string {
 		return fmt.Sprintf("%.2f", v)
 	case "/s", "MB":
 		return fmt.Sprintf("%.0f %s", v, unit)
-	case "µs":
+	case "µs", "per change":
 		return fmt.Sprintf("%.2f %s", v, unit)
+	case "×":
+		return fmt.Sprintf("%.2f×", v)
 	}
 	return fmt.Sprintf("%.1f %s", v, unit)
 }

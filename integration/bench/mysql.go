@@ -242,3 +242,31 @@ func (m *mariadb) insertOne(_ context.Context, id int64) error {
 	_, err := m.conn.Execute("INSERT INTO item VALUES (?, 'latency', 1.00, 1, NOW(6), NULL)", id)
 	return err
 }
+
+func (m *mariadb) logBytes(context.Context) (int64, error) {
+	res, err := m.conn.Execute("SHOW BINARY LOGS")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for i := range res.RowNumber() {
+		size, _ := res.GetInt(i, 1)
+		n += size
+	}
+	return n, nil
+}
+
+func (m *mariadb) logLess(_ context.Context, less bool) error {
+	image := "FULL"
+	if less {
+		image = "MINIMAL"
+	}
+	for _, scope := range []string{"GLOBAL", "SESSION"} {
+		if _, err := m.conn.Execute("SET " + scope + " binlog_row_image = '" + image + "'"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *mariadb) lessName() string { return "binlog_row_image MINIMAL" }

@@ -246,3 +246,20 @@ func (p *postgres) insertOne(ctx context.Context, id int64) error {
 	_, err := p.conn.Exec(ctx, "INSERT INTO item VALUES ($1, 'latency', 1.00, 1, now(), NULL)", id)
 	return err
 }
+
+func (p *postgres) logBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := p.conn.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&n)
+	return n, err
+}
+
+func (p *postgres) logLess(ctx context.Context, less bool) error {
+	identity := "FULL"
+	if less {
+		identity = "DEFAULT"
+	}
+	_, err := p.conn.Exec(ctx, "ALTER TABLE item REPLICA IDENTITY "+identity)
+	return err
+}
+
+func (p *postgres) lessName() string { return "REPLICA IDENTITY DEFAULT" }

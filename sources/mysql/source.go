@@ -24,6 +24,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/sources"
+	"github.com/cdc-dev/cdc/sources/internal/reread"
 	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
@@ -80,6 +81,9 @@ func DefaultServerID(name string) uint32 {
 
 // Source reads one MySQL or MariaDB server. It implements cdc.Source.
 type Source struct {
+	// readBack counts the rows read back for values the log left out
+	// (cdc.ReadBackReporter).
+	readBack reread.Counter
 	cfg      Config
 	log      *slog.Logger
 	endpoint endpoint
@@ -790,3 +794,6 @@ func normalizeMySQLGTIDSet(s string) string {
 	}
 	return set.String()
 }
+
+// ReadBack implements cdc.ReadBackReporter.
+func (s *Source) ReadBack() (queries, rows int64) { return s.readBack.ReadBack() }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -178,8 +179,17 @@ func (p *predictor) alter(name cdc.TableName, cmd *pg_query.AlterTableCmd) {
 			}
 		}
 	case pg_query.AlterTableType_AT_ReplicaIdentity:
-		if identity := cmd.GetDef().GetReplicaIdentityStmt().GetIdentityType(); identity == "n" {
+		switch cmd.GetDef().GetReplicaIdentityStmt().GetIdentityType() {
+		case "n":
 			p.Break(name, "REPLICA IDENTITY NOTHING: updates and deletes would be logged without the key of the row they change")
+		case "d":
+			if t := p.Change(name); t != nil {
+				t.Identity = slices.Clone(t.PrimaryKey)
+			}
+		case "f":
+			if t := p.Change(name); t != nil {
+				t.Identity = nil
+			}
 		}
 	case pg_query.AlterTableType_AT_AttachPartition:
 		p.Break(name, "ATTACH PARTITION adds rows the log never showed: cdc backfills its table's entities when it finds it")

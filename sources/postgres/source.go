@@ -25,6 +25,7 @@ import (
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/sources"
 	"github.com/cdc-dev/cdc/sources/internal/backfill"
+	"github.com/cdc-dev/cdc/sources/internal/reread"
 	"github.com/cdc-dev/cdc/sources/internal/snapshot"
 )
 
@@ -69,10 +70,13 @@ type Config struct {
 
 // Source reads one database. It implements cdc.Source.
 type Source struct {
-	cfg    Config
-	log    *slog.Logger
-	conn   *pgx.Conn // catalog, publication, snapshot
-	tables map[cdc.TableName]*cdc.Table
+	// readBack counts the rows read back for values the log left out
+	// (cdc.ReadBackReporter).
+	readBack reread.Counter
+	cfg      Config
+	log      *slog.Logger
+	conn     *pgx.Conn // catalog, publication, snapshot
+	tables   map[cdc.TableName]*cdc.Table
 	// relations are the mapped tables as described: the stream knows them by
 	// their OIDs, which a rename keeps and a new table of the same name lacks.
 	relations map[cdc.TableName]relation
@@ -553,3 +557,6 @@ func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) (
 		return pos, ctx.Err()
 	}
 }
+
+// ReadBack implements cdc.ReadBackReporter.
+func (s *Source) ReadBack() (queries, rows int64) { return s.readBack.ReadBack() }

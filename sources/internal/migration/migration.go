@@ -44,6 +44,9 @@ func (s *Step) Change(name cdc.TableName) *cdc.Table {
 	c.PrimaryKey = slices.Clone(t.PrimaryKey)
 	c.UniqueKeys = slices.Clone(t.UniqueKeys)
 	c.Omitted = maps.Clone(t.Omitted)
+	if t.Identity != nil {
+		c.Identity = slices.Clone(t.Identity)
+	}
 	s.Changed = append(s.Changed, &c)
 	s.tables[name] = &c
 	return &c
@@ -91,6 +94,7 @@ func InsertColumn(t *cdc.Table, at int, c cdc.Column) {
 		}
 	}
 	shift(t.PrimaryKey)
+	shift(t.Identity)
 	for _, k := range t.UniqueKeys {
 		shift(k)
 	}
@@ -113,6 +117,14 @@ func DropColumn(t *cdc.Table, i int) {
 		return out, true
 	}
 	t.PrimaryKey, _ = shift(t.PrimaryKey)
+	if t.Identity != nil {
+		// An identity that loses a column loses its index: no old key is logged.
+		if identity, ok := shift(t.Identity); ok {
+			t.Identity = identity
+		} else {
+			t.Identity = []int{}
+		}
+	}
 	var unique [][]int
 	for _, k := range t.UniqueKeys {
 		if kept, ok := shift(k); ok {

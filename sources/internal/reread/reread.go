@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/cdc-dev/cdc"
 )
@@ -28,14 +29,20 @@ import (
 // change need not be read, unless the change lacks its value.
 type Read func(ctx context.Context, t *cdc.Table, columns []int, rows [][]cdc.Value) (map[string][]cdc.Value, error)
 
+// Counter counts the queries and rows a source read back; it implements
+// cdc.ReadBackReporter, and is safe for concurrent use.
+type Counter struct{ queries, rows atomic.Int64 }
+
+func (c *Counter) ReadBack() (queries, rows int64) { return c.queries.Load(), c.rows.Load() }
+
 // Complete fills in every value the changes' new rows lack, from their old
 // rows where those have them, else from rows read with read. A change
 // whose row is gone from the table becomes the delete of its old row: the
 // key is absent from the table now, so the topic converges to a tombstone
 // (or to what a later change of the log sends), and the change may have been
 // the one that takes the row out of its entity. It returns how many rows it
-// read.
-func Complete(ctx context.Context, changes []cdc.Change, read Read) (int, error) {
+// read, and adds its queries and rows to counter.
+func Complete(ctx context.Context, changes []cdc.Change, read Read, counter *Counter) (int, error) {
 	var pending map[*cdc.Table][]int
 	for i := range changes {
 		ch := &changes[i]
@@ -69,6 +76,8 @@ func Complete(ctx context.Context, changes []cdc.Change, read Read) (int, error)
 			}
 		}
 		rows, err := read(ctx, t, columns, keys)
+		counter.queries.Add(1)
+		counter.rows.Add(int64(len(rows)))
 		if err != nil {
 			return total, fmt.Errorf("read back %d rows of %s whose values the log did not carry: %w", len(keys), t.Name, err)
 		}

@@ -39,9 +39,13 @@ func TestCompleteFillsFromTheOldRowThenFromRowsReadBack(t *testing.T) {
 		key, _ := tb.KeyOf(row)
 		return map[string][]cdc.Value{key: row}, nil
 	}
-	n, err := Complete(context.Background(), changes, read)
+	var counter Counter
+	n, err := Complete(context.Background(), changes, read, &counter)
 	if err != nil || n != 1 {
 		t.Fatalf("read %d rows, err %v", n, err)
+	}
+	if queries, rows := counter.ReadBack(); queries != 1 || rows != 1 {
+		t.Errorf("counted %d queries and %d rows, want 1 and 1", queries, rows)
 	}
 	if !slices.Equal(asked, []int{0, 2, 1}) {
 		t.Errorf("read columns %v, want the key and the missing ones", asked)
