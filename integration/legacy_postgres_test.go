@@ -106,6 +106,26 @@ func TestPartitionWithoutAnIdentityIsRefused(t *testing.T) {
 	s.mustRefuse(`partition public.reading_us of public.reading has REPLICA IDENTITY NOTHING`, `ALTER TABLE "public"."reading_us" REPLICA IDENTITY DEFAULT (the primary key) or FULL`)
 }
 
+// A partition may log less than its root: one left at REPLICA IDENTITY
+// DEFAULT (as a partition created later is) is captured like the others:
+// updates, key changes, a row moved out of it, deletes.
+func TestPartitionWithTheDefaultIdentityIsCaptured(t *testing.T) {
+	s := newReadingScenario(t)
+	s.exec(`ALTER TABLE reading_us REPLICA IDENTITY DEFAULT`)
+	s.start()
+	s.verified()
+	s.exec(`UPDATE reading SET value = value + 1 WHERE region = 'us'`,
+		`UPDATE reading SET id = id + 1000 WHERE region = 'us' AND id < 20`,
+		`UPDATE reading SET region = 'eu' WHERE id = 21`, // from reading_us to reading_eu
+		`DELETE FROM reading WHERE region = 'us' AND id > 90`,
+		`CREATE TABLE reading_ap PARTITION OF reading FOR VALUES IN ('ap')`,
+		`INSERT INTO reading VALUES ('ap', 2000, 7)`, `UPDATE reading SET value = 8 WHERE id = 2000`,
+		`INSERT INTO reading VALUES ('ap', 2001, 7)`, `DELETE FROM reading WHERE id = 2001`)
+	if out := s.verified(); !strings.Contains(out, "identical") {
+		t.Errorf("cdc verify:\n%s", out)
+	}
+}
+
 // An entity on a table that is not in the publication yet, added after the
 // connector has streamed, is backfilled and then streamed.
 func TestEntityOnANewTableIsStreamedAfterItsBackfill(t *testing.T) {

@@ -766,11 +766,17 @@ func (s *scenario) waitLog(d *harness.Daemon, want string) {
 // recordsPerKey counts a topic's records by customer key.
 func (s *scenario) recordsPerKey(records []harness.Record) map[string]int {
 	s.t.Helper()
+	return recordsPerKey(s.t, s.customer, records)
+}
+
+// recordsPerKey counts a topic's records by key.
+func recordsPerKey(t *testing.T, codec *harness.Codec, records []harness.Record) map[string]int {
+	t.Helper()
 	counts := map[string]int{}
 	for _, r := range records {
-		key, err := s.customer.Key(r.Key)
+		key, err := codec.Key(r.Key)
 		if err != nil {
-			s.t.Fatal(err)
+			t.Fatal(err)
 		}
 		counts[key]++
 	}
