@@ -39,6 +39,8 @@ func exposedNames(t *testing.T) []string {
 	m.BrokerError("connect")
 	var progress cdc.ProgressReporter = fixedProgress{{Table: cdc.TableName{Schema: "public", Name: "customer"}, Started: time.Now()}}
 	m.progress.Store(&progress)
+	var readBack cdc.ReadBackReporter = fixedReadBack{}
+	m.readBack.Store(&readBack)
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -185,3 +187,7 @@ func TestDashboardQueriesParse(t *testing.T) {
 	}
 	runPromtool(t, "check", "rules", path)
 }
+
+type fixedReadBack struct{}
+
+func (fixedReadBack) ReadBack() (queries, rows int64) { return 1, 2 }
