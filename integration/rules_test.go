@@ -370,7 +370,7 @@ func TestValidateListsEveryMistakeAtOnce(t *testing.T) {
 	if _, err := s.admin().CreateTopic(s.ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("delete")}, "shop.customer.v1"); err != nil {
 		t.Fatal(err)
 	}
-	s.exec(`ALTER TABLE orders REPLICA IDENTITY DEFAULT`,
+	s.exec(`ALTER TABLE orders REPLICA IDENTITY NOTHING`,
 		`INSERT INTO orders (order_id, customer_id, status_code, total) VALUES ('c2eebc99-9c0b-4ef8-bb6d-6bb9bd380a33', 1, 7, 5.00)`)
 	s.editConfig(
 		"kafka:\n", "kafka:\n  linger_ms: 5\n",
@@ -397,7 +397,7 @@ func TestValidateListsEveryMistakeAtOnce(t *testing.T) {
 		"where: expression `etl_batch` has type nullable int, not bool",
 		`field "status": symbols CANCELED are not in enum shop.v2.OrderStatus`,
 		`status_code holds codes the enum map lacks: 7`,
-		`table public.orders has REPLICA IDENTITY DEFAULT`,
+		`table public.orders has REPLICA IDENTITY NOTHING`,
 		`topic shop.customer.v1 exists with cleanup.policy=delete`,
 		`consumers still using version 1 cannot read records written with the new schema: field "channel"`,
 	}

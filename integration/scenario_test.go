@@ -41,6 +41,9 @@ type scenario struct {
 	env     []string // more environment of the daemons, VAR=value
 	// rowImage, if set, is the binlog_row_image of the scenario's MySQL sessions.
 	rowImage string
+	// largeValues has the chaos workload also write values of 19 KB, which
+	// PostgreSQL stores out of line (TOAST).
+	largeValues bool
 	customer *harness.Codec
 	order    *harness.Codec
 }
