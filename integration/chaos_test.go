@@ -77,6 +77,16 @@ func TestChaosLosesNothingOnPartialRowImages(t *testing.T) {
 	}
 }
 
+// The same with two instances of the connector, one standing by: a kill is
+// the leader's, and the standby takes over (its producer transactional, so
+// read-committed consumers see nothing twice).
+func TestChaosLosesNothingWithAStandby(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		s.standby = true
+		s.chaos(true)
+	})
+}
+
 // chaos runs the faults against the scenario's connector (see TestChaosLosesNothing).
 func (s *scenario) chaos(exactlyOnce bool) {
 	t := s.t
@@ -100,8 +110,14 @@ func (s *scenario) chaos(exactlyOnce bool) {
 	port, _ := strconv.Atoi(portText)
 
 	s.exec(s.bulk(2000))
-	s.start()
+	if s.standby {
+		s.enableStandby()
+	}
+	instances := []*harness.Daemon{s.start()}
 	s.waitCustomersMatch()
+	if s.standby {
+		instances = append(instances, s.start())
+	}
 	s.largeValues = true
 	w := s.startWorkload(2000)
 
@@ -137,9 +153,13 @@ func (s *scenario) chaos(exactlyOnce bool) {
 		count[fault]++
 		switch fault {
 		case kill: // at a random moment, and start again
-			s.daemons[len(s.daemons)-1].Kill()
+			victim := instances[len(instances)-1]
+			if s.standby { // the leader: a standby takes over
+				victim = s.leader(instances...)
+			}
+			victim.Kill()
 			time.Sleep(time.Duration(rng.Intn(500)) * time.Millisecond)
-			s.start()
+			instances = append(without(instances, victim), s.start())
 		case restartBroker: // keeping its data
 			broker.close()
 			time.Sleep(time.Duration(rng.Intn(1000)) * time.Millisecond)

@@ -44,8 +44,10 @@ type scenario struct {
 	// largeValues has the chaos workload also write values of 19 KB, which
 	// PostgreSQL stores out of line (TOAST).
 	largeValues bool
-	customer    *harness.Codec
-	order       *harness.Codec
+	// standby has the chaos test run two instances of the connector.
+	standby  bool
+	customer *harness.Codec
+	order    *harness.Codec
 }
 
 // Keys as the README documents them: a record named <Value>Key with the key fields.

@@ -38,6 +38,8 @@ type Metrics struct {
 	readBack         atomic.Pointer[cdc.ReadBackReporter]
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
+	leader                            prometheus.Gauge
+	standby                           atomic.Bool
 	lastWritten                       int64
 	lastPoll                          time.Time
 }
@@ -85,6 +87,7 @@ func New() *Metrics {
 	m.behindBytes = gauge("cdc_source_lag_bytes", "Log the database keeps for the connector: PostgreSQL WAL retained by the slot, MySQL binlog bytes after the stored position.")
 	m.timeToLoss = gauge("cdc_time_to_data_loss_seconds", "Estimated time until the database discards log the connector still needs (+Inf: no limit applies; 0: already lost).")
 	m.statusUp = gauge("cdc_source_status_up", "1 if the last read of the database's log status succeeded, 0 otherwise.")
+	m.leader = gauge("cdc_leader", "1 while this instance runs the connector; 0 while it stands by for another instance of the same connector (standby.enabled).")
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cdc_source_lag_seconds",
 			Help: "Now minus the commit time of the last change acknowledged by the brokers (or of the last idle heartbeat)."},
@@ -144,6 +147,17 @@ func (m *Metrics) Checkpointed(caughtUp, storedAt time.Time) {
 		m.caughtUp.Store(caughtUp.UnixNano())
 	}
 	m.stored.Store(storedAt.UnixNano())
+}
+
+// Leading says whether this instance runs the connector (true) or stands
+// by for another instance of it: cdc_leader, and what /readyz says.
+func (m *Metrics) Leading(leading bool) {
+	m.standby.Store(!leading)
+	if leading {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
 }
 
 // WatchSource reports the source's snapshot progress and, every interval

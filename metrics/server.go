@@ -32,6 +32,12 @@ func (m *Metrics) Serve(ctx context.Context, addr string, ready func(context.Con
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if m.standby.Load() {
+			// Ready to take over: a healthy standby counts as available
+			// (a PodDisruptionBudget does not block on it).
+			fmt.Fprintln(w, "ready: standing by, another instance of the connector leads")
+			return
+		}
 		fmt.Fprintln(w, "ready")
 	})
 	ln, err := net.Listen("tcp", addr)

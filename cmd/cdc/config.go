@@ -29,10 +29,27 @@ type Config struct {
 	Log      LogConfig      `yaml:"log"`
 	Masking  MaskingConfig  `yaml:"masking"`
 	HTTP     HTTPConfig     `yaml:"http"`
+	Standby  StandbyConfig  `yaml:"standby"`
 
 	path  string         // the file, for messages and relative schema paths
 	lines map[string]int // line of each key path ("kafka.brokers", "entities[0].topic")
 }
+
+// StandbyConfig lets several instances of the connector (the same name, on
+// several hosts) run at once: one leads, the others wait to take over.
+type StandbyConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// SessionTimeout, a Go duration, is how long the brokers wait for a
+	// silent leader before another instance takes over (default 6s).
+	SessionTimeout string `yaml:"session_timeout"`
+
+	sessionTimeout time.Duration
+}
+
+// transactional says whether the producer writes in Kafka transactions:
+// in exactly-once mode, and with standbys, whose leader's transactional id
+// is what fences a paused former leader at the brokers.
+func (c *Config) transactional() bool { return c.Kafka.ExactlyOnce || c.Standby.Enabled }
 
 type SourceConfig struct {
 	Kind     string         `yaml:"kind"`

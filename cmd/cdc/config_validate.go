@@ -64,6 +64,14 @@ func (c *Config) validate() error {
 	if !connectorName.MatchString(c.Name) {
 		bad("name", "want a connector name of letters, digits, '.', '_' or '-' (it names the slot, publication and checkpoint), got %q", c.Name)
 	}
+	c.Standby.sessionTimeout = sink.DefaultSessionTimeout
+	if timeout := c.Standby.SessionTimeout; timeout != "" {
+		d, err := time.ParseDuration(timeout)
+		if err != nil || d < time.Second {
+			bad("standby.session_timeout", "%q: want a duration of at least 1s, such as 6s (the brokers' group.min.session.timeout.ms bounds it, 6s by default)", timeout)
+		}
+		c.Standby.sessionTimeout = d
+	}
 	defaultID := "cdc_" + strings.Map(func(r rune) rune {
 		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
 			return r

@@ -150,6 +150,10 @@ const (
 //
 // The metrics and the HTTP endpoints outlive the attempts: /readyz answers 503
 // while the connector waits to restart, and cdc_restarts_total counts restarts.
+//
+// With standby.enabled, the instances of the connector elect their leader
+// through Kafka (see sink.Kafka.Lead): this one runs the connector only
+// while it leads, and stands by otherwise.
 func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	m := metrics.New()
 	var current atomic.Pointer[func(context.Context) error]
@@ -165,11 +169,58 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 	opts.ready = func(f func(context.Context) error) { current.Store(&f) }
 	var transactional *sink.Producer
 	opts.transactional = &transactional
-	defer func() {
+	closeProducer := func() {
 		if transactional != nil {
 			transactional.Close()
+			transactional = nil
 		}
-	}()
+	}
+	defer closeProducer()
+	attempts := func(ctx context.Context) error {
+		current.Store(&waiting)
+		return runAttempts(ctx, cfg, log, opts, m, func(f func(context.Context) error) { current.Store(&f) })
+	}
+	if !cfg.Standby.Enabled {
+		m.Leading(true)
+		return attempts(ctx)
+	}
+	// Several instances: the connector's group elects the one that runs it.
+	m.Leading(false)
+	standingBy := func(context.Context) error { return nil }
+	current.Store(&standingBy)
+	k, err := await(ctx, log, "reach the Kafka brokers", func(ctx context.Context) (*sink.Kafka, error) {
+		kc, err := kafkaConfig(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		return sink.Dial(ctx, kc, log.With("component", "standby"))
+	}, func(k *sink.Kafka) { k.Close() })
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	return k.Lead(ctx, sink.LeadOptions{Group: "cdc-" + cfg.Name, SessionTimeout: cfg.Standby.sessionTimeout, Log: log.With("component", "standby"),
+		OnChange: func(leading bool) {
+			m.Leading(leading)
+			if !leading {
+				current.Store(&standingBy)
+			}
+		}}, func(ctx context.Context) error {
+		err := attempts(ctx)
+		// A producer kept for the next attempt is not kept for the next
+		// leadership: another leader may have taken its id meanwhile.
+		closeProducer()
+		if ctx.Err() != nil {
+			return nil // the leadership ended: stand by
+		}
+		return err
+	})
+}
+
+// runAttempts runs the connector, and restarts it from its stored checkpoint
+// after a transient failure (see superviseDaemon), until ctx ends or a
+// failure needs the operator. notReady sets what /readyz says meanwhile.
+func runAttempts(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions, m *metrics.Metrics, notReady func(func(context.Context) error)) error {
 	reached := false
 	opts.reached = func() { reached = true }
 	runOnce := opts.attempt
@@ -195,8 +246,7 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 			delay = firstRetryDelay // it ran for a while: a new failure, not the same one again
 		}
 		wait := delay/2 + rand.N(delay/2+1)
-		notReady := func(context.Context) error { return fmt.Errorf("restarting after a transient failure: %w", err) }
-		current.Store(&notReady)
+		notReady(func(context.Context) error { return fmt.Errorf("restarting after a transient failure: %w", err) })
 		m.Restarted()
 		// Once per state change, not per attempt: the same failure again is a debug line.
 		if failing == nil || failing.Error() != err.Error() {
@@ -222,7 +272,7 @@ func superviseDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts da
 // with the same name fences the first.
 func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[string]int) (*sink.Producer, error) {
 	opts := sink.ProducerOptions{OnBrokerError: m.BrokerError, MaxMessageBytes: limits}
-	if cfg.Kafka.ExactlyOnce {
+	if cfg.transactional() {
 		opts.TransactionalID = "cdc-" + cfg.Name
 	}
 	return k.NewProducer(opts)
@@ -301,18 +351,18 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	m := opts.metrics
 	var transactions pipeline.Transactor
 	producer := *opts.transactional
-	if !cfg.Kafka.ExactlyOnce || producer == nil || producer.Closed() {
+	if !cfg.transactional() || producer == nil || producer.Closed() {
 		producer, err = await(ctx, log, "start the Kafka producer", func(context.Context) (*sink.Producer, error) {
 			return openProducer(k, cfg, m, limits)
 		}, func(p *sink.Producer) { p.Close() })
 		if err != nil {
 			return err
 		}
-		if cfg.Kafka.ExactlyOnce {
+		if cfg.transactional() {
 			*opts.transactional = producer
 		}
 	}
-	if cfg.Kafka.ExactlyOnce {
+	if cfg.transactional() {
 		transactions = sink.Transactions{Producer: producer, Store: store}
 	} else {
 		defer producer.Close() // the pipeline closes it first, once everything is acknowledged
@@ -346,7 +396,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		}
 		return nil
 	})
-	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position), "exactly_once", cfg.Kafka.ExactlyOnce)
+	log.Info("starting", "source", cfg.Source.Kind, "entities", len(entities), "resume_from", string(cp.Position), "exactly_once", cfg.Kafka.ExactlyOnce, "transactional", cfg.transactional())
 	opts.running()
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Entities: entities, Framing: framing, Producer: producer, Checkpoints: store, Transactions: transactions, Filled: names,

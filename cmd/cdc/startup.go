@@ -165,7 +165,7 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Entities: entitiesByTable(cfg), HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
-			ApplicationName: "cdc " + cfg.Name, Settings: settings,
+			ApplicationName: "cdc " + cfg.Name, Settings: settings, TakeOverSlot: cfg.Standby.Enabled,
 		})
 	case "mysql":
 		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty

@@ -198,7 +198,13 @@ func (s *Source) readFreeSlot(ctx context.Context) (slotState, error) {
 			return st, fmt.Errorf("replication slot %s has been in use by server process %d for over %s: is another cdc with the same name running? Only one may read a slot",
 				s.cfg.Slot, *st.activePID, slotBusyWait)
 		}
-		if !warned {
+		if s.cfg.TakeOverSlot {
+			s.log.Warn("the replication slot is held by another connection, a previous leader's that is gone or paused (its producer is fenced): terminating it to take the slot over",
+				"slot", s.cfg.Slot, "pid", *st.activePID)
+			if _, err := s.conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend($1)`, *st.activePID); err != nil {
+				return st, fmt.Errorf("terminate server process %d, which holds replication slot %s: %w; grant the role pg_signal_backend, or wait for wal_sender_timeout", *st.activePID, s.cfg.Slot, err)
+			}
+		} else if !warned {
 			s.log.Warn("the replication slot is held by another connection; waiting for it to be released", "slot", s.cfg.Slot, "pid", *st.activePID, "up_to", slotBusyWait)
 		}
 		select {

@@ -64,7 +64,12 @@ type Config struct {
 	// walsender something of this database to decode, for servers where other
 	// databases write and this one does not.
 	HeartbeatMessageInterval time.Duration
-	ApplicationName          string
+	// TakeOverSlot says this instance leads its connector's group and has
+	// fenced the previous leader's producer: a connection still holding the
+	// slot is that leader's (gone, or paused), and is terminated rather than
+	// waited for.
+	TakeOverSlot    bool
+	ApplicationName string
 	sources.Settings
 }
 
