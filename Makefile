@@ -14,12 +14,24 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROMTOOL  := bin/promtool
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: all build deps test test-unit test-integration test-guarded chaos demo bench lint clean
+.PHONY: all build static image deps test test-unit test-integration test-guarded chaos demo bench lint clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdc
+
+# A static binary, for the container image: cdc links libpg_query (cdc
+# check-migration) through cgo, so the C toolchain links it statically;
+# netgo and osusergo keep glibc's resolver and user database out.
+static:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo -ldflags '-s -w -linkmode external -extldflags "-static"' -o $(BIN) ./cmd/cdc
+
+# The container image (Dockerfile), with buildah where there is no Docker engine.
+IMAGE ?= cdc:dev
+image:
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then docker build -t $(IMAGE) .; \
+	else buildah bud --isolation chroot -t $(IMAGE) .; fi
 
 deps:
 	@missing=""; \

@@ -62,6 +62,7 @@ func main() {
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	repeat := flag.Int("repeat", 1, "measure each source this many times, then print each figure's median and range")
+	takeovers := flag.Int("takeovers", 5, "kill the leader of two instances (standby.enabled) this many times, and measure the takeovers (PostgreSQL; 0: none)")
 	figures := flag.String("figures", "", "also write the results, with the date, the machine and the command, as Markdown to this `file`")
 	micro := flag.String("micro", "", "with -figures, a `file` of go test -bench output to add to the page")
 	flag.Parse()
@@ -74,7 +75,7 @@ func main() {
 		os.Exit(2)
 	}
 	started := time.Now()
-	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles,
+	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles, takeovers: *takeovers,
 		parallelism: *parallelism, compression: *compression, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
 		var runs []*table
@@ -168,6 +169,7 @@ type bench struct {
 	rows        int
 	rate        int
 	duration    time.Duration
+	takeovers   int
 }
 
 // database is what the bench needs of one source.
@@ -551,7 +553,116 @@ func (b *bench) run(source string) (*table, error) {
 	t.figure(latency+" transactions/s achieved", achieved, "/s")
 	t.figure(latency+" p50", float64(p50.Microseconds())/1000, "ms")
 	t.figure(latency+" p99", float64(p99.Microseconds())/1000, "ms")
+	if b.takeovers > 0 && source == "postgres" {
+		if err := b.takeover(ctx, t, db, env, config, source); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// takeover runs two instances of the connector (standby.enabled) under a
+// steady insert load, kills the leader (SIGKILL) b.takeovers times, starting
+// a new standby after each kill, and measures the time from each kill to
+// the first record the new leader has acknowledged.
+func (b *bench) takeover(ctx context.Context, t *table, db database, env []string, config, source string) error {
+	text, err := os.ReadFile(config)
+	if err != nil {
+		return err
+	}
+	standby := filepath.Join(filepath.Dir(config), "standby.yaml")
+	if err := os.WriteFile(standby, append(text, "\nstandby: {enabled: true}\n"...), 0o644); err != nil {
+		return err
+	}
+	var instances []*harness.Daemon
+	defer func() {
+		for _, d := range instances {
+			d.Kill()
+		}
+	}()
+	start := func() error {
+		d, err := b.startDaemon(env, standby, source, fmt.Sprintf("takeover-%d", len(instances)))
+		if err == nil {
+			instances = append(instances, d)
+		}
+		return err
+	}
+	if err := start(); err != nil {
+		return err
+	}
+	if err := start(); err != nil {
+		return err
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loaded := make(chan error, 1)
+	go func() { // one row every 10 ms, on the bench's connection (nothing else uses it meanwhile)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for id := int64(200_000_000); ; id++ {
+			select {
+			case <-loadCtx.Done():
+				loaded <- nil
+				return
+			case <-tick.C:
+			}
+			if err := db.insertOne(loadCtx, id); err != nil && loadCtx.Err() == nil {
+				loaded <- err
+				return
+			}
+		}
+	}()
+	defer func() { stopLoad(); <-loaded }()
+	var times []float64
+	for kill := range b.takeovers {
+		progress("takeover %d of %d", kill+1, b.takeovers)
+		leader, err := waitLeader(instances)
+		if err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Second) // it writes
+		killed := time.Now()
+		leader.Kill()
+		var alive []*harness.Daemon
+		for _, d := range instances {
+			if d != leader {
+				alive = append(alive, d)
+			}
+		}
+		instances = alive
+		if err := start(); err != nil {
+			return err
+		}
+		for {
+			if time.Since(killed) > 2*time.Minute {
+				return fmt.Errorf("no instance took over within 2 minutes of the leader's kill")
+			}
+			acked, err := scrapeCounter(instances[0], "cdc_records_acknowledged_total")
+			if err != nil {
+				return err
+			}
+			if acked > 0 {
+				times = append(times, time.Since(killed).Seconds())
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	slices.Sort(times)
+	t.figure(fmt.Sprintf("takeover after kill -9 of the leader, median of %d", len(times)), times[len(times)/2], "s")
+	t.figure(fmt.Sprintf("takeover after kill -9 of the leader, max of %d", len(times)), times[len(times)-1], "s")
+	return nil
+}
+
+// waitLeader returns the instance whose cdc_leader is 1.
+func waitLeader(instances []*harness.Daemon) (*harness.Daemon, error) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, d := range instances {
+			if leading, err := scrapeCounter(d, "cdc_leader"); err == nil && leading == 1 {
+				return d, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no instance leads")
 }
 
 // logLess writes the same backlog again with the table logged as DBAs often
