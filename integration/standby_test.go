@@ -2,8 +2,12 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -142,5 +146,43 @@ func TestPausedLeaderWritesNothingAfterTheTakeover(t *testing.T) {
 		t.Log(s.nothingLost(w, true))
 		records := s.waitCustomersMatch()
 		checkValuesRise(t, s.customer, records, "balance", repeatsAllowed) // an update of the email repeats the balance
+	})
+}
+
+// The brokers restart while a standby takes over from a killed leader: the
+// group's coordinator comes back, the standby leads, and nothing is lost or
+// sent twice.
+func TestBrokerRestartDuringATakeover(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		dataDir := filepath.Join(t.TempDir(), "kafka")
+		stallUntil := &atomic.Int64{}
+		s.kafka.Close()
+		broker, err := startChaosBroker(0, dataDir, stallUntil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { broker.close() })
+		s.kafka, s.brokers = broker.Cluster, broker.ListenAddrs()
+		_, portText, _ := net.SplitHostPort(s.brokers[0])
+		port, _ := strconv.Atoi(portText)
+
+		s.enableStandby()
+		s.exec(s.bulk(1000))
+		instances := []*harness.Daemon{s.start()}
+		s.waitCustomersMatch()
+		instances = append(instances, s.start())
+		w := s.startWorkload(1000)
+		leader := s.leader(instances...)
+		time.Sleep(time.Second)
+		leader.Kill()
+		broker.close()
+		time.Sleep(2 * time.Second)
+		if broker, err = startChaosBroker(port, dataDir, stallUntil); err != nil {
+			t.Fatalf("restart the broker: %v", err)
+		}
+		s.kafka = broker.Cluster
+		instances = append(without(instances, leader), s.start())
+		s.leader(instances...)
+		t.Log(s.nothingLost(w, true))
 	})
 }
