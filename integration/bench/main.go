@@ -632,19 +632,23 @@ func (b *bench) takeover(ctx context.Context, t *table, db database, env []strin
 		if err := start(); err != nil {
 			return err
 		}
-		for {
+		// Any standby may be given the leadership, the one started last too.
+		for took := false; !took; time.Sleep(20 * time.Millisecond) {
 			if time.Since(killed) > 2*time.Minute {
-				return fmt.Errorf("no instance took over within 2 minutes of the leader's kill")
+				select {
+				case err := <-loaded:
+					return fmt.Errorf("no instance took over within 2 minutes of the leader's kill; the insert load ended: %v", err)
+				default:
+				}
+				return fmt.Errorf("no instance took over within 2 minutes of the leader's kill; a standby's log:\n%s", instances[0].Logs())
 			}
-			acked, err := scrapeCounter(instances[0], "cdc_records_acknowledged_total")
-			if err != nil {
-				return err
+			for _, d := range instances {
+				if acked, err := scrapeCounter(d, "cdc_records_acknowledged_total"); err == nil && acked > 0 {
+					times = append(times, time.Since(killed).Seconds())
+					took = true
+					break
+				}
 			}
-			if acked > 0 {
-				times = append(times, time.Since(killed).Seconds())
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	slices.Sort(times)
