@@ -59,7 +59,11 @@ func (k *Kafka) Lead(ctx context.Context, opts LeadOptions, lead func(context.Co
 		kgo.ConsumeTopics(k.cfg.CheckpointTopic),
 		kgo.SessionTimeout(opts.SessionTimeout),
 		kgo.HeartbeatInterval(opts.SessionTimeout/6),
-		kgo.RebalanceTimeout(opts.SessionTimeout*2),
+		// A rebalance waits this long for members that do not rejoin: a dead
+		// leader's, when a new standby joins right after its death (as a
+		// replacement pod does). Longer would delay the takeover past the
+		// session timeout.
+		kgo.RebalanceTimeout(opts.SessionTimeout),
 		// Sticky: a standby joining or leaving does not move the leadership.
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
