@@ -61,9 +61,10 @@ func (k *Kafka) Lead(ctx context.Context, opts LeadOptions, lead func(context.Co
 		kgo.HeartbeatInterval(opts.SessionTimeout/6),
 		// A rebalance waits this long for members that do not rejoin: a dead
 		// leader's, when a new standby joins right after its death (as a
-		// replacement pod does). Longer would delay the takeover past the
-		// session timeout.
-		kgo.RebalanceTimeout(opts.SessionTimeout),
+		// replacement pod does). A live member rejoins within a heartbeat
+		// (a sixth of the session), and keeps its partition (sticky): nothing
+		// to wait for. Longer, a kill just after a standby joined took 15 s.
+		kgo.RebalanceTimeout(opts.SessionTimeout/2),
 		// Sticky: a standby joining or leaving does not move the leadership.
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
