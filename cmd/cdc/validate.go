@@ -338,7 +338,7 @@ func reportLogging(r *report, c *connector, settings map[cdc.TableName]cdc.Table
 		default:
 			continue
 		}
-		if filtered && how != "" && !strings.Contains(how, "FULL:") {
+		if whole := s.ReplicaIdentity == "FULL" || s.RowImage == "FULL"; filtered && !whole {
 			how += "; a delete, or an update leaving the where, of a row whose old row lacks the filter's columns publishes a tombstone even if the key was never published"
 		}
 		fmt.Fprintf(r.stdout, "logging: %s: %s\n", name, how)
