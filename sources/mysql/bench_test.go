@@ -57,7 +57,7 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			if k == 1 { // the after image, as the stream decodes it
 				like = &rowImage{fields: fields[0]}
 			}
-			if before, err = st.decodeRow(state, rowImage{fields: fields[k]}, like, before, cdc.Unchanged()); err != nil {
+			if before, _, err = st.decodeRow(state, rowImage{fields: fields[k]}, like, before, cdc.Unchanged()); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -235,13 +235,13 @@ func TestUpdateAfterImageDecodesOnlyWhatChanged(t *testing.T) {
 		{"a value to NULL", image("ab", 5, false), image("ab", 0, true), "ab", 0, true, true},
 	} {
 		st := &streamer{}
-		before, err := st.decodeRow(state, rowImage{fields: c.before}, nil, nil, cdc.Unknown())
+		before, _, err := st.decodeRow(state, rowImage{fields: c.before}, nil, nil, cdc.Unknown())
 		if err != nil {
 			t.Fatal(err)
 		}
-		after, err := st.decodeRow(state, rowImage{fields: c.after}, &rowImage{fields: c.before}, before, cdc.Unchanged())
-		if err != nil {
-			t.Fatal(err)
+		after, partial, err := st.decodeRow(state, rowImage{fields: c.after}, &rowImage{fields: c.before}, before, cdc.Unchanged())
+		if err != nil || partial {
+			t.Fatalf("%s: partial %v, err %v", c.name, partial, err)
 		}
 		if after[0].Int != 7 || string(after[1].Bytes) != c.wantName || after[2].IsNull() != c.wantNull || (!c.wantNull && after[2].Int != c.wantQty) {
 			t.Errorf("%s: after image %v", c.name, after)
@@ -249,5 +249,16 @@ func TestUpdateAfterImageDecodesOnlyWhatChanged(t *testing.T) {
 		if shared := &after[1].Bytes[0] == &before[1].Bytes[0]; shared != c.wantShared {
 			t.Errorf("%s: the unchanged text shared with the before image: %v, want %v", c.name, shared, c.wantShared)
 		}
+	}
+	// A MINIMAL after image that set qty alone: the others are left as they
+	// were, and the row says so.
+	data := binary.LittleEndian.AppendUint32([]byte{0}, 9)
+	fields := make([]field, 3)
+	if _, err := readImage(data, state.columns, []byte{0b100}, fields); err != nil {
+		t.Fatal(err)
+	}
+	after, partial, err := (&streamer{}).decodeRow(state, rowImage{fields: fields}, nil, nil, cdc.Unchanged())
+	if err != nil || !partial || after[0].Kind != cdc.KindUnchanged || after[1].Kind != cdc.KindUnchanged || after[2].Int != 9 {
+		t.Errorf("a partial after image: %v, partial %v, err %v", after, partial, err)
 	}
 }

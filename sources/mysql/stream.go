@@ -527,14 +527,15 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		// A column an image lacks (binlog_row_image MINIMAL or NOBLOB) is
 		// unknown in an old row, and in a new one was left as it was (an
 		// update) or not set by the statement (an insert): read back later.
+		var lacks bool // the new row lacks values
 		switch op {
 		case cdc.OpInsert:
-			c.After, err = st.decodeRow(state, row[0], nil, nil, cdc.Unchanged())
+			c.After, lacks, err = st.decodeRow(state, row[0], nil, nil, cdc.Unchanged())
 		case cdc.OpDelete:
-			c.Before, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown())
+			c.Before, _, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown())
 		case cdc.OpUpdate:
-			if c.Before, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown()); err == nil {
-				c.After, err = st.decodeRow(state, row[1], &row[0], c.Before, cdc.Unchanged())
+			if c.Before, _, err = st.decodeRow(state, row[0], nil, nil, cdc.Unknown()); err == nil {
+				c.After, lacks, err = st.decodeRow(state, row[1], &row[0], c.Before, cdc.Unchanged())
 			}
 		}
 		if err != nil {
@@ -547,7 +548,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		}
 		st.backfill.Touch(state.table, c.Before, c.After)
 		st.captured = true
-		st.incomplete = st.incomplete || reread.Lacks(&c)
+		st.incomplete = st.incomplete || lacks
 		if st.batch == nil {
 			st.batch = st.memory.Changes(st.s.cfg.BatchSize)
 		}
@@ -594,21 +595,21 @@ func (st *streamer) rowImages(h *replication.EventHeader, e *replication.RowsEve
 // decodeRow decodes a row image. For the after image of an update, the
 // before image and its values are given: a column whose bytes are the before
 // image's keeps the value decoded from them (an update usually changes a few
-// columns of many).
-func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImage, beforeValues []cdc.Value, absent cdc.Value) ([]cdc.Value, error) {
+// columns of many). A column the image lacks gets the value absent, and
+// partial says there was one.
+func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImage, beforeValues []cdc.Value, absent cdc.Value) (values []cdc.Value, partial bool, err error) {
 	n := len(image.values)
 	if image.values == nil {
 		n = len(image.fields)
 	}
 	if n != len(state.decoders) {
-		return nil, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, n, len(state.decoders))
+		return nil, false, fmt.Errorf("binlog row of %s has %d columns, its table map %d", state.name, n, len(state.decoders))
 	}
-	values := st.memory.Row(n)
+	values = st.memory.Row(n)
 	for i, d := range state.decoders {
-		var err error
 		switch {
 		case image.absent(i):
-			values[i] = absent
+			values[i], partial = absent, true
 		case image.values != nil:
 			values[i], err = d.binlog(image.values[i], &st.memory.Arena)
 		case image.fields[i].null:
@@ -618,10 +619,10 @@ func (st *streamer) decodeRow(state *tableState, image rowImage, before *rowImag
 			values[i], err = d.binary(state.columns[i], image.fields[i].raw, &st.memory.Arena)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("table %s, column %s, in the transaction at %s: %w%s", state.name, state.table.Columns[i].Name, st.txnStart, err, zeroDateHint(err))
+			return nil, false, fmt.Errorf("table %s, column %s, in the transaction at %s: %w%s", state.name, state.table.Columns[i].Name, st.txnStart, err, zeroDateHint(err))
 		}
 	}
-	return values, nil
+	return values, partial, nil
 }
 
 // commit ends the current transaction; gset is the GTID set after it.
