@@ -92,6 +92,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad http address", "kafka:\n", "http: {listen: 9464}\nkafka:\n", []string{`cdc.yaml:5: http.listen: "9464": want host:port (e.g. 127.0.0.1:9464, or :9464 for every interface), or off`}},
 		{"bad heartbeat interval", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {heartbeat_message_interval: 30}\n", []string{`cdc.yaml:5: source.postgres.heartbeat_message_interval: "30": want a duration of at least 1s, such as 30s or 5m`}},
 		{"mysql bad watermark table", "kind: postgres", "kind: mysql\n  mysql: {watermark_table: cdc_watermarks}", []string{`cdc.yaml:4: source.mysql.watermark_table: "cdc_watermarks": want database.table`}},
+		{"bad standby session", "kafka:\n", "standby: {enabled: true, session_timeout: 6}\nkafka:\n", []string{`cdc.yaml:5: standby.session_timeout: "6": want a duration of at least 1s, such as 6s`}},
 		{"bad chunk size", "kafka:\n", "snapshot: {chunk_size: -5}\nkafka:\n", []string{`cdc.yaml:5: snapshot.chunk_size: -5: want a number of rows from 1 to 1000000 (default 100000)`}},
 		{"bad backfill chunk size", "kafka:\n", "snapshot: {backfill_chunk_size: 200000}\nkafka:\n", []string{`cdc.yaml:5: snapshot.backfill_chunk_size: 200000: want a number of rows from 1 to 100000 (default 10000); a backfill holds a chunk in memory`}},
 		{"bad snapshot parallelism", "kafka:\n", "snapshot: {parallelism: 100}\nkafka:\n", []string{`cdc.yaml:5: snapshot.parallelism: 100: want a number of connections from 1 to 32 (default 1)`}},
