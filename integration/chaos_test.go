@@ -96,18 +96,7 @@ func (s *scenario) chaos(exactlyOnce bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), chaosDuration(t)+5*time.Minute)
 	t.Cleanup(cancel)
 	s.ctx = ctx
-	dataDir := filepath.Join(t.TempDir(), "kafka")
-	stallUntil := &atomic.Int64{}
-	s.kafka.Close()
-	broker, err := startChaosBroker(0, dataDir, stallUntil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { broker.close() })
-	s.kafka = broker.Cluster
-	s.brokers = s.kafka.ListenAddrs()
-	_, portText, _ := net.SplitHostPort(s.brokers[0])
-	port, _ := strconv.Atoi(portText)
+	broker := s.useRestartableBroker()
 
 	s.exec(s.bulk(2000))
 	if s.standby {
@@ -161,13 +150,9 @@ func (s *scenario) chaos(exactlyOnce bool) {
 			time.Sleep(time.Duration(rng.Intn(500)) * time.Millisecond)
 			instances = append(without(instances, victim), s.start())
 		case restartBroker: // keeping its data
-			broker.close()
-			time.Sleep(time.Duration(rng.Intn(1000)) * time.Millisecond)
-			if broker, err = startChaosBroker(port, dataDir, stallUntil); err != nil {
-				t.Fatalf("restart the broker: %v", err)
-			}
-			s.kafka = broker.Cluster
+			broker.restart(time.Duration(rng.Intn(1000)) * time.Millisecond)
 		case restartDatabase: // under the connector
+			var err error
 			if s.mysql {
 				err = maria.Restart()
 			} else {
@@ -177,7 +162,7 @@ func (s *scenario) chaos(exactlyOnce bool) {
 				t.Fatalf("restart the database: %v", err)
 			}
 		case stallBroker: // it answers nothing for a few seconds
-			stallUntil.Store(time.Now().Add(time.Duration(2000+rng.Intn(4000)) * time.Millisecond).UnixNano())
+			broker.stallUntil.Store(time.Now().Add(time.Duration(2000+rng.Intn(4000)) * time.Millisecond).UnixNano())
 		}
 		if err := s.daemonsAlive(); err != nil {
 			t.Fatal(err)
@@ -246,6 +231,44 @@ func (s *scenario) leaderChanges(exactlyOnce bool) {
 		t.Fatalf("%d elections never moved the leader of shop.customer.v1 partition 0", elections)
 	}
 	t.Logf("%d leader elections (%d moved shop.customer.v1 partition 0); %s", elections, moves, s.nothingLost(w, exactlyOnce))
+}
+
+// restartableBroker is a scenario's broker that keeps its data across
+// restarts, on the same port, and can be stalled.
+type restartableBroker struct {
+	s          *scenario
+	current    *chaosBroker
+	dataDir    string
+	port       int
+	stallUntil *atomic.Int64
+}
+
+// useRestartableBroker replaces the scenario's broker with a restartable one.
+func (s *scenario) useRestartableBroker() *restartableBroker {
+	s.t.Helper()
+	b := &restartableBroker{s: s, dataDir: filepath.Join(s.t.TempDir(), "kafka"), stallUntil: &atomic.Int64{}}
+	s.kafka.Close()
+	var err error
+	if b.current, err = startChaosBroker(0, b.dataDir, b.stallUntil); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { b.current.close() })
+	s.kafka, s.brokers = b.current.Cluster, b.current.ListenAddrs()
+	_, port, _ := net.SplitHostPort(s.brokers[0])
+	b.port, _ = strconv.Atoi(port)
+	return b
+}
+
+// restart closes the broker and, after pause, starts it again with its data.
+func (b *restartableBroker) restart(pause time.Duration) {
+	b.s.t.Helper()
+	b.current.close()
+	time.Sleep(pause)
+	var err error
+	if b.current, err = startChaosBroker(b.port, b.dataDir, b.stallUntil); err != nil {
+		b.s.t.Fatalf("restart the broker: %v", err)
+	}
+	b.s.kafka = b.current.Cluster
 }
 
 // chaosBroker is the chaos test's broker: kfake on a data directory, which

@@ -2,12 +2,8 @@ package integration
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -154,18 +150,7 @@ func TestPausedLeaderWritesNothingAfterTheTakeover(t *testing.T) {
 // sent twice.
 func TestBrokerRestartDuringATakeover(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
-		dataDir := filepath.Join(t.TempDir(), "kafka")
-		stallUntil := &atomic.Int64{}
-		s.kafka.Close()
-		broker, err := startChaosBroker(0, dataDir, stallUntil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { broker.close() })
-		s.kafka, s.brokers = broker.Cluster, broker.ListenAddrs()
-		_, portText, _ := net.SplitHostPort(s.brokers[0])
-		port, _ := strconv.Atoi(portText)
-
+		broker := s.useRestartableBroker()
 		s.enableStandby()
 		s.exec(s.bulk(1000))
 		instances := []*harness.Daemon{s.start()}
@@ -175,12 +160,7 @@ func TestBrokerRestartDuringATakeover(t *testing.T) {
 		leader := s.leader(instances...)
 		time.Sleep(time.Second)
 		leader.Kill()
-		broker.close()
-		time.Sleep(2 * time.Second)
-		if broker, err = startChaosBroker(port, dataDir, stallUntil); err != nil {
-			t.Fatalf("restart the broker: %v", err)
-		}
-		s.kafka = broker.Cluster
+		broker.restart(2 * time.Second)
 		instances = append(without(instances, leader), s.start())
 		s.leader(instances...)
 		t.Log(s.nothingLost(w, true))
