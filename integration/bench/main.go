@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -737,22 +736,15 @@ func scrapeCounter(d *harness.Daemon, name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := harness.Scrape(addr)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("the daemon's metrics lack %s", name)
 	}
-	for line := range strings.Lines(string(text)) {
-		if value, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			return int64(v), err
-		}
-	}
-	return 0, fmt.Errorf("the daemon's metrics lack %s", name)
+	return int64(v), nil
 }
 
 // table collects rows of "what, cdc rate, floor name, floor rate", where the
