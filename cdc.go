@@ -56,6 +56,11 @@ type Change struct {
 	Position Position
 	// CommitTime is when the change's transaction committed (zero for snapshot rows).
 	CommitTime time.Time
+	// Transaction names the database transaction that made the change, the
+	// same whenever the change is read again (PostgreSQL "xid:commit LSN",
+	// MySQL its GTID, or the binlog file:offset it starts at); empty for
+	// snapshot rows. The changes of a transaction follow each other.
+	Transaction string
 	// Entities, on a read of a backfill, are the entities it is for; nil
 	// sends the change to every entity of its table.
 	Entities []string
@@ -73,6 +78,10 @@ type Batch struct {
 	// for it (the marker that a snapshot is under way), or it marks a milestone
 	// (a snapshot's end).
 	StoreNow bool
+	// InTransaction says the transaction of the last change goes on in the
+	// next batch: a source splits a large transaction into several batches,
+	// and only the last says it ended.
+	InTransaction bool
 	// release gives the batch's memory back to its source.
 	release func()
 }
@@ -121,4 +130,16 @@ type Checkpoint struct {
 	Entities []string
 	// Catalog is the source's CatalogKeeper.Catalog, if it is one.
 	Catalog string
+	// Transaction, when Position lies inside a transaction whose records
+	// were sent before its end (one too large to hold), is how many records
+	// of it were sent before Position: a restart numbers the rest after them.
+	Transaction *TransactionProgress
+}
+
+// TransactionProgress counts the records a database transaction wrote so far.
+type TransactionProgress struct {
+	ID      string
+	Records int
+	// Topics counts them per topic.
+	Topics map[string]int
 }

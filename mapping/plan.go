@@ -27,6 +27,8 @@ type Record struct {
 	Value      []byte
 	Position   cdc.Position
 	CommitTime time.Time
+	// Transaction is the change's (see cdc.Change.Transaction).
+	Transaction string
 	// Seq numbers the records of one change for one entity (a key change gives
 	// a tombstone and an upsert), so that position, entity and Seq name a record.
 	Seq        int
@@ -203,7 +205,7 @@ func (p *Plan) Map(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record,
 	out, err := p.mapChange(ch, out, arena)
 	if err == nil {
 		for i := n; i < len(out); i++ {
-			out[i].Position, out[i].CommitTime, out[i].Seq = ch.Position, ch.CommitTime, i-n
+			out[i].Position, out[i].CommitTime, out[i].Transaction, out[i].Seq = ch.Position, ch.CommitTime, ch.Transaction, i-n
 		}
 		return out, nil
 	}
@@ -505,6 +507,6 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 		}
 	}
 	doc, _ := json.Marshal(values)
-	return Record{Entity: p.entity, plan: p, Op: ch.Op, Key: key, Position: ch.Position, CommitTime: ch.CommitTime,
+	return Record{Entity: p.entity, plan: p, Op: ch.Op, Key: key, Position: ch.Position, CommitTime: ch.CommitTime, Transaction: ch.Transaction,
 		DeadLetter: &DeadLetter{Reason: err.Error(), Row: doc}}
 }

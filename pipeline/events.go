@@ -71,6 +71,10 @@ type events struct {
 	// transaction.
 	stamp   []byte
 	stampOf time.Time
+	// tx is the last record's transaction id, shared by the records of a
+	// transaction.
+	tx   []byte
+	txOf string
 }
 
 // eventsMark is how far events had carved memory; see events.mark.
@@ -139,7 +143,7 @@ func (ev *events) mark() eventsMark {
 		}
 		ee.ops, ee.tombstones = [cdc.OpDelete + 1]int{}, 0
 	}
-	ev.positionOf, ev.stampOf = "", time.Time{}
+	ev.positionOf, ev.stampOf, ev.txOf = "", time.Time{}, ""
 	return eventsMark{arena: ev.arena.Mark(), records: ev.records.Mark(), headers: ev.headers.Mark()}
 }
 
@@ -151,8 +155,9 @@ func (ev *events) release(m eventsMark) {
 	ev.headers.Release(m.headers)
 }
 
-// record builds the Kafka record of rec.
-func (ev *events) record(rec *mapping.Record) sink.Record {
+// record builds the Kafka record of rec, the index-th of its transaction's
+// count records (count 0: not known yet).
+func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 	if rec.Position != ev.positionOf {
 		ev.position = append(ev.arena.Bytes(len(rec.Position))[:0], rec.Position...)
 		ev.positionOf = rec.Position
@@ -161,18 +166,22 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	ee := ev.entity(rec.Entity)
 	if rec.DeadLetter != nil {
 		ee.counts.DeadLetters.Inc()
-		return sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Value: rec.DeadLetter.Row, Headers: []sink.Header{
+		headers := []sink.Header{
 			{Key: hEntity, Value: ee.typ},
 			{Key: hOp, Value: opCodes[rec.Op]},
 			{Key: hPosition, Value: position},
 			{Key: hError, Value: []byte(rec.DeadLetter.Reason)},
-		}}
+		}
+		if rec.Transaction != "" {
+			headers = ev.txHeaders(headers, rec.Transaction, index, count)
+		}
+		return sink.Record{Topic: ev.deadLetterTopic, Key: rec.Key, Value: rec.DeadLetter.Row, Headers: headers}
 	}
 	ee.ops[rec.Op]++
 	if rec.Value == nil {
 		ee.tombstones++
 	}
-	var built [8]sink.Header // at most, on the stack; the record keeps exactly its own
+	var built [11]sink.Header // at most, on the stack; the record keeps exactly its own
 	headers := append(built[:0],
 		sink.Header{Key: hSpecVersion, Value: specVersion},
 		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
@@ -193,6 +202,9 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 	if len(position) > 0 {
 		headers = append(headers, sink.Header{Key: hPosition, Value: position})
 	}
+	if rec.Transaction != "" {
+		headers = ev.txHeaders(headers, rec.Transaction, index, count)
+	}
 	kept := ev.headers.Take(len(headers))
 	copy(kept, headers)
 	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: kept}
@@ -202,7 +214,7 @@ func (ev *events) record(rec *mapping.Record) sink.Record {
 // entity under the dead_letter policy (or a dead letter itself) sends a dead
 // letter of its key and the reason, without the value that did not fit;
 // otherwise nothing of the batch is sent, and the error says what to raise.
-func (ev *events) tooLarge(rec *mapping.Record, size, limit, deadLetterLimit int) (sink.Record, error) {
+func (ev *events) tooLarge(rec *mapping.Record, index, count, size, limit, deadLetterLimit int) (sink.Record, error) {
 	topic := rec.Entity.Topic
 	if rec.DeadLetter != nil {
 		topic = ev.deadLetterTopic
@@ -230,6 +242,9 @@ func (ev *events) tooLarge(rec *mapping.Record, size, limit, deadLetterLimit int
 		{Key: hPosition, Value: []byte(rec.Position)},
 		{Key: hError, Value: []byte(reason)},
 	}}
+	if rec.Transaction != "" {
+		letter.Headers = ev.txHeaders(letter.Headers, rec.Transaction, index, count)
+	}
 	if size := sink.RecordSize(&letter); size > deadLetterLimit {
 		return sink.Record{}, fmt.Errorf("%s, and even its dead letter, without the value, is %d bytes, more than the dead-letter topic %s accepts (max.message.bytes = %d): raise that topic's limit",
 			reason, size, ev.deadLetterTopic, deadLetterLimit)

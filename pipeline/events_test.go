@@ -11,7 +11,7 @@ import (
 
 func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
 	t.Helper()
-	r := ev.record(&rec)
+	r := ev.record(&rec, 0, 0)
 	out := map[string]string{}
 	for _, h := range r.Headers {
 		out[h.Key] = string(h.Value)
@@ -85,7 +85,7 @@ func BenchmarkEventRecord(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
-				_ = ev.record(&rec)
+				_ = ev.record(&rec, 0, 0)
 				if n++; n%1024 == 0 { // a batch, acknowledged at once
 					ev.release(ev.mark())
 				}

@@ -79,6 +79,15 @@ type Config struct {
 	// for a topic not in it): a record larger is a value error, stopped or
 	// sent to the dead-letter topic as the entity's on_error says.
 	MaxMessageBytes map[string]int
+	// TransactionTopic, if set, receives a record at the end of each
+	// transaction (see TransactionSchema), framed with TransactionFraming.
+	TransactionTopic   string
+	TransactionFraming mapping.Framing
+	// HoldTransactionBytes bounds the keys and values of one transaction's
+	// records held until its end (DefaultHoldTransactionBytes if zero).
+	HoldTransactionBytes int
+	// ResumeTransaction is the stored checkpoint's Transaction.
+	ResumeTransaction *cdc.TransactionProgress
 	// Metrics counts what the pipeline does (a set of its own if nil).
 	Metrics *metrics.Metrics
 
@@ -106,6 +115,9 @@ func Run(ctx context.Context, cfg Config, from cdc.Position) error {
 	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = DefaultRecheckInterval
+	}
+	if cfg.HoldTransactionBytes <= 0 {
+		cfg.HoldTransactionBytes = DefaultHoldTransactionBytes
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
@@ -256,6 +268,8 @@ func (r *run) recheck(source cdc.Rechecker) {
 func (r *run) send(batches <-chan cdc.Batch) {
 	var mapped []mapping.Record
 	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic, r.cfg.Metrics)
+	tx := transactions{log: r.log, holdBytes: r.cfg.HoldTransactionBytes, topic: r.cfg.TransactionTopic, framing: r.cfg.TransactionFraming, resume: r.cfg.ResumeTransaction}
+	storeNow := false // asked by a batch whose records wait for its transaction's end
 	var commitTick <-chan time.Time
 	if r.cfg.Transactions != nil {
 		tick := time.NewTicker(r.cfg.CheckpointInterval)
@@ -285,7 +299,6 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			b.Release()
 			continue // drain so the source can return
 		}
-		mapped = mapped[:0]
 		var err error
 		for i := range b.Changes {
 			if mapped, err = r.mapper.Map(&b.Changes[i], mapped, &ev.arena); err != nil {
@@ -305,32 +318,24 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		if err != nil {
 			continue
 		}
-		records := ev.records.Take(len(mapped))
-		now := time.Now() // the records' timestamp: the client would read the clock for each
-		for i := range mapped {
-			rec := &mapped[i]
-			records[i] = ev.record(rec)
-			if size, limit := sink.RecordSize(&records[i]), r.maxMessageBytes(records[i].Topic); size > limit {
-				records[i], err = ev.tooLarge(rec, size, limit, r.maxMessageBytes(r.cfg.DeadLetterTopic))
-			}
-			if err != nil {
-				break
-			}
-			if rec.DeadLetter != nil {
-				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
-					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
-			}
-			records[i].Timestamp = now
-			*rec = mapping.Record{} // the records hold what they need
+		open, ready := tx.leftOpen(mapped, &b)
+		if ready == 0 && len(mapped) > 0 {
+			// Everything waits for the transaction's end: the batch's position
+			// is passed by the next one's.
+			storeNow = storeNow || b.StoreNow
+			continue
 		}
+		records, err := r.records(ev, &tx, mapped[:ready], open, b.InTransaction)
 		if err != nil {
 			r.fail(err) // nothing of the batch is sent
 			continue
 		}
+		mapped = append(mapped[:0], mapped[ready:]...) // held for their transaction's end
 		// The records' memory is reused once they, and every record before
 		// them, are acknowledged.
 		mark := ev.mark()
-		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow, at, func() { ev.release(mark) })
+		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow || storeNow, at, tx.progress(), func() { ev.release(mark) })
+		storeNow = false
 		// If the send is given up, the batch stays incomplete: its position is
 		// never stored.
 		_ = r.cfg.Producer.Send(r.work, records, func(err error) { r.acked(e, err) })
@@ -345,6 +350,78 @@ func (r *run) send(batches <-chan cdc.Batch) {
 	}
 }
 
+// records builds the Kafka records of the mapped records, in log order,
+// numbering those of each transaction, and after each transaction that ends
+// among them, its record in the transaction topic. open is the transaction
+// the batch leaves open, if inTransaction.
+func (r *run) records(ev *events, tx *transactions, mapped []mapping.Record, open string, inTransaction bool) ([]sink.Record, error) {
+	ends := 0
+	if tx.topic != "" {
+		for i := range mapped {
+			if id := mapped[i].Transaction; id != "" && (i+1 == len(mapped) || mapped[i+1].Transaction != id) && !(inTransaction && id == open) {
+				ends++
+			}
+		}
+	}
+	records := ev.records.Take(len(mapped) + ends)[:0]
+	now := time.Now() // the records' timestamp: the client would read the clock for each
+	for start := 0; start < len(mapped); {
+		id := mapped[start].Transaction
+		end := start + 1
+		for end < len(mapped) && mapped[end].Transaction == id {
+			end++
+		}
+		ended := id != "" && !(inTransaction && id == open)
+		index, count := 0, 0
+		if id != "" {
+			tx.begin(id)
+			index = tx.open.Records
+			if ended {
+				count = index + end - start
+			}
+		}
+		for i := start; i < end; i++ {
+			rec := &mapped[i]
+			if id != "" {
+				index++
+			}
+			record := ev.record(rec, index, count)
+			if size, limit := sink.RecordSize(&record), r.maxMessageBytes(record.Topic); size > limit {
+				var err error
+				if record, err = ev.tooLarge(rec, index, count, size, limit, r.maxMessageBytes(r.cfg.DeadLetterTopic)); err != nil {
+					return nil, err
+				}
+			}
+			if rec.DeadLetter != nil {
+				r.log.Error("change sent to the dead-letter topic", "entity", rec.Entity.Name, "topic", r.cfg.DeadLetterTopic,
+					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
+			}
+			if id != "" {
+				tx.open.Records++
+				tx.open.Topics[record.Topic]++
+			}
+			record.Timestamp = now
+			records = append(records, record)
+		}
+		if ended {
+			last := mapped[end-1]
+			closing, ok, err := tx.end(ev, &last)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				closing.Timestamp = now
+				records = append(records, closing)
+			}
+		}
+		for i := start; i < end; i++ {
+			mapped[i] = mapping.Record{} // the records hold what they need
+		}
+		start = end
+	}
+	return records, nil
+}
+
 // commit waits for the records sent, then commits them with the checkpoint
 // of everything acknowledged (exactly-once mode). Only the send loop calls it.
 func (r *run) commit() {
@@ -357,8 +434,8 @@ func (r *run) commit() {
 	if r.err() != nil {
 		return // a record failed: nothing of this transaction may be committed
 	}
-	pos, at := r.tracker.position()
-	cp := cdc.Checkpoint{Entities: r.cfg.Filled, Catalog: r.catalog()}
+	pos, at, progress := r.tracker.position()
+	cp := cdc.Checkpoint{Entities: r.cfg.Filled, Catalog: r.catalog(), Transaction: progress}
 	if pos != r.stored {
 		cp.Position = pos
 	}
@@ -435,12 +512,12 @@ func (r *run) checkpoint() {
 	if r.cfg.Transactions != nil {
 		return // committed with the records, by the send loop
 	}
-	pos, at := r.tracker.position()
+	pos, at, progress := r.tracker.position()
 	if pos == "" || pos == r.stored {
 		r.cfg.Metrics.Checkpointed(at, time.Now()) // the stored one is still current
 		return
 	}
-	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Filled, Catalog: r.catalog()}); err != nil {
+	if err := r.cfg.Checkpoints.Save(cdc.Checkpoint{Position: pos, Entities: r.cfg.Filled, Catalog: r.catalog(), Transaction: progress}); err != nil {
 		r.fail(cdc.Transient(err)) // the brokers' trouble: the records before it are sent again
 		return
 	}

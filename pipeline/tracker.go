@@ -18,6 +18,9 @@ type tracker struct {
 	// doneTime is the commit time of the last change before done, or when the
 	// source sent the last progress marker before it.
 	doneTime time.Time
+	// doneTransaction is the progress of the transaction done lies inside (nil
+	// if none: see cdc.Checkpoint.Transaction).
+	doneTransaction *cdc.TransactionProgress
 }
 
 // entry is one batch: its records and the position the log stands at after it.
@@ -27,6 +30,8 @@ type entry struct {
 	storeNow bool
 	time     time.Time // see tracker.doneTime; zero for snapshot rows
 	release  func()    // called once this entry and every one before it are acknowledged
+	// transaction is the progress of the transaction pos lies inside.
+	transaction *cdc.TransactionProgress
 }
 
 // add registers a batch of n records, whose changes are as of at, (n may be 0: a progress marker, or changes
@@ -35,8 +40,8 @@ type entry struct {
 // set, is called (under the tracker's lock) once the batch's records, and
 // every record before them, are acknowledged: the entries' releases run in
 // the order they were added.
-func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time, release func()) (*entry, bool) {
-	e := &entry{pos: pos, storeNow: storeNow, time: at, release: release}
+func (t *tracker) add(pos cdc.Position, n int, storeNow bool, at time.Time, transaction *cdc.TransactionProgress, release func()) (*entry, bool) {
+	e := &entry{pos: pos, storeNow: storeNow, time: at, release: release, transaction: transaction}
 	e.pending.Store(int64(n))
 	t.mu.Lock()
 	t.queue = append(t.queue, e)
@@ -61,7 +66,7 @@ func (t *tracker) advance() (urgent bool) {
 	for t.head < len(t.queue) && t.queue[t.head].pending.Load() == 0 {
 		// Snapshot rows have no position: they complete without moving it.
 		if p := t.queue[t.head].pos; p != "" {
-			t.done = p
+			t.done, t.doneTransaction = p, t.queue[t.head].transaction
 		}
 		if at := t.queue[t.head].time; !at.IsZero() {
 			t.doneTime = at
@@ -81,11 +86,12 @@ func (t *tracker) advance() (urgent bool) {
 }
 
 // position returns the highest position before which everything is
-// acknowledged, and the time of its change (see doneTime).
-func (t *tracker) position() (cdc.Position, time.Time) {
+// acknowledged, the time of its change (see doneTime), and the progress of the
+// transaction it lies inside, if any.
+func (t *tracker) position() (cdc.Position, time.Time, *cdc.TransactionProgress) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.done, t.doneTime
+	return t.done, t.doneTime, t.doneTransaction
 }
 
 // outstanding counts the batches not yet fully acknowledged.

@@ -12,9 +12,9 @@ import (
 
 func TestPositionAdvancesOnlyOverContiguousAcks(t *testing.T) {
 	var tr tracker
-	a, _ := tr.add("a", 2, false, time.Time{}, nil)
-	b, _ := tr.add("b", 1, false, time.Time{}, nil)
-	c, _ := tr.add("c", 1, false, time.Time{}, nil)
+	a, _ := tr.add("a", 2, false, time.Time{}, nil, nil)
+	b, _ := tr.add("b", 1, false, time.Time{}, nil, nil)
+	c, _ := tr.add("c", 1, false, time.Time{}, nil, nil)
 	tr.ack(b)
 	tr.ack(c)
 	if p := pos(&tr); p != "" {
@@ -36,10 +36,10 @@ func TestBatchesReleasedInOrderOnceEverythingBeforeIsAcknowledged(t *testing.T) 
 	var tr tracker
 	var released []string
 	release := func(name string) func() { return func() { released = append(released, name) } }
-	a, _ := tr.add("a", 2, false, time.Time{}, release("a"))
-	b, _ := tr.add("b", 1, false, time.Time{}, release("b"))
-	tr.add("marker", 0, false, time.Time{}, release("marker"))
-	c, _ := tr.add("c", 1, false, time.Time{}, release("c"))
+	a, _ := tr.add("a", 2, false, time.Time{}, nil, release("a"))
+	b, _ := tr.add("b", 1, false, time.Time{}, nil, release("b"))
+	tr.add("marker", 0, false, time.Time{}, nil, release("marker"))
+	c, _ := tr.add("c", 1, false, time.Time{}, nil, release("c"))
 	tr.ack(c)
 	tr.ack(b)
 	tr.ack(a)
@@ -54,8 +54,8 @@ func TestBatchesReleasedInOrderOnceEverythingBeforeIsAcknowledged(t *testing.T) 
 
 func TestMarkersAndSnapshotRowsCompleteInOrder(t *testing.T) {
 	var tr tracker
-	rows, _ := tr.add("", 2, false, time.Time{}, nil) // snapshot rows carry no position
-	if _, urgent := tr.add("end-of-snapshot", 0, true, time.Time{}, nil); urgent {
+	rows, _ := tr.add("", 2, false, time.Time{}, nil, nil) // snapshot rows carry no position
+	if _, urgent := tr.add("end-of-snapshot", 0, true, time.Time{}, nil, nil); urgent {
 		t.Fatal("a marker to store at once is reported done before the rows before it")
 	}
 	if p := pos(&tr); p != "" {
@@ -70,7 +70,7 @@ func TestMarkersAndSnapshotRowsCompleteInOrder(t *testing.T) {
 	if p := pos(&tr); p != "end-of-snapshot" {
 		t.Fatalf("position %q", p)
 	}
-	if _, urgent := tr.add("heartbeat", 0, false, time.Time{}, nil); urgent {
+	if _, urgent := tr.add("heartbeat", 0, false, time.Time{}, nil, nil); urgent {
 		t.Fatal("an ordinary marker is reported as one to store at once")
 	}
 	if p := pos(&tr); p != "heartbeat" {
@@ -85,7 +85,7 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 	var pending []*entry
 	for i := 0; i < 5000; i++ {
 		n := rng.Intn(3)
-		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n, false, time.Time{}, nil)
+		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), n, false, time.Time{}, nil, nil)
 		entries = append(entries, e)
 		for j := 0; j < n; j++ {
 			pending = append(pending, e)
@@ -112,7 +112,7 @@ func TestRandomAckOrderNeverPassesAnOutstandingBatch(t *testing.T) {
 }
 
 func pos(tr *tracker) cdc.Position {
-	p, _ := tr.position()
+	p, _, _ := tr.position()
 	return p
 }
 
@@ -123,7 +123,7 @@ func TestConcurrentAcksReleaseEveryBatchInOrder(t *testing.T) {
 	var released []int
 	var records []*entry
 	for i := range 2000 {
-		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), 1+i%3, false, time.Time{}, func() { released = append(released, i) })
+		e, _ := tr.add(cdc.Position(fmt.Sprintf("%08d", i)), 1+i%3, false, time.Time{}, nil, func() { released = append(released, i) })
 		for range 1 + i%3 {
 			records = append(records, e)
 		}

@@ -26,6 +26,14 @@ type checkpointRecord struct {
 	Entities []string  `json:"entities,omitempty"`
 	Catalog  string    `json:"catalog,omitempty"`
 	StoredAt time.Time `json:"stored_at"`
+	// Transaction is cdc.Checkpoint.Transaction.
+	Transaction *transactionProgress `json:"transaction,omitempty"`
+}
+
+type transactionProgress struct {
+	ID      string         `json:"id"`
+	Records int            `json:"records"`
+	Topics  map[string]int `json:"topics"`
 }
 
 // Checkpoints opens the store of the named connector, creating its topic (one
@@ -58,7 +66,11 @@ func (s *CheckpointStore) Load(ctx context.Context) (cp cdc.Checkpoint, ok bool,
 	if err := json.Unmarshal(last, &rec); err != nil {
 		return cp, false, fmt.Errorf("checkpoint of %s in topic %s is unreadable (%v): delete it with a tombstone to start over", s.key, topic, err)
 	}
-	return cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities, Catalog: rec.Catalog}, true, nil
+	cp = cdc.Checkpoint{Position: cdc.Position(rec.Position), Entities: rec.Entities, Catalog: rec.Catalog}
+	if t := rec.Transaction; t != nil {
+		cp.Transaction = &cdc.TransactionProgress{ID: t.ID, Records: t.Records, Topics: t.Topics}
+	}
+	return cp, true, nil
 }
 
 // Save stores the checkpoint; when it returns nil, every in-sync replica has it.
@@ -78,7 +90,11 @@ func (s *CheckpointStore) Save(cp cdc.Checkpoint) error {
 // Record is the checkpoint as a record of the checkpoint topic, for a
 // transaction that commits it with the records it covers (exactly-once mode).
 func (s *CheckpointStore) Record(cp cdc.Checkpoint) (Record, error) {
-	value, err := json.Marshal(checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, Catalog: cp.Catalog, StoredAt: time.Now().UTC()})
+	rec := checkpointRecord{Version: 1, Position: string(cp.Position), Entities: cp.Entities, Catalog: cp.Catalog, StoredAt: time.Now().UTC()}
+	if t := cp.Transaction; t != nil {
+		rec.Transaction = &transactionProgress{ID: t.ID, Records: t.Records, Topics: t.Topics}
+	}
+	value, err := json.Marshal(rec)
 	if err != nil {
 		return Record{}, err
 	}

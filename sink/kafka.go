@@ -241,11 +241,19 @@ func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
 	return missing, k.checkTopics(present, false)
 }
 
-// EnsureDeadLetterTopic creates the dead-letter topic if it is missing. Dead
-// letters are kept by time (cleanup.policy=delete, the brokers' retention), not
-// compacted: every failed change stays visible, not only the last per key.
-func (k *Kafka) EnsureDeadLetterTopic(topic string) error {
+// EnsureEventTopic creates a topic of events if it is missing: the
+// dead-letter topic, the transaction topic, an outbox route's topic. Events
+// are kept by time (cleanup.policy=delete, the brokers' retention), not
+// compacted: every event stays visible, not only the last per key. An
+// existing topic may have any policy.
+func (k *Kafka) EnsureEventTopic(topic string) error {
 	return k.ensureTopic(topic, k.cfg.Partitions, true, "delete")
+}
+
+// EnsureTransactionTopic creates the transaction topic if it is missing, as
+// an event topic of one partition: its records stay in commit order.
+func (k *Kafka) EnsureTransactionTopic(topic string) error {
+	return k.ensureTopic(topic, 1, true, "delete")
 }
 
 func (k *Kafka) checkTopics(topics []string, create bool) error {

@@ -314,7 +314,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 			return nil, err
 		}
 		if len(topics) > len(entities) {
-			if err := k.EnsureDeadLetterTopic(cfg.Kafka.DeadLetterTopic); err != nil {
+			if err := k.EnsureEventTopic(cfg.Kafka.DeadLetterTopic); err != nil {
 				return nil, err
 			}
 		}

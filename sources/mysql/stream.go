@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type streamer struct {
 	nextGTID string
 	// txnGTID is the current transaction's GTID, "" where the server has none.
 	txnGTID string
+	// transaction names it in the changes (see cdc.Change.Transaction),
+	// made at its first mapped change.
+	transaction string
 	// xa is the XA transaction being read, between XA START and XA PREPARE;
 	// prepared holds those prepared and not yet committed or rolled back, in
 	// the order they were prepared.
@@ -309,10 +313,23 @@ func (st *streamer) begin() {
 	st.inTxn, st.begun, st.row, st.captured = true, false, 0, false
 	st.txnStart = st.committed
 	st.txnGTID, st.nextGTID = st.nextGTID, ""
+	st.transaction = ""
 	st.replaying = st.beforeFrom()
 	if !st.replaying && !st.resumed {
 		st.skip, st.resumed = st.from.Row, true
 	}
+}
+
+// transactionID names the current transaction: by its GTID, or where the
+// server has none, by the boundary it starts at.
+func (st *streamer) transactionID() string {
+	if st.transaction == "" {
+		st.transaction = st.txnGTID
+		if st.transaction == "" {
+			st.transaction = st.txnStart.File + ":" + strconv.FormatUint(uint64(st.txnStart.Offset), 10)
+		}
+	}
+	return st.transaction
 }
 
 // beforeFrom reports whether the transaction that starts at txnStart lies
@@ -523,7 +540,7 @@ func (st *streamer) rows(ctx context.Context, h *replication.EventHeader, e *rep
 		// it, stays the same. The batch's position carries it.
 		own := pos
 		own.Backfill = nil
-		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: own.cdc()}
+		c := cdc.Change{Table: state.table, Op: op, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Position: own.cdc(), Transaction: st.transactionID()}
 		// A column an image lacks (binlog_row_image MINIMAL or NOBLOB) is
 		// unknown in an old row, and in a new one was left as it was (an
 		// update) or not set by the statement (an insert): read back later.
@@ -684,6 +701,7 @@ func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error
 	b := st.memory.Batch(st.batch)
 	pos.Prepared = st.oldestPrepared()
 	b.Position = pos.cdc()
+	b.InTransaction = st.inTxn
 	select {
 	case st.out <- b:
 	case <-ctx.Done():

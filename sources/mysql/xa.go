@@ -128,7 +128,7 @@ func (st *streamer) commitXA(ctx context.Context, x *xaTransaction, gset mysql.G
 			pos.Row = st.row
 			own := pos
 			own.Backfill = nil
-			c.Position = own.cdc()
+			c.Position, c.Transaction = own.cdc(), st.transactionID() // the XA COMMIT's
 			st.backfill.Touch(c.Table, c.Before, c.After)
 			st.captured = true
 			st.incomplete = st.incomplete || reread.Lacks(&c)

@@ -160,7 +160,7 @@ func (st *streamer) watermark(ctx context.Context, m *pglogrepl.LogicalDecodingM
 	if err := st.flush(ctx); err != nil {
 		return err
 	}
-	if err := st.emit(ctx, cdc.Batch{Changes: sending.Rows, Position: Position{LSN: st.txn.LSN, Backfill: &sending.Fill}.cdc(), StoreNow: true}); err != nil {
+	if err := st.emit(ctx, cdc.Batch{Changes: sending.Rows, Position: Position{LSN: st.txn.LSN, Backfill: &sending.Fill}.cdc(), StoreNow: true, InTransaction: st.inTxn}); err != nil {
 		return err
 	}
 	st.backfill.Sent(sending)

@@ -31,7 +31,10 @@ type streamer struct {
 	txn        Position // commit LSN and index of the last change read
 	commitTime time.Time
 	xid        uint32 // the transaction's
-	batch      []cdc.Change
+	// transaction names it in the changes (see cdc.Change.Transaction),
+	// made at its first mapped change.
+	transaction string
+	batch       []cdc.Change
 	// incomplete says the batch holds new rows the server sent without some
 	// of their values, which reread completes at the flush.
 	incomplete bool
@@ -165,6 +168,7 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 		return st.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
 		st.inTxn, st.txn, st.commitTime, st.xid = true, Position{LSN: m.FinalLSN, Backfill: st.backfill.Fill}, m.CommitTime, m.Xid
+		st.transaction = ""
 	case *pglogrepl.LogicalDecodingMessage:
 		if m.Transactional {
 			// It counts as a change of its transaction: a restart from a
@@ -240,7 +244,10 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	// The change's own position leaves out the backfill under way, whose
 	// progress a resend after a restart may not repeat: ce_id, made from it,
 	// stays the same. The batch's position carries it.
-	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime}
+	if st.transaction == "" {
+		st.transaction = fmt.Sprintf("%d:%s", st.xid, st.txn.LSN)
+	}
+	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime, Transaction: st.transaction}
 	var err error
 	var incomplete bool
 	if m.oldKind != 0 {
@@ -336,6 +343,7 @@ func (st *streamer) flush(ctx context.Context) error {
 	}
 	b := st.memory.Batch(st.batch)
 	b.Position = st.txn.cdc() // the last change's, with the backfill under way
+	b.InTransaction = st.inTxn
 	st.batch = st.memory.Changes(min(st.s.cfg.BatchSize, 2*len(st.batch)))
 	st.lastSent = st.txn.LSN
 	return st.emit(ctx, b)
