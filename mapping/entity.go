@@ -41,6 +41,11 @@ type Entity struct {
 	OnError ErrorPolicy
 	// Origin is where the entity is defined ("cdc.yaml:12"), for messages.
 	Origin string
+	// Outbox, if set, makes the entity a route of an outbox table: its
+	// records are the rows whose route column holds Route (see Outbox).
+	// Key, Fields, Where and TombstoneWhen are unused then.
+	Outbox *Outbox
+	Route  string
 }
 
 // Framing is written before each encoded key and value of an entity: the
@@ -128,6 +133,9 @@ func (e *Entity) errorf(origin, field, format string, args ...any) *Error {
 // after the value record with a "Key" suffix, holding the key fields in key order
 // with the same types. Consumers in any language can decode keys with it.
 func (e *Entity) KeySchema() (*avro.RecordSchema, error) {
+	if e.Outbox != nil {
+		return outboxKeySchema(e)
+	}
 	if len(e.Key) == 0 {
 		return nil, e.errorf("", "", "key is empty: list the fields that identify an entity, e.g. key: [id]")
 	}

@@ -85,6 +85,9 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 		}
 		m.lastTable, m.lastPlans = ch.Table, plans
 	}
+	if len(plans) > 0 && plans[0].outbox != nil {
+		return m.mapOutbox(ch, plans, out, arena)
+	}
 	var err error
 	for _, p := range plans {
 		if ch.Entities != nil && !slices.Contains(ch.Entities, p.entity.Name) {
@@ -110,6 +113,9 @@ func (m *Mapper) Map(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 func (m *Mapper) CheckKeys(t *cdc.Table) error {
 	var errs []error
 	for _, e := range m.byTable[t.Name] {
+		if e.Outbox != nil {
+			continue // its records are events, keyed by the application
+		}
 		var columns []int
 		for _, k := range e.Key {
 			i := slices.IndexFunc(e.Fields, func(f Field) bool { return f.Name == k })

@@ -33,7 +33,10 @@ type Record struct {
 	// a tombstone and an upsert), so that position, entity and Seq name a record.
 	Seq        int
 	DeadLetter *DeadLetter
-	plan       *Plan
+	// Event is what an outbox row says of its record (nil for the records
+	// of table entities).
+	Event *Event
+	plan  *Plan
 }
 
 // KeyText renders the record's key as JSON, for messages.
@@ -66,11 +69,16 @@ type Plan struct {
 	used, masked []int
 	// scratch is where records are encoded before being copied out whole.
 	scratch []byte
+	// outbox is set for a route of an outbox table.
+	outbox *outboxPlan
 }
 
 // Compile checks the entity against the table and returns its plan, whose
 // records carry the framing given, or every problem found, each an *Error.
 func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
+	if e.Outbox != nil {
+		return compileOutbox(e, t, framing)
+	}
 	c := &compiler{e: e, t: t}
 	p := &Plan{entity: e, framing: framing, table: t}
 	p.value = c.record(e.Fields, e.Schema, e.SchemaFile, "", e.Origin)
@@ -140,6 +148,10 @@ func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 // the syntax of expressions and conditions. Compile makes the same checks,
 // and the rest against the table.
 func Check(e *Entity) error {
+	if e.Outbox != nil {
+		_, err := e.KeySchema()
+		return err
+	}
 	c := &compiler{e: e}
 	c.record(e.Fields, e.Schema, e.SchemaFile, "", e.Origin)
 	for _, cond := range []struct {
@@ -236,6 +248,12 @@ func (r SkipReason) String() string {
 
 func (p *Plan) mapChange(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
 	p.skipped = SkipFiltered
+	if p.outbox != nil {
+		if ch.Op != cdc.OpInsert {
+			return out, nil // not an event (see Outbox)
+		}
+		return p.event(ch, out, arena)
+	}
 	switch ch.Op {
 	case cdc.OpRead, cdc.OpInsert:
 		if in, err := p.contains(ch, ch.After); !in || err != nil {
@@ -494,7 +512,12 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 	if row == nil {
 		row = ch.Before
 	}
-	key, _ := p.encode(ch, p.framing.Key, p.key, row, nil)
+	var key []byte
+	if o := p.outbox; o == nil {
+		key, _ = p.encode(ch, p.framing.Key, p.key, row, nil)
+	} else if row[o.key].Kind != cdc.KindNull {
+		key = appendBytes(append([]byte{}, p.framing.Key...), []byte(row[o.key].String()))
+	}
 	values := make(map[string]any, len(p.used))
 	for _, c := range p.used {
 		if slices.Contains(p.masked, c) {

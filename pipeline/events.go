@@ -28,8 +28,15 @@ import (
 //	content-type    application/avro (absent on tombstones)
 //	cdc_op          c (insert), u (update), d (delete or tombstone), r (snapshot read)
 //	cdc_position    the change's position in the log; absent for snapshot rows
+//	cdc_tx_*        the change's transaction (see transactions.go)
 //
-// Dead letters carry cdc_entity, cdc_op, cdc_position and cdc_error (the reason).
+// The record of an outbox row (see mapping.Outbox) takes ce_id from its id
+// column, ce_type from its type column (else its route) and ce_time from its
+// timestamp column, where the outbox names them, and adds the headers of its
+// headers column after cdc's own.
+//
+// Dead letters carry cdc_entity, cdc_op, cdc_position and cdc_error (the reason),
+// and the cdc_tx_* headers.
 const (
 	hSpecVersion = "ce_specversion"
 	hID          = "ce_id"
@@ -181,18 +188,28 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 	if rec.Value == nil {
 		ee.tombstones++
 	}
-	var built [11]sink.Header // at most, on the stack; the record keeps exactly its own
+	var built [11]sink.Header // at most, on the stack, for table entities; the record keeps exactly its own
+	id, typ, stamp := ev.id(ee, rec, position), ee.typ, rec.CommitTime
+	if e := rec.Event; e != nil {
+		if e.ID != "" {
+			id = ev.text(e.ID)
+		}
+		typ = ev.text(e.Type)
+		if !e.Time.IsZero() {
+			stamp = e.Time
+		}
+	}
 	headers := append(built[:0],
 		sink.Header{Key: hSpecVersion, Value: specVersion},
-		sink.Header{Key: hID, Value: ev.id(ee, rec, position)},
+		sink.Header{Key: hID, Value: id},
 		sink.Header{Key: hSource, Value: ev.source},
-		sink.Header{Key: hType, Value: ee.typ},
+		sink.Header{Key: hType, Value: typ},
 		sink.Header{Key: hOp, Value: opCodes[rec.Op]},
 	)
-	if !rec.CommitTime.IsZero() {
-		if !rec.CommitTime.Equal(ev.stampOf) {
-			ev.stamp = rec.CommitTime.UTC().AppendFormat(ev.arena.Bytes(len(time.RFC3339Nano))[:0], time.RFC3339Nano)
-			ev.stampOf = rec.CommitTime
+	if !stamp.IsZero() {
+		if !stamp.Equal(ev.stampOf) {
+			ev.stamp = stamp.UTC().AppendFormat(ev.arena.Bytes(len(time.RFC3339Nano))[:0], time.RFC3339Nano)
+			ev.stampOf = stamp
 		}
 		headers = append(headers, sink.Header{Key: hTime, Value: ev.stamp})
 	}
@@ -205,9 +222,19 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 	if rec.Transaction != "" {
 		headers = ev.txHeaders(headers, rec.Transaction, index, count)
 	}
+	if e := rec.Event; e != nil {
+		for _, h := range e.Headers {
+			headers = append(headers, sink.Header{Key: h.Key, Value: ev.text(h.Value)})
+		}
+	}
 	kept := ev.headers.Take(len(headers))
 	copy(kept, headers)
 	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: kept}
+}
+
+// text copies s into the arena.
+func (ev *events) text(s string) []byte {
+	return append(ev.arena.Bytes(len(s))[:0], s...)
 }
 
 // tooLarge handles a record larger than its topic accepts: a value error. An

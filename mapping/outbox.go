@@ -1,0 +1,266 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
+)
+
+// Outbox is an outbox table: rows an application inserts in the same
+// transaction as a business change, each an event it means to publish. Each
+// route of an outbox is an entity of its own (Entity.Outbox and Entity.Route):
+// the rows whose route column holds the route's value become records of its
+// topic, keyed by the key column, their payload encoded with its schema. A
+// payload the schema does not describe is a value error (the entity's
+// on_error), never a record. Deletes and updates of outbox rows (the usual
+// clean-up), and snapshot reads of them (events already published), publish
+// nothing.
+type Outbox struct {
+	// Name is the outbox's entity in the configuration.
+	Name string
+	// The columns: Route picks the route, Key keys the record, Payload holds
+	// the event (JSON text, or Avro binary in a bytes column). ID (ce_id),
+	// Type (ce_type), Timestamp (ce_time) and Headers (a JSON object of text
+	// values, each a Kafka header) may be empty.
+	Route, Key, Payload, ID, Type, Timestamp, Headers string
+	// Routes lists every route's value, for messages.
+	Routes []string
+}
+
+// OutboxKeyField is the field of an outbox record's key: the key column's
+// text (an aggregate's id).
+const OutboxKeyField = "aggregate_id"
+
+// Event is what an outbox row says of its record beyond key and value.
+type Event struct {
+	// ID and Type are the record's ce_id and ce_type; Time, if not zero, its
+	// ce_time.
+	ID, Type string
+	Time     time.Time
+	Headers  []EventHeader
+}
+
+// EventHeader is a header an outbox row asks for.
+type EventHeader struct {
+	Key, Value string
+}
+
+// outboxPlan is an outbox route compiled against its table: column indexes,
+// -1 for the optional columns not configured.
+type outboxPlan struct {
+	route, key, payload, id, typ, timestamp, headers int
+	avroPayload                                      bool
+}
+
+func outboxKeySchema(e *Entity) (*avro.RecordSchema, error) {
+	field, err := avro.NewField(OutboxKeyField, avro.NewPrimitiveSchema(avro.String, nil))
+	if err != nil {
+		return nil, err
+	}
+	return avro.NewRecordSchema(e.Schema.Name()+"Key", e.Schema.Namespace(), []*avro.Field{field})
+}
+
+// compileOutbox checks the outbox's columns against the table.
+func compileOutbox(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
+	o := e.Outbox
+	p := &Plan{entity: e, framing: framing, table: t, outbox: &outboxPlan{}}
+	var errs []error
+	column := func(role, name string, kinds ...cdc.Kind) int {
+		if name == "" {
+			return -1
+		}
+		c := t.Column(name)
+		if c < 0 {
+			errs = append(errs, e.errorf("", "", "outbox %s column %s is not a column of %s (has: %s)", role, name, t.Name, strings.Join(columnNames(t, allColumns(t)), ", ")))
+			return -1
+		}
+		kind := t.Columns[c].Kind
+		for _, k := range kinds {
+			if k == kind {
+				p.used = appendUnique(p.used, c)
+				return c
+			}
+		}
+		errs = append(errs, e.errorf("", "", "outbox %s column %s is %s: want a column of %s", role, name, t.Columns[c].DatabaseType, kindList(kinds)))
+		return -1
+	}
+	text := []cdc.Kind{cdc.KindString, cdc.KindInt, cdc.KindUint, cdc.KindDecimal}
+	op := p.outbox
+	op.route = column("route", o.Route, text...)
+	op.key = column("key", o.Key, text...)
+	op.payload = column("payload", o.Payload, cdc.KindJSON, cdc.KindString, cdc.KindBytes)
+	op.id = column("id", o.ID, text...)
+	op.typ = column("type", o.Type, cdc.KindString)
+	op.timestamp = column("timestamp", o.Timestamp, cdc.KindTimestamp)
+	op.headers = column("headers", o.Headers, cdc.KindJSON, cdc.KindString)
+	if op.payload >= 0 {
+		op.avroPayload = t.Columns[op.payload].Kind == cdc.KindBytes
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func allColumns(t *cdc.Table) []int {
+	out := make([]int, len(t.Columns))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func kindList(kinds []cdc.Kind) string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// mapOutbox maps a change of an outbox table, whose routes' plans are given:
+// an insert becomes a record of the route its row names; anything else is
+// not an event.
+func (m *Mapper) mapOutbox(ch *cdc.Change, plans []*Plan, out []Record, arena *memory.Arena) ([]Record, error) {
+	if ch.Op != cdc.OpInsert {
+		if m.opts.OnSkip != nil {
+			m.opts.OnSkip(plans[0].entity, SkipFiltered)
+		}
+		return out, nil
+	}
+	first := plans[0]
+	route := ch.After[first.outbox.route]
+	for _, p := range plans {
+		if route.Kind != cdc.KindNull && route.String() == p.entity.Route {
+			return p.Map(ch, out, arena)
+		}
+	}
+	err := &fieldFault{field: OutboxKeyField, column: first.outbox.route, err: fmt.Errorf("route %q is not one of the outbox's routes (%s): add it to outbox.routes, with its topic and schema",
+		route.String(), strings.Join(first.entity.Outbox.Routes, ", "))}
+	if route.Kind == cdc.KindNull {
+		err.err = fmt.Errorf("the route column is null: every outbox row names its route (%s)", strings.Join(first.entity.Outbox.Routes, ", "))
+	}
+	err.field = "route"
+	fault := first.valueError(ch, ch.After, err)
+	if first.entity.OnError != OnErrorDeadLetter {
+		return out, fault
+	}
+	return append(out, first.deadLetter(ch, fault)), nil
+}
+
+// event maps an outbox row of the plan's route to its record.
+func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Record, error) {
+	o, row := p.outbox, ch.After
+	fault := func(column int, field string, format string, args ...any) error {
+		return p.valueError(ch, row, &fieldFault{field: field, column: column, err: fmt.Errorf(format, args...)})
+	}
+	key := row[o.key]
+	if key.Kind == cdc.KindNull {
+		return out, fault(o.key, OutboxKeyField, "the key column is null: an event needs its aggregate's id as its key")
+	}
+	keyText := key.String()
+	buf := appendBytes(append(p.scratch[:0], p.framing.Key...), []byte(keyText))
+	encodedKey := copyOut(buf, arena)
+	payload := row[o.payload]
+	if payload.Kind == cdc.KindNull {
+		return out, fault(o.payload, "payload", "the payload is null: an event's payload must be a %s", p.entity.Schema.FullName())
+	}
+	buf = append(buf[:0], p.framing.Value...)
+	var err error
+	if o.avroPayload {
+		buf, err = appendAvroPayload(buf, p.entity.Schema, p.framing.Value, payload.Bytes)
+	} else {
+		buf, err = appendJSONPayload(buf, p.entity.Schema, payload.Bytes)
+	}
+	p.scratch = buf[:0]
+	if err != nil {
+		return out, fault(o.payload, "payload", "%w", err)
+	}
+	ev := &Event{Type: p.entity.Route}
+	if o.id >= 0 && row[o.id].Kind != cdc.KindNull {
+		ev.ID = row[o.id].String()
+	}
+	if o.typ >= 0 && row[o.typ].Kind != cdc.KindNull {
+		ev.Type = string(row[o.typ].Bytes)
+	}
+	if o.timestamp >= 0 && row[o.timestamp].Kind == cdc.KindTimestamp {
+		ev.Time = time.UnixMicro(row[o.timestamp].Int).UTC()
+	}
+	if o.headers >= 0 && row[o.headers].Kind != cdc.KindNull {
+		if ev.Headers, err = eventHeaders(row[o.headers].Bytes); err != nil {
+			return out, fault(o.headers, "headers", "%w", err)
+		}
+	}
+	return append(out, Record{Entity: p.entity, plan: p, Op: cdc.OpInsert, Key: encodedKey, Value: copyOut(buf, arena), Event: ev}), nil
+}
+
+func copyOut(b []byte, arena *memory.Arena) []byte {
+	if arena == nil {
+		return append([]byte{}, b...)
+	}
+	return arena.Copy(b)
+}
+
+// eventHeaders reads a headers column: a JSON object of text values. Names
+// cdc writes itself are refused: a consumer must be able to trust them.
+func eventHeaders(text []byte) ([]EventHeader, error) {
+	var fields map[string]any
+	if err := json.Unmarshal(text, &fields); err != nil {
+		return nil, fmt.Errorf("the headers column holds no JSON object (%v): want {\"name\": \"text\", ...}", err)
+	}
+	headers := make([]EventHeader, 0, len(fields))
+	for name, v := range fields {
+		s, ok := v.(string)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("header %q is not text: the headers column holds a JSON object of text values", name)
+		case strings.HasPrefix(name, "ce_") || strings.HasPrefix(name, "cdc_") || strings.EqualFold(name, "content-type"):
+			return nil, fmt.Errorf("header %q is one cdc writes (ce_*, cdc_*, content-type): name it otherwise", name)
+		}
+		headers = append(headers, EventHeader{Key: name, Value: s})
+	}
+	sortHeaders(headers)
+	return headers, nil
+}
+
+func sortHeaders(h []EventHeader) {
+	for i := 1; i < len(h); i++ {
+		for j := i; j > 0 && h[j].Key < h[j-1].Key; j-- {
+			h[j], h[j-1] = h[j-1], h[j]
+		}
+	}
+}
+
+// appendAvroPayload appends a payload already in Avro: the binary encoding of
+// one value of schema, bare or framed as the topic's records are (framing).
+// It must decode as exactly that value, to its last byte.
+func appendAvroPayload(dst []byte, schema avro.Schema, framing, payload []byte) ([]byte, error) {
+	body := payload
+	if len(framing) > 0 && bytes.HasPrefix(payload, framing) {
+		body = payload[len(framing):]
+	}
+	var native any
+	if err := avro.Unmarshal(schema, body, &native); err != nil {
+		return dst, fmt.Errorf("the Avro payload is not a %s: %v", schemaName(schema), err)
+	}
+	again, err := avro.Marshal(schema, native)
+	if err != nil || !bytes.Equal(again, body) {
+		return dst, fmt.Errorf("the Avro payload (%d bytes) is not exactly one %s: it has bytes past the value, or a header other than the topic's (%x)", len(body), schemaName(schema), framing)
+	}
+	return append(dst, body...), nil
+}
+
+func schemaName(s avro.Schema) string {
+	if named, ok := s.(avro.NamedSchema); ok {
+		return named.FullName()
+	}
+	return s.String()
+}

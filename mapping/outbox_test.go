@@ -1,0 +1,221 @@
+package mapping
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+	"github.com/linkedin/goavro/v2"
+
+	"github.com/cdc-dev/cdc"
+)
+
+const orderEventSchema = `{
+  "type": "record", "name": "OrderEvent", "namespace": "shop",
+  "fields": [
+    {"name": "order_id", "type": "long"},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["PLACED", "SHIPPED"]}},
+    {"name": "total", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+    {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "note", "type": ["null", "string"], "default": null},
+    {"name": "lines", "type": {"type": "array", "items": {"type": "record", "name": "Line",
+      "fields": [{"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}]}}, "default": []}
+  ]}`
+
+const customerEventSchema = `{"type": "record", "name": "CustomerEvent", "namespace": "shop",
+  "fields": [{"name": "customer_id", "type": "long"}, {"name": "email", "type": "string"}]}`
+
+func outboxTable() *cdc.Table {
+	return &cdc.Table{
+		Name: cdc.TableName{Schema: "public", Name: "outbox"},
+		Columns: []cdc.Column{
+			{Name: "id", DatabaseType: "uuid", Kind: cdc.KindString},
+			{Name: "aggregate_type", DatabaseType: "text", Kind: cdc.KindString},
+			{Name: "aggregate_id", DatabaseType: "text", Kind: cdc.KindString, Nullable: true},
+			{Name: "event_type", DatabaseType: "text", Kind: cdc.KindString, Nullable: true},
+			{Name: "payload", DatabaseType: "jsonb", Kind: cdc.KindJSON, Nullable: true},
+			{Name: "headers", DatabaseType: "jsonb", Kind: cdc.KindJSON, Nullable: true},
+		},
+		PrimaryKey: []int{0},
+	}
+}
+
+func outboxEntities(t *testing.T, onError ErrorPolicy) []*Entity {
+	t.Helper()
+	o := &Outbox{Name: "events", Route: "aggregate_type", Key: "aggregate_id", Payload: "payload", ID: "id", Type: "event_type", Headers: "headers",
+		Routes: []string{"Order", "Customer"}}
+	var out []*Entity
+	for _, r := range []struct{ route, schema, topic string }{{"Order", orderEventSchema, "shop.order_events"}, {"Customer", customerEventSchema, "shop.customer_events"}} {
+		s, err := avro.Parse(r.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &Entity{Name: "events." + r.route, Table: outboxTable().Name, Topic: r.topic, Schema: s.(*avro.RecordSchema),
+			Outbox: o, Route: r.route, OnError: onError, Origin: "cdc.yaml:30"})
+	}
+	return out
+}
+
+func outboxRow(route, key, payload string) []cdc.Value {
+	v := func(s string) cdc.Value {
+		if s == "" {
+			return cdc.Null()
+		}
+		return cdc.String([]byte(s))
+	}
+	json := func(s string) cdc.Value {
+		if s == "" {
+			return cdc.Null()
+		}
+		return cdc.JSON([]byte(s))
+	}
+	return []cdc.Value{v("7c9e6679-7425-40de-944b-e07fc1f90ae7"), v(route), v(key), v("OrderPlaced"), json(payload), json(`{"trace": "abc"}`)}
+}
+
+const placed = `{"order_id": 42, "status": "PLACED", "total": "19.90", "placed_at": "2026-12-07T10:00:00.123456Z",
+  "lines": [{"sku": "A-1", "qty": 2}]}`
+
+func mapOutbox(t *testing.T, onError ErrorPolicy, ch cdc.Change) ([]Record, error) {
+	t.Helper()
+	ch.Table = outboxTable()
+	m := NewMapper(outboxEntities(t, onError), Options{})
+	return m.Map(&ch, nil, nil)
+}
+
+func TestAnOutboxRowBecomesARecordOfItsRoute(t *testing.T) {
+	records, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: outboxRow("Order", "order-42", placed), Position: "p1", Transaction: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 1 || records[0].Entity.Topic != "shop.order_events" {
+		t.Fatalf("records: %+v", records)
+	}
+	r := records[0]
+	codec, err := goavro.NewCodec(orderEventSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, rest, err := codec.NativeFromBinary(r.Value)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("value %x does not decode: %v", r.Value, err)
+	}
+	text, _ := json.Marshal(native)
+	for _, want := range []string{`"order_id":42`, `"status":"PLACED"`, `"note":null`, `"lines":[{"qty":2,"sku":"A-1"}]`, `"placed_at":"2026-12-07T10:00:00.123456Z"`} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("value %s lacks %s", text, want)
+		}
+	}
+	if total := native.(map[string]any)["total"]; total.(interface{ FloatString(int) string }).FloatString(2) != "19.90" {
+		t.Errorf("total %v, want 19.90", total)
+	}
+	keyCodec, _ := goavro.NewCodec(`{"type": "record", "name": "K", "fields": [{"name": "aggregate_id", "type": "string"}]}`)
+	if key, _, err := keyCodec.NativeFromBinary(r.Key); err != nil || key.(map[string]any)["aggregate_id"] != "order-42" {
+		t.Errorf("key %x decodes to %v (%v), want order-42", r.Key, key, err)
+	}
+	if r.Event == nil || r.Event.ID != "7c9e6679-7425-40de-944b-e07fc1f90ae7" || r.Event.Type != "OrderPlaced" ||
+		len(r.Event.Headers) != 1 || r.Event.Headers[0] != (EventHeader{"trace", "abc"}) {
+		t.Errorf("event %+v", r.Event)
+	}
+	if r.Transaction != "t1" || r.Position != "p1" {
+		t.Errorf("record at %q in %q", r.Position, r.Transaction)
+	}
+}
+
+func TestOutboxDeletesUpdatesAndSnapshotReadsPublishNothing(t *testing.T) {
+	row := outboxRow("Order", "order-42", placed)
+	for _, ch := range []cdc.Change{
+		{Op: cdc.OpDelete, Before: row},
+		{Op: cdc.OpUpdate, Before: row, After: row},
+		{Op: cdc.OpRead, After: row},
+	} {
+		if records, err := mapOutbox(t, OnErrorStop, ch); err != nil || len(records) != 0 {
+			t.Errorf("%s: %d records, %v; want none", ch.Op, len(records), err)
+		}
+	}
+}
+
+func TestAnOutboxPayloadThatDoesNotFitItsSchemaIsAValueError(t *testing.T) {
+	for _, c := range []struct {
+		name, route, key, payload, want string
+	}{
+		{"missing required field", "Order", "k", `{"order_id": 1, "total": "1.00", "placed_at": 0}`, `payload.status: is missing, and the schema gives it no default`},
+		{"wrong type", "Order", "k", `{"order_id": "one", "status": "PLACED", "total": "1.00", "placed_at": 0}`, `payload.order_id: want an integer, got the text "one"`},
+		{"field the schema lacks", "Customer", "k", `{"customer_id": 1, "email": "a@b", "password": "x"}`, `payload.password: is not a field of shop.CustomerEvent`},
+		{"symbol outside the enum", "Order", "k", `{"order_id": 1, "status": "LOST", "total": "1.00", "placed_at": 0}`, `"LOST" is not a symbol of enum shop.Status`},
+		{"decimal past its scale", "Order", "k", `{"order_id": 1, "status": "PLACED", "total": "1.001", "placed_at": 0}`, `more than 2 digits after the point`},
+		{"int out of range", "Order", "k", `{"order_id": 1, "status": "PLACED", "total": "1", "placed_at": 0, "lines": [{"sku": "a", "qty": 3000000000}]}`, `payload.lines[0].qty: 3000000000 is out of the range of an int`},
+		{"not JSON", "Order", "k", `{"order_id": `, `the payload is not JSON`},
+		{"unknown route", "Invoice", "k", placed, `route "Invoice" is not one of the outbox's routes (Order, Customer)`},
+		{"null key", "Order", "", placed, `the key column is null`},
+		{"null payload", "Order", "k", "", `the payload is null`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ch := cdc.Change{Op: cdc.OpInsert, After: outboxRow(c.route, c.key, c.payload), Position: "p9"}
+			records, err := mapOutbox(t, OnErrorStop, ch)
+			if err == nil || !strings.Contains(err.Error(), c.want) || len(records) != 0 {
+				t.Fatalf("got %d records, error %v; want none and %q", len(records), err, c.want)
+			}
+			if !strings.Contains(err.Error(), `at position "p9"`) {
+				t.Errorf("the error does not say where: %v", err)
+			}
+			records, err = mapOutbox(t, OnErrorDeadLetter, ch)
+			if err != nil || len(records) != 1 || records[0].DeadLetter == nil || !strings.Contains(records[0].DeadLetter.Reason, c.want) {
+				t.Fatalf("under dead_letter: %d records (%+v), %v", len(records), records, err)
+			}
+		})
+	}
+}
+
+func TestAnOutboxHeaderNamedLikeCdcsOwnIsRefused(t *testing.T) {
+	row := outboxRow("Order", "k", placed)
+	row[5] = cdc.JSON([]byte(`{"ce_id": "forged"}`))
+	if _, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: row}); err == nil || !strings.Contains(err.Error(), `header "ce_id" is one cdc writes`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestAnOutboxPayloadInAvroIsCheckedAgainstItsSchema(t *testing.T) {
+	table := outboxTable()
+	table.Columns[4] = cdc.Column{Name: "payload", DatabaseType: "bytea", Kind: cdc.KindBytes}
+	entities := outboxEntities(t, OnErrorStop)
+	framing := map[string]Framing{"events.Customer": {Key: []byte{0xc3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, Value: []byte{0xc3, 0x01, 8, 7, 6, 5, 4, 3, 2, 1}}}
+	m := NewMapper(entities, Options{Framing: framing})
+	good, err := avro.Marshal(entities[1].Schema, map[string]any{"customer_id": int64(5), "email": "a@b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		payload []byte
+		want    string // error; empty: a record
+	}{
+		{"bare", good, ""},
+		{"framed as the topic's records", append(append([]byte{}, framing["events.Customer"].Value...), good...), ""},
+		{"a byte past the value", append(append([]byte{}, good...), 0), "has bytes past the value"},
+		{"truncated", good[:len(good)-2], "is not a shop.CustomerEvent"},
+	} {
+		row := outboxRow("Customer", "c-5", "")
+		row[4] = cdc.Bytes(c.payload)
+		records, err := m.Map(&cdc.Change{Table: table, Op: cdc.OpInsert, After: row}, nil, nil)
+		switch {
+		case c.want == "" && (err != nil || len(records) != 1 || string(records[0].Value) != string(framing["events.Customer"].Value)+string(good)):
+			t.Errorf("%s: %v, %+v", c.name, err, records)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestAnOutboxNamingAMissingColumnIsRefused(t *testing.T) {
+	entities := outboxEntities(t, OnErrorStop)
+	entities[0].Outbox.Payload = "body"
+	_, err := Compile(entities[0], outboxTable(), Framing{})
+	if err == nil || !strings.Contains(err.Error(), "outbox payload column body is not a column of public.outbox") {
+		t.Fatalf("got %v", err)
+	}
+	entities[0].Outbox.Payload, entities[0].Outbox.Key = "payload", "headers"
+	if _, err := Compile(entities[0], outboxTable(), Framing{}); err == nil || !strings.Contains(err.Error(), "outbox key column headers is jsonb") {
+		t.Fatalf("got %v", err)
+	}
+}
