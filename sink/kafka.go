@@ -224,21 +224,27 @@ func (k *Kafka) EnsureTopics(topics []string) error {
 // CheckTopics checks that the existing topics are compacted and returns the ones
 // that are missing (cdc run would create them).
 func (k *Kafka) CheckTopics(topics []string) (missing []string, err error) {
+	if missing, err = k.MissingTopics(topics); err != nil {
+		return nil, err
+	}
+	present := slices.DeleteFunc(slices.Clone(topics), func(t string) bool { return slices.Contains(missing, t) })
+	return missing, k.checkTopics(present, false)
+}
+
+// MissingTopics returns the topics that do not exist.
+func (k *Kafka) MissingTopics(topics []string) (missing []string, err error) {
 	ctx, cancel := k.adminContext()
 	defer cancel()
 	details, err := k.admin.ListTopics(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", k.explain(err))
 	}
-	var present []string
 	for _, t := range topics {
-		if d, ok := details[t]; ok && d.Err == nil {
-			present = append(present, t)
-		} else {
+		if d, ok := details[t]; !ok || d.Err != nil {
 			missing = append(missing, t)
 		}
 	}
-	return missing, k.checkTopics(present, false)
+	return missing, nil
 }
 
 // EnsureEventTopic creates a topic of events if it is missing: the

@@ -6,6 +6,7 @@ package sources
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cdc-dev/cdc"
@@ -48,6 +49,16 @@ type Settings struct {
 	// it before the connection counts as lost.
 	DeadAfter time.Duration
 	Logger    *slog.Logger
+	// EventTables are mapped tables whose rows are events, not state (outbox
+	// tables): streamed, but never snapshotted, since their rows were
+	// published when they were inserted.
+	EventTables []cdc.TableName
+}
+
+// SnapshotTables returns the tables a snapshot reads: those given, but the
+// event tables.
+func (s Settings) SnapshotTables(tables []cdc.TableName) []cdc.TableName {
+	return slices.DeleteFunc(slices.Clone(tables), func(t cdc.TableName) bool { return slices.Contains(s.EventTables, t) })
 }
 
 // WithDefaults returns the settings with the fields left zero set to their

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,6 +111,9 @@ type KafkaConfig struct {
 	ExactlyOnce     bool            `yaml:"exactly_once"`
 	CheckpointTopic string          `yaml:"checkpoint_topic"`
 	DeadLetterTopic string          `yaml:"dead_letter_topic"`
+	// TransactionTopic, if set, receives a record at the end of each
+	// transaction: its id and how many records it wrote to each topic.
+	TransactionTopic string `yaml:"transaction_topic"`
 	// Version is no longer used (the client asks the brokers which protocol
 	// versions they speak); it is accepted with a warning.
 	Version     string `yaml:"version"`
@@ -200,8 +205,38 @@ type EntityConfig struct {
 	Where         string     `yaml:"where"`
 	TombstoneWhen string     `yaml:"tombstone_when"`
 	OnError       string     `yaml:"on_error"`
+	// Outbox makes the entity an outbox table's: its rows are events, routed
+	// to topics by a column (see mapping.Outbox).
+	Outbox *OutboxConfig `yaml:"outbox"`
 
 	line int
+}
+
+// OutboxConfig names an outbox table's columns and routes. The columns
+// default to the names of Debezium's outbox router (aggregatetype,
+// aggregateid, payload); id, type, timestamp and headers are optional.
+type OutboxConfig struct {
+	Route     string `yaml:"route"`
+	Key       string `yaml:"key"`
+	Payload   string `yaml:"payload"`
+	ID        string `yaml:"id"`
+	Type      string `yaml:"type"`
+	Timestamp string `yaml:"timestamp"`
+	Headers   string `yaml:"headers"`
+	// Routes maps each value of the route column to its topic and schema:
+	// a row naming another value is a value error, never a topic of its own.
+	Routes map[string]OutboxRoute `yaml:"routes"`
+}
+
+// OutboxRoute is where the events of one route go.
+type OutboxRoute struct {
+	Topic  string `yaml:"topic"`
+	Schema string `yaml:"schema"`
+}
+
+// routes lists the outbox's route values in order.
+func (o *OutboxConfig) routes() []string {
+	return slices.Sorted(maps.Keys(o.Routes))
 }
 
 func (e *EntityConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -526,6 +561,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, where string, report func(int, stri
 				continue
 			}
 			checkKeys(n.Content[i+1], ft, strings.TrimPrefix(where+"."+k.Value, "."), report)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(n.Content[i+1], t.Elem(), strings.TrimPrefix(where+"."+n.Content[i].Value, "."), report)
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode && t != reflect.TypeOf(FieldRules{}):
 		for i, c := range n.Content {

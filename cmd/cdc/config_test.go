@@ -67,7 +67,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		name, edit, with string
 		want             []string
 	}{
-		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, sasl, schema_registry, tls, topic, version)`}},
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, sasl, schema_registry, tls, topic, transaction_topic, version)`}},
 		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
 		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
 		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
@@ -97,6 +97,13 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		{"bad backfill chunk size", "kafka:\n", "snapshot: {backfill_chunk_size: 200000}\nkafka:\n", []string{`cdc.yaml:5: snapshot.backfill_chunk_size: 200000: want a number of rows from 1 to 100000 (default 10000); a backfill holds a chunk in memory`}},
 		{"bad snapshot parallelism", "kafka:\n", "snapshot: {parallelism: 100}\nkafka:\n", []string{`cdc.yaml:5: snapshot.parallelism: 100: want a number of connections from 1 to 32 (default 1)`}},
 		{"bad compression", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  compression: brotli\n", []string{`cdc.yaml:7: kafka.compression: "brotli": want one of gzip, lz4, none, snappy, zstd`}},
+		{"transaction topic of an entity", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  transaction_topic: shop.customer.v1\n", []string{`cdc.yaml:7: kafka.transaction_topic: shop.customer.v1 is already the topic of an entity`}},
+		{"outbox with a topic", "    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {routes: {Order: {topic: shop.order_events, schema: c.avsc}}}\n", []string{`cdc.yaml:10: entities[0].topic: an outbox entity takes no topic`}},
+		{"outbox without routes", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {payload: body}\n", []string{`cdc.yaml:10: entities[0].outbox.routes: required: an outbox without routes publishes nothing`}},
+		{"outbox route on an entity's topic", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n",
+			"    outbox:\n      routes:\n        Order: {topic: shop.checkpoints, schema: c.avsc}\n        Customer: {topic: shop.checkpoints, schema: nope.avsc}\n",
+			[]string{`cdc.yaml:12: entities[0].outbox.routes.Order.topic: shop.checkpoints is already the topic of another entity or route`}},
+		{"outbox unknown key", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {routes: {Order: {topik: x}}}\n", []string{`cdc.yaml:10: unknown key "topik" in entities[0].outbox.routes.Order (known: schema, topic)`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
 	for _, c := range cases {

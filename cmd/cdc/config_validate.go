@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -285,23 +286,27 @@ func (c *Config) validateEntities() []error {
 		if _, err := cdc.ParseTableName(e.Table); err != nil {
 			bad("table", "%v", err)
 		}
-		switch {
-		case !kafkaTopicName.MatchString(e.Topic):
-			bad("topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", e.Topic)
-		case topics[e.Topic]:
-			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].topic", i), "give each entity a compacted topic of its own", "%s is the topic of two entities", e.Topic))
-		case e.Topic == c.Kafka.CheckpointTopic:
-			bad("topic", "%s is the checkpoint topic", e.Topic)
-		}
-		topics[e.Topic] = true
-		if e.Schema == "" {
-			bad("schema", "required: the .avsc file of the entity's value record")
-		}
-		if len(e.Key) == 0 {
-			bad("key", "required: the fields that identify an entity, e.g. key: [id]")
-		}
-		if len(e.Fields) == 0 {
-			bad("fields", "required: a mapping of Avro field to column")
+		if e.Outbox != nil {
+			errs = append(errs, c.validateOutbox(i, topics)...)
+		} else {
+			switch {
+			case !kafkaTopicName.MatchString(e.Topic):
+				bad("topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", e.Topic)
+			case topics[e.Topic]:
+				errs = append(errs, c.problem(fmt.Sprintf("entities[%d].topic", i), "give each entity a compacted topic of its own", "%s is the topic of two entities", e.Topic))
+			case e.Topic == c.Kafka.CheckpointTopic:
+				bad("topic", "%s is the checkpoint topic", e.Topic)
+			}
+			topics[e.Topic] = true
+			if e.Schema == "" {
+				bad("schema", "required: the .avsc file of the entity's value record")
+			}
+			if len(e.Key) == 0 {
+				bad("key", "required: the fields that identify an entity, e.g. key: [id]")
+			}
+			if len(e.Fields) == 0 {
+				bad("fields", "required: a mapping of Avro field to column")
+			}
 		}
 		switch e.OnError {
 		case "":
@@ -322,12 +327,60 @@ func (c *Config) validateEntities() []error {
 	if c.Kafka.DeadLetterTopic == "" {
 		c.Kafka.DeadLetterTopic = c.Name + ".dead_letter"
 	}
+	if t := c.Kafka.TransactionTopic; t != "" {
+		switch {
+		case !kafkaTopicName.MatchString(t):
+			errs = append(errs, c.errorf("kafka.transaction_topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", t))
+		case topics[t] || t == c.Kafka.CheckpointTopic || t == c.Kafka.DeadLetterTopic:
+			errs = append(errs, c.errorf("kafka.transaction_topic", "%s is already the topic of an entity, of the checkpoints or of the dead letters", t))
+		}
+	}
 	if deadLetters {
 		switch {
 		case !kafkaTopicName.MatchString(c.Kafka.DeadLetterTopic):
 			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", c.Kafka.DeadLetterTopic))
 		case topics[c.Kafka.DeadLetterTopic] || c.Kafka.DeadLetterTopic == c.Kafka.CheckpointTopic:
 			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%s is already the topic of an entity or of the checkpoints", c.Kafka.DeadLetterTopic))
+		}
+	}
+	return errs
+}
+
+// validateOutbox checks the outbox block of entity i, and fills in the
+// default column names.
+func (c *Config) validateOutbox(i int, topics map[string]bool) []error {
+	var errs []error
+	e := &c.Entities[i]
+	path := fmt.Sprintf("entities[%d]", i)
+	for key, set := range map[string]bool{"topic": e.Topic != "", "schema": e.Schema != "", "key": len(e.Key) > 0, "fields": len(e.Fields) > 0,
+		"where": e.Where != "", "tombstone_when": e.TombstoneWhen != ""} {
+		if set {
+			errs = append(errs, c.problem(path+"."+key, "remove it: the outbox's rows name their route, whose topic and schema are in outbox.routes, and the key column keys them",
+				"an outbox entity takes no %s", key))
+		}
+	}
+	o := e.Outbox
+	o.Route = cmp.Or(o.Route, "aggregatetype")
+	o.Key = cmp.Or(o.Key, "aggregateid")
+	o.Payload = cmp.Or(o.Payload, "payload")
+	if len(o.Routes) == 0 {
+		errs = append(errs, c.problem(path+".outbox.routes", "map each value of the route column to its topic and schema, e.g. routes: {Order: {topic: shop.order_events.v1, schema: schemas/order_event.v1.avsc}}",
+			"required: an outbox without routes publishes nothing"))
+	}
+	for _, route := range o.routes() {
+		r := o.Routes[route]
+		at := path + ".outbox.routes." + route
+		switch {
+		case !kafkaTopicName.MatchString(r.Topic):
+			errs = append(errs, c.errorf(at+".topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", r.Topic))
+		case topics[r.Topic]:
+			errs = append(errs, c.problem(at+".topic", "give each route a topic of its own", "%s is already the topic of another entity or route", r.Topic))
+		case r.Topic == c.Kafka.CheckpointTopic:
+			errs = append(errs, c.errorf(at+".topic", "%s is the checkpoint topic", r.Topic))
+		}
+		topics[r.Topic] = true
+		if r.Schema == "" {
+			errs = append(errs, c.errorf(at+".schema", "required: the .avsc file of the route's events"))
 		}
 	}
 	return errs
@@ -356,36 +409,74 @@ func (c *Config) mappingFields(rules FieldRules) []mapping.Field {
 	return out
 }
 
+// recordSchema reads the record schema of the file named at path (a key
+// path of the configuration, for messages).
+func (c *Config) recordSchema(path, file string) (*avro.RecordSchema, error) {
+	text, err := readBounded(c.schemaPath(file), maxSchemaFile)
+	if err != nil {
+		return nil, c.errorf(path, "%v", err)
+	}
+	if trimmed := bytes.TrimSpace(text); len(trimmed) == 0 || trimmed[0] != '{' {
+		// Not JSON at all: the path names some other file, whose content
+		// is not quoted.
+		return nil, c.errorf(path, "%s is not an Avro schema: a schema file holds a JSON object ({\"type\": \"record\", ...})", file)
+	}
+	parsed, err := avro.ParseBytes(text)
+	if err != nil {
+		return nil, c.errorf(path, "%s is not a valid Avro schema (%s)", file, excerpt(err.Error()))
+	}
+	record, ok := parsed.(*avro.RecordSchema)
+	if !ok {
+		return nil, c.errorf(path, "%s is a %s schema: an entity's value must be a record", file, parsed.Type())
+	}
+	return record, nil
+}
+
+// outboxEntities returns an entity per route of outbox entity i, named
+// "<entity>.<route>".
+func (c *Config) outboxEntities(i int, table cdc.TableName) ([]*mapping.Entity, error) {
+	e := c.Entities[i]
+	o := e.Outbox
+	outbox := &mapping.Outbox{Name: e.Name, Route: o.Route, Key: o.Key, Payload: o.Payload, ID: o.ID, Type: o.Type, Timestamp: o.Timestamp, Headers: o.Headers,
+		Routes: o.routes()}
+	var out []*mapping.Entity
+	var errs []error
+	for _, route := range outbox.Routes {
+		r := o.Routes[route]
+		at := fmt.Sprintf("entities[%d].outbox.routes.%s", i, route)
+		record, err := c.recordSchema(at+".schema", r.Schema)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, &mapping.Entity{Name: e.Name + "." + route, Table: table, Topic: r.Topic, Schema: record, SchemaFile: r.Schema,
+			OnError: mapping.ErrorPolicy(e.OnError), Origin: c.origin(at), Outbox: outbox, Route: route})
+	}
+	return out, errors.Join(errs...)
+}
+
 // mappingEntities reads each entity's schema and returns the mapping's view of it.
 func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 	var out []*mapping.Entity
 	var errs []error
 	for i, e := range c.Entities {
 		origin := fmt.Sprintf("%s:%d", c.path, e.line)
-		schemaFile := c.schemaPath(e.Schema)
-		text, err := readBounded(schemaFile, maxSchemaFile)
+		table, tableErr := cdc.ParseTableName(e.Table)
+		if e.Outbox != nil {
+			routes, err := c.outboxEntities(i, table)
+			if err != nil {
+				errs = append(errs, err)
+			} else if tableErr == nil {
+				out = append(out, routes...)
+			}
+			continue
+		}
+		record, err := c.recordSchema(fmt.Sprintf("entities[%d].schema", i), e.Schema)
 		if err != nil {
-			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%v", err))
+			errs = append(errs, err)
 			continue
 		}
-		if trimmed := bytes.TrimSpace(text); len(trimmed) == 0 || trimmed[0] != '{' {
-			// Not JSON at all: the path names some other file, whose content
-			// is not quoted.
-			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not an Avro schema: a schema file holds a JSON object ({\"type\": \"record\", ...})", e.Schema))
-			continue
-		}
-		parsed, err := avro.ParseBytes(text)
-		if err != nil {
-			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is not a valid Avro schema (%s)", e.Schema, excerpt(err.Error())))
-			continue
-		}
-		record, ok := parsed.(*avro.RecordSchema)
-		if !ok {
-			errs = append(errs, c.errorf(fmt.Sprintf("entities[%d].schema", i), "%s is a %s schema: an entity's value must be a record", e.Schema, parsed.Type()))
-			continue
-		}
-		table, err := cdc.ParseTableName(e.Table)
-		if err != nil {
+		if tableErr != nil {
 			continue // reported by validate
 		}
 		me := &mapping.Entity{

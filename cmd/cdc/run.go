@@ -58,7 +58,8 @@ func loadFromFlags(cmd string, args []string, stderr io.Writer, extra func(*flag
 // is to list. With snapshot.mode never, or a source that cannot, they only
 // get changes from now on.
 func backfillAdded(cfg *Config, src cdc.Source, entities []*mapping.Entity, cp cdc.Checkpoint, log *slog.Logger) ([]string, error) {
-	added := backfillOf(entities, func(e *mapping.Entity) bool { return !slices.Contains(cp.Entities, e.Name) })
+	// An outbox's rows were published when inserted: there is nothing to fill.
+	added := backfillOf(entities, func(e *mapping.Entity) bool { return !slices.Contains(cp.Entities, e.Name) && e.Outbox == nil })
 	if len(added.Entities) == 0 || cfg.Snapshot.Mode == string(cdc.SnapshotOnly) {
 		return cp.Entities, nil
 	}
@@ -281,6 +282,27 @@ func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[str
 // runDaemon checks everything that can be checked before producing anything,
 // then runs the pipeline until ctx ends or it fails (or, in snapshot mode
 // only, until the snapshot is stored).
+// transactionFraming is the transaction topic's key in the framing map,
+// which no entity's name can be ("" is refused).
+const transactionFraming = ""
+
+// entityTopics returns the topics of the table entities, which must be
+// compacted, and those of events (outbox routes, and the dead letters if an
+// entity sends any), kept by time.
+func entityTopics(cfg *Config, entities []*mapping.Entity) (tables, events []string) {
+	for _, e := range entities {
+		if e.Outbox != nil {
+			events = append(events, e.Topic)
+		} else {
+			tables = append(tables, e.Topic)
+		}
+	}
+	if slices.ContainsFunc(entities, func(e *mapping.Entity) bool { return e.OnError == mapping.OnErrorDeadLetter }) {
+		events = append(events, cfg.Kafka.DeadLetterTopic)
+	}
+	return tables, events
+}
+
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()
@@ -302,23 +324,22 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 		return err
 	}
 	entities, src, k := c.entities, c.src, c.kafka
-	var topics []string
-	for _, e := range entities {
-		topics = append(topics, e.Topic)
-	}
-	if slices.ContainsFunc(entities, func(e *mapping.Entity) bool { return e.OnError == mapping.OnErrorDeadLetter }) {
-		topics = append(topics, cfg.Kafka.DeadLetterTopic)
-	}
+	tables, events := entityTopics(cfg, entities)
 	limits, err := await(ctx, log, "create and check the topics", func(context.Context) (map[string]int, error) {
-		if err := k.EnsureTopics(topics[:len(entities)]); err != nil {
+		if err := k.EnsureTopics(tables); err != nil {
 			return nil, err
 		}
-		if len(topics) > len(entities) {
-			if err := k.EnsureEventTopic(cfg.Kafka.DeadLetterTopic); err != nil {
+		for _, topic := range events {
+			if err := k.EnsureEventTopic(topic); err != nil {
 				return nil, err
 			}
 		}
-		return k.MaxMessageBytes(topics)
+		if topic := cfg.Kafka.TransactionTopic; topic != "" {
+			if err := k.EnsureTransactionTopic(topic); err != nil {
+				return nil, err
+			}
+		}
+		return k.MaxMessageBytes(append(tables, events...))
 	}, nil)
 	if err != nil {
 		return err
@@ -332,6 +353,13 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 				return nil, fmt.Errorf("entity %q: %w", e.Name, err)
 			}
 			out[e.Name] = mapping.Framing{Key: key, Value: value}
+		}
+		if topic := cfg.Kafka.TransactionTopic; topic != "" {
+			key, value, err := k.Framing(ctx, topic, pipeline.TransactionKeySchema, pipeline.TransactionSchema)
+			if err != nil {
+				return nil, fmt.Errorf("transaction topic %s: %w", topic, err)
+			}
+			out[transactionFraming] = mapping.Framing{Key: key, Value: value}
 		}
 		return out, nil
 	}, nil)
@@ -401,6 +429,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Entities: entities, Framing: framing, Producer: producer, Checkpoints: store, Transactions: transactions, Filled: names,
 		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, MaxMessageBytes: limits, Metrics: m,
+		TransactionTopic: cfg.Kafka.TransactionTopic, TransactionFraming: framing[transactionFraming], ResumeTransaction: cp.Transaction,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
 }

@@ -160,6 +160,11 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		Snapshot: cdc.SnapshotMode(cfg.Snapshot.Mode), ChunkSize: cfg.Snapshot.ChunkSize, BackfillChunkSize: cfg.Snapshot.BackfillChunkSize,
 		Parallelism: cfg.Snapshot.Parallelism, Logger: log.With("component", "source"),
 	}
+	for _, e := range cfg.Entities {
+		if name, err := cdc.ParseTableName(e.Table); err == nil && e.Outbox != nil {
+			settings.EventTables = append(settings.EventTables, name)
+		}
+	}
 	switch cfg.Source.Kind {
 	case "postgres":
 		return postgres.New(ctx, postgres.Config{

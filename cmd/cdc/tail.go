@@ -107,31 +107,53 @@ func newRecordDecoder(k *sink.Kafka, cfg *Config, schema avro.Schema) (*recordDe
 	return d, nil
 }
 
+// decodeExactly decodes data, and checks that it is exactly one value: no
+// byte past it.
+func (d *recordDecoder) decodeExactly(data []byte) (json.RawMessage, error) {
+	schema, body, err := d.unframe(data)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := avro.Unmarshal(schema, body, &v); err != nil {
+		return nil, err
+	}
+	if again, err := avro.Marshal(schema, v); err != nil || !bytes.Equal(again, body) {
+		return nil, fmt.Errorf("the %d bytes are not exactly one value of its schema", len(body))
+	}
+	return json.Marshal(orderedJSON{schema, v})
+}
+
 func (d *recordDecoder) decode(data []byte) (json.RawMessage, error) {
-	schema := d.schema
+	schema, body, err := d.unframe(data)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := avro.Unmarshal(schema, body, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(orderedJSON{schema, v})
+}
+
+// unframe returns the schema data was written with, and its Avro body.
+func (d *recordDecoder) unframe(data []byte) (avro.Schema, []byte, error) {
 	switch {
 	case d.registry != nil && len(data) >= 5 && data[0] == 0:
 		id := binary.BigEndian.Uint32(data[1:5])
 		if s, ok := d.byID[id]; ok {
-			schema = s
-		} else {
-			s, err := d.registry.SchemaByID(context.Background(), int(id))
-			if err != nil {
-				return nil, err
-			}
-			d.byID[id], schema = s, s
+			return s, data[5:], nil
 		}
-		data = data[5:]
+		s, err := d.registry.SchemaByID(context.Background(), int(id))
+		if err != nil {
+			return nil, nil, err
+		}
+		d.byID[id] = s
+		return s, data[5:], nil
 	case d.registry == nil && bytes.HasPrefix(data, d.header):
-		data = data[len(d.header):]
-	default:
-		return nil, fmt.Errorf("not framed as this entity's records (%x…): written with another schema or another encoding", data[:min(len(data), 10)])
+		return d.schema, data[len(d.header):], nil
 	}
-	var v any
-	if err := avro.Unmarshal(schema, data, &v); err != nil {
-		return nil, err
-	}
-	return json.Marshal(orderedJSON{schema, v})
+	return nil, nil, fmt.Errorf("not framed as this entity's records (%x…): written with another schema or another encoding", data[:min(len(data), 10)])
 }
 
 // orderedJSON renders a decoded Avro value as JSON in schema field order, with

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/pipeline"
 )
 
 // enumSampleLimit bounds the distinct values read per enum column.
@@ -277,11 +278,19 @@ func validateKafka(ctx context.Context, r *report, c *connector) {
 		return
 	}
 	k := c.kafka
-	var topics []string
-	for _, e := range entities {
-		topics = append(topics, e.Topic)
+	tables, events := entityTopics(cfg, entities)
+	if cfg.Kafka.TransactionTopic != "" {
+		events = append(events, cfg.Kafka.TransactionTopic)
 	}
-	missing, err := await(ctx, waits, "check the topics", func(context.Context) ([]string, error) { return k.CheckTopics(topics) }, nil)
+	topics := append(slices.Clone(tables), events...)
+	missing, err := await(ctx, waits, "check the topics", func(context.Context) ([]string, error) {
+		missing, err := k.CheckTopics(tables)
+		if err != nil {
+			return nil, err
+		}
+		missingEvents, err := k.MissingTopics(events)
+		return append(missing, missingEvents...), err
+	}, nil)
 	if r.check("kafka topics", err) {
 		fmt.Fprintf(r.stdout, "ok: kafka topics")
 		if len(missing) > 0 {
@@ -305,6 +314,11 @@ func validateKafka(ctx context.Context, r *report, c *connector) {
 			keySchema, _ := e.KeySchema() // checked by mappingEntities
 			if err := k.CheckSchemas(ctx, e.Topic, keySchema, e.Schema); err != nil {
 				errs = append(errs, fmt.Errorf("%s: entity %q: %w", e.Origin, e.Name, err))
+			}
+		}
+		if topic := cfg.Kafka.TransactionTopic; topic != "" {
+			if err := k.CheckSchemas(ctx, topic, pipeline.TransactionKeySchema, pipeline.TransactionSchema); err != nil {
+				errs = append(errs, fmt.Errorf("%s: transaction topic %s: %w", cfg.origin("kafka.transaction_topic"), topic, err))
 			}
 		}
 		return errors.Join(errs...)

@@ -71,7 +71,7 @@ func (s *Source) snapshot(ctx context.Context, progress *Position, out chan<- cd
 		reader.workers = []*client.Conn{conn}
 	}
 	reader.memory = make([]memory.BatchMemory, len(reader.workers))
-	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.SnapshotTables(s.cfg.Tables), ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
 		Progress: &s.progress, Log: s.log}
 	switch {
 	case progress == nil:

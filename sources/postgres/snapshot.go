@@ -48,7 +48,7 @@ func (s *Source) snapshot(ctx context.Context, exported string, start *Position,
 		}
 		reader.workers = workers
 	}
-	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.Tables, ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
+	run := snapshot.Chunked{Reader: reader, Tables: s.cfg.SnapshotTables(s.cfg.Tables), ChunkSize: s.cfg.ChunkSize, Workers: len(reader.workers),
 		Progress: &s.progress, Log: s.log}
 	if start != nil {
 		if start.Cursor != nil {
