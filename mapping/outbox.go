@@ -247,13 +247,8 @@ func appendAvroPayload(dst []byte, schema avro.Schema, framing, payload []byte) 
 	if len(framing) > 0 && bytes.HasPrefix(payload, framing) {
 		body = payload[len(framing):]
 	}
-	var native any
-	if err := avro.Unmarshal(schema, body, &native); err != nil {
-		return dst, fmt.Errorf("the Avro payload is not a %s: %v", schemaName(schema), err)
-	}
-	again, err := avro.Marshal(schema, native)
-	if err != nil || !bytes.Equal(again, body) {
-		return dst, fmt.Errorf("the Avro payload (%d bytes) is not exactly one %s: it has bytes past the value, or a header other than the topic's (%x)", len(body), schemaName(schema), framing)
+	if err := CheckAvro(schema, body); err != nil {
+		return dst, fmt.Errorf("the Avro payload (%d bytes, bare or after the topic's header %x) is not exactly one %s: %v", len(body), framing, schemaName(schema), err)
 	}
 	return append(dst, body...), nil
 }

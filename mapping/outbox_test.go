@@ -192,8 +192,8 @@ func TestAnOutboxPayloadInAvroIsCheckedAgainstItsSchema(t *testing.T) {
 	}{
 		{"bare", good, ""},
 		{"framed as the topic's records", append(append([]byte{}, framing["events.Customer"].Value...), good...), ""},
-		{"a byte past the value", append(append([]byte{}, good...), 0), "has bytes past the value"},
-		{"truncated", good[:len(good)-2], "is not a shop.CustomerEvent"},
+		{"a byte past the value", append(append([]byte{}, good...), 0), "1 bytes past the end of the shop.CustomerEvent"},
+		{"truncated", good[:len(good)-2], "value.email (string): the data ends inside the value"},
 	} {
 		row := outboxRow("Customer", "c-5", "")
 		row[4] = cdc.Bytes(c.payload)
@@ -217,5 +217,45 @@ func TestAnOutboxNamingAMissingColumnIsRefused(t *testing.T) {
 	entities[0].Outbox.Payload, entities[0].Outbox.Key = "payload", "headers"
 	if _, err := Compile(entities[0], outboxTable(), Framing{}); err == nil || !strings.Contains(err.Error(), "outbox key column headers is jsonb") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCheckAvroAcceptsEveryEncodingOfAValueAndNothingElse(t *testing.T) {
+	s, err := avro.Parse(orderEventSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := appendJSONPayload(nil, s, []byte(placed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := avro.Unmarshal(s, mine, &v); err != nil {
+		t.Fatal(err)
+	}
+	// hamba writes arrays as blocks with their size: another encoding of the same value.
+	theirs, err := avro.Marshal(s, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ok := range [][]byte{mine, theirs} {
+		if err := CheckAvro(s, ok); err != nil {
+			t.Errorf("%x: %v", ok, err)
+		}
+	}
+	small := avro.MustParse(`{"type": "record", "name": "T", "fields": [{"name": "s", "type": "string"}, {"name": "n", "type": ["null", "long"]}]}`)
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"empty":       {nil, "value.s (string): the data ends inside the value"},
+		"trailing":    {[]byte{0, 0, 0}, "1 bytes past the end of the T"},
+		"bad utf-8":   {[]byte{2, 0xff, 0}, "value.s (string): text that is not UTF-8"},
+		"bad union":   {[]byte{0, 4}, "value.n (union): branch 2 of a union of 2"},
+		"huge varint": {[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "longer than 64 bits"},
+	} {
+		if err := CheckAvro(small, c.data); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", name, err, c.want)
+		}
 	}
 }

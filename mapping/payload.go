@@ -56,6 +56,11 @@ func appendJSON(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 	switch s := s.(type) {
 	case *avro.RefSchema:
 		return appendJSON(dst, s.Schema(), v, path)
+	case *avro.NullSchema:
+		if v != nil {
+			return dst, fail(path, "want null, got %s", jsonType(v))
+		}
+		return dst, nil
 	case *avro.UnionSchema:
 		return appendUnion(dst, s, v, path)
 	case *avro.RecordSchema:

@@ -470,7 +470,9 @@ func (p *Plan) valueError(ch *cdc.Change, row []cdc.Value, err error) error {
 		}
 	}
 	fix := "fix the row or widen the field"
-	if errors.Is(f, errNull) {
+	if p.outbox != nil {
+		fix = "fix what the application writes into the outbox, or the route's schema (a compatible change)"
+	} else if errors.Is(f, errNull) {
 		// The catalog says NOT NULL now: a change logged before the column
 		// became NOT NULL, read again from the log.
 		fix = "the column is NOT NULL now, so the change was logged before it became so (ALTER TABLE ... SET NOT NULL came later, and the row's later changes carry a value): let cdc pass it with on_error: dead_letter, or make the field nullable"

@@ -56,17 +56,17 @@ var (
 
 // TransactionEnd is a record of the transaction topic, decoded.
 type TransactionEnd struct {
-	ID          string       `avro:"id"`
-	CommitTime  time.Time    `avro:"commit_time"`
-	Position    string       `avro:"position"`
-	RecordCount int64        `avro:"record_count"`
-	Topics      []TopicCount `avro:"topics"`
+	ID          string       `avro:"id" json:"id"`
+	CommitTime  time.Time    `avro:"commit_time" json:"commit_time"`
+	Position    string       `avro:"position" json:"position"`
+	RecordCount int64        `avro:"record_count" json:"record_count"`
+	Topics      []TopicCount `avro:"topics" json:"topics"`
 }
 
 // TopicCount is how many records a transaction wrote to a topic.
 type TopicCount struct {
-	Topic string `avro:"topic"`
-	Count int64  `avro:"count"`
+	Topic string `avro:"topic" json:"topic"`
+	Count int64  `avro:"count" json:"count"`
 }
 
 // transactions numbers the records of each transaction. It is used by the

@@ -24,8 +24,17 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entities) != 3 || entities[0].Topic != "shop.customer.v1" || len(entities[0].Fields) != 7 {
+	if len(entities) != 5 || entities[0].Topic != "shop.customer.v1" || len(entities[0].Fields) != 7 {
 		t.Errorf("entities %+v", entities)
+	}
+	// The outbox's routes, one entity each, in the order of their values.
+	for i, want := range []string{"events.Customer shop.customer_events.v1", "events.Order shop.order_events.v1"} {
+		if e := entities[3+i]; e.Name+" "+e.Topic != want || e.Outbox == nil || e.Outbox.Route != "aggregatetype" {
+			t.Errorf("outbox route %d: %+v, want %s", i, e, want)
+		}
+	}
+	if cfg.Kafka.TransactionTopic != "shop.transactions" {
+		t.Errorf("transaction topic %q", cfg.Kafka.TransactionTopic)
 	}
 	if !strings.HasPrefix(entities[0].Fields[0].Origin, "../../config.example.yaml:") {
 		t.Errorf("field origin %q", entities[0].Fields[0].Origin)

@@ -8,7 +8,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +21,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hamba/avro/v2"
+
 	"github.com/cdc-dev/cdc/integration/harness"
+	"github.com/cdc-dev/cdc/pipeline"
+	"github.com/cdc-dev/cdc/sink"
 )
 
 func main() {
@@ -114,6 +120,15 @@ func run(bin, config string, keep bool) error {
 		`UPDATE customer SET password_hash = md5('new'), internal_flags = 3 WHERE customer_id = 1   -- hidden columns only: no event`,
 		`UPDATE orders SET status_code = 3, note = 'shipped' WHERE order_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'`,
 		`DELETE FROM customer WHERE customer_id = 2   -- cascades to order b1ffcd88…: two tombstones`,
+		// The outbox pattern: the business change and the event it means, in one transaction.
+		`BEGIN;
+    INSERT INTO orders (order_id, customer_id, status_code, total) VALUES ('c2aade77-7e29-4ef8-bb6d-6bb9bd380a33', 3, 1, 31.40);
+    INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES ('Order', 'c2aade77-7e29-4ef8-bb6d-6bb9bd380a33', 'OrderPlaced',
+      '{"order_id": "c2aade77-7e29-4ef8-bb6d-6bb9bd380a33", "customer_id": 3, "status": "PLACED", "total": "31.40", "lines": [{"sku": "B-42", "quantity": 2}]}');
+    DELETE FROM outbox;   -- the application's clean-up: publishes nothing
+  COMMIT`,
+		`INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES ('Order', 'c2aade77-7e29-4ef8-bb6d-6bb9bd380a33', 'OrderPaid',
+    '{"order_id": "c2aade77-7e29-4ef8-bb6d-6bb9bd380a33", "customer_id": 3, "status": "PAYED", "total": "31.40"}')   -- not a symbol of the schema: a dead letter, not a record`,
 	}
 	step("writing to the database")
 	for _, sql := range changes {
@@ -125,7 +140,10 @@ func run(bin, config string, keep bool) error {
 	if err := wait("shop.customer.v1", 3+3); err != nil {
 		return err
 	}
-	if err := wait("shop.order.v1", 2+2); err != nil {
+	if err := wait("shop.order.v1", 2+2+1); err != nil {
+		return err
+	}
+	if err := wait("shop.dead_letter", 1); err != nil {
 		return err
 	}
 	step("the topics now (a tombstone is a key with \"value\": null; compaction keeps the last record per key)")
@@ -140,6 +158,14 @@ func run(bin, config string, keep bool) error {
 	}
 	step("version 2 of the order entity, from the same table: enum status, nested amount, computed fields; with the CloudEvents headers every record carries")
 	if err := tail("order_v2", "--headers"); err != nil {
+		return err
+	}
+	step("the outbox's event, encoded with its route's schema; the event whose status the schema lacks went to shop.dead_letter instead")
+	if err := tail("events.Order", "--headers"); err != nil {
+		return err
+	}
+	step("the transaction topic: each transaction's records per topic (every record above carries cdc_tx_id, cdc_tx_index and cdc_tx_count)")
+	if err := tailTransactions(ctx, brokers); err != nil {
 		return err
 	}
 
@@ -171,6 +197,24 @@ func run(bin, config string, keep bool) error {
 		return fmt.Errorf("cdc verify: %v", err)
 	}
 	step("done")
+	return nil
+}
+
+// tailTransactions prints the records of the transaction topic.
+func tailTransactions(ctx context.Context, brokers []string) error {
+	records, err := harness.ReadTopic(ctx, brokers, "shop.transactions")
+	if err != nil {
+		return err
+	}
+	header := sink.SingleObjectHeader(pipeline.TransactionSchema)
+	for _, r := range records {
+		var end pipeline.TransactionEnd
+		if err := avro.Unmarshal(pipeline.TransactionSchema, bytes.TrimPrefix(r.Value, header), &end); err != nil {
+			return fmt.Errorf("transaction topic, offset %d: %w", r.Offset, err)
+		}
+		line, _ := json.Marshal(end)
+		fmt.Println("  " + string(line))
+	}
 	return nil
 }
 

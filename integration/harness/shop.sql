@@ -35,3 +35,15 @@ INSERT INTO public.customer (email, first_name, last_name, balance, birth_date, 
 INSERT INTO public.orders (order_id, customer_id, status_code, total, note, placed_at, details) VALUES
     ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1, 1, 99.90, 'gift wrap', '2024-04-01 10:00:00+00', '{"items": 2}'),
     ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', 2, 2, 15.00, NULL,        '2024-04-02 11:30:00+00', NULL);
+
+-- The outbox: the shop application inserts here, in the same transaction as a
+-- business change, each event it means to publish (the outbox pattern), and
+-- deletes old rows now and then. Its rows are events, not state.
+CREATE TABLE public.outbox (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    aggregatetype  text NOT NULL,
+    aggregateid    text NOT NULL,
+    type           text NOT NULL,
+    payload        jsonb NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
