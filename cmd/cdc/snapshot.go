@@ -29,6 +29,11 @@ func snapshotCommand(ctx context.Context, args []string, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	for _, e := range cfg.Entities {
+		if e.Outbox != nil && slices.Contains(only, e.Name) {
+			return fmt.Errorf("--entity %s: %s reads an outbox table, whose rows are events published when they were inserted: there is nothing to snapshot (docs/outbox.md)", e.Name, e.Name)
+		}
+	}
 	if online {
 		return askOnlineBackfill(ctx, cfg, only, stderr)
 	}
@@ -73,7 +78,7 @@ func askOnlineBackfill(ctx context.Context, cfg *Config, only entityNames, stder
 		return err
 	}
 	defer c.Close()
-	asked := backfillOf(c.entities, func(*mapping.Entity) bool { return true })
+	asked := backfillOf(c.entities, func(e *mapping.Entity) bool { return e.Outbox == nil })
 	signaler, ok := c.src.(cdc.Signaler)
 	if !ok {
 		return fmt.Errorf("source kind %s cannot backfill while streaming", cfg.Source.Kind)

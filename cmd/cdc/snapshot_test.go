@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,15 @@ func TestSnapshotEntityFlagKeepsTheNamedEntities(t *testing.T) {
 	err := (entityNames{"nope"}).keep(cfg)
 	if err == nil || err.Error() != "--entity nope: cdc.yaml has no such entity (it has: customer, film)" {
 		t.Errorf("unknown entity: %v", err)
+	}
+}
+
+func TestSnapshotOfAnOutboxIsRefused(t *testing.T) {
+	t.Setenv("SHOP_DSN", "postgres://cdc@127.0.0.1:1/shop")
+	for _, args := range [][]string{{"--entity", "events"}, {"--online", "--entity", "events"}} {
+		err := snapshotCommand(t.Context(), append([]string{"--config", "../../config.example.yaml"}, args...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--entity events: events reads an outbox table, whose rows are events published when they were inserted: there is nothing to snapshot") {
+			t.Errorf("%v: %v", args, err)
+		}
 	}
 }
