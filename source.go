@@ -45,6 +45,14 @@ type ValueSampler interface {
 	DistinctValues(ctx context.Context, table TableName, column string, limit int) (values []string, complete bool, err error)
 }
 
+// RowSampler is implemented by sources that can read a few rows of a table:
+// cdc validate checks an outbox's rows against their routes' schemas.
+type RowSampler interface {
+	// SampleRows returns up to limit rows of a described table, decoded as a
+	// snapshot decodes them, and the table they are rows of.
+	SampleRows(ctx context.Context, table TableName, limit int) (*Table, [][]Value, error)
+}
+
 // TableReader is implemented by sources that can read the current rows of their
 // tables apart from the log: no slot, no checkpoint, nothing written to the
 // database. cdc verify compares the rows with the topics.

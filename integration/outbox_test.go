@@ -344,3 +344,21 @@ const transactionSchema = `{"type": "record", "name": "Transaction", "namespace"
   {"name": "record_count", "type": "long"},
   {"name": "topics", "type": {"type": "array", "items": {"type": "record", "name": "TopicCount",
     "fields": [{"name": "topic", "type": "string"}, {"name": "count", "type": "long"}]}}}]}`
+
+// cdc validate maps the rows an outbox holds as the daemon would map their
+// inserts: a payload the application writes that its route's schema does not
+// describe is found before it stops the daemon.
+func TestValidateChecksTheRowsAnOutboxHolds(t *testing.T) {
+	forEachSource(t, func(t *testing.T, s *scenario) {
+		s.exec(outboxInsert("Customer", "'1'", "EmailChanged", `{"customer_id": 1, "email": "a@example.com", "at": 0}`))
+		out, err := s.validateOutput()
+		if err != nil || !strings.Contains(out, "ok: the 1 rows of outbox "+s.tableName("outbox")+" (at most 1000 read) fit their routes' schemas") {
+			t.Fatalf("cdc validate on a good outbox row (%v):\n%s", err, out)
+		}
+		s.exec(outboxInsert("Customer", "'2'", "EmailChanged", `{"customer_id": 2, "email": "b@example.com"}`))
+		out, err = s.validateOutput()
+		if err == nil || !strings.Contains(out, `entity "events.Customer", field "payload"`) || !strings.Contains(out, "payload.at: is missing, and the schema gives it no default") {
+			t.Fatalf("cdc validate on a row missing a field (%v):\n%s", err, out)
+		}
+	})
+}

@@ -238,6 +238,9 @@ func validateDatabase(ctx context.Context, r *report, c *connector) {
 	if r.check("mappings", c.checkMappings(ctx)) && !slices.Contains(r.failed, "mappings") {
 		fmt.Fprintf(r.stdout, "ok: mappings of %d tables\n", len(c.tables))
 	}
+	if rows, ok := c.src.(cdc.RowSampler); ok {
+		checkOutboxRows(ctx, r, c, rows)
+	}
 	sampler, ok := c.src.(cdc.ValueSampler)
 	if !ok {
 		return
@@ -265,6 +268,48 @@ func validateDatabase(ctx context.Context, r *report, c *connector) {
 	}
 	if r.check("enum maps", errors.Join(errs...)) && len(errs) == 0 {
 		fmt.Fprintln(r.stdout, "ok: enum maps cover the codes in the tables")
+	}
+}
+
+// outboxSampleLimit bounds the rows of an outbox table checked.
+const outboxSampleLimit = 1000
+
+// checkOutboxRows maps the rows an outbox table holds now as the daemon would
+// map their inserts: a payload its route's schema does not describe would
+// stop the daemon (or become a dead letter) when the application writes it.
+func checkOutboxRows(ctx context.Context, r *report, c *connector, sampler cdc.RowSampler) {
+	byTable := map[cdc.TableName][]*mapping.Entity{}
+	var tables []cdc.TableName
+	for _, e := range c.entities {
+		if e.Outbox == nil {
+			continue
+		}
+		if byTable[e.Table] == nil {
+			tables = append(tables, e.Table)
+		}
+		strict := *e
+		strict.OnError = mapping.OnErrorStop // every problem is an error here
+		byTable[e.Table] = append(byTable[e.Table], &strict)
+	}
+	for _, name := range tables {
+		table, rows, err := sampler.SampleRows(ctx, name, outboxSampleLimit)
+		if err != nil {
+			continue // a missing table or column is reported with the mappings
+		}
+		mapper := mapping.NewMapper(byTable[name], mapping.Options{})
+		var errs []error
+		for _, row := range rows {
+			if _, err := mapper.Map(&cdc.Change{Table: table, Op: cdc.OpInsert, After: row}, nil, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		what := "outbox rows of " + name.String()
+		if len(errs) > 5 {
+			errs = append(errs[:5], fmt.Errorf("and %d more rows", len(errs)-5))
+		}
+		if r.check(what, errors.Join(errs...)) {
+			fmt.Fprintf(r.stdout, "ok: the %d rows of outbox %s (at most %d read) fit their routes' schemas\n", len(rows), name, outboxSampleLimit)
+		}
 	}
 }
 

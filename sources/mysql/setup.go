@@ -11,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/internal/memory"
 )
 
 // Check implements cdc.Source: binlog settings, cdc's replica identity, the
@@ -319,4 +320,35 @@ func (s *Source) DistinctValues(_ context.Context, table cdc.TableName, column s
 		return values[:limit], false, nil
 	}
 	return values, true, nil
+}
+
+// SampleRows reads up to limit rows of a described table, within 5 seconds.
+func (s *Source) SampleRows(_ context.Context, table cdc.TableName, limit int) (*cdc.Table, [][]cdc.Value, error) {
+	d := s.tables[table]
+	if d == nil {
+		return nil, nil, fmt.Errorf("table %s is not described", table)
+	}
+	q := s.newTableQuery(d, nil)
+	query := fmt.Sprintf("%s LIMIT %d", q.base, limit)
+	if s.mariadb {
+		query = "SET STATEMENT max_statement_time=5 FOR " + query
+	} else {
+		query = strings.Replace(query, "SELECT", "SELECT /*+ MAX_EXECUTION_TIME(5000) */", 1)
+	}
+	res, err := s.conn.Execute(query)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sample rows of %s: %w", table, err)
+	}
+	var arena memory.Arena
+	out := make([][]cdc.Value, 0, len(res.Values))
+	for _, fields := range res.Values {
+		row := make([]cdc.Value, len(fields))
+		for i := range fields {
+			if row[i], err = q.decoders[i].snapshot(&fields[i], &arena); err != nil {
+				return nil, nil, fmt.Errorf("sample rows of %s: column %s: %w", table, d.table.Columns[i].Name, err)
+			}
+		}
+		out = append(out, row)
+	}
+	return d.table, out, nil
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,4 +269,46 @@ func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column
 		return values[:limit], false, nil
 	}
 	return values, true, nil
+}
+
+// SampleRows reads up to limit rows of a described table, within 5 seconds.
+func (s *Source) SampleRows(ctx context.Context, table cdc.TableName, limit int) (*cdc.Table, [][]cdc.Value, error) {
+	t := s.tables[table]
+	if t == nil {
+		return nil, nil, fmt.Errorf("table %s is not described", table)
+	}
+	if _, err := s.conn.Exec(ctx, "SET statement_timeout = '5s'"); err != nil {
+		return nil, nil, err
+	}
+	defer s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
+	columns := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		columns[i] = pgx.Identifier{c.Name}.Sanitize() + "::text"
+	}
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT %d", strings.Join(columns, ", "), pgx.Identifier{table.Schema, table.Name}.Sanitize(), limit),
+		pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sample rows of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out [][]cdc.Value
+	for rows.Next() {
+		raw := rows.RawValues()
+		row := make([]cdc.Value, len(raw))
+		for i, b := range raw {
+			if b == nil {
+				continue // NULL
+			}
+			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, bytes.Clone(b))
+			if err != nil {
+				return nil, nil, fmt.Errorf("sample rows of %s: column %s: %w", table, t.Columns[i].Name, err)
+			}
+			row[i] = v
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sample rows of %s: %w", table, err)
+	}
+	return t, out, nil
 }
