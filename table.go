@@ -24,6 +24,18 @@ func ParseTableName(s string) (TableName, error) {
 	return TableName{Schema: schema, Name: name}, nil
 }
 
+// LogicalMessages is the pseudo-table of the transactional logical messages
+// that a source passes down for outbox entities reading them (PostgreSQL's
+// pg_logical_emit_message(true, prefix, content)): each message is the
+// insert of a row of its prefix and its content, as text.
+var LogicalMessages = &Table{
+	Name: TableName{Schema: "pg_logical_emit_message", Name: "outbox"},
+	Columns: []Column{
+		{Name: "prefix", DatabaseType: "text", Kind: KindString},
+		{Name: "content", DatabaseType: "bytea", Kind: KindString},
+	},
+}
+
 // Table describes a table's columns at one point in its history.
 type Table struct {
 	Name    TableName

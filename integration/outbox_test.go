@@ -362,3 +362,59 @@ func TestValidateChecksTheRowsAnOutboxHolds(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL, events written with pg_logical_emit_message(true, route,
+// payload) are an outbox without a table, with the same checks.
+func TestLogicalMessagesAreAnOutboxWithoutATable(t *testing.T) {
+	s := newScenario(t)
+	root, _ := filepath.Abs("..")
+	s.editConfig("\n  - name: events\n", fmt.Sprintf(`
+  - name: emitted
+    on_error: dead_letter
+    outbox:
+      messages: true
+      key: order_id
+      routes:
+        shop.order: {topic: shop.emitted_orders.v1, schema: %s/schemas/order_event.v1.avsc}
+
+  - name: events
+`, root))
+	d := s.start()
+	s.waitCustomersMatch()
+	orderID := "d3bbef66-6f38-4ef8-bb6d-6bb9bd380a44"
+	emit := func(transactional bool, prefix, payload string) string {
+		return fmt.Sprintf(`SELECT pg_logical_emit_message(%t, '%s', '%s')`, transactional, prefix, payload)
+	}
+	s.exec(
+		"BEGIN;\nINSERT INTO orders (order_id, customer_id, status_code, total) VALUES ('"+orderID+"', 3, 1, 31.40);\n"+
+			emit(true, "shop.order", fmt.Sprintf(orderEventPayload, orderID))+";\nCOMMIT",
+		"BEGIN;\n"+emit(true, "shop.order", fmt.Sprintf(orderEventPayload, orderID))+";\nROLLBACK",
+		emit(false, "shop.order", fmt.Sprintf(orderEventPayload, orderID)),
+		emit(true, "someone.else", `not json`),
+		emit(true, "shop.order", `{"order_id": "`+orderID+`", "customer_id": 3, "status": "LOST", "total": "1.00"}`),
+	)
+	s.waitLog(d, "skipped a logical message with an outbox route's prefix written outside a transaction")
+	letters := s.waitRecords(s.deadLetterTopic(), 1)
+	if reason := letters[0].Headers["cdc_error"]; !strings.Contains(reason, `entity "emitted.shop.order", field "payload"`) || !strings.Contains(reason, `"LOST" is not a symbol of enum shop.v1.OrderEventStatus`) {
+		t.Errorf("dead letter: %s", reason)
+	}
+	records := s.waitRecords("shop.emitted_orders.v1", 1)
+	codec := s.eventCodec("order_event.v1.avsc", outboxKeySchema)
+	if key, _ := codec.Key(records[0].Key); key != `{"aggregate_id":"`+orderID+`"}` {
+		t.Errorf("key %s", key)
+	}
+	if value, err := codec.Value(records[0].Value); err != nil || value["order_id"] != orderID || fmt.Sprint(value["total"]) != "157/5" {
+		t.Errorf("value %v (%v)", value, err)
+	}
+	if h := records[0].Headers; h["ce_type"] != "shop.order" || h["cdc_tx_count"] != "3" {
+		t.Errorf("headers %v: want the route as ce_type, and the order's two records and the event in one transaction", h)
+	}
+	time.Sleep(time.Second)
+	if n := s.recordCount("shop.emitted_orders.v1"); n != 1 {
+		t.Errorf("%d records, want 1: the rolled back and the non-transactional messages publish nothing", n)
+	}
+	out := s.verified()
+	if !strings.Contains(out, "entity emitted.shop.order: topic shop.emitted_orders.v1 has 1 events") {
+		t.Errorf("cdc verify:\n%s", out)
+	}
+}

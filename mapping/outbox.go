@@ -31,6 +31,10 @@ type Outbox struct {
 	// Type (ce_type), Timestamp (ce_time) and Headers (a JSON object of text
 	// values, each a Kafka header) may be empty.
 	Route, Key, Payload, ID, Type, Timestamp, Headers string
+	// KeyField, instead of a key column, names the payload's top-level
+	// field that keys the record: for logical messages (cdc.LogicalMessages),
+	// which carry nothing but the payload.
+	KeyField string
 	// Routes lists every route's value, for messages.
 	Routes []string
 }
@@ -58,6 +62,7 @@ type EventHeader struct {
 type outboxPlan struct {
 	route, key, payload, id, typ, timestamp, headers int
 	avroPayload                                      bool
+	keyField                                         string
 }
 
 func outboxKeySchema(e *Entity) (*avro.RecordSchema, error) {
@@ -96,6 +101,7 @@ func compileOutbox(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 	op := p.outbox
 	op.route = column("route", o.Route, text...)
 	op.key = column("key", o.Key, text...)
+	op.keyField = o.KeyField
 	op.payload = column("payload", o.Payload, cdc.KindJSON, cdc.KindString, cdc.KindBytes)
 	op.id = column("id", o.ID, text...)
 	op.typ = column("type", o.Type, cdc.KindString)
@@ -162,17 +168,23 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 	fault := func(column int, field string, format string, args ...any) error {
 		return p.valueError(ch, row, &fieldFault{field: field, column: column, err: fmt.Errorf(format, args...)})
 	}
-	key := row[o.key]
-	if key.Kind == cdc.KindNull {
-		return out, fault(o.key, OutboxKeyField, "the key column is null: an event needs its aggregate's id as its key")
-	}
-	keyText := key.String()
-	buf := appendBytes(append(p.scratch[:0], p.framing.Key...), []byte(keyText))
-	encodedKey := copyOut(buf, arena)
 	payload := row[o.payload]
 	if payload.Kind == cdc.KindNull {
 		return out, fault(o.payload, "payload", "the payload is null: an event's payload must be a %s", p.entity.Schema.FullName())
 	}
+	var keyText string
+	if o.keyField != "" {
+		var err error
+		if keyText, err = payloadField(payload.Bytes, o.keyField); err != nil {
+			return out, fault(o.payload, "payload", "%w", err)
+		}
+	} else if key := row[o.key]; key.Kind == cdc.KindNull {
+		return out, fault(o.key, OutboxKeyField, "the key column is null: an event needs its aggregate's id as its key")
+	} else {
+		keyText = key.String()
+	}
+	buf := appendBytes(append(p.scratch[:0], p.framing.Key...), []byte(keyText))
+	encodedKey := copyOut(buf, arena)
 	buf = append(buf[:0], p.framing.Value...)
 	var err error
 	if o.avroPayload {
@@ -200,6 +212,42 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 		}
 	}
 	return append(out, Record{Entity: p.entity, plan: p, Op: cdc.OpInsert, Key: encodedKey, Value: copyOut(buf, arena), Event: ev}), nil
+}
+
+// payloadField is the text of a JSON payload's top-level field that keys its
+// record: text, or a number as written.
+func payloadField(doc []byte, name string) (string, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &fields); err != nil {
+		return "", fmt.Errorf("the payload is not a JSON object: %v", err)
+	}
+	raw, ok := fields[name]
+	if !ok || string(raw) == "null" {
+		return "", fmt.Errorf("payload.%s, the field that keys the record, is missing or null", name)
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err == nil {
+		return text, nil
+	}
+	var number json.Number
+	if err := json.Unmarshal(raw, &number); err == nil {
+		return number.String(), nil
+	}
+	return "", fmt.Errorf("payload.%s, the field that keys the record, is neither text nor a number", name)
+}
+
+// checkKeyField checks that the field that keys an outbox's records is a
+// top-level field of the route's schema holding text or an integer.
+func checkKeyField(e *Entity) error {
+	f := schemaField(e.Schema, e.Outbox.KeyField)
+	if f == nil {
+		return e.errorf("", "", "outbox key %s is not a field of %s (%s): the records of logical messages are keyed by a top-level field of their payload", e.Outbox.KeyField, e.Schema.FullName(), e.SchemaFile)
+	}
+	switch f.Type().Type() {
+	case avro.String, avro.Int, avro.Long:
+		return nil
+	}
+	return e.errorf("", "", "outbox key %s is of type %s in %s: a key field holds text or an integer", e.Outbox.KeyField, f.Type().Type(), e.Schema.FullName())
 }
 
 func copyOut(b []byte, arena *memory.Arena) []byte {

@@ -259,3 +259,31 @@ func TestCheckAvroAcceptsEveryEncodingOfAValueAndNothingElse(t *testing.T) {
 		}
 	}
 }
+
+func TestALogicalMessageIsKeyedByAFieldOfItsPayload(t *testing.T) {
+	s, err := avro.Parse(orderEventSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Entity{Name: "emitted.shop.order", Table: cdc.LogicalMessages.Name, Topic: "t", Schema: s.(*avro.RecordSchema), Route: "shop.order",
+		Outbox: &Outbox{Name: "emitted", Route: "prefix", Payload: "content", KeyField: "order_id", Routes: []string{"shop.order"}}}
+	m := NewMapper([]*Entity{e}, Options{})
+	message := func(payload string) *cdc.Change {
+		return &cdc.Change{Table: cdc.LogicalMessages, Op: cdc.OpInsert, After: []cdc.Value{cdc.String([]byte("shop.order")), cdc.String([]byte(payload))}}
+	}
+	records, err := m.Map(message(placed), nil, nil)
+	if err != nil || len(records) != 1 {
+		t.Fatalf("%v, %+v", err, records)
+	}
+	keyCodec, _ := goavro.NewCodec(`{"type": "record", "name": "K", "fields": [{"name": "aggregate_id", "type": "string"}]}`)
+	if key, _, err := keyCodec.NativeFromBinary(records[0].Key); err != nil || key.(map[string]any)["aggregate_id"] != "42" {
+		t.Errorf("key %v (%v), want 42, the payload's order_id", key, err)
+	}
+	if _, err := m.Map(message(`{"status": "PLACED"}`), nil, nil); err == nil || !strings.Contains(err.Error(), "payload.order_id, the field that keys the record, is missing or null") {
+		t.Errorf("a payload without its key: %v", err)
+	}
+	e.Outbox.KeyField = "lines"
+	if _, err := Compile(e, cdc.LogicalMessages, Framing{}); err == nil || !strings.Contains(err.Error(), "outbox key lines is of type array in shop.OrderEvent: a key field holds text or an integer") {
+		t.Errorf("a key field of an array: %v", err)
+	}
+}

@@ -77,6 +77,9 @@ type Plan struct {
 // records carry the framing given, or every problem found, each an *Error.
 func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 	if e.Outbox != nil {
+		if err := Check(e); err != nil {
+			return nil, err
+		}
 		return compileOutbox(e, t, framing)
 	}
 	c := &compiler{e: e, t: t}
@@ -150,6 +153,9 @@ func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 func Check(e *Entity) error {
 	if e.Outbox != nil {
 		_, err := e.KeySchema()
+		if err == nil && e.Outbox.KeyField != "" {
+			err = checkKeyField(e)
+		}
 		return err
 	}
 	c := &compiler{e: e}
@@ -517,7 +523,7 @@ func (p *Plan) deadLetter(ch *cdc.Change, err error) Record {
 	var key []byte
 	if o := p.outbox; o == nil {
 		key, _ = p.encode(ch, p.framing.Key, p.key, row, nil)
-	} else if row[o.key].Kind != cdc.KindNull {
+	} else if o.key >= 0 && row[o.key].Kind != cdc.KindNull {
 		key = appendBytes(append([]byte{}, p.framing.Key...), []byte(row[o.key].String()))
 	}
 	values := make(map[string]any, len(p.used))

@@ -223,6 +223,10 @@ type OutboxConfig struct {
 	Type      string `yaml:"type"`
 	Timestamp string `yaml:"timestamp"`
 	Headers   string `yaml:"headers"`
+	// Messages reads PostgreSQL's transactional logical messages instead of
+	// a table: pg_logical_emit_message(true, route, payload), keyed by the
+	// payload's field Key.
+	Messages bool `yaml:"messages"`
 	// Routes maps each value of the route column to its topic and schema:
 	// a row naming another value is a value error, never a topic of its own.
 	Routes map[string]OutboxRoute `yaml:"routes"`

@@ -297,3 +297,14 @@ func TestSchemaFileIsReadBoundedAndNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+func TestLogicalMessagesOutsidePostgreSQLAreRefused(t *testing.T) {
+	text := strings.Replace(validConfig, "kind: postgres", "kind: mysql", 1)
+	text = strings.Replace(text, "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n",
+		"    outbox: {messages: true, key: id, routes: {shop.order: {topic: t, schema: c.avsc}}}\n", 1)
+	text = strings.Replace(text, "    table: public.customer\n", "", 1)
+	err := load(writeConfig(t, text))
+	if err == nil || !strings.Contains(err.Error(), "entities[0].outbox.messages: only PostgreSQL has logical messages (pg_logical_emit_message); write the events into an outbox table") {
+		t.Fatalf("got %v", err)
+	}
+}

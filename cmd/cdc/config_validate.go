@@ -283,7 +283,11 @@ func (c *Config) validateEntities() []error {
 			bad("name", "%q names two entities", e.Name)
 		}
 		names[e.Name] = true
-		if _, err := cdc.ParseTableName(e.Table); err != nil {
+		if e.Outbox != nil && e.Outbox.Messages {
+			if e.Table != "" {
+				bad("table", "an outbox of logical messages reads no table: remove it")
+			}
+		} else if _, err := cdc.ParseTableName(e.Table); err != nil {
 			bad("table", "%v", err)
 		}
 		if e.Outbox != nil {
@@ -360,9 +364,23 @@ func (c *Config) validateOutbox(i int, topics map[string]bool) []error {
 		}
 	}
 	o := e.Outbox
-	o.Route = cmp.Or(o.Route, "aggregatetype")
-	o.Key = cmp.Or(o.Key, "aggregateid")
-	o.Payload = cmp.Or(o.Payload, "payload")
+	if o.Messages {
+		if c.Source.Kind != "postgres" {
+			errs = append(errs, c.problem(path+".outbox.messages", "write the events into an outbox table", "only PostgreSQL has logical messages (pg_logical_emit_message)"))
+		}
+		if o.Key == "" {
+			errs = append(errs, c.problem(path+".outbox.key", "name the payload's top-level field that keys the records, e.g. key: order_id", "required with messages: a logical message carries nothing but its payload"))
+		}
+		for key, set := range map[string]bool{"route": o.Route != "", "payload": o.Payload != "", "id": o.ID != "", "type": o.Type != "", "timestamp": o.Timestamp != "", "headers": o.Headers != ""} {
+			if set {
+				errs = append(errs, c.problem(path+".outbox."+key, "remove it: a message's prefix is its route and its content the payload", "an outbox of logical messages has no columns"))
+			}
+		}
+	} else {
+		o.Route = cmp.Or(o.Route, "aggregatetype")
+		o.Key = cmp.Or(o.Key, "aggregateid")
+		o.Payload = cmp.Or(o.Payload, "payload")
+	}
 	if len(o.Routes) == 0 {
 		errs = append(errs, c.problem(path+".outbox.routes", "map each value of the route column to its topic and schema, e.g. routes: {Order: {topic: shop.order_events.v1, schema: schemas/order_event.v1.avsc}}",
 			"required: an outbox without routes publishes nothing"))
@@ -439,6 +457,9 @@ func (c *Config) outboxEntities(i int, table cdc.TableName) ([]*mapping.Entity, 
 	o := e.Outbox
 	outbox := &mapping.Outbox{Name: e.Name, Route: o.Route, Key: o.Key, Payload: o.Payload, ID: o.ID, Type: o.Type, Timestamp: o.Timestamp, Headers: o.Headers,
 		Routes: o.routes()}
+	if o.Messages {
+		outbox.Route, outbox.Key, outbox.Payload, outbox.KeyField = "prefix", "", "content", o.Key
+	}
 	var out []*mapping.Entity
 	var errs []error
 	for _, route := range outbox.Routes {
@@ -462,6 +483,9 @@ func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 	for i, e := range c.Entities {
 		origin := fmt.Sprintf("%s:%d", c.path, e.line)
 		table, tableErr := cdc.ParseTableName(e.Table)
+		if e.Outbox != nil && e.Outbox.Messages {
+			table, tableErr = cdc.LogicalMessages.Name, nil
+		}
 		if e.Outbox != nil {
 			routes, err := c.outboxEntities(i, table)
 			if err != nil {

@@ -57,7 +57,7 @@ func openConnector(ctx context.Context, cfg *Config, log *slog.Logger) (*connect
 func tablesOf(entities []*mapping.Entity) []cdc.TableName {
 	var tables []cdc.TableName
 	for _, e := range entities {
-		if !slices.Contains(tables, e.Table) {
+		if !slices.Contains(tables, e.Table) && e.Table != cdc.LogicalMessages.Name {
 			tables = append(tables, e.Table)
 		}
 	}
@@ -104,6 +104,9 @@ func (c *connector) checkMappings(ctx context.Context) error {
 		tables, err := c.src.Describe(ctx, c.tables)
 		if err != nil {
 			return err
+		}
+		if slices.ContainsFunc(c.entities, func(e *mapping.Entity) bool { return e.Table == cdc.LogicalMessages.Name }) {
+			tables = append(tables, cdc.LogicalMessages)
 		}
 		return c.checkMappingsAgainst(tables)
 	})
@@ -170,7 +173,7 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		return postgres.New(ctx, postgres.Config{
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Entities: entitiesByTable(cfg), HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
-			ApplicationName: "cdc " + cfg.Name, Settings: settings, TakeOverSlot: cfg.Standby.Enabled,
+			ApplicationName: "cdc " + cfg.Name, Settings: settings, TakeOverSlot: cfg.Standby.Enabled, MessagePrefixes: messagePrefixes(cfg),
 		})
 	case "mysql":
 		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty
@@ -190,6 +193,17 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		})
 	}
 	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)
+}
+
+// messagePrefixes lists the routes of the outboxes of logical messages.
+func messagePrefixes(cfg *Config) []string {
+	var prefixes []string
+	for _, e := range cfg.Entities {
+		if e.Outbox != nil && e.Outbox.Messages {
+			prefixes = append(prefixes, e.Outbox.routes()...)
+		}
+	}
+	return prefixes
 }
 
 // entitiesByTable names the configured entities of each table.

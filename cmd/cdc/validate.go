@@ -281,7 +281,7 @@ func checkOutboxRows(ctx context.Context, r *report, c *connector, sampler cdc.R
 	byTable := map[cdc.TableName][]*mapping.Entity{}
 	var tables []cdc.TableName
 	for _, e := range c.entities {
-		if e.Outbox == nil {
+		if e.Outbox == nil || e.Table == cdc.LogicalMessages.Name {
 			continue
 		}
 		if byTable[e.Table] == nil {

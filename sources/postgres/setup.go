@@ -37,6 +37,10 @@ func (s *Source) check(ctx context.Context) error {
 	if s.serverVersion < 11 {
 		errs = append(errs, &cdc.Problem{What: fmt.Sprintf("PostgreSQL %d does not publish TRUNCATE, so a truncated table would go unnoticed", s.serverVersion), Fix: "upgrade: cdc needs PostgreSQL 11 or later"})
 	}
+	if s.serverVersion < 14 && len(s.cfg.MessagePrefixes) > 0 {
+		errs = append(errs, &cdc.Problem{What: fmt.Sprintf("PostgreSQL %d does not send logical messages to a pgoutput slot, so the outbox routes of messages (%s) would receive nothing", s.serverVersion, strings.Join(s.cfg.MessagePrefixes, ", ")),
+			Fix: "upgrade to PostgreSQL 14 or later, or write the events into an outbox table"})
+	}
 	var walLevel string
 	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return fmt.Errorf("read wal_level: %w", err)

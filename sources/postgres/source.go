@@ -70,6 +70,10 @@ type Config struct {
 	// waited for.
 	TakeOverSlot    bool
 	ApplicationName string
+	// MessagePrefixes are the prefixes of the transactional logical messages
+	// passed down as changes of cdc.LogicalMessages: the routes of outbox
+	// entities that read messages (PostgreSQL 14 or later).
+	MessagePrefixes []string
 	sources.Settings
 }
 

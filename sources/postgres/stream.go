@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -175,11 +176,13 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 			// heartbeat stored at its commit's LSN meets it again.
 			st.txn.Index++
 		}
-		switch m.Prefix {
-		case BackfillMessagePrefix:
+		switch {
+		case m.Prefix == BackfillMessagePrefix:
 			return st.watermark(ctx, m)
-		case SignalMessagePrefix:
+		case m.Prefix == SignalMessagePrefix:
 			return st.signal(ctx, m)
+		case slices.Contains(st.s.cfg.MessagePrefixes, m.Prefix):
+			return st.outboxMessage(ctx, m)
 		}
 	case *pglogrepl.CommitMessage:
 		st.inTxn = false
@@ -191,6 +194,37 @@ func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
 					t.Name, st.txn.LSN, st.s.startOver())
 			}
 		}
+	}
+	return nil
+}
+
+// transactionID names the transaction under way (see cdc.Change.Transaction).
+func (st *streamer) transactionID() string {
+	if st.transaction == "" {
+		st.transaction = fmt.Sprintf("%d:%s", st.xid, st.txn.LSN)
+	}
+	return st.transaction
+}
+
+// outboxMessage passes down a logical message of an outbox route as the
+// insert of a row of cdc.LogicalMessages, in its transaction.
+func (st *streamer) outboxMessage(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) error {
+	if !m.Transactional {
+		// Sent as soon as it is written, even if its transaction rolls back:
+		// not an event of a committed change.
+		st.s.log.Error("skipped a logical message with an outbox route's prefix written outside a transaction (pg_logical_emit_message(false, ...)): it is decoded even if its transaction rolls back, so it is no outbox event. Write outbox events with pg_logical_emit_message(true, prefix, payload)",
+			"prefix", m.Prefix, "lsn", m.LSN.String())
+		return nil
+	}
+	if !st.txn.after(st.from) {
+		return nil
+	}
+	row := st.memory.Row(2)
+	row[0], row[1] = cdc.String(st.memory.CopyString(m.Prefix)), cdc.String(st.memory.Copy(m.Content))
+	st.batch = append(st.batch, cdc.Change{Table: cdc.LogicalMessages, Op: cdc.OpInsert, After: row,
+		Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime, Transaction: st.transactionID()})
+	if len(st.batch) >= st.s.cfg.BatchSize || st.memory.Full() {
+		return st.flush(ctx)
 	}
 	return nil
 }
@@ -244,10 +278,7 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	// The change's own position leaves out the backfill under way, whose
 	// progress a resend after a restart may not repeat: ce_id, made from it,
 	// stays the same. The batch's position carries it.
-	if st.transaction == "" {
-		st.transaction = fmt.Sprintf("%d:%s", st.xid, st.txn.LSN)
-	}
-	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime, Transaction: st.transaction}
+	ch := cdc.Change{Table: t, Op: m.op, Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime, Transaction: st.transactionID()}
 	var err error
 	var incomplete bool
 	if m.oldKind != 0 {
