@@ -43,6 +43,15 @@ func outboxTable() *cdc.Table {
 
 func outboxEntities(t *testing.T, onError ErrorPolicy) []*Entity {
 	t.Helper()
+	out := outboxEntitiesFor(t)
+	for _, e := range out {
+		e.OnError = onError
+	}
+	return out
+}
+
+func outboxEntitiesFor(t testing.TB) []*Entity {
+	t.Helper()
 	o := &Outbox{Name: "events", Route: "aggregate_type", Key: "aggregate_id", Payload: "payload", ID: "id", Type: "event_type", Headers: "headers",
 		Routes: []string{"Order", "Customer"}}
 	var out []*Entity
@@ -52,7 +61,7 @@ func outboxEntities(t *testing.T, onError ErrorPolicy) []*Entity {
 			t.Fatal(err)
 		}
 		out = append(out, &Entity{Name: "events." + r.route, Table: outboxTable().Name, Topic: r.topic, Schema: s.(*avro.RecordSchema),
-			Outbox: o, Route: r.route, OnError: onError, Origin: "cdc.yaml:30"})
+			Outbox: o, Route: r.route, Origin: "cdc.yaml:30"})
 	}
 	return out
 }

@@ -184,6 +184,9 @@ type database interface {
 	markLog(ctx context.Context) error
 	// update changes every row once, in transactions of batch rows (0: one).
 	update(ctx context.Context, batch int) error
+	// writeOutbox inserts n rows into the outbox table, in transactions of
+	// batch rows: rows of item as JSON payloads of route Item.
+	writeOutbox(ctx context.Context, n, batch int) error
 	// floorDrain reads and decodes the log from the mark until n row changes.
 	floorDrain(ctx context.Context, n int) error
 	// extraFloors measures other readers of the same backlog (name → events/s).
@@ -224,12 +227,20 @@ const benchTopic = "bench.item.v1"
 const benchEntity = `
 entities:
   - name: item
-    table: %s.item
+    table: %[1]s.item
     topic: ` + benchTopic + `
-    schema: %s
+    schema: %[2]s
     key: [id]
     fields: {id: id, name: name, price: price, qty: qty, created_at: created_at, note: note}
+  - name: events
+    table: %[1]s.outbox
+    outbox: {routes: {Item: {topic: ` + outboxTopic + `, schema: %[2]s}}}
 `
+
+// outboxTopic is the topic of the bench's outbox route: the item table's rows
+// again, written as JSON payloads by the bench into an outbox table, encoded
+// by the daemon with the same schema.
+const outboxTopic = "bench.item_events.v1"
 
 // configText is cdc's configuration of connector name, reading entities (of
 // benchEntity's form) from db.
@@ -500,6 +511,9 @@ func (b *bench) run(source string) (*table, error) {
 	if err := d.Stop(time.Minute); err != nil {
 		return nil, fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
 	}
+	if err := b.outbox(ctx, t, db, env, config, source, admin, drain); err != nil {
+		return nil, err
+	}
 	if err := b.logLess(ctx, t, db, env, config, source, admin, fullLog, drain); err != nil {
 		return nil, err
 	}
@@ -731,6 +745,33 @@ func (b *bench) logLess(ctx context.Context, t *table, db database, env []string
 }
 
 // scrapeCounter reads one unlabelled metric of a running daemon.
+// outbox drains a backlog of outbox rows, one per item row with its values as
+// a JSON payload, in transactions of 1,000: the JSON → Avro path beside the
+// table path's drain of the same run.
+func (b *bench) outbox(ctx context.Context, t *table, db database, env []string, config, source string, admin *kadm.Client, tableDrain float64) error {
+	progress("writing the outbox backlog")
+	if err := db.writeOutbox(ctx, b.rows, 1000); err != nil {
+		return err
+	}
+	warmBrokerMemory()
+	start := time.Now()
+	d, err := b.startDaemon(env, config, source, "outbox")
+	if err != nil {
+		return err
+	}
+	cpu := startCPU(d.Pid())
+	if err := waitTopicRecords(ctx, admin, d, outboxTopic, int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	rate := float64(b.rows) / time.Since(start).Seconds()
+	t.cpu("outbox drain", cpu.stop(b.rows))
+	t.add("outbox drain", "cdc run (outbox rows, JSON to Avro)", rate, "cdc run (catching up, table rows)", tableDrain)
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the outbox drain: %v\n%s", err, d.Logs())
+	}
+	return nil
+}
+
 func scrapeCounter(d *harness.Daemon, name string) (int64, error) {
 	addr, err := d.MetricsAddress(30 * time.Second)
 	if err != nil {
@@ -835,7 +876,13 @@ func formatFigure(v float64, unit string) string {
 
 // endOffsets is the number of records the bench topic holds.
 func endOffsets(ctx context.Context, admin *kadm.Client) (int64, error) {
-	ends, err := admin.ListEndOffsets(ctx, benchTopic)
+	return topicEnd(ctx, admin, benchTopic)
+}
+
+// topicEnd is the number of records a topic holds (the sum of its
+// partitions' end offsets).
+func topicEnd(ctx context.Context, admin *kadm.Client, topic string) (int64, error) {
+	ends, err := admin.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0, err
 	}
@@ -848,14 +895,19 @@ func endOffsets(ctx context.Context, admin *kadm.Client) (int64, error) {
 	return n, nil
 }
 
-// waitRecords waits until the topic holds n records.
+// waitRecords waits until the bench's topic holds n records.
 func waitRecords(ctx context.Context, admin *kadm.Client, d *harness.Daemon, n int64, timeout time.Duration) error {
+	return waitTopicRecords(ctx, admin, d, benchTopic, n, timeout)
+}
+
+// waitTopicRecords waits until a topic holds n records.
+func waitTopicRecords(ctx context.Context, admin *kadm.Client, d *harness.Daemon, topic string, n int64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if d.Exited() {
 			return fmt.Errorf("the daemon exited: %v\n%s", d.Wait(0), d.Logs())
 		}
-		got, err := endOffsets(ctx, admin)
+		got, err := topicEnd(ctx, admin, topic)
 		if err == nil && got >= n {
 			return nil
 		}

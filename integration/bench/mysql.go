@@ -64,6 +64,10 @@ func (m *mariadb) load(_ context.Context, n int) error {
 		qty INT NOT NULL, created_at DATETIME(6) NOT NULL, note VARCHAR(100)) ENGINE=InnoDB`); err != nil {
 		return err
 	}
+	if _, err := m.conn.Execute(`CREATE TABLE outbox (id BIGINT AUTO_INCREMENT PRIMARY KEY, aggregatetype VARCHAR(20) NOT NULL,
+		aggregateid VARCHAR(20) NOT NULL, payload JSON NOT NULL) ENGINE=InnoDB`); err != nil {
+		return err
+	}
 	const chunk = 100_000
 	for from := 0; from < n; from += chunk {
 		_, err := m.conn.Execute(fmt.Sprintf(`INSERT INTO item SELECT seq, CONCAT('item name ', seq, ' ', REPEAT('x', 40)),
@@ -162,6 +166,19 @@ func (m *mariadb) update(_ context.Context, batch int) error {
 	last, _ := res.GetInt(0, 0)
 	for from := int64(0); from < last; from += int64(batch) {
 		if _, err := m.conn.Execute("UPDATE item SET qty = qty + 1 WHERE id > ? AND id <= ?", from, from+int64(batch)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *mariadb) writeOutbox(_ context.Context, n, batch int) error {
+	for from := 0; from < n; from += batch {
+		_, err := m.conn.Execute(fmt.Sprintf(`INSERT INTO outbox (aggregatetype, aggregateid, payload)
+			SELECT 'Item', seq, JSON_OBJECT('id', seq, 'name', CONCAT('item name ', seq, ' ', REPEAT('x', 40)), 'price', CAST((seq %% 100000) / 100 AS DECIMAL(12,2)),
+				'qty', seq %% 1000, 'created_at', DATE_FORMAT(TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq SECOND, '%%Y-%%m-%%dT%%H:%%i:%%sZ'), 'note', CONCAT('a note of ', REPEAT('y', 50)))
+			FROM seq_%d_to_%d`, from+1, min(from+batch, n)))
+		if err != nil {
 			return err
 		}
 	}

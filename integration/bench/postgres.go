@@ -76,6 +76,7 @@ func (p *postgres) load(ctx context.Context, n int) error {
 		CREATE TABLE item (id bigint PRIMARY KEY, name text NOT NULL, price numeric(12,2) NOT NULL, qty integer NOT NULL,
 			created_at timestamptz NOT NULL, note text);
 		ALTER TABLE item REPLICA IDENTITY FULL;
+		CREATE TABLE outbox (id bigserial PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL, payload jsonb NOT NULL);
 		INSERT INTO item SELECT g, 'item name ' || g || ' ' || repeat('x', 40), (g %% 100000) / 100.0, g %% 1000,
 			timestamptz '2024-01-01' + g * interval '1 second', 'a note of ' || repeat('y', 50) FROM generate_series(1, %d) g`, n))
 	if err != nil {
@@ -178,6 +179,19 @@ func (p *postgres) update(ctx context.Context, batch int) error {
 		}
 	}
 	return p.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&p.endLSN)
+}
+
+func (p *postgres) writeOutbox(ctx context.Context, n, batch int) error {
+	for from := 0; from < n; from += batch {
+		_, err := p.conn.Exec(ctx, `INSERT INTO outbox (aggregatetype, aggregateid, payload)
+			SELECT 'Item', g::text, jsonb_build_object('id', g, 'name', 'item name ' || g || ' ' || repeat('x', 40), 'price', round((g % 100000) / 100.0, 2),
+				'qty', g % 1000, 'created_at', timestamptz '2024-01-01' + g * interval '1 second', 'note', 'a note of ' || repeat('y', 50))
+			FROM generate_series($1::bigint, $2::bigint) g`, from+1, min(from+batch, n))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // floorDrain is the bare pglogrepl loop: receive, parse each pgoutput message
