@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,18 +44,20 @@ type Outbox struct {
 // text (an aggregate's id).
 const OutboxKeyField = "aggregate_id"
 
-// Event is what an outbox row says of its record beyond key and value.
+// Event is what an outbox row says of its record beyond key and value. Its
+// bytes are carved from the record's arena.
 type Event struct {
-	// ID and Type are the record's ce_id and ce_type; Time, if not zero, its
-	// ce_time.
-	ID, Type string
+	// ID (if not empty) and Type are the record's ce_id and ce_type; Time,
+	// if not zero, its ce_time.
+	ID, Type []byte
 	Time     time.Time
 	Headers  []EventHeader
 }
 
 // EventHeader is a header an outbox row asks for.
 type EventHeader struct {
-	Key, Value string
+	Key   string
+	Value []byte
 }
 
 // outboxPlan is an outbox route compiled against its table: column indexes,
@@ -76,7 +79,7 @@ func outboxKeySchema(e *Entity) (*avro.RecordSchema, error) {
 // compileOutbox checks the outbox's columns against the table.
 func compileOutbox(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 	o := e.Outbox
-	p := &Plan{entity: e, framing: framing, table: t, outbox: &outboxPlan{}}
+	p := &Plan{entity: e, framing: framing, table: t, outbox: &outboxPlan{}, route: []byte(e.Route)}
 	var errs []error
 	column := func(role, name string, kinds ...cdc.Kind) int {
 		if name == "" {
@@ -172,18 +175,20 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 	if payload.Kind == cdc.KindNull {
 		return out, fault(o.payload, "payload", "the payload is null: an event's payload must be a %s", p.entity.Schema.FullName())
 	}
-	var keyText string
+	var keyText []byte
 	if o.keyField != "" {
-		var err error
-		if keyText, err = payloadField(payload.Bytes, o.keyField); err != nil {
+		text, err := payloadField(payload.Bytes, o.keyField)
+		if err != nil {
 			return out, fault(o.payload, "payload", "%w", err)
 		}
+		keyText = []byte(text)
 	} else if key := row[o.key]; key.Kind == cdc.KindNull {
 		return out, fault(o.key, OutboxKeyField, "the key column is null: an event needs its aggregate's id as its key")
 	} else {
-		keyText = key.String()
+		keyText = key.AppendText(p.text[:0])
+		p.text = keyText
 	}
-	buf := appendBytes(append(p.scratch[:0], p.framing.Key...), []byte(keyText))
+	buf := appendBytes(append(p.scratch[:0], p.framing.Key...), keyText)
 	encodedKey := copyOut(buf, arena)
 	buf = append(buf[:0], p.framing.Value...)
 	var err error
@@ -196,22 +201,24 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 	if err != nil {
 		return out, fault(o.payload, "payload", "%w", err)
 	}
-	ev := &Event{Type: p.entity.Route}
+	value := copyOut(buf, arena)
+	ev := &Event{Type: p.route}
 	if o.id >= 0 && row[o.id].Kind != cdc.KindNull {
-		ev.ID = row[o.id].String()
+		p.text = row[o.id].AppendText(p.text[:0])
+		ev.ID = copyOut(p.text, arena)
 	}
 	if o.typ >= 0 && row[o.typ].Kind != cdc.KindNull {
-		ev.Type = string(row[o.typ].Bytes)
+		ev.Type = copyOut(row[o.typ].Bytes, arena)
 	}
 	if o.timestamp >= 0 && row[o.timestamp].Kind == cdc.KindTimestamp {
 		ev.Time = time.UnixMicro(row[o.timestamp].Int).UTC()
 	}
 	if o.headers >= 0 && row[o.headers].Kind != cdc.KindNull {
-		if ev.Headers, err = eventHeaders(row[o.headers].Bytes); err != nil {
+		if ev.Headers, err = eventHeaders(row[o.headers].Bytes, arena); err != nil {
 			return out, fault(o.headers, "headers", "%w", err)
 		}
 	}
-	return append(out, Record{Entity: p.entity, plan: p, Op: cdc.OpInsert, Key: encodedKey, Value: copyOut(buf, arena), Event: ev}), nil
+	return append(out, Record{Entity: p.entity, plan: p, Op: cdc.OpInsert, Key: encodedKey, Value: value, Event: ev}), nil
 }
 
 // payloadField is the text of a JSON payload's top-level field that keys its
@@ -259,32 +266,40 @@ func copyOut(b []byte, arena *memory.Arena) []byte {
 
 // eventHeaders reads a headers column: a JSON object of text values. Names
 // cdc writes itself are refused: a consumer must be able to trust them.
-func eventHeaders(text []byte) ([]EventHeader, error) {
-	var fields map[string]any
-	if err := json.Unmarshal(text, &fields); err != nil {
-		return nil, fmt.Errorf("the headers column holds no JSON object (%v): want {\"name\": \"text\", ...}", err)
+func eventHeaders(text []byte, arena *memory.Arena) ([]EventHeader, error) {
+	sc := jsonScanner{data: text}
+	if c, err := sc.peek(); err != nil || c != '{' {
+		return nil, fmt.Errorf("the headers column holds no JSON object: want {\"name\": \"text\", ...}")
 	}
-	headers := make([]EventHeader, 0, len(fields))
-	for name, v := range fields {
-		s, ok := v.(string)
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("header %q is not text: the headers column holds a JSON object of text values", name)
-		case strings.HasPrefix(name, "ce_") || strings.HasPrefix(name, "cdc_") || strings.EqualFold(name, "content-type"):
+	var headers []EventHeader
+	sc.at++
+	for first := true; ; first = false {
+		more, err := sc.more('}', first)
+		if err != nil {
+			return nil, fmt.Errorf("the headers column holds no JSON object (%v): want {\"name\": \"text\", ...}", err)
+		}
+		if !more {
+			break
+		}
+		key, err := sc.key()
+		if err != nil {
+			return nil, err
+		}
+		name := string(key)
+		if strings.HasPrefix(name, "ce_") || strings.HasPrefix(name, "cdc_") || strings.EqualFold(name, "content-type") {
 			return nil, fmt.Errorf("header %q is one cdc writes (ce_*, cdc_*, content-type): name it otherwise", name)
 		}
-		headers = append(headers, EventHeader{Key: name, Value: s})
-	}
-	sortHeaders(headers)
-	return headers, nil
-}
-
-func sortHeaders(h []EventHeader) {
-	for i := 1; i < len(h); i++ {
-		for j := i; j > 0 && h[j].Key < h[j-1].Key; j-- {
-			h[j], h[j-1] = h[j-1], h[j]
+		if c, err := sc.peek(); err != nil || c != '"' {
+			return nil, fmt.Errorf("header %q is not text: the headers column holds a JSON object of text values", name)
 		}
+		value, err := sc.str()
+		if err != nil {
+			return nil, err
+		}
+		headers = append(headers, EventHeader{Key: name, Value: copyOut(value, arena)})
 	}
+	slices.SortFunc(headers, func(a, b EventHeader) int { return strings.Compare(a.Key, b.Key) })
+	return headers, nil
 }
 
 // appendAvroPayload appends a payload already in Avro: the binary encoding of

@@ -69,8 +69,10 @@ type Plan struct {
 	used, masked []int
 	// scratch is where records are encoded before being copied out whole.
 	scratch []byte
-	// outbox is set for a route of an outbox table.
-	outbox *outboxPlan
+	// outbox is set for a route of an outbox table; route is its value, and
+	// text where an outbox row's values are written as text.
+	outbox      *outboxPlan
+	route, text []byte
 }
 
 // Compile checks the entity against the table and returns its plan, whose

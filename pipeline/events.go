@@ -191,10 +191,10 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 	var built [11]sink.Header // at most, on the stack, for table entities; the record keeps exactly its own
 	id, typ, stamp := ev.id(ee, rec, position), ee.typ, rec.CommitTime
 	if e := rec.Event; e != nil {
-		if e.ID != "" {
-			id = ev.text(e.ID)
+		if e.ID != nil {
+			id = e.ID
 		}
-		typ = ev.text(e.Type)
+		typ = e.Type
 		if !e.Time.IsZero() {
 			stamp = e.Time
 		}
@@ -224,17 +224,12 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 	}
 	if e := rec.Event; e != nil {
 		for _, h := range e.Headers {
-			headers = append(headers, sink.Header{Key: h.Key, Value: ev.text(h.Value)})
+			headers = append(headers, sink.Header{Key: h.Key, Value: h.Value})
 		}
 	}
 	kept := ev.headers.Take(len(headers))
 	copy(kept, headers)
 	return sink.Record{Topic: rec.Entity.Topic, Key: rec.Key, Value: rec.Value, Headers: kept}
-}
-
-// text copies s into the arena.
-func (ev *events) text(s string) []byte {
-	return append(ev.arena.Bytes(len(s))[:0], s...)
 }
 
 // tooLarge handles a record larger than its topic accepts: a value error. An
