@@ -83,8 +83,8 @@ type Config struct {
 	// transaction (see TransactionSchema), framed with TransactionFraming.
 	TransactionTopic   string
 	TransactionFraming mapping.Framing
-	// HoldTransactionBytes bounds the keys and values of one transaction's
-	// records held until its end (DefaultHoldTransactionBytes if zero).
+	// HoldTransactionBytes bounds the memory of one transaction's records
+	// held until its end (DefaultHoldTransactionBytes if zero).
 	HoldTransactionBytes int
 	// ResumeTransaction is the stored checkpoint's Transaction.
 	ResumeTransaction *cdc.TransactionProgress

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/hamba/avro/v2"
 
@@ -22,7 +23,7 @@ import (
 //	cdc_tx_count  how many records the transaction wrote, over every topic
 //
 // The records of a transaction are held until its end is read, so that each
-// carries the count, up to Config.HoldTransactionBytes of keys and values: the
+// carries the count, up to Config.HoldTransactionBytes of memory: the
 // records of a larger transaction are sent as they come, without cdc_tx_count
 // (the transaction topic's record still counts them). Snapshot rows carry none
 // of these headers.
@@ -32,9 +33,14 @@ const (
 	hTxCount = "cdc_tx_count"
 )
 
-// DefaultHoldTransactionBytes bounds the keys and values of the records of one
-// transaction held until its end (see Config.HoldTransactionBytes).
-const DefaultHoldTransactionBytes = 32 << 20
+// DefaultHoldTransactionBytes bounds the memory of the records of one
+// transaction held until its end (see Config.HoldTransactionBytes): as much
+// again as the producer buffers (sink.DefaultMaxBufferedBytes).
+const DefaultHoldTransactionBytes = 16 << 20
+
+// heldRecordBytes is what a held record takes beyond its key and value: the
+// mapping.Record itself.
+const heldRecordBytes = int(unsafe.Sizeof(mapping.Record{}))
 
 // The transaction topic (Config.TransactionTopic) receives one record per
 // transaction that wrote records, after them: keyed by its id, with its commit
@@ -113,7 +119,7 @@ func (tx *transactions) leftOpen(records []mapping.Record, b *cdc.Batch) (open s
 	}
 	size := 0
 	for _, r := range records[first:] {
-		size += len(r.Key) + len(r.Value)
+		size += len(r.Key) + len(r.Value) + heldRecordBytes
 	}
 	if size > tx.holdBytes {
 		tx.sending = open
