@@ -54,7 +54,9 @@ const (
 	// KindUnknown: the log did not carry the old value (PostgreSQL's REPLICA
 	// IDENTITY DEFAULT logs only the key of the old row, MySQL's MINIMAL only
 	// its primary key). It appears only in Change.Before, never in the
-	// columns of Table.Identity.
+	// columns of Table.Identity; and in the new row of an insert into an
+	// outbox table (sources.Settings.EventTables) whose row was deleted
+	// before the values its log lacked could be read back.
 	KindUnknown
 )
 

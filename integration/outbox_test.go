@@ -418,3 +418,34 @@ func TestLogicalMessagesAreAnOutboxWithoutATable(t *testing.T) {
 		t.Errorf("cdc verify:\n%s", out)
 	}
 }
+
+// Under binlog_row_image MINIMAL an INSERT logs only the columns it sets: the
+// outbox's other columns are read back. A row deleted before that (the
+// usual clean-up, in the same transaction) must not lose its event: it is a
+// value error, never a silent delete.
+func TestAnOutboxRowTheLogCutShortIsNeverLost(t *testing.T) {
+	s := newMySQLScenario(t)
+	s.rowImage = "MINIMAL"
+	// MariaDB logs a default of current_timestamp, not a constant one.
+	s.exec("ALTER TABLE outbox MODIFY created_at timestamp(6) NOT NULL DEFAULT '2026-01-01 00:00:00'")
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(
+		// created_at, which gives ce_time, is the column's default: not logged, read back.
+		outboxInsert("Customer", "'1'", "EmailChanged", `{"customer_id": 1, "email": "a@example.com", "at": 0}`),
+		// ... and gone before it could be.
+		"BEGIN;\n"+outboxInsert("Customer", "'2'", "EmailChanged", `{"customer_id": 2, "email": "b@example.com", "at": 0}`)+";\nDELETE FROM outbox WHERE aggregateid = '2';\nCOMMIT",
+	)
+	records := s.waitRecords("shop.customer_events.v1", 1)
+	if key, _ := s.eventCodec("customer_event.v1.avsc", customerEventKey).Key(records[0].Key); key != `{"aggregate_id":"1"}` || records[0].Headers["ce_time"] != "2026-01-01T00:00:00Z" {
+		t.Errorf("the event read back: key %s, headers %v", key, records[0].Headers)
+	}
+	letters := s.waitRecords(s.deadLetterTopic(), 1)
+	if reason := letters[0].Headers["cdc_error"]; !strings.Contains(reason, "the log did not carry column created_at of this outbox row") {
+		t.Errorf("dead letter: %s", reason)
+	}
+	time.Sleep(time.Second)
+	if n := s.recordCount("shop.customer_events.v1"); n != 1 {
+		t.Errorf("%d events, want 1", n)
+	}
+}

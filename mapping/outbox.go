@@ -171,6 +171,12 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 	fault := func(column int, field string, format string, args ...any) error {
 		return p.valueError(ch, row, &fieldFault{field: field, column: column, err: fmt.Errorf(format, args...)})
 	}
+	for _, c := range p.used {
+		if row[c].Kind == cdc.KindUnknown {
+			return out, fault(c, p.table.Columns[c].Name, "the log did not carry column %s of this outbox row (binlog_row_image MINIMAL logs only the columns an INSERT sets), and the row was deleted before cdc could read it back, so its event cannot be published exactly: set binlog_row_image = FULL for the sessions that write the outbox, or have them set every column the outbox reads",
+				p.table.Columns[c].Name)
+		}
+	}
 	payload := row[o.payload]
 	if payload.Kind == cdc.KindNull {
 		return out, fault(o.payload, "payload", "the payload is null: an event's payload must be a %s", p.entity.Schema.FullName())

@@ -345,3 +345,19 @@ func TestJSONPayloadsEncodeAsTheSchemaSays(t *testing.T) {
 		}
 	}
 }
+
+// An outbox row whose log lacked a column the outbox reads, deleted before
+// it could be read back, cannot be published exactly: a value error.
+func TestAnOutboxRowMissingAColumnItReadsIsAValueError(t *testing.T) {
+	row := outboxRow("Order", "k", placed)
+	row[3] = cdc.Unknown() // the type column
+	_, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: row, Position: "p1"})
+	if err == nil || !strings.Contains(err.Error(), "the log did not carry column event_type of this outbox row") {
+		t.Fatalf("got %v", err)
+	}
+	row[3] = cdc.String([]byte("OrderPlaced"))
+	row[5] = cdc.Unknown() // headers: also read
+	if _, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: row}); err == nil {
+		t.Fatal("a row missing its headers was published")
+	}
+}

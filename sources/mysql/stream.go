@@ -693,7 +693,7 @@ func (st *streamer) idle(ctx context.Context) error {
 func (st *streamer) send(ctx context.Context, pos Position, boundary bool) error {
 	if st.incomplete {
 		var err error
-		if _, err = reread.Complete(ctx, st.batch, st.reread.read, &st.s.readBack); err != nil {
+		if _, err = reread.Complete(ctx, st.batch, st.reread.read, &st.s.readBack, st.s.cfg.EventTables); err != nil {
 			return err
 		}
 		st.incomplete = false

@@ -367,7 +367,7 @@ func (st *streamer) flush(ctx context.Context) error {
 	}
 	if st.incomplete {
 		var err error
-		if _, err = reread.Complete(ctx, st.batch, st.reread.read, &st.s.readBack); err != nil {
+		if _, err = reread.Complete(ctx, st.batch, st.reread.read, &st.s.readBack, st.s.cfg.EventTables); err != nil {
 			return err
 		}
 		st.incomplete, st.reread.xids = false, st.reread.xids[:0]

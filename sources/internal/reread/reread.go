@@ -40,9 +40,12 @@ func (c *Counter) ReadBack() (queries, rows int64) { return c.queries.Load(), c.
 // whose row is gone from the table becomes the delete of its old row: the
 // key is absent from the table now, so the topic converges to a tombstone
 // (or to what a later change of the log sends), and the change may have been
-// the one that takes the row out of its entity. It returns how many rows it
-// read, and adds its queries and rows to counter.
-func Complete(ctx context.Context, changes []cdc.Change, read Read, counter *Counter) (int, error) {
+// the one that takes the row out of its entity. Not so an insert into one of
+// events (outbox tables, whose rows are events, not state): its event would
+// be lost with it. It stays an insert, the values it lacks cdc.Unknown, and
+// the mapping decides whether it can do without them. It returns how many
+// rows it read, and adds its queries and rows to counter.
+func Complete(ctx context.Context, changes []cdc.Change, read Read, counter *Counter, events []cdc.TableName) (int, error) {
 	var pending map[*cdc.Table][]int
 	for i := range changes {
 		ch := &changes[i]
@@ -87,6 +90,14 @@ func Complete(ctx context.Context, changes []cdc.Change, read Read, counter *Cou
 			key, _ := t.KeyOf(ch.After)
 			if row, found := rows[key]; found {
 				fromRow(ch, row)
+				continue
+			}
+			if ch.Before == nil && slices.Contains(events, t.Name) {
+				for c := range ch.After {
+					if ch.After[c].Kind == cdc.KindUnchanged {
+						ch.After[c] = cdc.Unknown()
+					}
+				}
 				continue
 			}
 			if ch.Before == nil { // an insert: its row, less what it lacks
