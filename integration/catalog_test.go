@@ -58,11 +58,11 @@ func TestCatalogLetsValidateCheckTheMappingsWithoutADatabase(t *testing.T) {
 				t.Errorf("the column added is %+v", last)
 			}
 		}
-		// The example configurations map customer and orders on PostgreSQL,
-		// customer on MySQL.
-		want, source := []string{s.tableName("customer"), s.tableName("orders")}, "postgres"
+		// The example configurations map customer, orders and the outbox on
+		// PostgreSQL, customer and the outbox on MySQL.
+		want, source := []string{s.tableName("customer"), s.tableName("orders"), s.tableName("outbox")}, "postgres"
 		if s.mysql {
-			want, source = want[:1], "mysql"
+			want, source = []string{s.tableName("customer"), s.tableName("outbox")}, "mysql"
 		}
 		if !slices.Equal(names, want) || file.Source != source {
 			t.Errorf("catalog of %s, tables %v; want %s, %v", file.Source, names, source, want)

@@ -197,7 +197,7 @@ func TestValidateListsEveryProblemAndGatesOnThem(t *testing.T) {
 		return string(out), err
 	}
 	out, err := validate()
-	if err != nil || !strings.Contains(out, "ok: mappings of 2 tables") ||
+	if err != nil || !strings.Contains(out, "ok: mappings of 3 tables") ||
 		!strings.Contains(out, "cdc run will create shop.customer.v1, shop.order.v1") {
 		t.Fatalf("a ready setup: %v\n%s", err, out)
 	}

@@ -112,7 +112,7 @@ func (s *scenario) validate(dsn string) (string, error) {
 // for each problem the statement that fixes it.
 func TestMySQLValidateChecksBinlogSettingsAndPrivileges(t *testing.T) {
 	s := newMySQLScenario(t)
-	if out, err := s.validate(s.dsn); err != nil || !strings.Contains(out, "ok: mappings of 1 tables") {
+	if out, err := s.validate(s.dsn); err != nil || !strings.Contains(out, "ok: mappings of 2 tables") {
 		t.Fatalf("a ready setup: %v\n%s", err, out)
 	}
 	user := "limited_" + fmt.Sprint(scenarios.Load())

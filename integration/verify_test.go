@@ -34,7 +34,8 @@ func TestVerifyFindsWhatTheTopicLacksAndAgreesOnceCaughtUp(t *testing.T) {
 			!strings.Contains(out, " has 3003 rows in the entity: identical") {
 			t.Errorf("verify does not report the customers identical:\n%s", out)
 		}
-		if strings.Count(out, ": identical") != strings.Count(out, "entity ") {
+		// An outbox's routes hold events: their records are checked, not compared.
+		if strings.Count(out, ": identical")+strings.Count(out, ": all do") != strings.Count(out, "entity ") {
 			t.Errorf("an entity differs after a clean stop:\n%s", out)
 		}
 

@@ -382,8 +382,13 @@ func reportLogging(r *report, c *connector, settings map[cdc.TableName]cdc.Table
 		filtered := slices.ContainsFunc(c.entities, func(e *mapping.Entity) bool {
 			return e.Table == name && (e.Where.Expr != "" || e.TombstoneWhen.Expr != "")
 		})
+		outbox := !slices.ContainsFunc(c.entities, func(e *mapping.Entity) bool { return e.Table == name && e.Outbox == nil })
 		var how string
 		switch {
+		case outbox && s.RowImage == "MINIMAL":
+			how = "an outbox under binlog_row_image MINIMAL: an INSERT logs only the columns it sets, the others are read back by primary key; a row deleted before that is a value error (on_error), never a lost event: set every column the outbox reads, or FULL"
+		case outbox:
+			how = "an outbox: only inserts are read, whole; updates and deletes publish nothing"
 		case s.ReplicaIdentity == "FULL":
 			how = "REPLICA IDENTITY FULL: whole old rows in the WAL (the largest WAL per update and delete); nothing is read back"
 		case s.ReplicaIdentity != "" && s.ReplicaIdentity != "NOTHING":

@@ -50,19 +50,12 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	k := c.kafka
-	var entities []*mapping.Entity
-	differ := 0
+	var entities, outboxes []*mapping.Entity
 	for _, e := range c.entities {
 		if e.Outbox == nil {
 			entities = append(entities, e)
-			continue
-		}
-		bad, err := checkEvents(ctx, k, cfg, e, stdout, examples)
-		if err != nil {
-			return fmt.Errorf("entity %s: %w", e.Name, err)
-		}
-		if bad > 0 {
-			differ++
+		} else {
+			outboxes = append(outboxes, e)
 		}
 	}
 	spill, err := os.MkdirTemp("", "cdc-verify-")
@@ -88,6 +81,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := projectTables(ctx, reader, mapper, checks); err != nil {
 		return err
 	}
+	differ := 0
 	var total int64
 	for _, e := range entities {
 		n, err := checks[e].report(stdout, examples)
@@ -97,6 +91,15 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if n > 0 {
 			differ++
 			total += n
+		}
+	}
+	for _, e := range outboxes {
+		bad, err := checkEvents(ctx, k, cfg, e, stdout, examples)
+		if err != nil {
+			return fmt.Errorf("entity %s: %w", e.Name, err)
+		}
+		if bad > 0 {
+			differ++
 		}
 	}
 	if differ > 0 {
@@ -111,8 +114,10 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 // decode, to their last byte, with the route's schemas, and returns how many
 // are not.
 func checkEvents(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping.Entity, w io.Writer, examples int) (int64, error) {
-	if _, err := k.TopicRecords(e.Topic); err != nil {
-		return 0, fmt.Errorf("%w (cdc run creates the topic when it starts)", err)
+	if missing, err := k.MissingTopics([]string{e.Topic}); err != nil {
+		return 0, err
+	} else if len(missing) > 0 {
+		return 0, fmt.Errorf("topic %s does not exist: cdc run creates it when it starts", e.Topic)
 	}
 	keySchema, _ := e.KeySchema() // checked by mappingEntities
 	keys, err := newRecordDecoder(k, cfg, keySchema)
