@@ -9,10 +9,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -330,11 +332,20 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			r.fail(err) // nothing of the batch is sent
 			continue
 		}
-		mapped = append(mapped[:0], mapped[ready:]...) // held for their transaction's end
 		// The records' memory is reused once they, and every record before
-		// them, are acknowledged.
+		// them, are acknowledged: those held for their transaction's end,
+		// carved before the mark, get memory of their own.
+		// The batch's position lies past the records held: it is not stored.
+		position := b.Position
+		if ready < len(mapped) {
+			position = ""
+		}
+		for i := ready; i < len(mapped); i++ {
+			detach(&mapped[i])
+		}
+		mapped = append(mapped[:0], mapped[ready:]...)
 		mark := ev.mark()
-		e, urgent := r.tracker.add(b.Position, len(records), b.StoreNow || storeNow, at, tx.progress(), func() { ev.release(mark) })
+		e, urgent := r.tracker.add(position, len(records), b.StoreNow || storeNow, at, tx.progress(), func() { ev.release(mark) })
 		storeNow = false
 		// If the send is given up, the batch stays incomplete: its position is
 		// never stored.
@@ -347,6 +358,23 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		case urgent:
 			r.askStore()
 		}
+	}
+}
+
+// detach copies what a record holds of the events' arena.
+func detach(rec *mapping.Record) {
+	rec.Key = bytes.Clone(rec.Key)
+	if rec.Value != nil {
+		rec.Value = bytes.Clone(rec.Value)
+	}
+	if e := rec.Event; e != nil {
+		detached := *e
+		detached.ID, detached.Type = bytes.Clone(e.ID), bytes.Clone(e.Type)
+		detached.Headers = slices.Clone(e.Headers)
+		for i := range detached.Headers {
+			detached.Headers[i].Value = bytes.Clone(detached.Headers[i].Value)
+		}
+		rec.Event = &detached
 	}
 }
 

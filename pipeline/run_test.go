@@ -52,6 +52,8 @@ func itemEntity(t *testing.T) *mapping.Entity {
 type scriptedSource struct {
 	batches []cdc.Batch
 	fail    error
+	// before, if set, is called before batch i is sent.
+	before func(i int)
 
 	mu       sync.Mutex
 	released []int          // the batches' numbers, in the order they were released
@@ -98,7 +100,10 @@ func (s *scriptedSource) Run(ctx context.Context, _ cdc.Position, out chan<- cdc
 		s.returned = true
 		s.mu.Unlock()
 	}()
-	for _, b := range s.batches {
+	for i, b := range s.batches {
+		if s.before != nil {
+			s.before(i)
+		}
 		select {
 		case out <- b:
 		case <-ctx.Done():

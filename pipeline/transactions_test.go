@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,4 +206,73 @@ func TestARestartInsideATransactionSentAsItComesNumbersTheRest(t *testing.T) {
 	if cp, _, _ := b.store.Load(t.Context()); cp.Transaction != nil {
 		t.Errorf("the checkpoint after every transaction's end still holds %+v", cp.Transaction)
 	}
+}
+
+// A batch that ends one transaction and leaves the next open sends the
+// first and holds the second: its position, past the held records, is not
+// stored, and the held records' keys and values survive the release of the
+// memory of those sent.
+func TestRecordsHeldPastABatchKeepTheirValues(t *testing.T) {
+	b := startBroker(t)
+	s := &scriptedSource{}
+	id := int64(0)
+	batch := func(open bool, txs ...string) {
+		var changes []cdc.Change
+		for _, tx := range txs {
+			id++
+			changes = append(changes, cdc.Change{Table: itemTable, Op: cdc.OpInsert, After: []cdc.Value{cdc.Int(id), cdc.String([]byte(rowName(id, tx)))},
+				Position: cdc.Position(fmt.Sprintf("%04d", id)), CommitTime: time.Unix(1700000000, 0), Transaction: tx})
+		}
+		bt := cdc.NewBatch(changes, nil)
+		bt.Position, bt.InTransaction = cdc.Position(fmt.Sprintf("%04d", id)), open
+		s.batches = append(s.batches, bt)
+	}
+	// t1's records fill chunks of the events' memory past t2's, held.
+	first := slices.Repeat([]string{"t1"}, 200)
+	batch(true, append(first, "t2", "t2")...)
+	for range 100 { // batches that carve memory while t2 is held, after t1's was released
+		batch(true, "t2")
+	}
+	batch(false, "t2")
+	s.before = func(i int) {
+		if i != 1 {
+			return
+		}
+		// t1 is acknowledged, its memory released; t2's first rows are held.
+		b.items(t, 200)
+		time.Sleep(200 * time.Millisecond)
+		if stored := b.stored(t); stored != "" {
+			t.Errorf("stored position %s, past the rows of t2 held: a crash now would lose them", stored)
+		}
+	}
+	producer, err := b.kafka.NewProducer(sink.ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, _ := start(t, Config{Source: s, Entities: []*mapping.Entity{itemEntity(t)}, Producer: producer, Checkpoints: b.store,
+		Connector: "test", CheckpointInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	last := cdc.Position(fmt.Sprintf("%04d", id))
+	waitFor(t, "the last position stored", func() bool { return b.stored(t) == last })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	items := b.items(t, int(id))
+	wrong := 0
+	for i := int64(1); i <= id; i++ {
+		tx := "t2"
+		if i <= 200 {
+			tx = "t1"
+		}
+		if items[i] != rowName(i, tx) {
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d items have another value than their row's", wrong, id)
+	}
+}
+
+// rowName is a row's name of 1 KB: rows fill the events' memory fast.
+func rowName(id int64, tx string) string {
+	return fmt.Sprintf("row %d of %s ", id, tx) + strings.Repeat("x", 1000)
 }
