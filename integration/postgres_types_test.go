@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,22 +87,44 @@ var postgresTypeRows = []typeRow{
 
 // Every type of the README's table, at the edges of its range and with its
 // special values, reads the same in the snapshot (COPY) and in the stream
-// (pgoutput), and as the README promises.
+// (pgoutput), and as the README promises: in text mode, where a column of a
+// type cdc decodes in text only keeps the stream, and in binary mode, on the
+// types cdc decodes in binary (all but arrays, intervals, network types and
+// enums).
 func TestPostgresTypesInSnapshotAndStream(t *testing.T) {
+	for _, mode := range []string{"text", "binary"} {
+		t.Run(mode, func(t *testing.T) { postgresTypes(t, mode == "binary") })
+	}
+}
+
+// textOnly are the columns of the types table whose types cdc decodes in
+// text only.
+var textOnly = []string{"en", "arr", "iv", "inet"}
+
+func postgresTypes(t *testing.T, binary bool) {
 	s := newEmptyScenario(t)
-	s.exec(postgresTypesTable)
+	// The rows go into types_all, which has every type, and are copied to
+	// types, the mapped table: without the text-only columns in binary mode.
+	s.exec(strings.ReplaceAll(postgresTypesTable, "TABLE types ", "TABLE types_all "))
+	columns := []string{"b", "s", "i", "bi", "o", "r", "d", "n", "nu", "dt", "tm", "tm3", "tstz", "tstz3", "ts", "lts",
+		"u", "by", "tx", "vc", "ch", "en", "js", "jb", "arr", "iv", "inet"}
+	if binary {
+		columns = slices.DeleteFunc(columns, func(c string) bool { return slices.Contains(textOnly, c) })
+	}
+	kept := "id, " + strings.Join(columns, ", ")
+	s.exec("CREATE TABLE types AS SELECT "+kept+" FROM types_all WITH NO DATA", "ALTER TABLE types ADD PRIMARY KEY (id)", "ALTER TABLE types REPLICA IDENTITY FULL")
 	insert := func(base int) {
 		var stmts []string
 		for i, r := range postgresTypeRows {
-			stmts = append(stmts, fmt.Sprintf("INSERT INTO types VALUES (%d, %s)", base+i, r.values))
+			stmts = append(stmts, fmt.Sprintf("INSERT INTO types_all VALUES (%d, %s)", base+i, r.values))
 		}
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO types SELECT %s FROM types_all WHERE id >= %d", kept, base))
 		s.exec(stmts...)
 	}
 	insert(1) // read by the snapshot
-	schema, _ := filepath.Abs("testdata/postgres-types.avsc")
+	schema := typesSchema(t, columns)
 	var fields strings.Builder
-	for _, f := range []string{"b", "s", "i", "bi", "o", "r", "d", "n", "nu", "dt", "tm", "tm3", "tstz", "tstz3", "ts", "lts",
-		"u", "by", "tx", "vc", "ch", "en", "js", "jb", "arr", "iv", "inet"} {
+	for _, f := range columns {
 		fmt.Fprintf(&fields, "      %s: %s\n", f, f)
 	}
 	config := `name: ` + s.name + `
@@ -122,11 +147,45 @@ entities:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.start()
-	waitRows(t, s, codec, postgresTypeRows, 1)
+	rows := slices.Clone(postgresTypeRows)
+	for i := range rows {
+		rows[i].want = maps.Clone(rows[i].want)
+		maps.DeleteFunc(rows[i].want, func(field, _ string) bool { return !slices.Contains(columns, field) })
+	}
+	d := s.start()
+	waitRows(t, s, codec, rows, 1)
+	if binary {
+		s.waitLog(d, "format=binary")
+	} else {
+		s.waitLog(d, `msg="the stream stays in text mode: cdc decodes binary values of the built-in base types only" connector=`+s.name+` component=source column="public.types.en (mood)"`)
+		s.waitLog(d, "format=text")
+	}
 	insert(101) // read from the stream
 	s.exec(`UPDATE types SET tx = tx || '' WHERE id >= 101`)
-	waitRows(t, s, codec, postgresTypeRows, 1, 101)
+	waitRows(t, s, codec, rows, 1, 101)
+}
+
+// typesSchema writes the value schema of the types entity with the fields
+// given (and id), and returns its path.
+func typesSchema(t *testing.T, columns []string) string {
+	t.Helper()
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, "testdata/postgres-types.avsc")), &schema); err != nil {
+		t.Fatal(err)
+	}
+	schema["fields"] = slices.DeleteFunc(schema["fields"].([]any), func(f any) bool {
+		name := f.(map[string]any)["name"].(string)
+		return name != "id" && !slices.Contains(columns, name)
+	})
+	text, err := json.Marshal(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "types.avsc")
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // A timestamp past what microseconds since 1970 in a long can count
@@ -210,4 +269,19 @@ func waitRows(t *testing.T, s *scenario, codec *harness.Codec, rows []typeRow, b
 	if err != nil {
 		t.Fatalf("%v:\n%s", err, strings.Join(problems, "\n"))
 	}
+}
+
+// A column of a type cdc decodes in text only, added while the stream is in
+// binary mode, arrives in binary: the stream is restarted, in text mode,
+// from the checkpoint, and the change is not lost.
+func TestAColumnAddedThatBinaryModeCannotCarryRestartsTheStreamInText(t *testing.T) {
+	s := newScenario(t)
+	d := s.start()
+	s.waitCustomersMatch()
+	s.waitLog(d, "format=binary")
+	s.exec(`ALTER TABLE customer ADD COLUMN tags text[]`,
+		`UPDATE customer SET tags = '{a,b}', email = 'tagged@example.com' WHERE customer_id = 1`)
+	s.waitLog(d, "column tags (text[]) sent in binary, which cdc cannot decode for its type: cdc restarts the stream, which stays in text mode while the column exists")
+	s.waitLog(d, "format=text")
+	s.waitCustomersMatch()
 }

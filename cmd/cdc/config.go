@@ -66,6 +66,9 @@ type PostgresConfig struct {
 	// HeartbeatMessageInterval, a Go duration ("1m"), makes cdc write a
 	// logical message into the database's WAL at that interval; empty: never.
 	HeartbeatMessageInterval string `yaml:"heartbeat_message_interval"`
+	// Binary (default true) has the server send values in binary, where
+	// cdc can decode every mapped column so; false keeps text.
+	Binary *bool `yaml:"binary"`
 
 	heartbeatMessageEvery time.Duration
 }

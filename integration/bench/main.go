@@ -511,6 +511,11 @@ func (b *bench) run(source string) (*table, error) {
 	if err := d.Stop(time.Minute); err != nil {
 		return nil, fmt.Errorf("stop after the drain: %v\n%s", err, d.Logs())
 	}
+	if source == "postgres" {
+		if err := b.textDrain(ctx, t, db, env, dir, admin, drain); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.outbox(ctx, t, db, env, config, source, admin, drain); err != nil {
 		return nil, err
 	}
@@ -744,7 +749,43 @@ func (b *bench) logLess(ctx context.Context, t *table, db database, env []string
 	return nil
 }
 
-// scrapeCounter reads one unlabelled metric of a running daemon.
+// textDrain writes the backlog again and has the daemon drain it with
+// pgoutput in text (source.postgres.binary: false), against the drain in
+// binary of the same run: the walsender's CPU per change is the figure.
+func (b *bench) textDrain(ctx context.Context, t *table, db database, env []string, dir string, admin *kadm.Client, binaryDrain float64) error {
+	progress("writing the backlog again, for a drain in text")
+	config := filepath.Join(dir, "cdc-text.yaml")
+	text := configText("bench", db, fmt.Sprintf(benchEntity, db.schema(), filepath.Join(dir, "item.avsc")))
+	text = strings.Replace(text, `dsn: "${BENCH_DSN}"}`, `dsn: "${BENCH_DSN}", postgres: {binary: false}}`, 1)
+	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
+		return err
+	}
+	before, err := endOffsets(ctx, admin)
+	if err != nil {
+		return err
+	}
+	if err := db.update(ctx, 1000); err != nil {
+		return err
+	}
+	warmBrokerMemory()
+	start := time.Now()
+	d, err := b.startDaemon(env, config, "postgres", "drain-text")
+	if err != nil {
+		return err
+	}
+	cpu := startCPU(d.Pid())
+	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	drain := float64(b.rows) / time.Since(start).Seconds()
+	t.cpu("drain in text", cpu.stop(b.rows))
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the drain in text: %v\n%s", err, d.Logs())
+	}
+	t.add("backlog drain", "cdc run, pgoutput in binary", binaryDrain, "cdc run, pgoutput in text", drain)
+	return nil
+}
+
 // outbox drains a backlog of outbox rows, one per item row with its values as
 // a JSON payload, in transactions of 1,000: the JSON → Avro path beside the
 // table path's drain of the same run.
@@ -772,6 +813,7 @@ func (b *bench) outbox(ctx context.Context, t *table, db database, env []string,
 	return nil
 }
 
+// scrapeCounter reads one unlabelled metric of a running daemon.
 func scrapeCounter(d *harness.Daemon, name string) (int64, error) {
 	addr, err := d.MetricsAddress(30 * time.Second)
 	if err != nil {

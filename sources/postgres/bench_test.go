@@ -73,10 +73,10 @@ func BenchmarkStreamUpdate(b *testing.B) {
 		if err := m.parse(arena.Copy(msg)); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := decodeTuple(benchTable, m.old, &arena); err != nil {
+		if _, _, err := decodeTuple(benchTable, nil, m.old, &arena); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := decodeTuple(benchTable, m.new, &arena); err != nil {
+		if _, _, err := decodeTuple(benchTable, nil, m.new, &arena); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -223,8 +223,9 @@ func missingTable(ctx context.Context, conn *pgx.Conn, name cdc.TableName) error
 // types and type modifiers as of the changes that follow it. The message does not
 // carry nullability or type names; those come from the catalog as it is now,
 // which is conservative: a column no longer in the catalog counts as nullable.
-// It returns known itself when nothing changed.
-func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMessage, known *cdc.Table) (*cdc.Table, error) {
+// It returns known itself when nothing changed, and the base type of each
+// column, which decodes its values sent in binary.
+func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMessage, known *cdc.Table) (*cdc.Table, []uint32, error) {
 	oids := make([]uint32, len(m.Columns))
 	typmods := make([]int32, len(m.Columns))
 	for i, c := range m.Columns {
@@ -233,29 +234,31 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 	typeRows, err := s.conn.Query(ctx, `SELECT pg_catalog.format_type(t.oid, t.typmod)
 		FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS t(oid, typmod, n) ORDER BY t.n`, oids, typmods)
 	if err != nil {
-		return nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
+		return nil, nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
 	}
 	typeNames, err := pgx.CollectRows(typeRows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
+		return nil, nil, fmt.Errorf("describe %s.%s from its relation message: %w", m.Namespace, m.RelationName, err)
 	}
 	rows, err := s.conn.Query(ctx, `SELECT attname, attnotnull FROM pg_catalog.pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`, m.RelationID)
 	if err != nil {
-		return nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
+		return nil, nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
 	}
 	notNull := map[string]bool{}
 	var attname string
 	var nn bool
 	if _, err := pgx.ForEachRow(rows, []any{&attname, &nn}, func() error { notNull[attname] = nn; return nil }); err != nil {
-		return nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
+		return nil, nil, fmt.Errorf("describe %s.%s: %w", m.Namespace, m.RelationName, err)
 	}
 	t := &cdc.Table{Name: known.Name}
+	bases := make([]uint32, len(m.Columns))
 	for i, c := range m.Columns {
 		base, typmod, err := baseType(ctx, s.conn, c.DataType, c.TypeModifier)
 		if err != nil {
-			return nil, fmt.Errorf("describe %s column %s: %w", known.Name, c.Name, err)
+			return nil, nil, fmt.Errorf("describe %s column %s: %w", known.Name, c.Name, err)
 		}
+		bases[i] = base
 		t.Columns = append(t.Columns, column(c.Name, typeNames[i], base, typmod, notNull[c.Name]))
 	}
 	t.PrimaryKey = keyIn(t, known, known.PrimaryKey)
@@ -275,9 +278,9 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 		}
 	}
 	if sameShape(t, known) {
-		return known, nil
+		return known, bases, nil
 	}
-	return t, nil
+	return t, bases, nil
 }
 
 // keyIn finds in t, by name, the columns of known's key that t still has.

@@ -70,6 +70,9 @@ type Config struct {
 	// waited for.
 	TakeOverSlot    bool
 	ApplicationName string
+	// Binary asks for values in binary (PostgreSQL 14 and later) when cdc
+	// can decode every column of the mapped tables so (see binary.go).
+	Binary bool
 	// MessagePrefixes are the prefixes of the transactional logical messages
 	// passed down as changes of cdc.LogicalMessages: the routes of outbox
 	// entities that read messages (PostgreSQL 14 or later).

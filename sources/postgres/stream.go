@@ -27,6 +27,9 @@ type streamer struct {
 	// earlier run (the server resends the transaction at from's LSN).
 	from      Position
 	relations map[uint32]*cdc.Table // nil value: a table cdc does not map
+	// bases holds the base type of each column of the mapped relations,
+	// which decodes the values sent in binary.
+	bases map[uint32][]uint32
 
 	inTxn      bool
 	txn        Position // commit LSN and index of the last change read
@@ -69,12 +72,24 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 	if s.serverVersion >= 14 {
 		args = append(args, "messages 'true'") // a backfill's watermarks
 	}
+	format := "text"
+	if s.serverVersion >= 14 && s.cfg.Binary {
+		blocker, err := s.binaryBlocker(ctx)
+		if err != nil {
+			return err
+		}
+		if blocker == "" {
+			args, format = append(args, "binary 'true'"), "binary"
+		} else {
+			s.log.Info("the stream stays in text mode: cdc decodes binary values of the built-in base types only", "column", blocker)
+		}
+	}
 	err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, from.LSN, pglogrepl.StartReplicationOptions{PluginArgs: args})
 	if err != nil {
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
-	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String())
-	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, lastSent: from.LSN, reread: rereader{s: s},
+	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String(), "format", format)
+	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, bases: map[uint32][]uint32{}, lastSent: from.LSN, reread: rereader{s: s},
 		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
 			Describe: func(t cdc.TableName) *cdc.Table { return s.tables[t] }, Progress: &s.progress, Log: s.log}}
 	defer st.reread.close()
@@ -243,10 +258,11 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		return fmt.Errorf("table %s now has REPLICA IDENTITY NOTHING: its updates and deletes are logged without any old key, so cdc cannot tell which row they change; ALTER TABLE %s REPLICA IDENTITY DEFAULT (or FULL)",
 			name, tableList([]cdc.TableName{name}))
 	}
-	t, err := st.s.tableFromRelation(ctx, m, known)
+	t, bases, err := st.s.tableFromRelation(ctx, m, known)
 	if err != nil {
 		return err
 	}
+	st.bases[m.RelationID] = bases
 	if t != known {
 		st.s.log.Info("table shape changed", "table", name.String(), "at", st.txn.String())
 		st.s.tables[name] = t
@@ -282,12 +298,12 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 	var err error
 	var incomplete bool
 	if m.oldKind != 0 {
-		if ch.Before, _, err = decodeTuple(t, m.old, &st.memory.Arena); err != nil {
+		if ch.Before, _, err = decodeTuple(t, st.bases[relation], m.old, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: old row: %w", t.Name, st.txn, err)
 		}
 	}
 	if m.op != cdc.OpDelete {
-		if ch.After, incomplete, err = decodeTuple(t, m.new, &st.memory.Arena); err != nil {
+		if ch.After, incomplete, err = decodeTuple(t, st.bases[relation], m.new, &st.memory.Arena); err != nil {
 			return fmt.Errorf("%s at %s: new row: %w", t.Name, st.txn, err)
 		}
 	}
@@ -335,9 +351,10 @@ func oldIdentity(t *cdc.Table, after []cdc.Value, arena *memory.Arena) []cdc.Val
 	return before
 }
 
-// decodeTuple decodes a row; incomplete says it lacks values the server did
-// not resend (unchanged TOAST).
-func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *memory.Arena) (values []cdc.Value, incomplete bool, err error) {
+// decodeTuple decodes a row, its values sent in text or, of the base types
+// given, in binary; incomplete says it lacks values the server did not
+// resend (unchanged TOAST).
+func decodeTuple(t *cdc.Table, bases []uint32, tuple []tupleColumn, arena *memory.Arena) (values []cdc.Value, incomplete bool, err error) {
 	if len(tuple) != len(t.Columns) {
 		return nil, false, fmt.Errorf("%d columns, the relation has %d", len(tuple), len(t.Columns))
 	}
@@ -351,6 +368,20 @@ func decodeTuple(t *cdc.Table, tuple []tupleColumn, arena *memory.Arena) (values
 			v, err := decodeText(t.Columns[i].Kind, t.Columns[i].WithTimeZone, c.data)
 			if err != nil {
 				return nil, false, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+			}
+			values[i] = v
+		case 'b':
+			var base uint32
+			if i < len(bases) {
+				base = bases[i]
+			}
+			v, err := decodeBinary(base, c.data, arena)
+			if errors.Is(err, errNoBinaryDecoder) {
+				// A column added since the stream chose binary mode.
+				return nil, false, cdc.Transient(fmt.Errorf("column %s (%s) %w: cdc restarts the stream, which stays in text mode while the column exists", t.Columns[i].Name, t.Columns[i].DatabaseType, err))
+			}
+			if err != nil {
+				return nil, false, fmt.Errorf("column %s (%s): %w", t.Columns[i].Name, t.Columns[i].DatabaseType, err)
 			}
 			values[i] = v
 		default:
