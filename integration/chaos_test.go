@@ -183,6 +183,7 @@ func (s *scenario) nothingLost(w *workload, exactlyOnce bool) string {
 	if exactlyOnce && duplicates > 0 {
 		s.t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
 	}
+	s.checkTransactions(map[string]bool{"shop.customer_events.v1": true})
 	return fmt.Sprintf("%d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)",
 		committed, failed, len(records), duplicates, verified)
 }
@@ -421,6 +422,11 @@ func (s *scenario) startWorkload(maxID int) *workload {
 				stmt = fmt.Sprintf(`INSERT INTO customer (email, first_name, last_name) VALUES ('chaos%d@example.com', 'Chaos', 'Monkey')`, i)
 			case r < 95:
 				stmt = fmt.Sprintf(`DELETE FROM customer WHERE customer_id = %d`, 1+rng.Intn(maxID))
+			case r < 98:
+				// A change and its event in the outbox, in one transaction.
+				id := 1 + rng.Intn(maxID)
+				stmt = fmt.Sprintf("BEGIN;\nUPDATE customer SET email = 'evented%d@example.com' WHERE customer_id = %d;\n%s;\nCOMMIT", i, id,
+					outboxInsert("Customer", fmt.Sprintf("'%d'", id), "EmailChanged", fmt.Sprintf(`{"customer_id": %d, "email": "evented%d@example.com", "at": 0}`, id, i)))
 			default:
 				stmt = fmt.Sprintf(`UPDATE customer SET email = 'changed%d@example.com' WHERE customer_id = %d`, i, 1+rng.Intn(maxID))
 			}
