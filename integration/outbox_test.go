@@ -449,3 +449,24 @@ func TestAnOutboxRowTheLogCutShortIsNeverLost(t *testing.T) {
 		t.Errorf("%d events, want 1", n)
 	}
 }
+
+// With kafka.headers: compact, records carry what tells them apart and not
+// what every record of a topic shares; the topics stay equal to the tables.
+func TestCompactHeadersKeepWhatTellsRecordsApart(t *testing.T) {
+	s := newScenario(t)
+	s.editConfig("  exactly_once: false", "  exactly_once: false\n  headers: compact")
+	s.start()
+	s.waitCustomersMatch()
+	s.exec(`UPDATE customer SET email = 'compact@example.com' WHERE customer_id = 1`)
+	records := s.waitRecords("shop.customer.v1", 4)
+	for _, r := range records {
+		h := r.Headers
+		if h["ce_id"] == "" || h["ce_type"] != "customer" || h["cdc_op"] == "" || h["ce_specversion"] != "" || h["ce_source"] != "" || h["content-type"] != "" {
+			t.Errorf("record at offset %d of partition %d: headers %v", r.Offset, r.Partition, h)
+		}
+		if h["cdc_op"] == "u" && (h["cdc_position"] == "" || h["cdc_tx_id"] == "" || h["ce_time"] == "") {
+			t.Errorf("the update's record lacks its position, transaction or time: %v", h)
+		}
+	}
+	s.verified()
+}

@@ -37,6 +37,11 @@ import (
 //
 // Dead letters carry cdc_entity, cdc_op, cdc_position and cdc_error (the reason),
 // and the cdc_tx_* headers.
+//
+// The compact header set (Config.CompactHeaders) leaves out the attributes
+// that are the same on every record of a topic: ce_specversion, ce_source and
+// content-type (a tombstone is a record without a value). On a snapshot row
+// of the bench's 150-byte rows they were about 70 of its 290 bytes.
 const (
 	hSpecVersion = "ce_specversion"
 	hID          = "ce_id"
@@ -60,6 +65,7 @@ var (
 // by one goroutine.
 type events struct {
 	metrics         *metrics.Metrics
+	compact         bool // the compact header set
 	source          []byte
 	deadLetterTopic string
 	connector       []byte
@@ -199,10 +205,15 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 			stamp = e.Time
 		}
 	}
-	headers := append(built[:0],
-		sink.Header{Key: hSpecVersion, Value: specVersion},
-		sink.Header{Key: hID, Value: id},
-		sink.Header{Key: hSource, Value: ev.source},
+	headers := built[:0]
+	if !ev.compact {
+		headers = append(headers, sink.Header{Key: hSpecVersion, Value: specVersion})
+	}
+	headers = append(headers, sink.Header{Key: hID, Value: id})
+	if !ev.compact {
+		headers = append(headers, sink.Header{Key: hSource, Value: ev.source})
+	}
+	headers = append(headers,
 		sink.Header{Key: hType, Value: typ},
 		sink.Header{Key: hOp, Value: opCodes[rec.Op]},
 	)
@@ -213,7 +224,7 @@ func (ev *events) record(rec *mapping.Record, index, count int) sink.Record {
 		}
 		headers = append(headers, sink.Header{Key: hTime, Value: ev.stamp})
 	}
-	if rec.Value != nil {
+	if rec.Value != nil && !ev.compact {
 		headers = append(headers, sink.Header{Key: hContentType, Value: avroContent})
 	}
 	if len(position) > 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/mapping"
 	"github.com/cdc-dev/cdc/metrics"
+	"github.com/cdc-dev/cdc/sink"
 )
 
 func headerMap(t *testing.T, ev *events, rec mapping.Record) map[string]string {
@@ -92,4 +93,31 @@ func BenchmarkEventRecord(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The compact header set leaves out what every record of a topic shares,
+// and keeps what tells records apart.
+func TestCompactHeadersLeaveOutWhatEveryRecordShares(t *testing.T) {
+	customer := &mapping.Entity{Name: "customer", Topic: "c"}
+	change := mapping.Record{Entity: customer, Op: cdc.OpUpdate, Key: []byte("k"), Value: []byte("v"), Position: "p1",
+		CommitTime: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), Transaction: "t1"}
+	full := newEvents("shop", "", metrics.New())
+	compact := newEvents("shop", "", metrics.New())
+	compact.compact = true
+	fullRecord, compactRecord := full.record(&change, 1, 1), compact.record(&change, 1, 1)
+	got := map[string]string{}
+	for _, h := range compactRecord.Headers {
+		got[h.Key] = string(h.Value)
+	}
+	want := map[string]string{"ce_id": headerMap(t, full, change)["ce_id"], "ce_type": "customer", "cdc_op": "u", "cdc_position": "p1",
+		"ce_time": "2024-05-06T07:08:09Z", "cdc_tx_id": "t1", "cdc_tx_index": "1", "cdc_tx_count": "1"}
+	if len(got) != len(want) {
+		t.Errorf("compact headers %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("compact %s = %q, want %q", k, got[k], v)
+		}
+	}
+	t.Logf("a record of a 1-byte key and value: %d bytes with the full headers, %d compact", sink.RecordSize(&fullRecord), sink.RecordSize(&compactRecord))
 }

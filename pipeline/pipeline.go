@@ -81,6 +81,9 @@ type Config struct {
 	// for a topic not in it): a record larger is a value error, stopped or
 	// sent to the dead-letter topic as the entity's on_error says.
 	MaxMessageBytes map[string]int
+	// CompactHeaders leaves out the record headers that are the same on every
+	// record of a topic (see events.go).
+	CompactHeaders bool
 	// TransactionTopic, if set, receives a record at the end of each
 	// transaction (see TransactionSchema), framed with TransactionFraming.
 	TransactionTopic   string
@@ -270,6 +273,7 @@ func (r *run) recheck(source cdc.Rechecker) {
 func (r *run) send(batches <-chan cdc.Batch) {
 	var mapped []mapping.Record
 	ev := newEvents(r.cfg.Connector, r.cfg.DeadLetterTopic, r.cfg.Metrics)
+	ev.compact = r.cfg.CompactHeaders
 	tx := transactions{log: r.log, holdBytes: r.cfg.HoldTransactionBytes, topic: r.cfg.TransactionTopic, framing: r.cfg.TransactionFraming, resume: r.cfg.ResumeTransaction}
 	storeNow := false // asked by a batch whose records wait for its transaction's end
 	var commitTick <-chan time.Time

@@ -121,6 +121,9 @@ type KafkaConfig struct {
 	// versions they speak); it is accepted with a warning.
 	Version     string `yaml:"version"`
 	Compression string `yaml:"compression"`
+	// Headers is full (every CloudEvents attribute on every record) or
+	// compact (without those every record of a topic shares).
+	Headers string `yaml:"headers"`
 }
 
 // TLSConfig secures one kind of connection. Any key turns TLS on, unless

@@ -76,7 +76,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 		name, edit, with string
 		want             []string
 	}{
-		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, sasl, schema_registry, tls, topic, transaction_topic, version)`}},
+		{"unknown key", "kafka:\n", "kafka:\n  brokerz: [x:1]\n", []string{`cdc.yaml:6: unknown key "brokerz" in kafka (known: brokers, checkpoint_topic, compression, dead_letter_topic, exactly_once, headers, sasl, schema_registry, tls, topic, transaction_topic, version)`}},
 		{"unknown entity key", "    key: [id]\n", "    key: [id]\n    topik: x\n", []string{`cdc.yaml:13: unknown key "topik" in entities[0]`}},
 		{"wrong type", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  topic: {partitions: many}\n", []string{"/cdc.yaml:7: cannot unmarshal !!str `many` into int32"}},
 		{"missing variable", "dsn: postgres://localhost/shop", "dsn: ${CDC_TEST_UNSET_DSN}", []string{`cdc.yaml:4: ${CDC_TEST_UNSET_DSN} is not set in the environment`}},
@@ -113,6 +113,7 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 			"    outbox:\n      routes:\n        Order: {topic: shop.checkpoints, schema: c.avsc}\n        Customer: {topic: shop.checkpoints, schema: nope.avsc}\n",
 			[]string{`cdc.yaml:12: entities[0].outbox.routes.Order.topic: shop.checkpoints is already the topic of another entity or route`}},
 		{"outbox unknown key", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {routes: {Order: {topik: x}}}\n", []string{`cdc.yaml:10: unknown key "topik" in entities[0].outbox.routes.Order (known: schema, topic)`}},
+		{"bad header set", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  headers: minimal\n", []string{`cdc.yaml:7: kafka.headers: "minimal": want full (every CloudEvents attribute on every record) or compact`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}
 	for _, c := range cases {

@@ -182,6 +182,13 @@ func (c *Config) validate() error {
 	if c.Kafka.CheckpointTopic == "" {
 		c.Kafka.CheckpointTopic = sink.DefaultCheckpointTopic
 	}
+	switch c.Kafka.Headers {
+	case "":
+		c.Kafka.Headers = "full"
+	case "full", "compact":
+	default:
+		bad("kafka.headers", "%q: want full (every CloudEvents attribute on every record) or compact (without ce_specversion, ce_source and content-type, the same on every record)", c.Kafka.Headers)
+	}
 	if c.Kafka.Compression == "" {
 		c.Kafka.Compression = sink.DefaultCompression
 	}

@@ -429,7 +429,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOp
 	return pipeline.Run(ctx, pipeline.Config{
 		Source: src, Entities: entities, Framing: framing, Producer: producer, Checkpoints: store, Transactions: transactions, Filled: names,
 		Connector: cfg.Name, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, MaxMessageBytes: limits, Metrics: m,
-		TransactionTopic: cfg.Kafka.TransactionTopic, TransactionFraming: framing[transactionFraming], ResumeTransaction: cp.Transaction,
+		CompactHeaders: cfg.Kafka.Headers == "compact", TransactionTopic: cfg.Kafka.TransactionTopic, TransactionFraming: framing[transactionFraming], ResumeTransaction: cp.Transaction,
 		Logger: log.With("component", "pipeline"),
 	}, cp.Position)
 }

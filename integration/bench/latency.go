@@ -13,12 +13,13 @@ import (
 	"github.com/cdc-dev/cdc/integration/harness"
 )
 
-// latency commits single-row inserts at b.rate per second for b.duration and
-// measures, per row, from the moment its commit returned to the moment its
-// record could be read from the broker (a consumer whose fetches wait at most 10 ms, the client's minimum; kfake answers as soon as data arrives).
-func (b *bench) latency(ctx context.Context, db database, brokers []string, d *harness.Daemon) (p50, p99 time.Duration, achieved float64, err error) {
-	const firstID = 100_000_000
-	total := b.rate * int(b.duration/time.Second)
+// latency commits inserts of perTx rows at rate rows per second for
+// b.duration, the ids from firstID on, and measures, per row, from the moment
+// its commit returned to the moment its record could be read from the broker
+// (a consumer whose fetches wait at most 10 ms, the client's minimum; kfake
+// answers as soon as data arrives). achieved is in rows per second.
+func (b *bench) latency(ctx context.Context, db database, brokers []string, d *harness.Daemon, firstID int64, rate, perTx int) (p50, p99 time.Duration, achieved float64, err error) {
+	total := rate * int(b.duration/time.Second) / perTx * perTx
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(benchTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(10*time.Millisecond))
 	if err != nil {
@@ -49,14 +50,17 @@ func (b *bench) latency(ctx context.Context, db database, brokers []string, d *h
 	}()
 
 	committed := make([]time.Time, total)
-	interval := time.Second / time.Duration(b.rate)
+	interval := time.Second * time.Duration(perTx) / time.Duration(rate)
 	start := time.Now()
-	for i := range total {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		if err := db.insertOne(ctx, int64(firstID+i)); err != nil {
+	for i := 0; i < total; i += perTx {
+		time.Sleep(time.Until(start.Add(time.Duration(i/perTx) * interval)))
+		if err := db.insertRows(ctx, firstID+int64(i), perTx); err != nil {
 			return 0, 0, 0, err
 		}
-		committed[i] = time.Now()
+		now := time.Now()
+		for j := range perTx {
+			committed[i+j] = now
+		}
 	}
 	achieved = float64(total) / time.Since(start).Seconds()
 	deadline := time.Now().Add(time.Minute)
@@ -77,7 +81,7 @@ func (b *bench) latency(ctx context.Context, db database, brokers []string, d *h
 	defer mu.Unlock()
 	lat := make([]time.Duration, total)
 	for i, c := range committed {
-		lat[i] = max(arrived[int64(firstID+i)].Sub(c), 0)
+		lat[i] = max(arrived[firstID+int64(i)].Sub(c), 0)
 	}
 	slices.Sort(lat)
 	return lat[total/2], lat[total*99/100], achieved, nil

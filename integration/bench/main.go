@@ -58,6 +58,7 @@ func main() {
 	seconds := flag.Int("seconds", 10, "duration of the latency measurement")
 	parallelism := flag.Int("parallelism", 1, "snapshot.parallelism of the daemon's snapshot")
 	compression := flag.String("compression", "", "kafka.compression of the daemon and of the producer floor (the daemon's default if empty)")
+	headers := flag.String("headers", "", "kafka.headers of the daemon (full or compact; the daemon's default if empty)")
 	profiles := flag.String("cpuprofile", "", "write the daemon's CPU and allocation profiles to this `directory`, one per source and stage")
 	until := flag.String("until", "transaction", "the last `stage` to run, each needing the ones before it: snapshot, drain or transaction")
 	repeat := flag.Int("repeat", 1, "measure each source this many times, then print each figure's median and range")
@@ -75,7 +76,7 @@ func main() {
 	}
 	started := time.Now()
 	b := &bench{bin: *bin, rows: *rows, rate: *rate, duration: time.Duration(*seconds) * time.Second, profiles: *profiles, takeovers: *takeovers,
-		parallelism: *parallelism, compression: *compression, until: *until}
+		parallelism: *parallelism, compression: *compression, headers: *headers, until: *until}
 	for _, src := range strings.Split(*sources, ",") {
 		var runs []*table
 		for range *repeat {
@@ -164,6 +165,7 @@ type bench struct {
 	until       string
 	parallelism int
 	compression string
+	headers     string // kafka.headers
 	bin         string
 	rows        int
 	rate        int
@@ -193,6 +195,8 @@ type database interface {
 	extraFloors(ctx context.Context, n int) (map[string]float64, error)
 	// insertOne commits one row with the given id.
 	insertOne(ctx context.Context, id int64) error
+	// insertRows commits n rows, their ids from first on, in one transaction.
+	insertRows(ctx context.Context, first int64, n int) error
 	// loadWide creates the table wide_item with n rows of an id and a text
 	// of width bytes.
 	loadWide(ctx context.Context, n, width int) error
@@ -246,7 +250,7 @@ const outboxTopic = "bench.item_events.v1"
 // benchEntity's form) from db.
 func configText(name string, db database, entities string) string {
 	return "name: " + name + "\n" + db.sourceConfig() + `
-kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}"}
+kafka: {brokers: ["${KAFKA_BROKERS}"], topic: {partitions: 3}, compression: "${KAFKA_COMPRESSION:-}", headers: "${KAFKA_HEADERS:-}"}
 http: {listen: "${CDC_HTTP_LISTEN}"}
 ` + entities
 }
@@ -346,6 +350,9 @@ func (b *bench) run(source string) (*table, error) {
 	if b.compression != "" {
 		fmt.Fprintf(results, ", kafka.compression %s", b.compression)
 	}
+	if b.headers != "" {
+		fmt.Fprintf(results, ", kafka.headers %s", b.headers)
+	}
 	fmt.Fprintln(results)
 	var db database
 	var err error
@@ -391,7 +398,7 @@ func (b *bench) run(source string) (*table, error) {
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_COMPRESSION="+b.compression)
+	env := append(db.env(), "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_COMPRESSION="+b.compression, "KAFKA_HEADERS="+b.headers)
 	t := &table{}
 
 	progress("loading the table")
@@ -538,7 +545,14 @@ func (b *bench) run(source string) (*table, error) {
 		return nil, err
 	}
 	progress("latency")
-	p50, p99, achieved, err := b.latency(ctx, db, brokers, d)
+	p50, p99, achieved, err := b.latency(ctx, db, brokers, d, 100_000_000, b.rate, 1)
+	if err != nil {
+		return nil, err
+	}
+	// Ten times the load, as a busy application writes it: transactions of 10 rows.
+	progress("latency at ten times the load")
+	busyRate := 10 * b.rate
+	busyP50, busyP99, busyAchieved, err := b.latency(ctx, db, brokers, d, 110_000_000, busyRate, 10)
 	if err != nil {
 		return nil, err
 	}
@@ -579,6 +593,10 @@ func (b *bench) run(source string) (*table, error) {
 	t.figure(latency+" transactions/s achieved", achieved, "/s")
 	t.figure(latency+" p50", float64(p50.Microseconds())/1000, "ms")
 	t.figure(latency+" p99", float64(p99.Microseconds())/1000, "ms")
+	busy := fmt.Sprintf("latency, commit to broker, at %d changes/s in transactions of 10 for %s,", busyRate, b.duration)
+	t.figure(busy+" changes/s achieved", busyAchieved, "/s")
+	t.figure(busy+" p50", float64(busyP50.Microseconds())/1000, "ms")
+	t.figure(busy+" p99", float64(busyP99.Microseconds())/1000, "ms")
 	if b.takeovers > 0 && source == "postgres" {
 		if err := b.takeover(ctx, t, db, env, config, source); err != nil {
 			return nil, err

@@ -260,6 +260,11 @@ func (m *mariadb) insertOne(_ context.Context, id int64) error {
 	return err
 }
 
+func (m *mariadb) insertRows(_ context.Context, first int64, n int) error {
+	_, err := m.conn.Execute(fmt.Sprintf("INSERT INTO item SELECT seq, 'latency', 1.00, 1, NOW(6), NULL FROM seq_%d_to_%d", first, first+int64(n)-1))
+	return err
+}
+
 func (m *mariadb) logBytes(context.Context) (int64, error) {
 	res, err := m.conn.Execute("SHOW BINARY LOGS")
 	if err != nil {

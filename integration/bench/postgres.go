@@ -261,6 +261,11 @@ func (p *postgres) insertOne(ctx context.Context, id int64) error {
 	return err
 }
 
+func (p *postgres) insertRows(ctx context.Context, first int64, n int) error {
+	_, err := p.conn.Exec(ctx, "INSERT INTO item SELECT g, 'latency', 1.00, 1, now(), NULL FROM generate_series($1::bigint, $2::bigint) g", first, first+int64(n)-1)
+	return err
+}
+
 func (p *postgres) logBytes(ctx context.Context) (int64, error) {
 	var n int64
 	err := p.conn.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&n)
