@@ -309,3 +309,14 @@ func TestLogicalMessagesOutsidePostgreSQLAreRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestATableEntityOnAnOutboxTableIsRefused(t *testing.T) {
+	text := validConfig + `  - name: events
+    table: public.customer
+    outbox: {routes: {Order: {topic: shop.order_events, schema: c.avsc}}}
+`
+	err := load(writeConfig(t, text))
+	if err == nil || !strings.Contains(err.Error(), "cdc.yaml:9: entities[0].table: public.customer is an outbox table: its rows are events, never snapshotted") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -332,6 +332,18 @@ func (c *Config) validateEntities() []error {
 			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].fields", i), "set masking.salt (e.g. masking: {salt: ${CDC_MASK_SALT}})", "hash masks need a secret salt"))
 		}
 	}
+	outboxes := map[string]bool{}
+	for _, e := range c.Entities {
+		if e.Outbox != nil && !e.Outbox.Messages {
+			outboxes[e.Table] = true
+		}
+	}
+	for i, e := range c.Entities {
+		if e.Outbox == nil && outboxes[e.Table] {
+			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].table", i), "map the outbox's rows as events only, or map another table",
+				"%s is an outbox table: its rows are events, never snapshotted, and its updates and deletes publish nothing, so a table entity on it would drift from it", e.Table))
+		}
+	}
 	if c.Masking.Salt != "" && len(c.Masking.Salt) < 16 {
 		errs = append(errs, c.problem("masking.salt", "use at least 16 random characters (e.g. openssl rand -hex 32)", "too short"))
 	}
