@@ -319,4 +319,11 @@ func TestATableEntityOnAnOutboxTableIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cdc.yaml:9: entities[0].table: public.customer is an outbox table: its rows are events, never snapshotted") {
 		t.Fatalf("got %v", err)
 	}
+	text += `  - name: more_events
+    table: public.customer
+    outbox: {routes: {Invoice: {topic: shop.invoice_events, schema: c.avsc}}}
+`
+	if err := load(writeConfig(t, text)); err == nil || !strings.Contains(err.Error(), "entities[2].table: public.customer is the outbox of two entities") {
+		t.Fatalf("two outboxes on a table: %v", err)
+	}
 }

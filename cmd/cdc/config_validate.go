@@ -333,10 +333,15 @@ func (c *Config) validateEntities() []error {
 		}
 	}
 	outboxes := map[string]bool{}
-	for _, e := range c.Entities {
-		if e.Outbox != nil && !e.Outbox.Messages {
-			outboxes[e.Table] = true
+	for i, e := range c.Entities {
+		if e.Outbox == nil || e.Outbox.Messages {
+			continue
 		}
+		if outboxes[e.Table] {
+			errs = append(errs, c.problem(fmt.Sprintf("entities[%d].table", i), "give one outbox entity all the routes of the table",
+				"%s is the outbox of two entities: a row would go to the routes of either", e.Table))
+		}
+		outboxes[e.Table] = true
 	}
 	for i, e := range c.Entities {
 		if e.Outbox == nil && outboxes[e.Table] {
