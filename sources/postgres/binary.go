@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,8 +47,8 @@ var binaryDecoders = map[uint32]func(src []byte, a *memory.Arena) (cdc.Value, er
 	1043: binaryText, // varchar
 	1082: binaryDate,
 	1083: binaryTime,
-	1114: binaryTimestamp,
-	1184: binaryTimestamp,
+	1114: binaryTimestamp(false),
+	1184: binaryTimestamp(true),
 	1700: binaryNumeric,
 	2950: binaryUUID,
 	3802: binaryJSONB,
@@ -129,22 +131,39 @@ func binaryTime(src []byte, _ *memory.Arena) (cdc.Value, error) {
 	return cdc.TimeOfDay(int64(binary.BigEndian.Uint64(src))), nil
 }
 
-func binaryTimestamp(src []byte, a *memory.Arena) (cdc.Value, error) {
-	if err := fixed(src, 8); err != nil {
-		return cdc.Value{}, err
+func binaryTimestamp(withZone bool) func([]byte, *memory.Arena) (cdc.Value, error) {
+	return func(src []byte, a *memory.Arena) (cdc.Value, error) {
+		if err := fixed(src, 8); err != nil {
+			return cdc.Value{}, err
+		}
+		switch us := int64(binary.BigEndian.Uint64(src)); {
+		case us == math.MaxInt64:
+			return cdc.Timestamp(cdc.InfinityMicros), nil
+		case us == math.MinInt64:
+			return cdc.Timestamp(cdc.NegInfinityMicros), nil
+		case us > math.MaxInt64-epochMicros:
+			// PostgreSQL counts to 294276 AD; a long of microseconds since
+			// 1970 to 294247: the value is real, but no timestamp field
+			// holds it. Its text, for messages, is the one text mode gives.
+			return cdc.Invalid(a.CopyString(timestampText(us, withZone))), nil
+		default:
+			return cdc.Timestamp(us + epochMicros), nil
+		}
 	}
-	switch us := int64(binary.BigEndian.Uint64(src)); {
-	case us == math.MaxInt64:
-		return cdc.Timestamp(cdc.InfinityMicros), nil
-	case us == math.MinInt64:
-		return cdc.Timestamp(cdc.NegInfinityMicros), nil
-	case us > math.MaxInt64-epochMicros:
-		// PostgreSQL counts to 294276 AD; a long of microseconds since
-		// 1970 to 294247: the value is real, but no timestamp field holds it.
-		return cdc.Invalid(a.CopyString(fmt.Sprintf("%d microseconds after 2000-01-01, past 294246 AD", us))), nil
-	default:
-		return cdc.Timestamp(us + epochMicros), nil
+}
+
+// timestampText writes microseconds since 2000-01-01 (AD) as PostgreSQL's
+// text output does, in UTC.
+func timestampText(us int64, withZone bool) string {
+	t := time.Unix(us/1e6+epochMicros/1e6, us%1e6*1e3).UTC()
+	text := fmt.Sprintf("%d-%02d-%02d %02d:%02d:%02d", t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second())
+	if frac := us % 1e6; frac != 0 {
+		text += strings.TrimRight(fmt.Sprintf(".%06d", frac), "0")
 	}
+	if withZone {
+		text += "+00"
+	}
+	return text
 }
 
 func binaryJSONB(src []byte, _ *memory.Arena) (cdc.Value, error) {
