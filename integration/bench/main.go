@@ -739,19 +739,12 @@ func (b *bench) logLess(ctx context.Context, t *table, db database, env []string
 		return err
 	}
 	less := logEnd - logStart
-	warmBrokerMemory()
-	start := time.Now()
-	d, err := b.startDaemon(env, config, source, "drain-"+strings.ReplaceAll(strings.ToLower(db.lessName()), " ", "-"))
+	d, drain, cpu, err := b.timedDrain(ctx, env, config, source, "drain-"+strings.ReplaceAll(strings.ToLower(db.lessName()), " ", "-"), admin, benchTopic, before+int64(b.rows), b.rows)
 	if err != nil {
 		return err
 	}
-	cpu := startCPU(d.Pid())
-	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
-		return err
-	}
-	drain := float64(b.rows) / time.Since(start).Seconds()
 	setting := db.lessName()[strings.LastIndexByte(db.lessName(), ' ')+1:]
-	t.cpu("drain "+setting, cpu.stop(b.rows))
+	t.cpu("drain "+setting, cpu)
 	readBack, err := scrapeCounter(d, "cdc_source_read_back_rows_total")
 	if err != nil {
 		return err
@@ -765,6 +758,23 @@ func (b *bench) logLess(ctx context.Context, t *table, db database, env []string
 	t.figure(fmt.Sprintf("log written with %s, against whole rows", db.lessName()), float64(less)/float64(fullLog), "×")
 	t.figure(fmt.Sprintf("rows read back per change, %s", db.lessName()), float64(readBack)/float64(b.rows), "per change")
 	return nil
+}
+
+// timedDrain starts the daemon on config and waits until topic holds want
+// records: it returns the daemon, still running, the rate of n rows per
+// second since the start, and the CPU the parties used for them.
+func (b *bench) timedDrain(ctx context.Context, env []string, config, source, stage string, admin *kadm.Client, topic string, want int64, n int) (*harness.Daemon, float64, cpuUse, error) {
+	warmBrokerMemory()
+	start := time.Now()
+	d, err := b.startDaemon(env, config, source, stage)
+	if err != nil {
+		return nil, 0, cpuUse{}, err
+	}
+	cpu := startCPU(d.Pid())
+	if err := waitTopicRecords(ctx, admin, d, topic, want, 10*time.Minute); err != nil {
+		return nil, 0, cpuUse{}, err
+	}
+	return d, float64(n) / time.Since(start).Seconds(), cpu.stop(n), nil
 }
 
 // textDrain writes the backlog again and has the daemon drain it with
@@ -785,18 +795,11 @@ func (b *bench) textDrain(ctx context.Context, t *table, db database, env []stri
 	if err := db.update(ctx, 1000); err != nil {
 		return err
 	}
-	warmBrokerMemory()
-	start := time.Now()
-	d, err := b.startDaemon(env, config, "postgres", "drain-text")
+	d, drain, cpu, err := b.timedDrain(ctx, env, config, "postgres", "drain-text", admin, benchTopic, before+int64(b.rows), b.rows)
 	if err != nil {
 		return err
 	}
-	cpu := startCPU(d.Pid())
-	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
-		return err
-	}
-	drain := float64(b.rows) / time.Since(start).Seconds()
-	t.cpu("drain in text", cpu.stop(b.rows))
+	t.cpu("drain in text", cpu)
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the drain in text: %v\n%s", err, d.Logs())
 	}
@@ -812,18 +815,11 @@ func (b *bench) outbox(ctx context.Context, t *table, db database, env []string,
 	if err := db.writeOutbox(ctx, b.rows, 1000); err != nil {
 		return err
 	}
-	warmBrokerMemory()
-	start := time.Now()
-	d, err := b.startDaemon(env, config, source, "outbox")
+	d, rate, cpu, err := b.timedDrain(ctx, env, config, source, "outbox", admin, outboxTopic, int64(b.rows), b.rows)
 	if err != nil {
 		return err
 	}
-	cpu := startCPU(d.Pid())
-	if err := waitTopicRecords(ctx, admin, d, outboxTopic, int64(b.rows), 10*time.Minute); err != nil {
-		return err
-	}
-	rate := float64(b.rows) / time.Since(start).Seconds()
-	t.cpu("outbox drain", cpu.stop(b.rows))
+	t.cpu("outbox drain", cpu)
 	t.add("outbox drain", "cdc run (outbox rows, JSON to Avro)", rate, "cdc run (catching up, table rows)", tableDrain)
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the outbox drain: %v\n%s", err, d.Logs())
