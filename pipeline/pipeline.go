@@ -387,15 +387,17 @@ func detach(rec *mapping.Record) {
 // among them, its record in the transaction topic. open is the transaction
 // the batch leaves open, if inTransaction.
 func (r *run) records(ev *events, tx *transactions, mapped []mapping.Record, open string, inTransaction bool) ([]sink.Record, error) {
-	ends := 0
+	// ends says whether the run of records of transaction id ends it.
+	ends := func(id string) bool { return id != "" && !(inTransaction && id == open) }
+	closing := 0 // records of the transaction topic
 	if tx.topic != "" {
 		for i := range mapped {
-			if id := mapped[i].Transaction; id != "" && (i+1 == len(mapped) || mapped[i+1].Transaction != id) && !(inTransaction && id == open) {
-				ends++
+			if id := mapped[i].Transaction; (i+1 == len(mapped) || mapped[i+1].Transaction != id) && ends(id) {
+				closing++
 			}
 		}
 	}
-	records := ev.records.Take(len(mapped) + ends)[:0]
+	records := ev.records.Take(len(mapped) + closing)[:0]
 	now := time.Now() // the records' timestamp: the client would read the clock for each
 	for start := 0; start < len(mapped); {
 		id := mapped[start].Transaction
@@ -403,7 +405,7 @@ func (r *run) records(ev *events, tx *transactions, mapped []mapping.Record, ope
 		for end < len(mapped) && mapped[end].Transaction == id {
 			end++
 		}
-		ended := id != "" && !(inTransaction && id == open)
+		ended := ends(id)
 		index, count := 0, 0
 		if id != "" {
 			tx.begin(id)
@@ -429,21 +431,15 @@ func (r *run) records(ev *events, tx *transactions, mapped []mapping.Record, ope
 					"position", string(rec.Position), "reason", rec.DeadLetter.Reason)
 			}
 			if id != "" {
-				tx.open.Records++
-				tx.open.Topics[record.Topic]++
+				tx.count(record.Topic)
 			}
 			record.Timestamp = now
 			records = append(records, record)
 		}
 		if ended {
-			last := mapped[end-1]
-			closing, ok, err := tx.end(ev, &last)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				closing.Timestamp = now
-				records = append(records, closing)
+			if end, ok := tx.end(ev, mapped[end-1].Position, mapped[end-1].CommitTime); ok {
+				end.Timestamp = now
+				records = append(records, end)
 			}
 		}
 		for i := start; i < end; i++ {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"maps"
 	"slices"
@@ -136,13 +137,31 @@ func (tx *transactions) begin(id string) {
 	if id == tx.open.ID {
 		return
 	}
-	tx.open = cdc.TransactionProgress{ID: id, Topics: map[string]int{}}
+	tx.open.ID, tx.open.Records = id, 0
+	clear(tx.open.Topics) // the map is reused: a transaction may be a single row
 	if r := tx.resume; r != nil && r.ID == id {
 		tx.open.Records = r.Records
+		tx.countTopics()
 		maps.Copy(tx.open.Topics, r.Topics)
 		tx.sending = id // its first records went out, uncounted, before the restart
 	}
 	tx.resume = nil
+}
+
+// count counts a record of the open transaction, written to topic. Topics
+// are counted for the transaction topic's record only.
+func (tx *transactions) count(topic string) {
+	tx.open.Records++
+	if tx.topic != "" {
+		tx.countTopics()
+		tx.open.Topics[topic]++
+	}
+}
+
+func (tx *transactions) countTopics() {
+	if tx.open.Topics == nil {
+		tx.open.Topics = map[string]int{}
+	}
 }
 
 // progress is the open transaction's, for a checkpoint stored inside it: only
@@ -156,39 +175,50 @@ func (tx *transactions) progress() *cdc.TransactionProgress {
 	return &p
 }
 
-// end closes the open transaction, and returns its record for the
-// transaction topic (ok false without one). last is its last record.
-func (tx *transactions) end(ev *events, last *mapping.Record) (rec sink.Record, ok bool, err error) {
+// end closes the open transaction, whose last record is of a change at
+// position, committed at commitTime, and returns its record for the
+// transaction topic (ok false without one).
+func (tx *transactions) end(ev *events, position cdc.Position, commitTime time.Time) (rec sink.Record, ok bool) {
 	open := tx.open
-	tx.open = cdc.TransactionProgress{}
+	tx.open.ID = ""
 	if tx.sending == open.ID {
 		tx.sending = ""
 	}
 	if tx.topic == "" {
-		return sink.Record{}, false, nil
+		return sink.Record{}, false
 	}
-	end := TransactionEnd{ID: open.ID, CommitTime: last.CommitTime.UTC(), Position: string(last.Position), RecordCount: int64(open.Records)}
-	for _, topic := range slices.Sorted(maps.Keys(open.Topics)) {
-		end.Topics = append(end.Topics, TopicCount{Topic: topic, Count: int64(open.Topics[topic])})
+	// The Avro encodings of TransactionKeySchema and TransactionSchema,
+	// written out: a transaction may be a single row.
+	key := append(ev.arena.Bytes(len(tx.framing.Key) + binary.MaxVarintLen64 + len(open.ID))[:0], tx.framing.Key...)
+	key = appendAvroString(key, open.ID)
+	value := append(ev.arena.Bytes(len(tx.framing.Value) + 64 + len(open.ID) + len(position) + 32*len(open.Topics))[:0], tx.framing.Value...)
+	value = appendAvroString(value, open.ID)
+	value = binary.AppendVarint(value, commitTime.UnixMicro())
+	value = appendAvroString(value, string(position))
+	value = binary.AppendVarint(value, int64(open.Records))
+	if len(open.Topics) > 0 {
+		value = binary.AppendVarint(value, int64(len(open.Topics)))
+		for _, topic := range slices.Sorted(maps.Keys(open.Topics)) {
+			value = appendAvroString(value, topic)
+			value = binary.AppendVarint(value, int64(open.Topics[topic]))
+		}
 	}
-	key, err := avro.Marshal(TransactionKeySchema, map[string]any{"id": open.ID})
-	if err != nil {
-		return sink.Record{}, false, err
-	}
-	value, err := avro.Marshal(TransactionSchema, end)
-	if err != nil {
-		return sink.Record{}, false, err
-	}
-	id := []byte(open.ID)
+	value = binary.AppendVarint(value, 0) // the array's end
 	return sink.Record{
 		Topic: tx.topic,
-		Key:   append(append(ev.arena.Bytes(len(tx.framing.Key) + len(key))[:0], tx.framing.Key...), key...),
-		Value: append(append(ev.arena.Bytes(len(tx.framing.Value) + len(value))[:0], tx.framing.Value...), value...),
+		Key:   key,
+		Value: value,
 		Headers: []sink.Header{
 			{Key: hContentType, Value: avroContent},
-			{Key: hTxID, Value: id},
+			{Key: hTxID, Value: key[len(key)-len(open.ID):]},
 		},
-	}, true, nil
+	}, true
+}
+
+// appendAvroString appends s in Avro's binary encoding: its length as a
+// zig-zag varint (a long), then its bytes.
+func appendAvroString(dst []byte, s string) []byte {
+	return append(binary.AppendVarint(dst, int64(len(s))), s...)
 }
 
 // txHeaders appends a record's transaction headers: count 0 is unknown.
