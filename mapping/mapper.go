@@ -21,6 +21,8 @@ type Mapper struct {
 	lastTable *cdc.Table
 	lastPlans []*Plan
 	opts      Options
+	// text is where an outbox row's route is written, to find its plan.
+	text []byte
 }
 
 // Options are what a mapper adds to its entities' definitions.

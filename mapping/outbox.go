@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -147,17 +146,19 @@ func (m *Mapper) mapOutbox(ch *cdc.Change, plans []*Plan, out []Record, arena *m
 	}
 	first := plans[0]
 	route := ch.After[first.outbox.route]
-	for _, p := range plans {
-		if route.Kind != cdc.KindNull && route.String() == p.entity.Route {
-			return p.Map(ch, out, arena)
+	if route.Kind != cdc.KindNull {
+		m.text = route.AppendText(m.text[:0])
+		for _, p := range plans {
+			if string(m.text) == p.entity.Route {
+				return p.Map(ch, out, arena)
+			}
 		}
 	}
-	err := &fieldFault{field: OutboxKeyField, column: first.outbox.route, err: fmt.Errorf("route %q is not one of the outbox's routes (%s): add it to outbox.routes, with its topic and schema",
-		route.String(), strings.Join(first.entity.Outbox.Routes, ", "))}
+	err := &fieldFault{field: "route", column: first.outbox.route, err: fmt.Errorf("route %q is not one of the outbox's routes (%s): add it to outbox.routes, with its topic and schema",
+		m.text, strings.Join(first.entity.Outbox.Routes, ", "))}
 	if route.Kind == cdc.KindNull {
 		err.err = fmt.Errorf("the route column is null: every outbox row names its route (%s)", strings.Join(first.entity.Outbox.Routes, ", "))
 	}
-	err.field = "route"
 	fault := first.valueError(ch, ch.After, err)
 	if first.entity.OnError != OnErrorDeadLetter {
 		return out, fault
@@ -183,11 +184,10 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 	}
 	var keyText []byte
 	if o.keyField != "" {
-		text, err := payloadField(payload.Bytes, o.keyField)
-		if err != nil {
+		var err error
+		if keyText, err = payloadField(payload.Bytes, o.keyField); err != nil {
 			return out, fault(o.payload, "payload", "%w", err)
 		}
-		keyText = []byte(text)
 	} else if key := row[o.key]; key.Kind == cdc.KindNull {
 		return out, fault(o.key, OutboxKeyField, "the key column is null: an event needs its aggregate's id as its key")
 	} else {
@@ -228,25 +228,44 @@ func (p *Plan) event(ch *cdc.Change, out []Record, arena *memory.Arena) ([]Recor
 }
 
 // payloadField is the text of a JSON payload's top-level field that keys its
-// record: text, or a number as written.
-func payloadField(doc []byte, name string) (string, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &fields); err != nil {
-		return "", fmt.Errorf("the payload is not a JSON object: %v", err)
+// record: text, or a number as written. It is valid until doc changes.
+func payloadField(doc []byte, name string) ([]byte, error) {
+	sc := jsonScanner{data: doc}
+	if c, err := sc.peek(); err != nil || c != '{' {
+		return nil, fmt.Errorf("the payload is not a JSON object")
 	}
-	raw, ok := fields[name]
-	if !ok || string(raw) == "null" {
-		return "", fmt.Errorf("payload.%s, the field that keys the record, is missing or null", name)
+	sc.at++
+	for first := true; ; first = false {
+		more, err := sc.more('}', first)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
+		key, err := sc.key()
+		if err != nil {
+			return nil, err
+		}
+		if string(key) != name {
+			if err := sc.skip(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		switch c, err := sc.peek(); {
+		case err != nil:
+			return nil, err
+		case c == '"':
+			return sc.str()
+		case c == '-' || (c >= '0' && c <= '9'):
+			return sc.number()
+		case c != 'n':
+			return nil, fmt.Errorf("payload.%s, the field that keys the record, is neither text nor a number", name)
+		}
+		break // null
 	}
-	var text string
-	if err := json.Unmarshal(raw, &text); err == nil {
-		return text, nil
-	}
-	var number json.Number
-	if err := json.Unmarshal(raw, &number); err == nil {
-		return number.String(), nil
-	}
-	return "", fmt.Errorf("payload.%s, the field that keys the record, is neither text nor a number", name)
+	return nil, fmt.Errorf("payload.%s, the field that keys the record, is missing or null", name)
 }
 
 // checkKeyField checks that the field that keys an outbox's records is a

@@ -289,8 +289,15 @@ func TestALogicalMessageIsKeyedByAFieldOfItsPayload(t *testing.T) {
 	if key, _, err := keyCodec.NativeFromBinary(records[0].Key); err != nil || key.(map[string]any)["aggregate_id"] != "42" {
 		t.Errorf("key %v (%v), want 42, the payload's order_id", key, err)
 	}
-	if _, err := m.Map(message(`{"status": "PLACED"}`), nil, nil); err == nil || !strings.Contains(err.Error(), "payload.order_id, the field that keys the record, is missing or null") {
-		t.Errorf("a payload without its key: %v", err)
+	for payload, want := range map[string]string{
+		`{"status": "PLACED"}`:                          "payload.order_id, the field that keys the record, is missing or null",
+		`{"order_id": null}`:                            "payload.order_id, the field that keys the record, is missing or null",
+		`{"lines": [{"order_id": 1}], "order_id": [1]}`: "payload.order_id, the field that keys the record, is neither text nor a number",
+		`["order_id"]`:                                  "the payload is not a JSON object",
+	} {
+		if _, err := m.Map(message(payload), nil, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", payload, err, want)
+		}
 	}
 	e.Outbox.KeyField = "lines"
 	if _, err := Compile(e, cdc.LogicalMessages, Framing{}); err == nil || !strings.Contains(err.Error(), "outbox key lines is of type array in shop.OrderEvent: a key field holds text or an integer") {
