@@ -113,6 +113,8 @@ func TestConfigMistakesAreReportedWithFileAndLine(t *testing.T) {
 			"    outbox:\n      routes:\n        Order: {topic: shop.checkpoints, schema: c.avsc}\n        Customer: {topic: shop.checkpoints, schema: nope.avsc}\n",
 			[]string{`cdc.yaml:12: entities[0].outbox.routes.Order.topic: shop.checkpoints is already the topic of another entity or route`}},
 		{"outbox unknown key", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {routes: {Order: {topik: x}}}\n", []string{`cdc.yaml:10: unknown key "topik" in entities[0].outbox.routes.Order (known: schema, topic)`}},
+		{"bad transaction topic", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  transaction_topic: 'shop transactions'\n", []string{`cdc.yaml:7: kafka.transaction_topic: "shop transactions": a Kafka topic name`}},
+		{"bad route topic", "    topic: shop.customer.v1\n    schema: c.avsc\n    key: [id]\n    fields:\n      id: customer_id\n", "    outbox: {routes: {Order: {topic: 'order events', schema: c.avsc}}}\n", []string{`cdc.yaml:10: entities[0].outbox.routes.Order.topic: "order events": a Kafka topic name`}},
 		{"bad header set", "  brokers: [localhost:9092]\n", "  brokers: [localhost:9092]\n  headers: minimal\n", []string{`cdc.yaml:7: kafka.headers: "minimal": want full (every CloudEvents attribute on every record) or compact`}},
 		{"bad slot name", "  dsn: postgres://localhost/shop\n", "  dsn: postgres://localhost/shop\n  postgres: {slot: My-Slot}\n", []string{`source.postgres.slot: "My-Slot"`}},
 	}

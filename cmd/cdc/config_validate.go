@@ -300,9 +300,9 @@ func (c *Config) validateEntities() []error {
 		if e.Outbox != nil {
 			errs = append(errs, c.validateOutbox(i, topics)...)
 		} else {
-			switch {
-			case !kafkaTopicName.MatchString(e.Topic):
-				bad("topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", e.Topic)
+			switch err := c.topicName(fmt.Sprintf("entities[%d].topic", i), e.Topic); {
+			case err != nil:
+				errs = append(errs, err)
 			case topics[e.Topic]:
 				errs = append(errs, c.problem(fmt.Sprintf("entities[%d].topic", i), "give each entity a compacted topic of its own", "%s is the topic of two entities", e.Topic))
 			case e.Topic == c.Kafka.CheckpointTopic:
@@ -356,22 +356,30 @@ func (c *Config) validateEntities() []error {
 		c.Kafka.DeadLetterTopic = c.Name + ".dead_letter"
 	}
 	if t := c.Kafka.TransactionTopic; t != "" {
-		switch {
-		case !kafkaTopicName.MatchString(t):
-			errs = append(errs, c.errorf("kafka.transaction_topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", t))
+		switch err := c.topicName("kafka.transaction_topic", t); {
+		case err != nil:
+			errs = append(errs, err)
 		case topics[t] || t == c.Kafka.CheckpointTopic || t == c.Kafka.DeadLetterTopic:
 			errs = append(errs, c.errorf("kafka.transaction_topic", "%s is already the topic of an entity, of the checkpoints or of the dead letters", t))
 		}
 	}
 	if deadLetters {
-		switch {
-		case !kafkaTopicName.MatchString(c.Kafka.DeadLetterTopic):
-			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", c.Kafka.DeadLetterTopic))
+		switch err := c.topicName("kafka.dead_letter_topic", c.Kafka.DeadLetterTopic); {
+		case err != nil:
+			errs = append(errs, err)
 		case topics[c.Kafka.DeadLetterTopic] || c.Kafka.DeadLetterTopic == c.Kafka.CheckpointTopic:
 			errs = append(errs, c.errorf("kafka.dead_letter_topic", "%s is already the topic of an entity or of the checkpoints", c.Kafka.DeadLetterTopic))
 		}
 	}
 	return errs
+}
+
+// topicName refuses what is not a Kafka topic name.
+func (c *Config) topicName(path, topic string) error {
+	if kafkaTopicName.MatchString(topic) {
+		return nil
+	}
+	return c.errorf(path, "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", topic)
 }
 
 // validateOutbox checks the outbox block of entity i, and fills in the
@@ -380,11 +388,14 @@ func (c *Config) validateOutbox(i int, topics map[string]bool) []error {
 	var errs []error
 	e := &c.Entities[i]
 	path := fmt.Sprintf("entities[%d]", i)
-	for key, set := range map[string]bool{"topic": e.Topic != "", "schema": e.Schema != "", "key": len(e.Key) > 0, "fields": len(e.Fields) > 0,
-		"where": e.Where != "", "tombstone_when": e.TombstoneWhen != ""} {
-		if set {
-			errs = append(errs, c.problem(path+"."+key, "remove it: the outbox's rows name their route, whose topic and schema are in outbox.routes, and the key column keys them",
-				"an outbox entity takes no %s", key))
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"topic", e.Topic != ""}, {"schema", e.Schema != ""}, {"key", len(e.Key) > 0}, {"fields", len(e.Fields) > 0},
+		{"where", e.Where != ""}, {"tombstone_when", e.TombstoneWhen != ""}} {
+		if k.set {
+			errs = append(errs, c.problem(path+"."+k.key, "remove it: the outbox's rows name their route, whose topic and schema are in outbox.routes, and the key column keys them",
+				"an outbox entity takes no %s", k.key))
 		}
 	}
 	o := e.Outbox
@@ -395,9 +406,12 @@ func (c *Config) validateOutbox(i int, topics map[string]bool) []error {
 		if o.Key == "" {
 			errs = append(errs, c.problem(path+".outbox.key", "name the payload's top-level field that keys the records, e.g. key: order_id", "required with messages: a logical message carries nothing but its payload"))
 		}
-		for key, set := range map[string]bool{"route": o.Route != "", "payload": o.Payload != "", "id": o.ID != "", "type": o.Type != "", "timestamp": o.Timestamp != "", "headers": o.Headers != ""} {
-			if set {
-				errs = append(errs, c.problem(path+".outbox."+key, "remove it: a message's prefix is its route and its content the payload", "an outbox of logical messages has no columns"))
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"route", o.Route != ""}, {"payload", o.Payload != ""}, {"id", o.ID != ""}, {"type", o.Type != ""}, {"timestamp", o.Timestamp != ""}, {"headers", o.Headers != ""}} {
+			if k.set {
+				errs = append(errs, c.problem(path+".outbox."+k.key, "remove it: a message's prefix is its route and its content the payload", "an outbox of logical messages has no columns"))
 			}
 		}
 	} else {
@@ -412,9 +426,9 @@ func (c *Config) validateOutbox(i int, topics map[string]bool) []error {
 	for _, route := range o.routes() {
 		r := o.Routes[route]
 		at := path + ".outbox.routes." + route
-		switch {
-		case !kafkaTopicName.MatchString(r.Topic):
-			errs = append(errs, c.errorf(at+".topic", "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", r.Topic))
+		switch err := c.topicName(at+".topic", r.Topic); {
+		case err != nil:
+			errs = append(errs, err)
 		case topics[r.Topic]:
 			errs = append(errs, c.problem(at+".topic", "give each route a topic of its own", "%s is already the topic of another entity or route", r.Topic))
 		case r.Topic == c.Kafka.CheckpointTopic:
