@@ -19,15 +19,21 @@ import (
 // forged record or a database restored from a backup would leave it.
 func (s *scenario) storeCheckpoint(position string) {
 	s.t.Helper()
+	value, _ := json.Marshal(map[string]any{"version": 1, "position": position, "entities": []string{"customer", "order", "order_v2"}})
+	s.produce(&kgo.Record{Topic: "_cdc_checkpoints", Key: []byte(s.name), Value: value})
+}
+
+// produce writes a record to the scenario's broker, as another producer would.
+func (s *scenario) produce(r *kgo.Record) {
+	s.t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer client.Close()
-	value, _ := json.Marshal(map[string]any{"version": 1, "position": position, "entities": []string{"customer", "order", "order_v2"}})
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
-	if err := client.ProduceSync(ctx, &kgo.Record{Topic: "_cdc_checkpoints", Key: []byte(s.name), Value: value}).FirstErr(); err != nil {
+	if err := client.ProduceSync(ctx, r).FirstErr(); err != nil {
 		s.t.Fatal(err)
 	}
 }

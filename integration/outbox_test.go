@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/cdc-dev/cdc/integration/harness"
@@ -119,6 +120,15 @@ func TestOutboxEventsAreRoutedEncodedAndChecked(t *testing.T) {
 			t.Errorf("the route topics hold %d records, want 2", n)
 		}
 		s.checkTransactions(map[string]bool{"shop.customer_events.v1": true, "shop.order_events.v1": true, s.deadLetterTopic(): true})
+
+		// A record another producer wrote to a route's topic, which is no
+		// event of its schema: verify finds it.
+		s.produce(&kgo.Record{Topic: "shop.order_events.v1", Key: orderEvents[0].Key, Value: append(slices.Clone(orderEvents[0].Value), 0)})
+		out, err = s.runToEnd(2*time.Minute, "verify", "--config", s.config)
+		if err == nil || !strings.Contains(out, "entity events.Order: topic shop.order_events.v1 has 2 events") || !strings.Contains(out, ": 1 do not") ||
+			!strings.Contains(out, "1 bytes past the end of the shop.v1.OrderEvent") {
+			t.Errorf("cdc verify with a record past its schema's value (%v):\n%s", err, out)
+		}
 	})
 }
 

@@ -279,9 +279,6 @@ func openProducer(k *sink.Kafka, cfg *Config, m *metrics.Metrics, limits map[str
 	return k.NewProducer(opts)
 }
 
-// runDaemon checks everything that can be checked before producing anything,
-// then runs the pipeline until ctx ends or it fails (or, in snapshot mode
-// only, until the snapshot is stored).
 // transactionFraming is the transaction topic's key in the framing map,
 // which no entity's name can be ("" is refused).
 const transactionFraming = ""
@@ -303,6 +300,9 @@ func entityTopics(cfg *Config, entities []*mapping.Entity) (tables, events []str
 	return tables, events
 }
 
+// runDaemon checks everything that can be checked before producing anything,
+// then runs the pipeline until ctx ends or it fails (or, in snapshot mode
+// only, until the snapshot is stored).
 func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, opts daemonOptions) error {
 	ctx, cancel := context.WithCancel(ctx) // ends what this attempt started
 	defer cancel()

@@ -107,21 +107,14 @@ func newRecordDecoder(k *sink.Kafka, cfg *Config, schema avro.Schema) (*recordDe
 	return d, nil
 }
 
-// decodeExactly decodes data, and checks that it is exactly one value: no
-// byte past it.
-func (d *recordDecoder) decodeExactly(data []byte) (json.RawMessage, error) {
+// check checks that data is framed as the entity's records and holds
+// exactly one value of its schema: no byte past it.
+func (d *recordDecoder) check(data []byte) error {
 	schema, body, err := d.unframe(data)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := mapping.CheckAvro(schema, body); err != nil {
-		return nil, err
-	}
-	var v any
-	if err := avro.Unmarshal(schema, body, &v); err != nil {
-		return nil, err
-	}
-	return json.Marshal(orderedJSON{schema, v})
+	return mapping.CheckAvro(schema, body)
 }
 
 func (d *recordDecoder) decode(data []byte) (json.RawMessage, error) {

@@ -132,8 +132,7 @@ func checkEvents(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping.Ent
 	var shown []string
 	err = k.ReadTopic(ctx, e.Topic, false, func(m sink.Message) error {
 		events++
-		_, errKey := keys.decodeExactly(m.Key)
-		_, errValue := values.decodeExactly(m.Value)
+		errKey, errValue := keys.check(m.Key), values.check(m.Value)
 		if m.Value == nil {
 			errValue = fmt.Errorf("a tombstone: an outbox route publishes events only")
 		}
