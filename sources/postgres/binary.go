@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
@@ -261,36 +258,15 @@ func decodeBinary(oid uint32, src []byte, a *memory.Arena) (cdc.Value, error) {
 var errNoBinaryDecoder = fmt.Errorf("sent in binary, which cdc cannot decode for its type")
 
 // binaryBlocker names a column of the mapped tables whose type cdc cannot
-// decode in binary ("" if none): the stream then stays in text.
-func (s *Source) binaryBlocker(ctx context.Context) (string, error) {
+// decode in binary ("" if none), as the tables were described: the stream
+// then stays in text.
+func (s *Source) binaryBlocker() string {
+	s.catalogMu.Lock()
+	defer s.catalogMu.Unlock()
 	for _, name := range s.cfg.Tables {
-		rows, err := s.conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod)
-			FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, name.Schema, name.Name)
-		if err != nil {
-			return "", fmt.Errorf("read the column types of %s: %w", name, err)
-		}
-		type attr struct {
-			name, typeName string
-			oid            uint32
-			typmod         int32
-		}
-		attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
-			var a attr
-			return a, r.Scan(&a.name, &a.oid, &a.typmod, &a.typeName)
-		})
-		if err != nil {
-			return "", fmt.Errorf("read the column types of %s: %w", name, err)
-		}
-		for _, a := range attrs {
-			base, _, err := baseType(ctx, s.conn, a.oid, a.typmod)
-			if err != nil {
-				return "", err
-			}
-			if _, ok := binaryDecoders[base]; !ok {
-				return fmt.Sprintf("%s.%s (%s)", name, a.name, a.typeName), nil
-			}
+		if column := s.relations[name].textOnly; column != "" {
+			return column
 		}
 	}
-	return "", nil
+	return ""
 }

@@ -74,6 +74,9 @@ type relation struct {
 	partitioned     bool
 	// partition says the table is itself a partition of another.
 	partition bool
+	// textOnly names a column whose type cdc decodes in text only (see
+	// binary.go), "" if none.
+	textOnly string
 }
 
 // describe reads a table's columns, primary key and unique keys from the
@@ -134,6 +137,9 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn, name cdc.TableNam
 		base, typmod, err := baseType(ctx, conn, a.oid, a.typmod)
 		if err != nil {
 			return nil, rel, fmt.Errorf("describe %s column %s: %w", name, a.name, err)
+		}
+		if _, ok := binaryDecoders[base]; !ok && rel.textOnly == "" {
+			rel.textOnly = fmt.Sprintf("%s.%s (%s)", name, a.name, a.typeName)
 		}
 		t.Columns = append(t.Columns, column(a.name, a.typeName, base, typmod, a.notNull))
 	}

@@ -250,11 +250,11 @@ func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column
 	if estimate > sampleMaxRows {
 		return nil, false, nil
 	}
-	// A server-side timeout: canceling the context would close the connection.
-	if _, err := s.conn.Exec(ctx, "SET statement_timeout = '5s'"); err != nil {
+	reset, err := s.withinFiveSeconds(ctx)
+	if err != nil {
 		return nil, false, err
 	}
-	defer s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
+	defer reset()
 	col := pgx.Identifier{column}.Sanitize()
 	from := pgx.Identifier{table.Schema, table.Name}.Sanitize()
 	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, from, col, limit+1))
@@ -275,22 +275,34 @@ func (s *Source) DistinctValues(ctx context.Context, table cdc.TableName, column
 	return values, true, nil
 }
 
+// withinFiveSeconds bounds the time of the checking connection's next
+// queries, until reset: validate must not load the database. The timeout is
+// the server's: canceling the context would close the connection.
+func (s *Source) withinFiveSeconds(ctx context.Context) (reset func(), err error) {
+	if _, err := s.conn.Exec(ctx, "SET statement_timeout = '5s'"); err != nil {
+		return nil, err
+	}
+	return func() {
+		s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
+	}, nil
+}
+
 // SampleRows reads up to limit rows of a described table, within 5 seconds.
 func (s *Source) SampleRows(ctx context.Context, table cdc.TableName, limit int) (*cdc.Table, [][]cdc.Value, error) {
 	t := s.tables[table]
 	if t == nil {
 		return nil, nil, fmt.Errorf("table %s is not described", table)
 	}
-	if _, err := s.conn.Exec(ctx, "SET statement_timeout = '5s'"); err != nil {
+	reset, err := s.withinFiveSeconds(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
-	defer s.conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // best effort on a checking connection
+	defer reset()
 	columns := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		columns[i] = pgx.Identifier{c.Name}.Sanitize() + "::text"
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT %d", strings.Join(columns, ", "), pgx.Identifier{table.Schema, table.Name}.Sanitize(), limit),
-		pgx.QueryResultFormats{pgx.TextFormatCode})
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT %d", strings.Join(columns, ", "), pgx.Identifier{table.Schema, table.Name}.Sanitize(), limit))
 	if err != nil {
 		return nil, nil, fmt.Errorf("sample rows of %s: %w", table, err)
 	}

@@ -74,11 +74,7 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 	}
 	format := "text"
 	if s.serverVersion >= 14 && s.cfg.Binary {
-		blocker, err := s.binaryBlocker(ctx)
-		if err != nil {
-			return err
-		}
-		if blocker == "" {
+		if blocker := s.binaryBlocker(); blocker == "" {
 			args, format = append(args, "binary 'true'"), "binary"
 		} else {
 			s.log.Info("the stream stays in text mode: cdc decodes binary values of the built-in base types only", "column", blocker)
