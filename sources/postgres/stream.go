@@ -232,8 +232,13 @@ func (st *streamer) outboxMessage(ctx context.Context, m *pglogrepl.LogicalDecod
 	}
 	row := st.memory.Row(2)
 	row[0], row[1] = cdc.String(st.memory.CopyString(m.Prefix)), cdc.String(st.memory.Copy(m.Content))
-	st.batch = append(st.batch, cdc.Change{Table: cdc.LogicalMessages, Op: cdc.OpInsert, After: row,
+	return st.add(ctx, cdc.Change{Table: cdc.LogicalMessages, Op: cdc.OpInsert, After: row,
 		Position: Position{LSN: st.txn.LSN, Index: st.txn.Index}.cdc(), CommitTime: st.commitTime, Transaction: st.transactionID()})
+}
+
+// add adds a change to the batch, and passes the batch down once full.
+func (st *streamer) add(ctx context.Context, ch cdc.Change) error {
+	st.batch = append(st.batch, ch)
 	if len(st.batch) >= st.s.cfg.BatchSize || st.memory.Full() {
 		return st.flush(ctx)
 	}
@@ -322,11 +327,7 @@ func (st *streamer) rowChange(ctx context.Context, data []byte) error {
 		}
 	}
 	st.backfill.Touch(t, ch.Before, ch.After)
-	st.batch = append(st.batch, ch)
-	if len(st.batch) >= st.s.cfg.BatchSize || st.memory.Full() {
-		return st.flush(ctx)
-	}
-	return nil
+	return st.add(ctx, ch)
 }
 
 // oldIdentity is the old row of an update logged without one: the server
