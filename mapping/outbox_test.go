@@ -159,6 +159,7 @@ func TestAnOutboxPayloadThatDoesNotFitItsSchemaIsAValueError(t *testing.T) {
 		{"unknown route", "Invoice", "k", placed, `route "Invoice" is not one of the outbox's routes (Order, Customer)`},
 		{"null key", "Order", "", placed, `the key column is null`},
 		{"null payload", "Order", "k", "", `the payload is null`},
+		{"null route", "", "k", placed, `the route column is null: every outbox row names its route (Order, Customer)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ch := cdc.Change{Op: cdc.OpInsert, After: outboxRow(c.route, c.key, c.payload), Position: "p9"}
@@ -177,11 +178,19 @@ func TestAnOutboxPayloadThatDoesNotFitItsSchemaIsAValueError(t *testing.T) {
 	}
 }
 
-func TestAnOutboxHeaderNamedLikeCdcsOwnIsRefused(t *testing.T) {
-	row := outboxRow("Order", "k", placed)
-	row[5] = cdc.JSON([]byte(`{"ce_id": "forged"}`))
-	if _, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: row}); err == nil || !strings.Contains(err.Error(), `header "ce_id" is one cdc writes`) {
-		t.Fatalf("got %v", err)
+func TestAnOutboxHeadersColumnMustHoldTextHeadersCdcDoesNotWrite(t *testing.T) {
+	for headers, want := range map[string]string{
+		`{"ce_id": "forged"}`:        `header "ce_id" is one cdc writes`,
+		`{"Content-Type": "x"}`:      `header "Content-Type" is one cdc writes`,
+		`{"trace": 7}`:               `header "trace" is not text`,
+		`["trace"]`:                  `the headers column holds no JSON object`,
+		`{"trace": "a", "span": "b"`: `the headers column holds no JSON object`,
+	} {
+		row := outboxRow("Order", "k", placed)
+		row[5] = cdc.JSON([]byte(headers))
+		if _, err := mapOutbox(t, OnErrorStop, cdc.Change{Op: cdc.OpInsert, After: row}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", headers, err, want)
+		}
 	}
 }
 
