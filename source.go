@@ -177,6 +177,13 @@ type ReadBackReporter interface {
 	ReadBack() (queries, rows int64)
 }
 
+// HeldReporter is implemented by sources that hold transactions in progress
+// until their commit (PostgreSQL's streamed transactions).
+type HeldReporter interface {
+	// Held returns the bytes held, in memory and on disk.
+	Held() (memory, disk int64)
+}
+
 // SettingsReader is implemented by sources that can say how the database logs
 // each table, beyond its shape: cdc catalog writes it, so that cdc validate
 // --catalog finds a setting the source cannot serve with no database.

@@ -36,6 +36,7 @@ type Metrics struct {
 	sourceErr        atomic.Pointer[error] // the last log status reading's failure; nil: it succeeded
 	progress         atomic.Pointer[cdc.ProgressReporter]
 	readBack         atomic.Pointer[cdc.ReadBackReporter]
+	held             atomic.Pointer[cdc.HeldReporter]
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
 	leader                            prometheus.Gauge
@@ -169,6 +170,9 @@ func (m *Metrics) WatchSource(ctx context.Context, src cdc.Source, interval time
 	if r, ok := src.(cdc.ReadBackReporter); ok {
 		m.readBack.Store(&r)
 	}
+	if h, ok := src.(cdc.HeldReporter); ok {
+		m.held.Store(&h)
+	}
 	r, ok := src.(cdc.LogReporter)
 	if !ok {
 		return
@@ -256,11 +260,13 @@ func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- snapshotDone
 	ch <- readBackQueries
 	ch <- readBackRows
+	ch <- heldBytes
 }
 
 var (
 	readBackQueries = prometheus.NewDesc("cdc_source_read_back_queries_total", "Queries that read rows back from the tables for values the log left out.", nil, nil)
 	readBackRows    = prometheus.NewDesc("cdc_source_read_back_rows_total", "Rows read back from the tables for values the log left out.", nil, nil)
+	heldBytes       = prometheus.NewDesc("cdc_source_held_transaction_bytes", "Bytes of transactions the database streams before their commit, held until it: in memory, or on disk past source.postgres.streaming_memory_mib.", []string{"where"}, nil)
 )
 
 func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
@@ -268,6 +274,11 @@ func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
 		queries, rows := (*r).ReadBack()
 		ch <- prometheus.MustNewConstMetric(readBackQueries, prometheus.CounterValue, float64(queries))
 		ch <- prometheus.MustNewConstMetric(readBackRows, prometheus.CounterValue, float64(rows))
+	}
+	if h := c.m.held.Load(); h != nil {
+		memory, disk := (*h).Held()
+		ch <- prometheus.MustNewConstMetric(heldBytes, prometheus.GaugeValue, float64(memory), "memory")
+		ch <- prometheus.MustNewConstMetric(heldBytes, prometheus.GaugeValue, float64(disk), "disk")
 	}
 	src := c.m.progress.Load()
 	if src == nil {

@@ -69,6 +69,15 @@ type PostgresConfig struct {
 	// Binary (default true) has the server send values in binary, where
 	// cdc can decode every mapped column so; false keeps text.
 	Binary *bool `yaml:"binary"`
+	// Streaming (default true) has the server send a transaction larger
+	// than its logical_decoding_work_mem while it is decoded, rather than
+	// spill it to its disk and send it at its commit; cdc holds it until its
+	// commit, StreamingMemoryMiB (default 64) of them in memory and the rest
+	// in unlinked files in SpillDirectory (default: the system's temporary
+	// directory).
+	Streaming          *bool  `yaml:"streaming"`
+	StreamingMemoryMiB int64  `yaml:"streaming_memory_mib"`
+	SpillDirectory     string `yaml:"spill_directory"`
 
 	heartbeatMessageEvery time.Duration
 }

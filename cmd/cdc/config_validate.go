@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,6 +103,14 @@ func (c *Config) validate() error {
 				bad("source.postgres.heartbeat_message_interval", "%q: want a duration of at least 1s, such as 30s or 5m, or nothing to write no heartbeat", every)
 			}
 			c.Source.Postgres.heartbeatMessageEvery = d
+		}
+		if c.Source.Postgres.StreamingMemoryMiB < 0 {
+			bad("source.postgres.streaming_memory_mib", "%d: want the MiB of streamed transactions held in memory before they go to disk (default 64)", c.Source.Postgres.StreamingMemoryMiB)
+		}
+		if dir := c.Source.Postgres.SpillDirectory; dir != "" {
+			if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+				bad("source.postgres.spill_directory", "%q is not a directory: streamed transactions past source.postgres.streaming_memory_mib are held there until their commit; create it, or leave it out for the system's temporary directory", dir)
+			}
 		}
 	case "mysql":
 		my := &c.Source.MySQL

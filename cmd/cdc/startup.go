@@ -174,7 +174,9 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 			DSN: cfg.Source.DSN, Slot: cfg.Source.Postgres.Slot, Publication: cfg.Source.Postgres.Publication,
 			Tables: tables, Entities: entitiesByTable(cfg), HeartbeatMessageInterval: cfg.Source.Postgres.heartbeatMessageEvery,
 			ApplicationName: "cdc " + cfg.Name, Settings: settings, TakeOverSlot: cfg.Standby.Enabled, MessagePrefixes: messagePrefixes(cfg),
-			Binary: cfg.Source.Postgres.Binary == nil || *cfg.Source.Postgres.Binary,
+			Binary:         cfg.Source.Postgres.Binary == nil || *cfg.Source.Postgres.Binary,
+			Streaming:      cfg.Source.Postgres.Streaming == nil || *cfg.Source.Postgres.Streaming,
+			StreamedMemory: cfg.Source.Postgres.StreamingMemoryMiB << 20, SpillDirectory: cfg.Source.Postgres.SpillDirectory,
 		})
 	case "mysql":
 		watermarks, _ := cdc.ParseTableName(cfg.Source.MySQL.WatermarkTable) // checked, or empty

@@ -29,7 +29,10 @@ import (
 var ShopSQL string
 
 // Postgres is a private PostgreSQL cluster in a temporary directory, on its own
-// port, with wal_level=logical. Its wal_sender_timeout is 5 s (60 s by default),
+// port, with wal_level=logical. Its logical_decoding_work_mem is the least
+// allowed, 64 kB: a transaction larger than that, or the largest of
+// concurrent ones past it, is streamed before its commit, so every test
+// takes that path as well as the whole one. Its wal_sender_timeout is 5 s (60 s by default),
 // so that a replication client that stops reporting is caught quickly.
 type Postgres struct {
 	Port int
@@ -105,7 +108,7 @@ func StartPostgres() (*Postgres, error) {
 		p.Stop()
 		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s -c logical_decoding_work_mem=64kB -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
 		port, dir, cert, key)
 	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))

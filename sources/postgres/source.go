@@ -73,6 +73,14 @@ type Config struct {
 	// Binary asks for values in binary (PostgreSQL 14 and later) when cdc
 	// can decode every column of the mapped tables so (see binary.go).
 	Binary bool
+	// Streaming has the server send a transaction larger than its
+	// logical_decoding_work_mem while it is decoded (PostgreSQL 14 and
+	// later), which cdc holds until its commit (see streamed.go):
+	// StreamedMemory bytes of them in memory (0: DefaultStreamedMemory), the
+	// rest in files in SpillDirectory ("": the system's temporary directory).
+	Streaming      bool
+	StreamedMemory int64
+	SpillDirectory string
 	// MessagePrefixes are the prefixes of the transactional logical messages
 	// passed down as changes of cdc.LogicalMessages: the routes of outbox
 	// entities that read messages (PostgreSQL 14 or later).
@@ -99,6 +107,8 @@ type Source struct {
 	// storedCatalog is the catalog stored with the checkpoint Run resumes from.
 	storedCatalog string
 	acked         atomic.Uint64 // highest acknowledged LSN
+	// held is what streamed transactions in progress hold (Held).
+	held heldBytes
 
 	progress snapshot.Progress
 	// serverVersion is the server's major version.
@@ -144,6 +154,9 @@ func connConfig(dsn, application string) (*pgx.ConnConfig, error) {
 // New connects to the database.
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	cfg.Settings = cfg.Settings.WithDefaults(DefaultDeadAfter)
+	if cfg.StreamedMemory <= 0 {
+		cfg.StreamedMemory = DefaultStreamedMemory
+	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = DefaultStatusInterval
 	}
@@ -569,6 +582,9 @@ func (s *Source) mark(ctx context.Context, pos Position, out chan<- cdc.Batch) (
 		return pos, ctx.Err()
 	}
 }
+
+// Held implements cdc.HeldReporter.
+func (s *Source) Held() (memory, disk int64) { return s.held.memory.Load(), s.held.disk.Load() }
 
 // ReadBack implements cdc.ReadBackReporter.
 func (s *Source) ReadBack() (queries, rows int64) { return s.readBack.ReadBack() }

@@ -49,6 +49,12 @@ type streamer struct {
 	// backfill is the backfill under way, and the reader of its chunks.
 	backfill backfill.Stream[*cdc.Table]
 
+	// streamed holds the transactions the server streams before their
+	// commit; block is the one whose block of messages is being read.
+	streamed *streamedTransactions
+	block    *heldTransaction
+	blockXid uint32
+
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
 	lastStatus    time.Time
@@ -68,7 +74,13 @@ func (s *Source) stream(parent context.Context, conn *pgconn.PgConn, from Positi
 }
 
 func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn *pgconn.PgConn, from Position, out chan<- cdc.Batch) error {
-	args := []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"}
+	args := []string{"publication_names '" + s.cfg.Publication + "'"}
+	streaming := s.serverVersion >= 14 && s.cfg.Streaming
+	if streaming {
+		args = append(args, "proto_version '2'", "streaming 'on'")
+	} else {
+		args = append(args, "proto_version '1'")
+	}
 	if s.serverVersion >= 14 {
 		args = append(args, "messages 'true'") // a backfill's watermarks
 	}
@@ -84,11 +96,15 @@ func (s *Source) receive(ctx context.Context, stop context.CancelCauseFunc, conn
 	if err != nil {
 		return fmt.Errorf("start replication from slot %s at %s: %w", s.cfg.Slot, from.LSN, err)
 	}
-	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String(), "format", format)
+	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from.String(), "format", format, "in_progress_transactions", streaming)
 	st := &streamer{s: s, conn: conn, out: out, from: from, relations: map[uint32]*cdc.Table{}, bases: map[uint32][]uint32{}, lastSent: from.LSN, reread: rereader{s: s},
 		backfill: backfill.Stream[*cdc.Table]{Fill: from.Backfill, ChunkSize: s.cfg.BackfillChunkSize, Open: s.openBackfill, Check: s.checkBackfill, Stop: stop,
-			Describe: func(t cdc.TableName) *cdc.Table { return s.tables[t] }, Progress: &s.progress, Log: s.log}}
+			Describe: func(t cdc.TableName) *cdc.Table { return s.tables[t] }, Progress: &s.progress, Log: s.log},
+		streamed: newStreamedTransactions(s.cfg.StreamedMemory, s.cfg.SpillDirectory, &s.held, func(xid uint32) {
+			s.log.Info("a streamed transaction in progress goes on disk: those held passed source.postgres.streaming_memory_mib", "xid", xid, "memory_bytes", s.cfg.StreamedMemory)
+		})}
 	defer st.reread.close()
+	defer st.streamed.close()
 	if st.backfill.Fill != nil {
 		if err := st.backfill.Start(ctx); err != nil {
 			return err
@@ -168,8 +184,17 @@ func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
 }
 
 func (st *streamer) handleMessage(ctx context.Context, data []byte) error {
-	if len(data) > 0 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D') {
+	if len(data) == 0 {
+		return nil
+	}
+	if st.block != nil && data[0] != 'E' {
+		return st.hold(data)
+	}
+	switch data[0] {
+	case 'I', 'U', 'D':
 		return st.rowChange(ctx, data)
+	case 'S', 'E', 'c', 'A':
+		return st.streamMessage(ctx, data)
 	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
