@@ -184,8 +184,16 @@ func (s *scenario) nothingLost(w *workload, exactlyOnce bool) string {
 		s.t.Errorf("%d records sent twice in exactly-once mode, read committed", duplicates)
 	}
 	s.checkTransactions(map[string]bool{"shop.customer_events.v1": true})
-	return fmt.Sprintf("%d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)",
-		committed, failed, len(records), duplicates, verified)
+	streamed := ""
+	if !s.mysql {
+		n := s.slotStat("cdc_"+s.name, "stream_txns")
+		if n == 0 {
+			s.t.Errorf("the server streamed no transaction before its commit: the chaos test did not take that path")
+		}
+		streamed = fmt.Sprintf("; %d transactions streamed before their commit", n)
+	}
+	return fmt.Sprintf("%d transactions committed (%d failed with the database); %d records, %d sent twice; lost: 0 (%s)%s",
+		committed, failed, len(records), duplicates, verified, streamed)
 }
 
 // Under the same workload, partition leaders move among three brokers (an
@@ -412,6 +420,13 @@ func (s *scenario) startWorkload(maxID int) *workload {
 			}
 			var stmt string
 			switch r := rng.Intn(100); {
+			case r < 2:
+				// A transaction of several hundred changes, past PostgreSQL's
+				// logical_decoding_work_mem on the test cluster (streamed
+				// before its commit), one of its subtransactions rolled back.
+				from := 1 + rng.Intn(maxID)
+				stmt = fmt.Sprintf("BEGIN;\nUPDATE customer SET balance = balance + 1 WHERE customer_id BETWEEN %d AND %d;\nSAVEPOINT undone;\n"+
+					"UPDATE customer SET first_name = 'Undone' WHERE customer_id BETWEEN %d AND %d;\nROLLBACK TO SAVEPOINT undone;\nCOMMIT", from, from+600, from, from+600)
 			case r < 5 && s.largeValues && !s.mysql:
 				// A value stored out of line (TOAST), which later updates of
 				// other columns leave out of the log under REPLICA IDENTITY DEFAULT.

@@ -54,6 +54,9 @@ type streamer struct {
 	streamed *streamedTransactions
 	block    *heldTransaction
 	blockXid uint32
+	// walStart is the LSN of the message being read, as the server gives it
+	// (for a streamed transaction's first block, the LSN of its first change).
+	walStart pglogrepl.LSN
 
 	lastSent      pglogrepl.LSN // highest LSN passed down
 	lastHeartbeat time.Time
@@ -178,6 +181,7 @@ func (st *streamer) handleCopyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("replication data: %w", err)
 		}
+		st.walStart = xld.WALStart
 		return st.handleMessage(ctx, xld.WALData)
 	}
 	return nil
@@ -438,6 +442,10 @@ func (st *streamer) flush(ctx context.Context) error {
 // acknowledged everything before the marker, the slot may release that WAL. This
 // is what keeps an idle (or unmapped-only) database from retaining WAL forever.
 func (st *streamer) heartbeat(ctx context.Context, walEnd pglogrepl.LSN) error {
+	// A keepalive sent with a streamed transaction's last block, or
+	// between it and its commit, is past that commit: the marker stays
+	// before every transaction held.
+	walEnd = min(walEnd, st.streamed.oldest())
 	if st.inTxn || walEnd <= st.lastSent || time.Since(st.lastHeartbeat) < st.s.cfg.HeartbeatInterval {
 		return nil
 	}

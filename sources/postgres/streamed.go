@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync/atomic"
 
@@ -55,6 +56,8 @@ type heldBytes struct{ memory, disk atomic.Int64 }
 // limit is reached, in a file that is unlinked as soon as it is created, so
 // that nothing is left behind by a crash.
 type heldTransaction struct {
+	// first is the LSN of its first change.
+	first       pglogrepl.LSN
 	slabs       [][]byte
 	memoryBytes int64
 	file        *os.File
@@ -69,17 +72,28 @@ func newStreamedTransactions(memoryLimit int64, dir string, held *heldBytes, spi
 	return &streamedTransactions{memoryLimit: memoryLimit, dir: dir, held: held, byXid: map[uint32]*heldTransaction{}, spilling: spilling}
 }
 
-// start begins or continues a block of the transaction xid's messages.
-func (ts *streamedTransactions) start(xid uint32, first bool) *heldTransaction {
+// start begins or continues a block of the transaction xid's messages;
+// firstLSN is where the block starts.
+func (ts *streamedTransactions) start(xid uint32, first bool, firstLSN pglogrepl.LSN) *heldTransaction {
 	if t := ts.byXid[xid]; t != nil {
 		if !first {
 			return t
 		}
 		ts.drop(xid) // not expected: the server starts it over
 	}
-	t := &heldTransaction{}
+	t := &heldTransaction{first: firstLSN}
 	ts.byXid[xid] = t
 	return t
+}
+
+// oldest is the first LSN of the oldest transaction held, or the largest LSN
+// when none is.
+func (ts *streamedTransactions) oldest() pglogrepl.LSN {
+	oldest := pglogrepl.LSN(math.MaxUint64)
+	for _, t := range ts.byXid {
+		oldest = min(oldest, t.first)
+	}
+	return oldest
 }
 
 // hold appends a message of subtransaction subxid to t: its kind, then its
@@ -226,7 +240,7 @@ func (st *streamer) streamMessage(ctx context.Context, data []byte) error {
 			return fmt.Errorf("decode pgoutput Stream Start message: %w", errShortMessage)
 		}
 		st.blockXid = binary.BigEndian.Uint32(data[1:5])
-		st.block = st.streamed.start(st.blockXid, data[5] == 1)
+		st.block = st.streamed.start(st.blockXid, data[5] == 1, st.walStart)
 		return nil
 	case 'E':
 		st.block = nil

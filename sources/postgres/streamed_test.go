@@ -9,14 +9,15 @@ import (
 
 // A held transaction gives back its messages in order, whether held in memory
 // or, past the limit, on disk, without those of its aborted subtransactions
-// but their relation messages; dropping it frees what it counted.
+// but their relation messages; dropping it frees what it counted. The oldest
+// held bounds the stream's heartbeats.
 func TestHeldTransactionsReplayInOrderAcrossMemoryAndDisk(t *testing.T) {
 	dir := t.TempDir()
 	var held heldBytes
 	var spilled []uint32
 	ts := newStreamedTransactions(100, dir, &held, func(xid uint32) { spilled = append(spilled, xid) })
 	const top, sub = 10, 11
-	tx := ts.start(top, true)
+	tx := ts.start(top, true, 100)
 	var want []string
 	for i := range 20 {
 		subxid, kind := uint32(top), byte('I')
@@ -35,12 +36,15 @@ func TestHeldTransactionsReplayInOrderAcrossMemoryAndDisk(t *testing.T) {
 		}
 		if i == 5 {
 			// Another transaction between two blocks of this one.
-			if err := ts.hold(20, ts.start(20, true), 20, 'I', []byte("other")); err != nil {
+			if err := ts.hold(20, ts.start(20, true, 200), 20, 'I', []byte("other")); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	ts.abort(top, sub)
+	if oldest := ts.oldest(); oldest != 100 {
+		t.Fatalf("oldest held LSN %s, want the first change of the older transaction", oldest)
+	}
 	// Five messages fill the 100 bytes: the sixth and the other
 	// transaction's go to disk.
 	if !slices.Equal(spilled, []uint32{top, 20}) {
@@ -65,6 +69,9 @@ func TestHeldTransactionsReplayInOrderAcrossMemoryAndDisk(t *testing.T) {
 		t.Fatalf("replayed\n%q\nwant\n%q", got, want)
 	}
 	ts.drop(top)
+	if oldest := ts.oldest(); oldest != 200 {
+		t.Fatalf("oldest held LSN %s once the older transaction is gone, want 200", oldest)
+	}
 	ts.abort(20, 20)
 	ts.abort(30, 30) // a transaction not held: streamed before a restart
 	if m, d := held.memory.Load(), held.disk.Load(); m != 0 || d != 0 || len(ts.byXid) != 0 {
