@@ -34,7 +34,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// A missing server is a failure, not a skip: `make test` installs it.
-	if pg, err = harness.StartPostgres(); err != nil {
+	if pg, err = harness.StartPostgres(harness.StreamEveryLargeTransaction); err != nil {
 		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
 		return 1
 	}

@@ -560,28 +560,14 @@ func (b *bench) run(source string) (*table, error) {
 		return nil, fmt.Errorf("stop after the latency run: %v\n%s", err, d.Logs())
 	}
 
-	d, err = b.startDaemon(env, config, source, "transaction")
-	if err != nil {
+	if err := b.largeTransaction(ctx, t, db, env, config, source, admin, ""); err != nil {
 		return nil, err
 	}
-	peak = watchRSS(d)
-	before, err := endOffsets(ctx, admin)
-	if err != nil {
-		return nil, err
+	if source == "postgres" {
+		if err := b.largeTransaction(ctx, t, db, env, config, source, admin, "streaming: false"); err != nil {
+			return nil, err
+		}
 	}
-	progress("one transaction of every row")
-	if err := db.update(ctx, 0); err != nil {
-		return nil, err
-	}
-	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
-		return nil, err
-	}
-	bigRSS := peak()
-	if err := d.Stop(time.Minute); err != nil {
-		return nil, fmt.Errorf("stop after the large transaction: %v\n%s", err, d.Logs())
-	}
-
-	t.figure(fmt.Sprintf("peak RSS of the daemon during one transaction of %d rows", b.rows), float64(bigRSS>>20), "MB")
 	progress("snapshot of wide rows")
 	wideRSS, err := b.wideSnapshot(ctx, db, dir, env)
 	if err != nil {
@@ -603,6 +589,67 @@ func (b *bench) run(source string) (*table, error) {
 		}
 	}
 	return t, nil
+}
+
+// largeTransaction updates every row in one transaction under a running
+// daemon, its source configured with the given postgres settings ("": the
+// defaults), and measures the time from the commit to the last record
+// acknowledged, the daemon's peak RSS and, on PostgreSQL, what the server
+// streamed and spilled to its disk for it.
+func (b *bench) largeTransaction(ctx context.Context, t *table, db database, env []string, config, source string, admin *kadm.Client, settings string) error {
+	what := fmt.Sprintf("one transaction of %d rows", b.rows)
+	if settings != "" {
+		text, err := os.ReadFile(config)
+		if err != nil {
+			return err
+		}
+		config = strings.TrimSuffix(config, ".yaml") + "-" + strings.Fields(settings)[0] + ".yaml"
+		edited := strings.Replace(string(text), `dsn: "${BENCH_DSN}"}`, `dsn: "${BENCH_DSN}", postgres: {`+settings+`}}`, 1)
+		if err := os.WriteFile(config, []byte(edited), 0o644); err != nil {
+			return err
+		}
+		what += " (" + settings + ")"
+	}
+	d, err := b.startDaemon(env, config, source, "transaction")
+	if err != nil {
+		return err
+	}
+	peak := watchRSS(d)
+	before, err := endOffsets(ctx, admin)
+	if err != nil {
+		return err
+	}
+	pg, _ := db.(*postgres)
+	var server slotStats
+	if pg != nil {
+		if server, err = pg.slotStats(ctx); err != nil {
+			return err
+		}
+	}
+	progress("%s", what)
+	if err := db.update(ctx, 0); err != nil {
+		return err
+	}
+	committed := time.Now()
+	if err := waitRecords(ctx, admin, d, before+int64(b.rows), 10*time.Minute); err != nil {
+		return err
+	}
+	commitToAck := time.Since(committed)
+	rss := peak()
+	if err := d.Stop(time.Minute); err != nil {
+		return fmt.Errorf("stop after the large transaction: %v\n%s", err, d.Logs())
+	}
+	t.figure("peak RSS of the daemon during "+what, float64(rss>>20), "MB")
+	t.figure(what+": commit to the last record acknowledged", commitToAck.Seconds(), "s")
+	if pg != nil {
+		after, err := pg.slotStats(ctx)
+		if err != nil {
+			return err
+		}
+		t.figure(what+": bytes the server streamed before the commit", float64(after.streamBytes-server.streamBytes)/(1<<20), "MB")
+		t.figure(what+": bytes the server spilled to its disk", float64(after.spillBytes-server.spillBytes)/(1<<20), "MB")
+	}
+	return nil
 }
 
 // takeover runs two instances of the connector (standby.enabled) under a

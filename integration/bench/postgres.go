@@ -50,6 +50,19 @@ func startPostgres(ctx context.Context) (*postgres, error) {
 	return p, nil
 }
 
+// slotStats are the server's counters of what it decoded for the bench's slot.
+type slotStats struct{ streamBytes, spillBytes int64 }
+
+// slotStats reads them once the walsender has reported its latest (it
+// flushes them about once a second, and when it exits).
+func (p *postgres) slotStats(ctx context.Context) (slotStats, error) {
+	time.Sleep(2 * time.Second)
+	var s slotStats
+	err := p.conn.QueryRow(ctx, `SELECT coalesce(sum(stream_bytes), 0), coalesce(sum(spill_bytes), 0) FROM pg_catalog.pg_stat_replication_slots WHERE slot_name = 'cdc_bench'`).
+		Scan(&s.streamBytes, &s.spillBytes)
+	return s, err
+}
+
 func (p *postgres) close() {
 	if p.conn != nil {
 		p.conn.Close(context.Background())

@@ -29,10 +29,7 @@ import (
 var ShopSQL string
 
 // Postgres is a private PostgreSQL cluster in a temporary directory, on its own
-// port, with wal_level=logical. Its logical_decoding_work_mem is the least
-// allowed, 64 kB: a transaction larger than that, or the largest of
-// concurrent ones past it, is streamed before its commit, so every test
-// takes that path as well as the whole one. Its wal_sender_timeout is 5 s (60 s by default),
+// port, with wal_level=logical. Its wal_sender_timeout is 5 s (60 s by default),
 // so that a replication client that stops reporting is caught quickly.
 type Postgres struct {
 	Port int
@@ -66,8 +63,16 @@ func version(dir string) int {
 	return v
 }
 
-// StartPostgres initialises and starts a cluster. Stop removes it.
-func StartPostgres() (*Postgres, error) {
+// StreamEveryLargeTransaction is the setting that has the server stream
+// before its commit every transaction past 64 kB of changes, or the largest
+// of concurrent ones past it (the least logical_decoding_work_mem allowed;
+// 64 MB by default): the integration tests take that path as well as the
+// whole one.
+const StreamEveryLargeTransaction = "logical_decoding_work_mem=64kB"
+
+// StartPostgres initialises and starts a cluster, with the given settings
+// (name=value) beside its own. Stop removes it.
+func StartPostgres(settings ...string) (*Postgres, error) {
 	bin, err := PostgresBinDir()
 	if err != nil {
 		return nil, err
@@ -108,8 +113,11 @@ func StartPostgres() (*Postgres, error) {
 		p.Stop()
 		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s -c logical_decoding_work_mem=64kB -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_sender_timeout=5s -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
 		port, dir, cert, key)
+	for _, setting := range settings {
+		opts += " -c " + setting
+	}
 	if out, err := p.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		p.Stop()

@@ -31,8 +31,10 @@ const DefaultStreamedMemory = 64 << 20
 // heldRecordHeader is the subtransaction's xid and the message's length.
 const heldRecordHeader = 8
 
-// slabSize is the size of the blocks held messages are appended to.
-const slabSize = 1 << 20
+// Held messages are appended to blocks of memory growing from firstSlab to
+// slabSize bytes: most streamed transactions are small when the server's
+// logical_decoding_work_mem is, and a few are large.
+const firstSlab, slabSize = 64 << 10, 1 << 20
 
 // streamedTransactions holds the transactions being streamed.
 type streamedTransactions struct {
@@ -107,7 +109,11 @@ func (ts *streamedTransactions) hold(xid uint32, t *heldTransaction, subxid uint
 	if t.file == nil && ts.inMemory+size <= ts.memoryLimit {
 		last := len(t.slabs) - 1
 		if last < 0 || len(t.slabs[last])+int(size) > cap(t.slabs[last]) {
-			t.slabs = append(t.slabs, make([]byte, 0, max(slabSize, int(size))))
+			grown := firstSlab
+			if last >= 0 {
+				grown = min(slabSize, 2*cap(t.slabs[last]))
+			}
+			t.slabs = append(t.slabs, make([]byte, 0, max(grown, int(size))))
 			last++
 		}
 		t.slabs[last] = append(append(t.slabs[last], header[:]...), body...)
@@ -119,7 +125,7 @@ func (ts *streamedTransactions) hold(xid uint32, t *heldTransaction, subxid uint
 	if t.file == nil {
 		f, err := os.CreateTemp(ts.dir, "cdc-streamed-transaction-*")
 		if err != nil {
-			return fmt.Errorf("hold the streamed transaction %d on disk past source.postgres.streaming_memory_mib: %w; give cdc a writable source.postgres.spill_directory with room, or more memory", xid, err)
+			return spillError(xid, err)
 		}
 		_ = os.Remove(f.Name()) // open, it stays readable; closed, it is gone
 		t.file, t.writer = f, bufio.NewWriterSize(f, 1<<16)
@@ -138,7 +144,7 @@ func (ts *streamedTransactions) hold(xid uint32, t *heldTransaction, subxid uint
 }
 
 func spillError(xid uint32, err error) error {
-	return fmt.Errorf("hold the streamed transaction %d on disk: %w; cdc restarts the stream, and the server sends the transaction again", xid, err)
+	return fmt.Errorf("hold the streamed transaction %d on disk: %w; give source.postgres.spill_directory room for the largest transaction (about its WAL size), or more memory with source.postgres.streaming_memory_mib: the server sends the transaction again when cdc starts again", xid, err)
 }
 
 // abort drops the changes of subtransaction subxid of xid, or the whole
