@@ -14,7 +14,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROMTOOL  := bin/promtool
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: all build static image deps test test-unit test-integration test-guarded chaos demo bench lint clean
+.PHONY: all build static image deps test test-unit test-integration test-guarded test-postgres-modes chaos demo bench lint clean
 
 all: build
 
@@ -72,10 +72,19 @@ test-guarded: deps
 
 # The chaos test alone, for longer (make test runs it for 20 s): kill -9, broker
 # and database restarts and broker stalls under a workload, for each source and
-# delivery mode, then cdc verify. CHAOS_DURATION per source and mode.
+# delivery mode, then cdc verify; then for PostgreSQL again, its source in the
+# other mode (POSTGRES_OTHER_MODE). CHAOS_DURATION per source and mode.
 CHAOS_DURATION ?= 5m
 chaos: deps
 	CDC_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -timeout 90m -run TestChaos -v ./integration/...
+	CDC_CHAOS_DURATION=$(CHAOS_DURATION) CDC_TEST_POSTGRES_OPTIONS="$(POSTGRES_OTHER_MODE)" $(GO) test -count=1 -timeout 90m -run TestChaos -v ./integration/...
+
+# The PostgreSQL integration tests again with the source in the modes make
+# test does not use by default: transactions sent whole, values in text
+# (make test covers them by tests of their own; this runs every test so).
+POSTGRES_OTHER_MODE := streaming: false, binary: false
+test-postgres-modes: deps
+	CDC_TEST_POSTGRES_OPTIONS="$(POSTGRES_OTHER_MODE)" $(GO) test -count=1 -timeout 40m ./integration/...
 
 demo: deps build
 	$(GO) run ./integration/demo -cdc $(BIN) -config config.example.yaml

@@ -95,6 +95,9 @@ func newEmptyScenario(t *testing.T) *scenario {
 
 func startScenario(t *testing.T, mysql bool) *scenario {
 	t.Helper()
+	if mysql && os.Getenv("CDC_TEST_POSTGRES_OPTIONS") != "" {
+		t.Skip("this run tests the PostgreSQL source in another mode (CDC_TEST_POSTGRES_OPTIONS); make test runs the MySQL scenarios")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	// Database, slot and connector names: readable, unique, within PostgreSQL's 63 bytes.
@@ -134,6 +137,11 @@ func startScenario(t *testing.T, mysql bool) *scenario {
 	}
 	config := strings.NewReplacer("name: shop", "name: "+name, "cdc_shop", "cdc_"+name, "table: shop.", "table: "+name+".",
 		"schemas/", filepath.Join(root, "schemas")+"/").Replace(string(example))
+	if options := os.Getenv("CDC_TEST_POSTGRES_OPTIONS"); options != "" && !mysql {
+		// The whole suite in another mode of the PostgreSQL source (make
+		// test-postgres-modes): "streaming: false, binary: false".
+		config = strings.Replace(config, "    slot: ", "    "+strings.ReplaceAll(options, ", ", "\n    ")+"\n    slot: ", 1)
+	}
 	s.config = filepath.Join(t.TempDir(), "cdc.yaml")
 	if err := os.WriteFile(s.config, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

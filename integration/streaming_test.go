@@ -24,6 +24,7 @@ import (
 // a streamed transaction rolled back whole and small transactions committed
 // in the middle of a streamed one must give both brokers the same records.
 func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
+	skipWithoutStreaming(t)
 	s := newScenario(t)
 	s.start()
 	s.waitCustomersMatch()
@@ -77,6 +78,7 @@ func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
 // commit. The files it held leave nothing behind; the server streams the
 // transaction again to the next run, which publishes every row exactly once.
 func TestKillNineInTheMiddleOfAStreamedTransaction(t *testing.T) {
+	skipWithoutStreaming(t)
 	const rows = 20_000
 	s := newScenario(t)
 	spill := t.TempDir()
@@ -113,6 +115,20 @@ func TestKillNineInTheMiddleOfAStreamedTransaction(t *testing.T) {
 	}
 	if n := s.slotStat("cdc_"+s.name, "stream_txns"); n < 2 {
 		t.Fatalf("the server streamed %d transactions, want the one transaction twice (before the kill and after)", n)
+	}
+}
+
+// streamingOff says the suite runs with the PostgreSQL source's streaming off
+// (make test-postgres-modes).
+func streamingOff() bool {
+	return strings.Contains(os.Getenv("CDC_TEST_POSTGRES_OPTIONS"), "streaming: false")
+}
+
+// skipWithoutStreaming skips a test of streamed transactions when the suite
+// runs with streaming off: it tests nothing then.
+func skipWithoutStreaming(t *testing.T) {
+	if streamingOff() {
+		t.Skip("CDC_TEST_POSTGRES_OPTIONS turns streaming off; make test runs this test")
 	}
 }
 
