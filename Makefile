@@ -58,7 +58,7 @@ test-unit: deps
 	PROMTOOL=$(abspath $(PROMTOOL)) $(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration: deps
-	$(GO) test -count=1 -timeout 25m ./integration/...
+	$(GO) test -count=1 -timeout 40m ./integration/...
 
 # The integration tests that take every path by which memory is given back
 # (both sources' snapshots and streams, large transactions and values, every

@@ -13,7 +13,12 @@ import (
 // connector from its last stored checkpoint after a backoff; any other error
 // stops it. Sources and the sink wrap their drivers' transient errors in it,
 // since only they can read those drivers' error codes.
-type TransientError struct{ Err error }
+type TransientError struct {
+	Err error
+	// Restarting says a database answered that it is shutting down or
+	// starting up: it was reached, and the connection details are right.
+	Restarting bool
+}
 
 func (e *TransientError) Error() string { return e.Err.Error() }
 func (e *TransientError) Unwrap() error { return e.Err }
@@ -24,6 +29,22 @@ func Transient(err error) error {
 		return nil
 	}
 	return &TransientError{Err: err}
+}
+
+// Restarting wraps err, a database's answer that it is shutting down or
+// starting up, as transient.
+func Restarting(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TransientError{Err: err, Restarting: true}
+}
+
+// IsRestarting reports whether err is a database's answer that it is
+// shutting down or starting up (see Restarting).
+func IsRestarting(err error) bool {
+	var marked *TransientError
+	return errors.As(err, &marked) && marked.Restarting
 }
 
 // IsTransient reports whether err may pass by itself: it is marked transient,

@@ -147,7 +147,9 @@ const (
 // brokers lost, a server restarting), for as long as it takes. Any other
 // failure is returned: it needs the operator. A transient failure before the
 // database and the brokers first answered is returned too: a server that was
-// never reached is most often a mistake in the configuration.
+// never reached is most often a mistake in the configuration; but a database
+// that answers it is shutting down or starting up was reached, and is waited
+// for.
 //
 // The metrics and the HTTP endpoints outlive the attempts: /readyz answers 503
 // while the connector waits to restart, and cdc_restarts_total counts restarts.
@@ -240,7 +242,7 @@ func runAttempts(ctx context.Context, cfg *Config, log *slog.Logger, opts daemon
 			}
 		}
 		err := runOnce(ctx, cfg, log, opts)
-		if err == nil || ctx.Err() != nil || !reached || !cdc.IsTransient(err) {
+		if err == nil || ctx.Err() != nil || !cdc.IsTransient(err) || !reached && !cdc.IsRestarting(err) {
 			return err
 		}
 		if !began.IsZero() && time.Since(began) > maxRetryDelay {

@@ -75,6 +75,24 @@ func TestSupervisorRestartsAfterATransientFailure(t *testing.T) {
 	}
 }
 
+// A database restarting under a first start (it answers that it is shutting
+// down or starting up) was reached: the start is tried again, not given up.
+func TestSupervisorWaitsForADatabaseRestartingUnderAFirstStart(t *testing.T) {
+	cfg := &Config{Name: "shop"}
+	cfg.HTTP.Listen = "off"
+	attempts := 0
+	err := superviseDaemon(t.Context(), cfg, slog.New(slog.DiscardHandler), daemonOptions{
+		attempt: func(_ context.Context, _ *Config, _ *slog.Logger, opts daemonOptions) error {
+			if attempts++; attempts == 1 {
+				return cdc.Restarting(errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"))
+			}
+			return nil
+		}})
+	if attempts != 2 || err != nil {
+		t.Fatalf("%d attempts, returned %v; want a second attempt, which ends the run", attempts, err)
+	}
+}
+
 // What waiting cannot cure is returned at once: a failure that is not
 // transient, or a transient one before the database and the brokers ever
 // answered (most often a mistake in the configuration).

@@ -30,6 +30,12 @@ func TestClassifyMarksWhatPassesByItself(t *testing.T) {
 		if got := cdc.IsTransient(classify(c.err)); got != c.transient {
 			t.Errorf("classify(%v): transient %v, want %v", c.err, got, c.transient)
 		}
+		// A server shutting down was reached: a first start waits for it.
+		var myErr *mysql.MyError
+		want := errors.As(c.err, &myErr) && myErr.Code == mysql.ER_SERVER_SHUTDOWN
+		if restarting := cdc.IsRestarting(classify(c.err)); restarting != want {
+			t.Errorf("classify(%v): restarting %v, want %v", c.err, restarting, want)
+		}
 	}
 }
 

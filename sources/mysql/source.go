@@ -555,7 +555,9 @@ func classify(err error) error {
 	var myErr *mysql.MyError
 	if errors.As(err, &myErr) {
 		switch myErr.Code {
-		case mysql.ER_SERVER_SHUTDOWN, mysql.ER_CON_COUNT_ERROR, erConnectionKilled:
+		case mysql.ER_SERVER_SHUTDOWN:
+			return cdc.Restarting(err)
+		case mysql.ER_CON_COUNT_ERROR, erConnectionKilled:
 			return cdc.Transient(err)
 		}
 	}

@@ -303,8 +303,9 @@ func classify(err error) error {
 		return err
 	}
 	switch {
-	case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03",
-		pgErr.Code == "53300", pgErr.Code == "55006":
+	case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+		return cdc.Restarting(err)
+	case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "53300", pgErr.Code == "55006":
 		return cdc.Transient(err)
 	}
 	return err
