@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cdc-dev/cdc/integration/harness"
 )
 
@@ -20,9 +22,10 @@ import (
 // TestStreamedTransactionsPublishWhatWholeOnesDo runs two connectors on one
 // database: one as configured by default (binary values, streamed
 // transactions), the other with streaming and binary off, each to a broker
-// of its own. A workload of streamed commits, a rolled-back subtransaction,
-// a streamed transaction rolled back whole and small transactions committed
-// in the middle of a streamed one must give both brokers the same records.
+// of its own. A workload of streamed commits (two interleaved, the later
+// one committing first), a rolled-back subtransaction, a streamed
+// transaction rolled back whole and small transactions committed in the
+// middle of streamed ones must give both brokers the same records.
 func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
 	skipWithoutStreaming(t)
 	s := newScenario(t)
@@ -30,19 +33,29 @@ func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
 	s.waitCustomersMatch()
 	whole := s.twin("whole", "    slot: ", "    streaming: false\n    binary: false\n    slot: ")
 
-	streamed := s.conn()
+	streamed, other := s.conn(), s.conn()
 	defer streamed.Close(s.ctx)
-	run := func(sql string) {
-		t.Helper()
-		if _, err := streamed.Exec(s.ctx, sql); err != nil {
-			t.Fatalf("%v\nin: %s", err, sql)
+	defer other.Close(s.ctx)
+	on := func(conn *pgx.Conn) func(string) {
+		return func(sql string) {
+			t.Helper()
+			if _, err := conn.Exec(s.ctx, sql); err != nil {
+				t.Fatalf("%v\nin: %s", err, sql)
+			}
 		}
 	}
+	run, runOther := on(streamed), on(other)
 	run(`BEGIN`)
 	run(s.bulk(3000))
-	// Committed while the large transaction is open (and partly streamed):
-	// published before it.
+	// Another large transaction, streamed in blocks between this one's, which
+	// commits first.
+	runOther(`BEGIN`)
+	runOther(strings.Replace(s.bulk(2000), "'bulk'", "'other'", 1))
+	// Committed while the large transactions are open (and partly streamed):
+	// published before them.
 	s.exec(`UPDATE customer SET balance = balance + 1 WHERE customer_id = 1`, `UPDATE customer SET balance = balance + 2 WHERE customer_id = 2`)
+	runOther(`UPDATE customer SET last_name = 'Other' WHERE email LIKE 'other%'`)
+	runOther(`COMMIT`)
 	run(`SAVEPOINT renamed`)
 	run(`UPDATE customer SET first_name = 'RolledBack' WHERE email LIKE 'bulk%'`)
 	run(`ROLLBACK TO SAVEPOINT renamed`)
@@ -62,8 +75,8 @@ func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
 			t.Fatalf("a change of a rolled-back subtransaction was published: %v", v)
 		}
 	}
-	if n := s.slotStat("cdc_"+s.name, "stream_txns"); n < 2 {
-		t.Fatalf("the server streamed %d transactions to the default connector, want the two large ones: the test tests nothing", n)
+	if n := s.slotStat("cdc_"+s.name, "stream_txns"); n < 3 {
+		t.Fatalf("the server streamed %d transactions to the default connector, want the three large ones: the test tests nothing", n)
 	}
 	if n := s.slotStat("cdc_"+s.name+"_whole", "stream_txns"); n != 0 {
 		t.Fatalf("the server streamed %d transactions to the connector with streaming off", n)
