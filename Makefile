@@ -61,11 +61,11 @@ test-integration: deps
 	$(GO) test -count=1 -timeout 40m ./integration/...
 
 # The integration tests that take every path by which memory is given back
-# (both sources' snapshots and streams, large transactions and values, every
+# (both sources' snapshots and streams, large and streamed transactions and values, every
 # type, exactly-once, a broker outage and restart, dead letters), with a daemon
 # built with -tags cdcguard: released memory is made unreadable or poisoned, so
 # a use after release fails loudly (see internal/memory/guard.go).
-GUARDED_TESTS := SnapshotThenStreamMatchesTheTable|PartialRowImagesKeepTopicsEqualToTables|KillNineInsideALargeTransactionResumesInsideIt|UnchangedToastedValueIsCarriedWhole|ExactlyOnceSurvivesKillNine|ParallelSnapshotEqualsTheSerialOne|MySQLXATransactionsAreSentAtTheirCommit|BrokerOutageWhileStreaming|TypesInSnapshotAndStream|RecordLargerThanTheTopicAccepts|SakilaFilmSnapshotsAndStreams|SakilaMySQLFilmSnapshotsAndStreams
+GUARDED_TESTS := SnapshotThenStreamMatchesTheTable|StreamedTransactionsPublishWhatWholeOnesDo|PartialRowImagesKeepTopicsEqualToTables|KillNineInsideALargeTransactionResumesInsideIt|UnchangedToastedValueIsCarriedWhole|ExactlyOnceSurvivesKillNine|ParallelSnapshotEqualsTheSerialOne|MySQLXATransactionsAreSentAtTheirCommit|BrokerOutageWhileStreaming|TypesInSnapshotAndStream|RecordLargerThanTheTopicAccepts|SakilaFilmSnapshotsAndStreams|SakilaMySQLFilmSnapshotsAndStreams
 test-guarded: deps
 	$(GO) test -count=1 -tags cdcguard -run 'Guard' ./internal/memory
 	$(GO) test -count=1 -tags cdcguard -timeout 20m -run '$(GUARDED_TESTS)' ./integration/...

@@ -275,6 +275,7 @@ func waitRows(t *testing.T, s *scenario, codec *harness.Codec, rows []typeRow, b
 // binary mode, arrives in binary: the stream is restarted, in text mode,
 // from the checkpoint, and the change is not lost.
 func TestAColumnAddedThatBinaryModeCannotCarryRestartsTheStreamInText(t *testing.T) {
+	skipWithout(t, "binary")
 	s := newScenario(t)
 	d := s.start()
 	s.waitCustomersMatch()

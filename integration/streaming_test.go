@@ -27,7 +27,7 @@ import (
 // transaction rolled back whole and small transactions committed in the
 // middle of streamed ones must give both brokers the same records.
 func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
-	skipWithoutStreaming(t)
+	skipWithout(t, "streaming")
 	s := newScenario(t)
 	s.start()
 	s.waitCustomersMatch()
@@ -91,7 +91,7 @@ func TestStreamedTransactionsPublishWhatWholeOnesDo(t *testing.T) {
 // commit. The files it held leave nothing behind; the server streams the
 // transaction again to the next run, which publishes every row exactly once.
 func TestKillNineInTheMiddleOfAStreamedTransaction(t *testing.T) {
-	skipWithoutStreaming(t)
+	skipWithout(t, "streaming")
 	const rows = 20_000
 	s := newScenario(t)
 	spill := t.TempDir()
@@ -133,15 +133,19 @@ func TestKillNineInTheMiddleOfAStreamedTransaction(t *testing.T) {
 
 // streamingOff says the suite runs with the PostgreSQL source's streaming off
 // (make test-postgres-modes).
-func streamingOff() bool {
-	return strings.Contains(os.Getenv("CDC_TEST_POSTGRES_OPTIONS"), "streaming: false")
+func streamingOff() bool { return optionOff("streaming") }
+
+// optionOff says the suite runs with a setting of the PostgreSQL source
+// turned off (CDC_TEST_POSTGRES_OPTIONS).
+func optionOff(setting string) bool {
+	return strings.Contains(os.Getenv("CDC_TEST_POSTGRES_OPTIONS"), setting+": false")
 }
 
-// skipWithoutStreaming skips a test of streamed transactions when the suite
-// runs with streaming off: it tests nothing then.
-func skipWithoutStreaming(t *testing.T) {
-	if streamingOff() {
-		t.Skip("CDC_TEST_POSTGRES_OPTIONS turns streaming off; make test runs this test")
+// skipWithout skips a test of a mode of the PostgreSQL source when the suite
+// runs with that mode off: it tests nothing then.
+func skipWithout(t *testing.T, setting string) {
+	if optionOff(setting) {
+		t.Skipf("CDC_TEST_POSTGRES_OPTIONS turns %s off; make test runs this test", setting)
 	}
 }
 
