@@ -53,7 +53,7 @@ func TestKillNineInsideALargeTransactionResumesInsideIt(t *testing.T) {
 	// Streamed before its commit to the first run: the crash came while the
 	// held transaction was being published. The second run gets it whole:
 	// the server streams nothing it reads again before the slot's position.
-	if n, want := s.slotStat("cdc_"+s.name, "stream_txns"), map[bool]int64{false: 1, true: 0}[streamingOff()]; n != want {
+	if n, want := s.slotStat("cdc_"+s.name, "stream_txns"), map[bool]int64{false: 1, true: 0}[optionOff("streaming")]; n != want {
 		t.Fatalf("the server streamed the transaction %d times, want %d", n, want)
 	}
 }

@@ -131,12 +131,8 @@ func TestKillNineInTheMiddleOfAStreamedTransaction(t *testing.T) {
 	}
 }
 
-// streamingOff says the suite runs with the PostgreSQL source's streaming off
-// (make test-postgres-modes).
-func streamingOff() bool { return optionOff("streaming") }
-
 // optionOff says the suite runs with a setting of the PostgreSQL source
-// turned off (CDC_TEST_POSTGRES_OPTIONS).
+// turned off (CDC_TEST_POSTGRES_OPTIONS, make test-postgres-modes).
 func optionOff(setting string) bool {
 	return strings.Contains(os.Getenv("CDC_TEST_POSTGRES_OPTIONS"), setting+": false")
 }

@@ -186,11 +186,13 @@ func (ts *streamedTransactions) close() {
 	}
 }
 
-// replay calls fn with each message held, in order, but those of aborted
-// subtransactions that keep does not keep. msg is valid only during the call.
-func (t *heldTransaction) replay(fn func(msg []byte) error, keep func(msg []byte) bool) error {
+// replay calls fn with each message held, in order, but the changes of
+// aborted subtransactions. Their relation and type messages stay: the server
+// sends a table's shape once in a transaction, and it still describes the
+// changes that follow. msg is valid only during the call.
+func (t *heldTransaction) replay(fn func(msg []byte) error) error {
 	visit := func(subxid uint32, msg []byte) error {
-		if t.aborted[subxid] && !keep(msg) {
+		if t.aborted[subxid] && msg[0] != 'R' && msg[0] != 'Y' {
 			return nil
 		}
 		return fn(msg)
@@ -294,11 +296,6 @@ func (st *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitM
 				return err
 			}
 			return st.handleMessage(ctx, msg)
-		}, func(msg []byte) bool {
-			// The server sends a table's shape once in a transaction, and
-			// again after a rolled-back change to it: it still describes
-			// the changes that follow.
-			return msg[0] == 'R' || msg[0] == 'Y'
 		})
 		st.streamed.drop(m.Xid)
 		if err != nil {

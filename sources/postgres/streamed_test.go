@@ -61,7 +61,7 @@ func TestHeldTransactionsReplayInOrderAcrossMemoryAndDisk(t *testing.T) {
 	err := tx.replay(func(msg []byte) error {
 		got = append(got, string(msg))
 		return nil
-	}, func(msg []byte) bool { return msg[0] == 'R' })
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
