@@ -207,3 +207,42 @@ type TableSettings struct {
 	// may log otherwise): FULL, MINIMAL or NOBLOB.
 	RowImage string `json:"row_image,omitempty"`
 }
+
+// ViewReader is implemented by sources that can read rows by the values of
+// some of their columns, in one consistent view of the database that
+// includes given changes: aggregate entities are computed from such a view
+// (see docs/aggregates.md).
+type ViewReader interface {
+	// ReadView opens a read-only view of the database that includes every
+	// change of fence, calls read with it, and closes it. A view that does
+	// not include them yet (a transaction is logged before it is visible)
+	// is opened again until it does.
+	ReadView(ctx context.Context, fence Fence, read func(View) error) error
+}
+
+// Fence names changes a view must include: the transactions of changes
+// (Change.Transaction) and the position of the last of them.
+type Fence struct {
+	Transactions []string
+	Position     Position
+}
+
+// View reads rows from one consistent state of the database.
+type View interface {
+	// Rows calls each with the rows of a described table whose columns
+	// equal one of the tuples of values (nil values: every row), ordered
+	// by the columns of orderBy, the first after the tuple after when it
+	// is set, at most limit of them when limit > 0. The rows are indexed
+	// like the table's columns, and valid during the call only.
+	Rows(ctx context.Context, q RowQuery, each func(t *Table, row []Value) error) error
+}
+
+// RowQuery is what View.Rows reads.
+type RowQuery struct {
+	Table   TableName
+	Columns []string
+	Values  [][]Value
+	OrderBy []string
+	After   []Value
+	Limit   int
+}

@@ -46,6 +46,9 @@ type Entity struct {
 	// Key, Fields, Where and TombstoneWhen are unused then.
 	Outbox *Outbox
 	Route  string
+	// Edges, if set, make the entity an aggregate of several tables: Table
+	// is its root table, and each edge embeds rows of another (see Edge).
+	Edges []Edge
 }
 
 // Framing is written before each encoded key and value of an entity: the

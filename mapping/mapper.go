@@ -37,7 +37,9 @@ type Options struct {
 func NewMapper(entities []*Entity, opts Options) *Mapper {
 	m := &Mapper{byTable: map[cdc.TableName][]*Entity{}, plans: map[*cdc.Table][]*Plan{}, opts: opts}
 	for _, e := range entities {
-		m.byTable[e.Table] = append(m.byTable[e.Table], e)
+		if !e.IsAggregate() { // mapped from views, not changes (see Aggregate)
+			m.byTable[e.Table] = append(m.byTable[e.Table], e)
+		}
 	}
 	return m
 }

@@ -153,6 +153,9 @@ func Compile(e *Entity, t *cdc.Table, framing Framing) (*Plan, error) {
 // the syntax of expressions and conditions. Compile makes the same checks,
 // and the rest against the table.
 func Check(e *Entity) error {
+	if e.IsAggregate() {
+		return checkAggregate(e)
+	}
 	if e.Outbox != nil {
 		_, err := e.KeySchema()
 		if err == nil && e.Outbox.KeyField != "" {

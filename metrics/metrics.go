@@ -40,9 +40,12 @@ type Metrics struct {
 
 	behindBytes, timeToLoss, statusUp prometheus.Gauge
 	leader                            prometheus.Gauge
-	standby                           atomic.Bool
-	lastWritten                       int64
-	lastPoll                          time.Time
+
+	aggregatePending                                *prometheus.GaugeVec
+	aggregateRoots, aggregateQueries, aggregateRows *prometheus.CounterVec
+	standby                                         atomic.Bool
+	lastWritten                                     int64
+	lastPoll                                        time.Time
 }
 
 // Entity holds one entity's counters.
@@ -89,6 +92,12 @@ func New() *Metrics {
 	m.timeToLoss = gauge("cdc_time_to_data_loss_seconds", "Estimated time until the database discards log the connector still needs (+Inf: no limit applies; 0: already lost).")
 	m.statusUp = gauge("cdc_source_status_up", "1 if the last read of the database's log status succeeded, 0 otherwise.")
 	m.leader = gauge("cdc_leader", "1 while this instance runs the connector; 0 while it stands by for another instance of the same connector (standby.enabled).")
+	m.aggregatePending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdc_aggregate_pending_roots",
+		Help: "Roots of an aggregate entity that changes touched and that are not recomputed yet (a dimension change fanning out to many roots shows here)."}, []string{"entity"})
+	m.Registry.MustRegister(m.aggregatePending)
+	m.aggregateRoots = counterVec("cdc_aggregate_roots_total", "Roots of an aggregate entity recomputed from the database (each gives a record or a tombstone).", "entity")
+	m.aggregateQueries = counterVec("cdc_aggregate_queries_total", "Queries an aggregate entity ran to recompute its roots (roots, then each edge's rows).", "entity")
+	m.aggregateRows = counterVec("cdc_aggregate_rows_read_total", "Rows an aggregate entity read to recompute its roots.", "entity")
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cdc_source_lag_seconds",
 			Help: "Now minus the commit time of the last change acknowledged by the brokers (or of the last idle heartbeat)."},
@@ -132,6 +141,18 @@ func (m *Metrics) Entity(name string) *Entity {
 
 // Restarted counts a restart of the connector after a transient failure.
 func (m *Metrics) Restarted() { m.restarts.Inc() }
+
+// Aggregate returns the counters of an aggregate entity.
+func (m *Metrics) Aggregate(name string) Aggregate {
+	return Aggregate{Pending: m.aggregatePending.WithLabelValues(name), Roots: m.aggregateRoots.WithLabelValues(name),
+		Queries: m.aggregateQueries.WithLabelValues(name), Rows: m.aggregateRows.WithLabelValues(name)}
+}
+
+// Aggregate holds an aggregate entity's counters.
+type Aggregate struct {
+	Pending              prometheus.Gauge
+	Roots, Queries, Rows prometheus.Counter
+}
 
 // Acknowledged counts a record acknowledged by the brokers; Failed one they refused.
 func (m *Metrics) Acknowledged() { m.acknowledged.Inc() }

@@ -91,6 +91,9 @@ type Config struct {
 	// HoldTransactionBytes bounds the memory of one transaction's records
 	// held until its end (DefaultHoldTransactionBytes if zero).
 	HoldTransactionBytes int
+	// AggregateChunk is how many roots of an aggregate entity are read back
+	// per query (aggregate.DefaultChunk if zero).
+	AggregateChunk int
 	// ResumeTransaction is the stored checkpoint's Transaction.
 	ResumeTransaction *cdc.TransactionProgress
 	// Metrics counts what the pipeline does (a set of its own if nil).
@@ -158,6 +161,8 @@ type run struct {
 	mu     sync.Mutex
 	failed error
 
+	aggregates *aggregates // nil without aggregate entities
+
 	stored cdc.Position // owned by the checkpointer
 }
 
@@ -184,6 +189,10 @@ func (r *run) err() error {
 }
 
 func (r *run) run(ctx context.Context, from cdc.Position) error {
+	var err error
+	if r.aggregates, err = newAggregates(r.work, &r.cfg); err != nil {
+		return err
+	}
 	batches := make(chan cdc.Batch, 4)
 	go func() {
 		err := r.cfg.Source.Run(r.work, from, batches)
@@ -311,6 +320,16 @@ func (r *run) send(batches <-chan cdc.Batch) {
 				r.fail(err)
 				break
 			}
+			if r.aggregates != nil {
+				r.aggregates.touch(&b.Changes[i])
+			}
+		}
+		if err == nil && r.aggregates != nil && r.aggregates.due(&b) {
+			// The aggregates' records go before the batch's, whose position
+			// is stored only once they are acknowledged.
+			if err = r.aggregates.recompute(r.work, func(recs []mapping.Record) error { return r.sendAggregates(ev, &tx, recs) }); err != nil {
+				r.fail(err)
+			}
 		}
 		// The lag is measured from the newest commit; a marker says the source
 		// had nothing newer when it sent it.
@@ -363,6 +382,33 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			r.askStore()
 		}
 	}
+}
+
+// sendAggregates sends the records of recomputed aggregates, which carry no
+// position of their own. In exactly-once mode a long fan-out is committed
+// as it goes, so that no Kafka transaction grows with it: the checkpoint
+// committed stays before the changes that asked for it.
+func (r *run) sendAggregates(ev *events, tx *transactions, mapped []mapping.Record) error {
+	if len(mapped) == 0 {
+		return r.work.Err()
+	}
+	records, err := r.records(ev, tx, mapped, "", false)
+	if err != nil {
+		return err
+	}
+	mark := ev.mark()
+	e, _ := r.tracker.add("", len(records), false, time.Time{}, nil, func() { ev.release(mark) })
+	if err := r.cfg.Producer.Send(r.work, records, func(err error) { r.acked(e, err) }); err != nil {
+		return err
+	}
+	if r.cfg.Transactions != nil {
+		r.aggregates.sent += len(records)
+		if r.aggregates.sent >= aggregateCommitRecords {
+			r.commit()
+			r.aggregates.sent = 0
+		}
+	}
+	return r.err()
 }
 
 // detach copies what a record holds of the events' arena.

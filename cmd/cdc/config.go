@@ -223,8 +223,50 @@ type EntityConfig struct {
 	// Outbox makes the entity an outbox table's: its rows are events, routed
 	// to topics by a column (see mapping.Outbox).
 	Outbox *OutboxConfig `yaml:"outbox"`
+	// Children and Dimensions make the entity an aggregate of several
+	// tables: Table is its root, and each edge fills a value field, by name
+	// (see mapping.Edge).
+	Children   map[string]*EdgeConfig `yaml:"children"`
+	Dimensions map[string]*EdgeConfig `yaml:"dimensions"`
 
 	line int
+}
+
+// EdgeConfig is a table an aggregate embeds: its rows that join the root's
+// (children: those whose columns equal the root's; a dimension: the one
+// row the root's columns name).
+type EdgeConfig struct {
+	Table string `yaml:"table"`
+	// Join maps the edge table's columns to the root table's.
+	Join    map[string]string `yaml:"join"`
+	OrderBy []string          `yaml:"order_by"`
+	// Propagate (dimensions; default true) recomputes the roots of a
+	// dimension row that changes; false keeps the values read when the
+	// root was last computed.
+	Propagate *bool      `yaml:"propagate"`
+	Fields    FieldRules `yaml:"fields"`
+}
+
+// aggregate reports whether the entity is assembled from several tables.
+func (e *EntityConfig) aggregate() bool { return len(e.Children) > 0 || len(e.Dimensions) > 0 }
+
+// edges lists the entity's edges, children first, each kind by field name.
+func (e *EntityConfig) edges() []edgeEntry {
+	var out []edgeEntry
+	for _, kind := range []struct {
+		key   string
+		edges map[string]*EdgeConfig
+	}{{"children", e.Children}, {"dimensions", e.Dimensions}} {
+		for _, field := range slices.Sorted(maps.Keys(kind.edges)) {
+			out = append(out, edgeEntry{kind: kind.key, field: field, edge: kind.edges[field]})
+		}
+	}
+	return out
+}
+
+type edgeEntry struct {
+	kind, field string
+	edge        *EdgeConfig
 }
 
 // OutboxConfig names an outbox table's columns and routes. The columns

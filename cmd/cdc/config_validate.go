@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -306,6 +307,9 @@ func (c *Config) validateEntities() []error {
 		} else if _, err := cdc.ParseTableName(e.Table); err != nil {
 			bad("table", "%v", err)
 		}
+		if e.aggregate() {
+			errs = append(errs, c.validateEdges(i)...)
+		}
 		if e.Outbox != nil {
 			errs = append(errs, c.validateOutbox(i, topics)...)
 		} else {
@@ -389,6 +393,72 @@ func (c *Config) topicName(path, topic string) error {
 		return nil
 	}
 	return c.errorf(path, "%q: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'", topic)
+}
+
+// validateEdges checks the children and dimensions of aggregate entity i.
+func (c *Config) validateEdges(i int) []error {
+	var errs []error
+	e := &c.Entities[i]
+	path := fmt.Sprintf("entities[%d]", i)
+	if e.Outbox != nil {
+		errs = append(errs, c.problem(path+".outbox", "map the outbox and the aggregate as two entities", "an outbox's rows are events, an aggregate's the state of its tables: an entity is one or the other"))
+	}
+	if e.OnError == string(mapping.OnErrorDeadLetter) {
+		errs = append(errs, c.problem(path+".on_error", "remove on_error: dead_letter", "an aggregate's record is computed from several rows: one it cannot represent stops the daemon, since a dead letter would leave the aggregate's topic behind its tables"))
+	}
+	seen := map[string]bool{}
+	for _, entry := range e.edges() {
+		at := fmt.Sprintf("%s.%s.%s", path, entry.kind, entry.field)
+		if seen[entry.field] {
+			errs = append(errs, c.problem(at, "give each edge a field of its own", "field %s is filled by a child and a dimension", entry.field))
+		}
+		seen[entry.field] = true
+		edge := entry.edge
+		if edge == nil {
+			errs = append(errs, c.errorf(at, "want {table: schema.table, join: {column: root_column}, fields: {...}}"))
+			continue
+		}
+		if _, err := cdc.ParseTableName(edge.Table); err != nil {
+			errs = append(errs, c.errorf(at+".table", "%v", err))
+		} else if edge.Table == e.Table {
+			errs = append(errs, c.problem(at+".table", "embed another table", "%s is the aggregate's root", edge.Table))
+		}
+		if len(edge.Join) == 0 {
+			errs = append(errs, c.problem(at+".join", "pair the edge's columns with the root's, e.g. join: {order_id: id}", "required: it says which rows belong to which root"))
+		}
+		if len(edge.Fields) == 0 {
+			errs = append(errs, c.errorf(at+".fields", "required: a mapping of the edge record's Avro fields to columns of %s", edge.Table))
+		}
+		if entry.kind == "children" && edge.Propagate != nil {
+			errs = append(errs, c.problem(at+".propagate", "remove it", "children always propagate: a root whose children changed is recomputed"))
+		}
+		if entry.kind == "dimensions" && len(edge.OrderBy) > 0 {
+			errs = append(errs, c.problem(at+".order_by", "remove it", "a dimension is one row"))
+		}
+	}
+	return errs
+}
+
+// aggregateEdges returns the mapping's edges of aggregate entity i.
+func (c *Config) aggregateEdges(i int) []mapping.Edge {
+	var out []mapping.Edge
+	for _, entry := range c.Entities[i].edges() {
+		edge := entry.edge
+		if edge == nil {
+			continue
+		}
+		table, _ := cdc.ParseTableName(edge.Table) // checked
+		me := mapping.Edge{Field: entry.field, Kind: mapping.EdgeChildren, Table: table, OrderBy: edge.OrderBy,
+			Fields: c.mappingFields(edge.Fields), Origin: c.origin(fmt.Sprintf("entities[%d].%s.%s", i, entry.kind, entry.field))}
+		if entry.kind == "dimensions" {
+			me.Kind, me.Frozen = mapping.EdgeDimension, edge.Propagate != nil && !*edge.Propagate
+		}
+		for _, member := range slices.Sorted(maps.Keys(edge.Join)) {
+			me.Join = append(me.Join, mapping.Join{Member: member, Root: edge.Join[member]})
+		}
+		out = append(out, me)
+	}
+	return out
 }
 
 // validateOutbox checks the outbox block of entity i, and fills in the
@@ -558,6 +628,7 @@ func (c *Config) mappingEntities() ([]*mapping.Entity, error) {
 			MaskSalt:      []byte(c.Masking.Salt),
 			OnError:       mapping.ErrorPolicy(e.OnError),
 			Origin:        origin,
+			Edges:         c.aggregateEdges(i),
 		}
 		if _, err := me.KeySchema(); err != nil {
 			errs = append(errs, err)

@@ -76,17 +76,19 @@ func backfillAdded(cfg *Config, src cdc.Source, entities []*mapping.Entity, cp c
 	return append(slices.Clone(cp.Entities), added.Entities...), nil
 }
 
-// backfillOf is the backfill of the entities wanted: they and their tables.
+// backfillOf is the backfill of the entities wanted: they and their tables
+// (of an aggregate, its root table: each root read is computed whole).
 func backfillOf(entities []*mapping.Entity, wanted func(*mapping.Entity) bool) cdc.Backfill {
 	var b cdc.Backfill
-	var chosen []*mapping.Entity
 	for _, e := range entities {
 		if wanted(e) {
-			chosen = append(chosen, e)
 			b.Entities = append(b.Entities, e.Name)
+			if !slices.Contains(b.Tables, e.Table) {
+				b.Tables = append(b.Tables, e.Table)
+			}
 		}
 	}
-	b.Tables = tablesOf(chosen)
+	slices.SortFunc(b.Tables, func(a, b cdc.TableName) int { return strings.Compare(a.String(), b.String()) })
 	return b
 }
 

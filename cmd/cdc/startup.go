@@ -53,12 +53,15 @@ func openConnector(ctx context.Context, cfg *Config, log *slog.Logger) (*connect
 	return c, nil
 }
 
-// tablesOf lists the entities' tables, each once, sorted by name.
+// tablesOf lists the tables the entities read (an aggregate's edges'
+// too), each once, sorted by name.
 func tablesOf(entities []*mapping.Entity) []cdc.TableName {
 	var tables []cdc.TableName
 	for _, e := range entities {
-		if !slices.Contains(tables, e.Table) && e.Table != cdc.LogicalMessages.Name {
-			tables = append(tables, e.Table)
+		for _, t := range e.Tables() {
+			if !slices.Contains(tables, t) && t != cdc.LogicalMessages.Name {
+				tables = append(tables, t)
+			}
 		}
 	}
 	slices.SortFunc(tables, func(a, b cdc.TableName) int {
@@ -116,7 +119,20 @@ func (c *connector) checkMappings(ctx context.Context) error {
 // that every entity's key identifies its table's rows.
 func (c *connector) checkMappingsAgainst(tables []*cdc.Table) error {
 	mapper := mapping.NewMapper(c.entities, mapping.Options{})
+	described := func(name cdc.TableName) *cdc.Table {
+		if i := slices.IndexFunc(tables, func(t *cdc.Table) bool { return t.Name == name }); i >= 0 {
+			return tables[i]
+		}
+		return nil
+	}
 	var errs []error
+	for _, e := range c.entities {
+		if e.IsAggregate() {
+			if _, err := mapping.CompileAggregate(e, described, mapping.Framing{}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for _, t := range tables {
 		if _, err := mapper.Compile(t); err != nil {
 			errs = append(errs, err)

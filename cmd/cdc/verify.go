@@ -11,8 +11,10 @@ import (
 	"strings"
 
 	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/aggregate"
 	"github.com/cdc-dev/cdc/internal/memory"
 	"github.com/cdc-dev/cdc/mapping"
+	"github.com/cdc-dev/cdc/metrics"
 	"github.com/cdc-dev/cdc/sink"
 )
 
@@ -79,6 +81,9 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	// shows as a difference, so verify a connector whose source is quiet and
 	// whose checkpoint has caught up.
 	if err := projectTables(ctx, reader, mapper, checks); err != nil {
+		return err
+	}
+	if err := projectAggregates(ctx, c.src, entities, checks); err != nil {
 		return err
 	}
 	differ := 0
@@ -203,6 +208,48 @@ func readEntityTopic(ctx context.Context, k *sink.Kafka, cfg *Config, e *mapping
 		return nil, err
 	}
 	return c, nil
+}
+
+// projectAggregates computes every root of each aggregate entity, with the
+// queries cdc run recomputes them with, and adds their records to the
+// comparisons.
+func projectAggregates(ctx context.Context, src cdc.Source, entities []*mapping.Entity, checks map[*mapping.Entity]*entityCheck) error {
+	for _, e := range entities {
+		if !e.IsAggregate() {
+			continue
+		}
+		view, ok := src.(cdc.ViewReader)
+		if !ok {
+			return fmt.Errorf("entity %s: this source cannot read an aggregate's tables back", e.Name)
+		}
+		tables, err := src.Describe(ctx, e.Tables())
+		if err != nil {
+			return err
+		}
+		check := checks[e]
+		a, err := aggregate.New(e, check.framing, tables, 0, metrics.New().Aggregate(e.Name))
+		if err != nil {
+			return err
+		}
+		err = view.ReadView(ctx, cdc.Fence{}, func(v cdc.View) error {
+			return a.All(ctx, v, func(records []mapping.Record) error {
+				for _, r := range records {
+					if r.Value == nil {
+						check.outside++ // the root is outside the entity's where or tombstone_when
+						continue
+					}
+					if err := check.comparison.add(sideTable, r.Key, r.Value); err != nil {
+						return fmt.Errorf("temporary files for the comparison: %w", err)
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("entity %s: %w", e.Name, err)
+		}
+	}
+	return nil
 }
 
 // projectTables reads the tables in one consistent view and adds each row's

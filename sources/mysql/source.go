@@ -96,6 +96,8 @@ type Source struct {
 	// collations maps collation ids (as the binlog names charsets) to charsets.
 	collations map[uint64]string
 	tables     map[cdc.TableName]*described
+	// view reads aggregate entities back (see ReadView).
+	view viewConn
 	// acknowledged is the last position stored downstream.
 	acknowledged atomic.Pointer[cdc.Position]
 
@@ -414,6 +416,7 @@ func (s *Source) Close() error {
 		}
 		s.statusMu.Unlock()
 	}
+	s.closeView()
 	return s.conn.Close()
 }
 

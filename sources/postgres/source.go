@@ -109,6 +109,8 @@ type Source struct {
 	acked         atomic.Uint64 // highest acknowledged LSN
 	// held is what streamed transactions in progress hold (Held).
 	held heldBytes
+	// view reads aggregate entities back (see ReadView).
+	view viewConn
 
 	progress snapshot.Progress
 	// serverVersion is the server's major version.
@@ -226,6 +228,7 @@ func (s *Source) Close() error {
 		_ = s.statusConn.Close(ctx)
 	}
 	s.statusMu.Unlock()
+	s.closeView()
 	return s.conn.Close(ctx)
 }
 

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cdc-dev/cdc"
+	"github.com/cdc-dev/cdc/aggregate"
+	"github.com/cdc-dev/cdc/mapping"
+)
+
+// maxPendingLookups bounds the roots collected before they are recomputed,
+// inside a transaction too large to wait for its end.
+const maxPendingLookups = 10000
+
+// aggregateCommitRecords is how many records of aggregates an exactly-once
+// run sends before it commits, in the middle of a fan-out.
+const aggregateCommitRecords = 10000
+
+// aggregates recomputes the roots of aggregate entities that the changes of
+// a run touch. Changes only name roots; at the end of each batch's last
+// transaction the roots are read back, with their edges' rows, from one view
+// of the database that includes every change read so far (the fence), and
+// their records are sent before the batch's own: the checkpoint passes the
+// batch only once they are acknowledged. A root's record is thus computed
+// from a view that includes every change to its rows before the checkpoint
+// it precedes, and views only move forward: a later record of a key is never
+// computed from an older view.
+type aggregates struct {
+	view     cdc.ViewReader
+	entities []*aggregate.Entity
+	fence    cdc.Fence
+	pending  int
+	sent     int // records since the last commit (exactly-once)
+}
+
+// newAggregates compiles the aggregate entities against their tables as
+// the catalog describes them; nil if there are none.
+func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
+	g := &aggregates{}
+	for _, e := range cfg.Entities {
+		if !e.IsAggregate() {
+			continue
+		}
+		view, ok := cfg.Source.(cdc.ViewReader)
+		if !ok {
+			return nil, fmt.Errorf("%s: entity %q is an aggregate, and this source cannot read its tables back", e.Origin, e.Name)
+		}
+		g.view = view
+		tables, err := cfg.Source.Describe(ctx, e.Tables())
+		if err != nil {
+			return nil, err
+		}
+		a, err := aggregate.New(e, cfg.Framing[e.Name], tables, cfg.AggregateChunk, cfg.Metrics.Aggregate(e.Name))
+		if err != nil {
+			return nil, err
+		}
+		g.entities = append(g.entities, a)
+	}
+	if g.entities == nil {
+		return nil, nil
+	}
+	return g, nil
+}
+
+// touch collects the roots a change touches, and its transaction for the fence.
+func (g *aggregates) touch(ch *cdc.Change) {
+	for _, a := range g.entities {
+		g.pending += a.Touch(ch)
+	}
+	if ch.Transaction != "" && (len(g.fence.Transactions) == 0 || g.fence.Transactions[len(g.fence.Transactions)-1] != ch.Transaction) {
+		g.fence.Transactions = append(g.fence.Transactions, ch.Transaction)
+	}
+	if ch.Position != "" {
+		g.fence.Position = ch.Position
+	}
+}
+
+// due says whether the roots collected are recomputed after a batch: at
+// the end of its last transaction, or when a transaction touched too many
+// to wait for its end.
+func (g *aggregates) due(b *cdc.Batch) bool {
+	if g.pending == 0 {
+		if !b.InTransaction {
+			g.fence = cdc.Fence{} // nothing to read for those transactions
+		}
+		return false
+	}
+	return !b.InTransaction || g.pending >= maxPendingLookups
+}
+
+// recompute reads the roots collected back from one view and hands their
+// records to send, a chunk of roots at a time.
+func (g *aggregates) recompute(ctx context.Context, send func([]mapping.Record) error) error {
+	err := g.view.ReadView(ctx, g.fence, func(v cdc.View) error {
+		for _, a := range g.entities {
+			if err := a.Recompute(ctx, v, send); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.pending, g.fence = 0, cdc.Fence{}
+	return nil
+}
