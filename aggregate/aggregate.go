@@ -78,12 +78,15 @@ func (a *Entity) shape(t *cdc.Table) error {
 
 // Touch collects the roots a change touches (see mapping.Aggregate.Touched)
 // and returns how many it added.
-func (a *Entity) Touch(ch *cdc.Change) int {
+func (a *Entity) Touch(ch *cdc.Change) (int, error) {
 	if ch.Entities != nil && !slices.Contains(ch.Entities, a.entity.Name) {
-		return 0
+		return 0, nil
 	}
 	n := len(a.lookups)
-	a.lookups = a.plan.Touched(ch, a.lookups)
+	var err error
+	if a.lookups, err = a.plan.Touched(ch, a.lookups); err != nil {
+		return 0, err
+	}
 	kept := a.lookups[:n]
 	for _, l := range a.lookups[n:] {
 		if text := lookupText(l); !a.seen[text] {
@@ -93,7 +96,7 @@ func (a *Entity) Touch(ch *cdc.Change) int {
 	}
 	a.lookups = kept
 	a.metrics.Pending.Add(float64(len(kept) - n))
-	return len(kept) - n
+	return len(kept) - n, nil
 }
 
 // Recompute reads the roots collected so far back from v and hands their

@@ -314,8 +314,10 @@ func (a *Aggregate) Key() []string { return columnNames(a.root.table, a.key) }
 // touched: a root's own row (before and after), a child's root (the old
 // and the new one if it moved), the roots of a dimension row (none if the
 // edge is frozen). A snapshot's or backfill's reads of other tables than
-// the root touch nothing: the root's reads compute every aggregate.
-func (a *Aggregate) Touched(ch *cdc.Change, out []Lookup) []Lookup {
+// the root touch nothing: the root's reads compute every aggregate. A change
+// that cannot name its roots (a join column gone from the table, or left
+// out of the log's old row) is an error: its old root would stay stale.
+func (a *Aggregate) Touched(ch *cdc.Change, out []Lookup) ([]Lookup, error) {
 	name, n := ch.Table.Name, len(out)
 	add := func(l Lookup) {
 		if !slices.ContainsFunc(out[n:], func(o Lookup) bool {
@@ -324,17 +326,17 @@ func (a *Aggregate) Touched(ch *cdc.Change, out []Lookup) []Lookup {
 			out = append(out, l)
 		}
 	}
-	images := [2][]cdc.Value{ch.Before, ch.After}
 	if name == a.entity.Table {
 		columns := a.Key()
-		for _, row := range images {
-			if values, ok := project(ch.Table, row, columns); ok {
-				add(Lookup{Columns: columns, Values: values, ByKey: true})
+		for _, values := range images(ch, columns) {
+			if values == nil {
+				return out, a.unnamed(ch, columns)
 			}
+			add(Lookup{Columns: columns, Values: values, ByKey: true})
 		}
 	}
 	if ch.Op == cdc.OpRead {
-		return out
+		return out, nil
 	}
 	for _, edge := range a.edges {
 		if edge.Table != name || edge.Frozen {
@@ -344,32 +346,57 @@ func (a *Aggregate) Touched(ch *cdc.Change, out []Lookup) []Lookup {
 		for i, j := range edge.Join {
 			members[i], roots[i] = j.Member, j.Root
 		}
-		for _, row := range images {
-			values, ok := project(ch.Table, row, members)
-			if ok && !slices.ContainsFunc(values, cdc.Value.IsNull) { // NULL refers to no root
+		for _, values := range images(ch, members) {
+			if values == nil {
+				return out, a.unnamed(ch, members)
+			}
+			if !slices.ContainsFunc(values, cdc.Value.IsNull) { // NULL refers to no root
 				add(Lookup{Columns: roots, Values: values})
 			}
 		}
 	}
+	return out, nil
+}
+
+// images returns the values of the named columns in the change's old and
+// new rows (those it has); nil for a row that lacks one of them.
+func images(ch *cdc.Change, columns []string) [][]cdc.Value {
+	var out [][]cdc.Value
+	for _, row := range [2][]cdc.Value{ch.Before, ch.After} {
+		if row == nil {
+			continue
+		}
+		values := make([]cdc.Value, len(columns))
+		for i, name := range columns {
+			c := ch.Table.Column(name)
+			if c < 0 || c >= len(row) {
+				return append(out, nil)
+			}
+			v := row[c]
+			if v.Kind == cdc.KindUnchanged && ch.Before != nil {
+				v = ch.Before[c] // an update left it alone
+			}
+			if v.Kind == cdc.KindUnknown || v.Kind == cdc.KindUnchanged {
+				return append(out, nil)
+			}
+			values[i] = v
+			values[i].Bytes = slices.Clone(v.Bytes) // the batch's memory is reused
+		}
+		out = append(out, values)
+	}
 	return out
 }
 
-// project returns a row's values of the named columns; ok is false when the
-// row is nil or the log did not carry one of them.
-func project(t *cdc.Table, row []cdc.Value, columns []string) ([]cdc.Value, bool) {
-	if row == nil {
-		return nil, false
-	}
-	values := make([]cdc.Value, len(columns))
-	for i, name := range columns {
-		c := t.Column(name)
-		if c < 0 || c >= len(row) || row[c].Kind == cdc.KindUnknown || row[c].Kind == cdc.KindUnchanged {
-			return nil, false
+// unnamed says why a change cannot name the roots it touched.
+func (a *Aggregate) unnamed(ch *cdc.Change, columns []string) error {
+	for _, name := range columns {
+		if ch.Table.Column(name) < 0 {
+			return fmt.Errorf("entity %q: table %s changed at position %q and has no column %s any more, which the aggregate joins on; stopped before its records drift from the tables: map the column's new name, or restore it",
+				a.entity.Name, ch.Table.Name, ch.Position, name)
 		}
-		values[i] = row[c]
-		values[i].Bytes = slices.Clone(row[c].Bytes) // the batch's memory is reused
 	}
-	return values, true
+	return fmt.Errorf("entity %q: %s at position %q: the log did not carry column(s) %s of the row, so the aggregate it belongs to is unknown; stopped before that aggregate's record goes stale. Have the database log whole old rows (PostgreSQL: ALTER TABLE %s REPLICA IDENTITY FULL; MySQL: binlog_row_image = FULL)",
+		a.entity.Name, ch.Table.Name, ch.Position, strings.Join(columns, ", "), ch.Table.Name)
 }
 
 // EdgeRead is how the rows of one edge are read for a set of roots.

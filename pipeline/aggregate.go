@@ -64,9 +64,13 @@ func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
 }
 
 // touch collects the roots a change touches, and its transaction for the fence.
-func (g *aggregates) touch(ch *cdc.Change) {
+func (g *aggregates) touch(ch *cdc.Change) error {
 	for _, a := range g.entities {
-		g.pending += a.Touch(ch)
+		n, err := a.Touch(ch)
+		if err != nil {
+			return err
+		}
+		g.pending += n
 	}
 	if ch.Transaction != "" && (len(g.fence.Transactions) == 0 || g.fence.Transactions[len(g.fence.Transactions)-1] != ch.Transaction) {
 		g.fence.Transactions = append(g.fence.Transactions, ch.Transaction)
@@ -74,6 +78,7 @@ func (g *aggregates) touch(ch *cdc.Change) {
 	if ch.Position != "" {
 		g.fence.Position = ch.Position
 	}
+	return nil
 }
 
 // due says whether the roots collected are recomputed after a batch: at

@@ -321,7 +321,10 @@ func (r *run) send(batches <-chan cdc.Batch) {
 				break
 			}
 			if r.aggregates != nil {
-				r.aggregates.touch(&b.Changes[i])
+				if err = r.aggregates.touch(&b.Changes[i]); err != nil {
+					r.fail(err)
+					break
+				}
 			}
 		}
 		if err == nil && r.aggregates != nil && r.aggregates.due(&b) {

@@ -53,12 +53,18 @@ type Settings struct {
 	// tables): streamed, but never snapshotted, since their rows were
 	// published when they were inserted.
 	EventTables []cdc.TableName
+	// MemberTables are mapped tables that only aggregate entities embed:
+	// streamed, since their changes name the roots to compute again, but
+	// never snapshotted, since a snapshot computes every root from a view.
+	MemberTables []cdc.TableName
 }
 
 // SnapshotTables returns the tables a snapshot reads: those given, but the
-// event tables.
+// event tables and member tables.
 func (s Settings) SnapshotTables(tables []cdc.TableName) []cdc.TableName {
-	return slices.DeleteFunc(slices.Clone(tables), func(t cdc.TableName) bool { return slices.Contains(s.EventTables, t) })
+	return slices.DeleteFunc(slices.Clone(tables), func(t cdc.TableName) bool {
+		return slices.Contains(s.EventTables, t) || slices.Contains(s.MemberTables, t)
+	})
 }
 
 // WithDefaults returns the settings with the fields left zero set to their

@@ -184,6 +184,7 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 			settings.EventTables = append(settings.EventTables, name)
 		}
 	}
+	settings.MemberTables = memberTables(cfg)
 	switch cfg.Source.Kind {
 	case "postgres":
 		return postgres.New(ctx, postgres.Config{
@@ -212,6 +213,25 @@ func openSource(ctx context.Context, cfg *Config, tables []cdc.TableName, log *s
 		})
 	}
 	return nil, fmt.Errorf("source kind %q is not supported", cfg.Source.Kind)
+}
+
+// memberTables lists the tables that only aggregates embed: no entity reads
+// them as its own table.
+func memberTables(cfg *Config) []cdc.TableName {
+	var members []cdc.TableName
+	for _, e := range cfg.Entities {
+		for _, entry := range e.edges() {
+			if entry.edge == nil {
+				continue // refused by validate
+			}
+			if name, err := cdc.ParseTableName(entry.edge.Table); err == nil && !slices.Contains(members, name) {
+				members = append(members, name)
+			}
+		}
+	}
+	return slices.DeleteFunc(members, func(t cdc.TableName) bool {
+		return slices.ContainsFunc(cfg.Entities, func(e EntityConfig) bool { return e.Table == t.String() })
+	})
 }
 
 // messagePrefixes lists the routes of the outboxes of logical messages.
