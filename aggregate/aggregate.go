@@ -109,12 +109,20 @@ func (a *Entity) Recompute(ctx context.Context, v cdc.View, send func([]mapping.
 	}
 	key := a.plan.Key()
 	done := map[string]bool{} // roots computed in this view
+	// Roots named by their key (their own change, or a child's join on
+	// it): read together; a root named by its own change and not found is
+	// gone, and gets its tombstone.
 	var byKey [][]cdc.Value
+	gone := map[string]bool{}
 	groups := map[string][]mapping.Lookup{}
 	var order []string
 	for _, l := range a.lookups {
-		if l.ByKey {
-			byKey = append(byKey, l.Values)
+		if l.ByKey || slices.Equal(l.Columns, key) {
+			text := valuesText(l.Values)
+			if _, seen := gone[text]; !seen {
+				byKey = append(byKey, l.Values)
+			}
+			gone[text] = gone[text] || l.ByKey
 			continue
 		}
 		name := strings.Join(l.Columns, "\x00")
@@ -139,7 +147,7 @@ func (a *Entity) Recompute(ctx context.Context, v cdc.View, send func([]mapping.
 		}
 		for _, values := range chunk {
 			text := valuesText(values)
-			if found[text] || done[text] {
+			if found[text] || done[text] || !gone[text] {
 				continue
 			}
 			done[text] = true
@@ -151,7 +159,6 @@ func (a *Entity) Recompute(ctx context.Context, v cdc.View, send func([]mapping.
 		if err := send(records); err != nil {
 			return err
 		}
-		a.metrics.Pending.Sub(float64(len(chunk)))
 	}
 	// Roots named by other columns (a child's join, a dimension's): read in
 	// key order, a chunk at a time, however many there are.
@@ -169,8 +176,17 @@ func (a *Entity) Recompute(ctx context.Context, v cdc.View, send func([]mapping.
 			a.metrics.Pending.Sub(float64(len(q.Values)))
 		}
 	}
+	a.metrics.Pending.Sub(float64(len(a.lookups) - sumGroups(groups)))
 	a.lookups, a.seen = a.lookups[:0], map[string]bool{}
 	return nil
+}
+
+func sumGroups(groups map[string][]mapping.Lookup) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g)
+	}
+	return n
 }
 
 // All computes every root's record from v, in key order, a chunk at a time.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/aggregate"
@@ -12,6 +13,13 @@ import (
 // maxPendingLookups bounds the roots collected before they are recomputed,
 // inside a transaction too large to wait for its end.
 const maxPendingLookups = 10000
+
+// aggregateWait is how long touched roots wait for the next batch, when
+// none is ready, before they are recomputed.
+const aggregateWait = time.Millisecond
+
+// maxRecomputeDelay bounds how long touched roots wait for more batches.
+const maxRecomputeDelay = 100 * time.Millisecond
 
 // aggregateCommitRecords is how many records of aggregates an exactly-once
 // run sends before it commits, in the middle of a fan-out.
@@ -31,7 +39,8 @@ type aggregates struct {
 	entities []*aggregate.Entity
 	fence    cdc.Fence
 	pending  int
-	sent     int // records since the last commit (exactly-once)
+	since    time.Time // when the first root pending was collected
+	sent     int       // records since the last commit (exactly-once)
 }
 
 // newAggregates compiles the aggregate entities against their tables as
@@ -81,17 +90,26 @@ func (g *aggregates) touch(ch *cdc.Change) error {
 	return nil
 }
 
-// due says whether the roots collected are recomputed after a batch: at
-// the end of its last transaction, or when a transaction touched too many
-// to wait for its end.
-func (g *aggregates) due(b *cdc.Batch) bool {
+// due says whether the roots collected are recomputed after a batch. They
+// wait for the end of the batch's last transaction, and while more batches
+// are ready (a backlog, a burst), so that one view serves many transactions,
+// up to maxPendingLookups roots or maxRecomputeDelay. A batch whose position
+// must be stored now (a snapshot's marker, a backfill's watermark) does not
+// wait: the source may wait for it.
+func (g *aggregates) due(b *cdc.Batch, more bool) bool {
 	if g.pending == 0 {
 		if !b.InTransaction {
 			g.fence = cdc.Fence{} // nothing to read for those transactions
 		}
 		return false
 	}
-	return !b.InTransaction || g.pending >= maxPendingLookups
+	if g.since.IsZero() {
+		g.since = time.Now()
+	}
+	if g.pending >= maxPendingLookups {
+		return true
+	}
+	return !b.InTransaction && (b.StoreNow || !more || time.Since(g.since) >= maxRecomputeDelay)
 }
 
 // recompute reads the roots collected back from one view and hands their
@@ -108,6 +126,6 @@ func (g *aggregates) recompute(ctx context.Context, send func([]mapping.Record) 
 	if err != nil {
 		return err
 	}
-	g.pending, g.fence = 0, cdc.Fence{}
+	g.pending, g.fence, g.since = 0, cdc.Fence{}, time.Time{}
 	return nil
 }

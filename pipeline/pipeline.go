@@ -292,23 +292,28 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		commitTick = tick.C
 	}
 	uncommitted := false
+	var ahead *cdc.Batch // read while the aggregates waited for more batches
 	for {
 		var b cdc.Batch
-		select {
-		case <-commitTick:
-			if uncommitted && r.work.Err() == nil {
-				r.commit()
-				uncommitted = false
-			}
-			continue
-		case batch, ok := <-batches:
-			if !ok {
-				if uncommitted && r.err() == nil {
-					r.commit() // a clean stop, or a snapshot-only run done
+		if ahead != nil {
+			b, ahead = *ahead, nil
+		} else {
+			select {
+			case <-commitTick:
+				if uncommitted && r.work.Err() == nil {
+					r.commit()
+					uncommitted = false
 				}
-				return
+				continue
+			case batch, ok := <-batches:
+				if !ok {
+					if uncommitted && r.err() == nil {
+						r.commit() // a clean stop, or a snapshot-only run done
+					}
+					return
+				}
+				b = batch
 			}
-			b = batch
 		}
 		if r.work.Err() != nil {
 			b.Release()
@@ -327,7 +332,7 @@ func (r *run) send(batches <-chan cdc.Batch) {
 				}
 			}
 		}
-		if err == nil && r.aggregates != nil && r.aggregates.due(&b) {
+		if err == nil && r.aggregates != nil && r.aggregates.due(&b, r.more(batches, &ahead)) {
 			// The aggregates' records go before the batch's, whose position
 			// is stored only once they are acknowledged.
 			if err = r.aggregates.recompute(r.work, func(recs []mapping.Record) error { return r.sendAggregates(ev, &tx, recs) }); err != nil {
@@ -363,8 +368,8 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		// carved before the mark, get memory of their own.
 		// The batch's position lies past the records held: it is not stored.
 		position := b.Position
-		if ready < len(mapped) {
-			position = ""
+		if ready < len(mapped) || (r.aggregates != nil && r.aggregates.pending > 0) {
+			position = "" // its records, or its aggregates' records, are still to come
 		}
 		for i := ready; i < len(mapped); i++ {
 			detach(&mapped[i])
@@ -384,6 +389,27 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		case urgent:
 			r.askStore()
 		}
+	}
+}
+
+// more says whether another batch follows at once: one is in the channel,
+// or arrives within aggregateWait (it is then read into ahead). A burst of
+// small transactions, each its own batch, then shares one view.
+func (r *run) more(batches <-chan cdc.Batch, ahead **cdc.Batch) bool {
+	if len(batches) > 0 {
+		return true
+	}
+	if r.aggregates.pending == 0 {
+		return false
+	}
+	select {
+	case b, ok := <-batches:
+		if ok {
+			*ahead = &b
+		}
+		return ok
+	case <-time.After(aggregateWait):
+		return false
 	}
 }
 

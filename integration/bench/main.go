@@ -212,6 +212,10 @@ type database interface {
 	sourceConfig() string
 	// schema is where the bench's tables are (database or schema name).
 	schema() string
+	// exec runs statements, one after the other, on the bench's session.
+	exec(ctx context.Context, statements ...string) error
+	// series is a derived table s of one column n, from..to.
+	series(from, to int) string
 	env() []string
 	close()
 }
@@ -527,6 +531,9 @@ func (b *bench) run(source string) (*table, error) {
 		return nil, err
 	}
 	if err := b.logLess(ctx, t, db, env, config, source, admin, fullLog, drain); err != nil {
+		return nil, err
+	}
+	if err := b.aggregate(ctx, t, db, env, dir, source, admin, drain); err != nil {
 		return nil, err
 	}
 	if b.until == "drain" {

@@ -292,3 +292,16 @@ func (m *mariadb) logLess(_ context.Context, less bool) error {
 }
 
 func (m *mariadb) lessName() string { return "binlog_row_image MINIMAL" }
+
+func (m *mariadb) exec(_ context.Context, statements ...string) error {
+	for _, s := range statements {
+		if _, err := m.conn.Execute(s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func (m *mariadb) series(from, to int) string {
+	return fmt.Sprintf("(SELECT seq AS n FROM seq_%d_to_%d) s", from, to)
+}

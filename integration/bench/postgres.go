@@ -295,3 +295,16 @@ func (p *postgres) logLess(ctx context.Context, less bool) error {
 }
 
 func (p *postgres) lessName() string { return "REPLICA IDENTITY DEFAULT" }
+
+func (p *postgres) exec(ctx context.Context, statements ...string) error {
+	for _, s := range statements {
+		if _, err := p.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func (p *postgres) series(from, to int) string {
+	return fmt.Sprintf("(SELECT g AS n FROM generate_series(%d, %d) g) s", from, to)
+}

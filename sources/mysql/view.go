@@ -18,6 +18,8 @@ import (
 type viewConn struct {
 	mu   sync.Mutex
 	conn *client.Conn
+	// arena holds the rows of one query, reused by the next.
+	arena memory.Arena
 }
 
 // ReadView implements cdc.ViewReader with a consistent-snapshot transaction.
@@ -188,6 +190,8 @@ func (v *view) Rows(ctx context.Context, q cdc.RowQuery, each func(*cdc.Table, [
 	if q.Limit > 0 {
 		query += " LIMIT " + strconv.Itoa(q.Limit)
 	}
-	_, err = tq.read(v.conn, query, new(memory.Arena), func(values []cdc.Value) error { return each(t, values) })
+	arena := &v.s.view.arena
+	defer func() { arena.Release(arena.Mark()) }() // the rows are valid during each's call only
+	_, err = tq.read(v.conn, query, arena, func(values []cdc.Value) error { return each(t, values) })
 	return err
 }

@@ -268,6 +268,9 @@ func keyColumns(t *cdc.Table, key []int) []string {
 	return names
 }
 
+// quoteEscaped escapes text inside an escape string literal (E'...').
+var quoteEscaped = strings.NewReplacer(`\`, `\\`, `'`, `''`)
+
 // keyLiterals writes key values, in their text forms, as literals of their
 // columns' types: compared with the key columns, they use the same operators
 // and collation as ORDER BY does.
@@ -276,7 +279,7 @@ func keyLiterals(t *cdc.Table, key []int, values []string) string {
 	for i, v := range values {
 		c := t.Columns[key[i]]
 		// An E'' string means the same whatever standard_conforming_strings says.
-		literals[i] = "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'::" + c.DatabaseType
+		literals[i] = "E'" + quoteEscaped.Replace(v) + "'::" + c.DatabaseType
 	}
 	return strings.Join(literals, ", ")
 }

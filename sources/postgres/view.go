@@ -18,6 +18,8 @@ import (
 type viewConn struct {
 	mu   sync.Mutex
 	conn *pgx.Conn
+	// arena holds the rows of one query, reused by the next.
+	arena memory.Arena
 }
 
 // ReadView implements cdc.ViewReader with a REPEATABLE READ, READ ONLY
@@ -125,7 +127,9 @@ func (v *view) Rows(ctx context.Context, q cdc.RowQuery, each func(*cdc.Table, [
 	if err != nil {
 		return err
 	}
-	parser := &copyParser{columns: len(t.Columns), arena: new(memory.Arena)} // these rows only
+	arena := &v.s.view.arena
+	defer func() { arena.Release(arena.Mark()) }() // the rows are valid during each's call only
+	parser := &copyParser{columns: len(t.Columns), arena: arena}
 	parser.onRow = func(fields [][]byte) error {
 		values, err := decodeFields(t, fields, parser.arena)
 		if err != nil {
