@@ -16,7 +16,9 @@ import (
 )
 
 // An order aggregate: the order's row, its lines (children) and its
-// customer (a dimension), one record per order.
+// customer (a dimension), one record per order; beside it, a table entity
+// of the customers, whose records share the pipeline's memory with the
+// aggregate's.
 const (
 	aggregateTablesPostgres = `
 CREATE TABLE agg_customer (customer_id int PRIMARY KEY, name text NOT NULL, tier text);
@@ -64,7 +66,14 @@ INSERT INTO agg_line VALUES (1, 1, 'A-1', 2), (1, 2, 'B-7', 1);`
           id: customer_id
           name: name
           label: {expr: "name + (tier == null ? '' : ' (' + tier + ')')"}
+  - name: customer
+    table: %[1]s.agg_customer
+    topic: agg.customer.v1
+    schema: %[3]s
+    key: [id]
+    fields: {id: customer_id, name: name}
 `
+	aggregateCustomerSchema = `{"type": "record", "name": "Customer", "namespace": "agg.v1", "fields": [{"name": "id", "type": "int"}, {"name": "name", "type": "string"}]}`
 )
 
 // aggregateScenario starts a scenario with the order aggregate on its tables.
@@ -76,8 +85,8 @@ func aggregateScenario(t *testing.T, mysql bool) (*scenario, *harness.Codec) {
 		schema, ddl = s.name, aggregateTablesMySQL
 	}
 	s.exec(ddl, aggregateRows)
-	dir := writeSchemas(t, map[string]string{"order_aggregate.avsc": orderAggregateSchema})
-	s.setEntities(fmt.Sprintf(orderAggregateEntity, schema, filepath.Join(dir, "order_aggregate.avsc")))
+	dir := writeSchemas(t, map[string]string{"order_aggregate.avsc": orderAggregateSchema, "customer.avsc": aggregateCustomerSchema})
+	s.setEntities(fmt.Sprintf(orderAggregateEntity, schema, filepath.Join(dir, "order_aggregate.avsc"), filepath.Join(dir, "customer.avsc")))
 	codec, err := harness.NewCodec(filepath.Join(dir, "order_aggregate.avsc"), orderAggregateKey)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,10 @@ func chaosDuration(t *testing.T) time.Duration {
 func TestChaosLosesNothing(t *testing.T) {
 	for _, mode := range []string{"at_least_once", "exactly_once"} {
 		t.Run(mode, func(t *testing.T) {
-			forEachSource(t, func(t *testing.T, s *scenario) { s.chaos(mode == "exactly_once") })
+			forEachSource(t, func(t *testing.T, s *scenario) {
+				s.addChaosAggregate()
+				s.chaos(mode == "exactly_once")
+			})
 		})
 	}
 }
@@ -83,6 +86,7 @@ func TestChaosLosesNothingOnPartialRowImages(t *testing.T) {
 func TestChaosLosesNothingWithAStandby(t *testing.T) {
 	forEachSource(t, func(t *testing.T, s *scenario) {
 		s.standby = true
+		s.addChaosAggregate()
 		s.chaos(true)
 	})
 }
@@ -353,12 +357,16 @@ func (s *scenario) waitVerified(timeout time.Duration, w *workload) string {
 		differences := diff(state, s.project(s.customerProjection()))
 		s.t.Fatalf("cdc verify kept finding differences: %v\n%s\nthe test's own materialization (read error %v):\n%s\n%s", err, out, rerr, truncate(differences, 3000), s.history(differences, w))
 	}
+	var summary []string
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "entity customer:") {
-			return line
+		if strings.HasPrefix(line, "entity customer:") || strings.HasPrefix(line, "entity customer_orders:") {
+			summary = append(summary, line)
 		}
 	}
-	return out
+	if summary == nil {
+		return out
+	}
+	return strings.Join(summary, "; ")
 }
 
 // history shows, for the first keys of a diff, the workload's statements on
@@ -420,6 +428,8 @@ func (s *scenario) startWorkload(maxID int) *workload {
 			}
 			var stmt string
 			switch r := rng.Intn(100); {
+			case s.aggregate && rng.Intn(10) == 0:
+				stmt = s.chaosOrderStatement(rng, i, maxID)
 			case r < 2:
 				// A transaction of several hundred changes, past PostgreSQL's
 				// logical_decoding_work_mem on the test cluster (streamed
@@ -456,6 +466,64 @@ func (s *scenario) startWorkload(maxID int) *workload {
 		}
 	}()
 	return w
+}
+
+// addChaosAggregate adds an aggregate entity to the scenario: each customer
+// with its orders (a table the workload writes besides), checked by cdc
+// verify at the end like the table entities.
+func (s *scenario) addChaosAggregate() {
+	s.t.Helper()
+	s.aggregate = true
+	schema := "public"
+	if s.mysql {
+		schema = s.name
+		s.exec(`CREATE TABLE chaos_order (order_id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, total BIGINT NOT NULL)`)
+	} else {
+		s.exec(`CREATE TABLE chaos_order (order_id bigint PRIMARY KEY, customer_id bigint NOT NULL, total bigint NOT NULL)`,
+			`ALTER TABLE chaos_order REPLICA IDENTITY FULL`)
+	}
+	if s.mysql {
+		s.exec(`INSERT INTO chaos_order SELECT seq, 1 + seq % 50, 0 FROM seq_1_to_500`)
+	} else {
+		s.exec(`INSERT INTO chaos_order SELECT g, 1 + g % 50, 0 FROM generate_series(1, 500) g`)
+	}
+	dir := writeSchemas(s.t, map[string]string{"customer_orders.avsc": `{"type": "record", "name": "CustomerOrders", "namespace": "shop.v1", "fields": [
+  {"name": "id", "type": "long"}, {"name": "email", "type": "string"},
+  {"name": "orders", "type": {"type": "array", "items": {"type": "record", "name": "CustomerOrder", "fields": [
+    {"name": "id", "type": "long"}, {"name": "total", "type": "long"}]}}}]}`})
+	data, err := os.ReadFile(s.config)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	entity := fmt.Sprintf(`
+  - name: customer_orders
+    table: %[1]s.customer
+    topic: shop.customer_orders.v1
+    schema: %[2]s
+    key: [id]
+    fields: {id: customer_id, email: email}
+    children:
+      orders: {table: %[1]s.chaos_order, join: {customer_id: customer_id}, fields: {id: order_id, total: total}}
+`, schema, filepath.Join(dir, "customer_orders.avsc"))
+	if err := os.WriteFile(s.config, append(data, entity...), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// chaosOrderStatement changes the aggregate's children: an order placed,
+// changed, moved to another customer or deleted.
+func (s *scenario) chaosOrderStatement(rng *rand.Rand, i, maxID int) string {
+	order := 1 + rng.Intn(500)
+	stmt := []string{
+		fmt.Sprintf(`INSERT INTO chaos_order VALUES (%d, %d, 1) ON CONFLICT DO NOTHING`, 1000+i, 1+rng.Intn(maxID)),
+		fmt.Sprintf(`UPDATE chaos_order SET total = total + 1 WHERE order_id = %d`, order),
+		fmt.Sprintf(`UPDATE chaos_order SET customer_id = %d WHERE order_id = %d`, 1+rng.Intn(maxID), order),
+		fmt.Sprintf(`DELETE FROM chaos_order WHERE order_id = %d`, 1000+rng.Intn(i+1)),
+	}[rng.Intn(4)]
+	if s.mysql {
+		stmt = strings.Replace(strings.Replace(stmt, " ON CONFLICT DO NOTHING", "", 1), "INSERT INTO", "INSERT IGNORE INTO", 1)
+	}
+	return stmt
 }
 
 func (w *workload) finish(t *testing.T) (committed, failed int64) {

@@ -45,9 +45,12 @@ type scenario struct {
 	// PostgreSQL stores out of line (TOAST).
 	largeValues bool
 	// standby has the chaos test run two instances of the connector.
-	standby  bool
-	customer *harness.Codec
-	order    *harness.Codec
+	standby bool
+	// aggregate has the chaos test map an aggregate entity and write its
+	// child table (see addChaosAggregate).
+	aggregate bool
+	customer  *harness.Codec
+	order     *harness.Codec
 }
 
 // Keys as the README documents them: a record named <Value>Key with the key fields.

@@ -156,7 +156,7 @@ func (ev *events) mark() eventsMark {
 		}
 		ee.ops, ee.tombstones = [cdc.OpDelete + 1]int{}, 0
 	}
-	ev.positionOf, ev.stampOf, ev.txOf = "", time.Time{}, ""
+	ev.position, ev.positionOf, ev.stampOf, ev.txOf = nil, "", time.Time{}, ""
 	return eventsMark{arena: ev.arena.Mark(), records: ev.records.Mark(), headers: ev.headers.Mark()}
 }
 

@@ -121,3 +121,21 @@ func TestCompactHeadersLeaveOutWhatEveryRecordShares(t *testing.T) {
 	}
 	t.Logf("a record of a 1-byte key and value: %d bytes with the full headers, %d compact", sink.RecordSize(&fullRecord), sink.RecordSize(&compactRecord))
 }
+
+// A record without a position (a snapshot row, an aggregate's) that follows
+// a mark carries no position header and an id of its own: the position
+// cached for the records before the mark must not stand in for its absence.
+func TestARecordWithoutPositionAfterAMarkHasNone(t *testing.T) {
+	customer := &mapping.Entity{Name: "customer", Topic: "c"}
+	ev := newEvents("shop", "", metrics.New())
+	headerMap(t, ev, mapping.Record{Entity: customer, Op: cdc.OpUpdate, Key: []byte("k"), Value: []byte("v"), Position: "p1"})
+	ev.mark()
+	unpositioned := mapping.Record{Entity: customer, Op: cdc.OpUpdate, Key: []byte("k"), Value: []byte("v")}
+	got := headerMap(t, ev, unpositioned)
+	if p, ok := got["cdc_position"]; ok {
+		t.Errorf("cdc_position %q on a record without a position", p)
+	}
+	if want := headerMap(t, newEvents("shop", "", metrics.New()), unpositioned)["ce_id"]; got["ce_id"] != want {
+		t.Errorf("ce_id %s, want %s: the id of a record without a position is its key's and value's", got["ce_id"], want)
+	}
+}

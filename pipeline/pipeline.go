@@ -319,23 +319,12 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			b.Release()
 			continue // drain so the source can return
 		}
-		var err error
-		for i := range b.Changes {
+		// The aggregates' records go first: the batch's own are mapped into
+		// the arena after them, since theirs release it when acknowledged,
+		// and the batch's position is stored only once they are.
+		err := r.aggregate(ev, &tx, &b, batches, &ahead)
+		for i := 0; err == nil && i < len(b.Changes); i++ {
 			if mapped, err = r.mapper.Map(&b.Changes[i], mapped, &ev.arena); err != nil {
-				r.fail(err)
-				break
-			}
-			if r.aggregates != nil {
-				if err = r.aggregates.touch(&b.Changes[i]); err != nil {
-					r.fail(err)
-					break
-				}
-			}
-		}
-		if err == nil && r.aggregates != nil && r.aggregates.due(&b, r.more(batches, &ahead)) {
-			// The aggregates' records go before the batch's, whose position
-			// is stored only once they are acknowledged.
-			if err = r.aggregates.recompute(r.work, func(recs []mapping.Record) error { return r.sendAggregates(ev, &tx, recs) }); err != nil {
 				r.fail(err)
 			}
 		}
@@ -390,6 +379,25 @@ func (r *run) send(batches <-chan cdc.Batch) {
 			r.askStore()
 		}
 	}
+}
+
+// aggregate collects the roots the batch's changes touch and, when they are
+// due, recomputes and sends them.
+func (r *run) aggregate(ev *events, tx *transactions, b *cdc.Batch, batches <-chan cdc.Batch, ahead **cdc.Batch) error {
+	if r.aggregates == nil {
+		return nil
+	}
+	var err error
+	for i := 0; err == nil && i < len(b.Changes); i++ {
+		err = r.aggregates.touch(&b.Changes[i])
+	}
+	if err == nil && r.aggregates.due(b, r.more(batches, ahead)) {
+		err = r.aggregates.recompute(r.work, func(recs []mapping.Record) error { return r.sendAggregates(ev, tx, recs) })
+	}
+	if err != nil {
+		r.fail(err)
+	}
+	return err
 }
 
 // more says whether another batch follows at once: one is in the channel,
