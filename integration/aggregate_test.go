@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -431,4 +433,69 @@ func (s *scenario) raceOrders(writers int, d time.Duration) {
 		s.t.Fatal("no writer's transaction committed")
 	}
 	s.t.Logf("%d writers committed %d transactions", writers, done)
+}
+
+// An aggregate added to a connector that has streamed is backfilled while
+// it streams: its root table is read in chunks, each root computed from a
+// view, under writers that change its tables meanwhile.
+func TestAggregateAddedLaterIsBackfilled(t *testing.T) {
+	for _, mysql := range []bool{false, true} {
+		t.Run(map[bool]string{false: "postgres", true: "mysql"}[mysql], func(t *testing.T) {
+			s, codec := aggregateScenario(t, mysql)
+			if mysql {
+				s.exec(`INSERT INTO agg_order SELECT 1000 + seq, 1 + seq % 2, 'OPEN', NULL FROM seq_1_to_3000`,
+					`INSERT INTO agg_line SELECT 1000 + seq, 1, 'F-1', 1 FROM seq_1_to_3000`)
+				s.editConfig("    # watermark_table: ", "    watermark_table: ")
+			} else {
+				s.exec(`INSERT INTO agg_order SELECT 1000 + g, 1 + g % 2, 'OPEN', NULL FROM generate_series(1, 3000) g`,
+					`INSERT INTO agg_line SELECT 1000 + g, 1, 'F-1', 1 FROM generate_series(1, 3000) g`)
+			}
+			full, err := os.ReadFile(s.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, rest, _ := strings.Cut(string(full), "  - name: order_aggregate\n")
+			_, customer, _ := strings.Cut(rest, "  - name: customer\n")
+			if err := os.WriteFile(s.config, []byte(head+"  - name: customer\n"+customer), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d := s.start()
+			if err := harness.Eventually(60*time.Second, func() (bool, error) {
+				recs, err := harness.ReadTopic(s.ctx, s.brokers, "agg.customer.v1")
+				return len(recs) >= 2, err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Stop(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+
+			if err := os.WriteFile(s.config, full, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d = s.start()
+			s.raceOrders(2, 2*time.Second)
+			s.waitOrdersMatch(codec)
+			if !strings.Contains(d.Logs(), "entities added after the initial snapshot are backfilled while streaming") {
+				t.Errorf("the daemon did not say it backfills the aggregate:\n%s", d.Logs())
+			}
+			if out, err := s.runToEnd(2*time.Minute, "verify", "--config", s.config); err != nil {
+				t.Fatalf("cdc verify: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// A mapping mistake in an edge is reported by cdc validate and at start-up
+// with its line, before anything is produced.
+func TestAggregateMistakesAreRefusedWithTheirLine(t *testing.T) {
+	s, _ := aggregateScenario(t, false)
+	s.editConfig("join: {order_id: order_id}", "join: {order: order_id}")
+	out, err := s.runToEnd(time.Minute, "validate", "--config", s.config)
+	want := regexp.MustCompile(`cdc\.yaml:\d+: entity "order_aggregate", field "lines": join: public\.agg_line has no column order`)
+	if err == nil || !want.MatchString(out) {
+		t.Errorf("cdc validate: %v, want an error matching %s:\n%s", err, want, out)
+	}
+	s.start()
+	s.mustExit("join: public.agg_line has no column order")
 }
