@@ -60,9 +60,6 @@ func (a *Entity) compile() error {
 	return nil
 }
 
-// Name is the entity's name.
-func (a *Entity) Name() string { return a.entity.Name }
-
 // shape compiles the plan again when a view reads a table in another shape
 // than the plan's: the table changed, and must still fit the entity.
 func (a *Entity) shape(t *cdc.Table) error {

@@ -499,3 +499,14 @@ func TestAggregateMistakesAreRefusedWithTheirLine(t *testing.T) {
 	s.start()
 	s.mustExit("join: public.agg_line has no column order")
 }
+
+// A column an edge reads changed type under the running daemon, with no
+// row change to show it in the log: the recheck of the catalog finds it no
+// longer fits the edge's field, and the daemon stops before a view reads it.
+func TestAggregateEdgeColumnRetypedStopsTheDaemon(t *testing.T) {
+	s, codec := aggregateScenario(t, false)
+	s.start()
+	s.waitOrdersMatch(codec)
+	s.exec(`ALTER TABLE agg_line ALTER COLUMN qty TYPE bigint`)
+	s.mustExit(`the mapped tables changed`, `entity "order_aggregate", field "lines.quantity": column qty (bigint) cannot be held by "int"`)
+}

@@ -30,13 +30,6 @@ const (
 	EdgeDimension
 )
 
-func (k EdgeKind) String() string {
-	if k == EdgeChildren {
-		return "children"
-	}
-	return "dimension"
-}
-
 // Edge is one table an aggregate embeds.
 type Edge struct {
 	// Field is the aggregate's value field the edge fills: an array of
@@ -303,9 +296,6 @@ func compileEdge(e *Entity, edge *Edge, rootTable *cdc.Table, table func(cdc.Tab
 	}
 	return p, nil
 }
-
-// Entity is the aggregate's entity.
-func (a *Aggregate) Entity() *Entity { return a.entity }
 
 // Key names the root table's primary key columns.
 func (a *Aggregate) Key() []string { return columnNames(a.root.table, a.key) }

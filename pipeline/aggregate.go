@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,16 +38,20 @@ const aggregateCommitRecords = 10000
 type aggregates struct {
 	view     cdc.ViewReader
 	entities []*aggregate.Entity
-	fence    cdc.Fence
-	pending  int
-	since    time.Time // when the first root pending was collected
-	sent     int       // records since the last commit (exactly-once)
+	// definitions and framing are the entities' as configured: read only,
+	// from the recheck's goroutine too.
+	definitions []*mapping.Entity
+	framing     map[string]mapping.Framing
+	fence       cdc.Fence
+	pending     int
+	since       time.Time // when the first root pending was collected
+	sent        int       // records since the last commit (exactly-once)
 }
 
 // newAggregates compiles the aggregate entities against their tables as
 // the catalog describes them; nil if there are none.
 func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
-	g := &aggregates{}
+	g := &aggregates{framing: cfg.Framing}
 	for _, e := range cfg.Entities {
 		if !e.IsAggregate() {
 			continue
@@ -64,12 +69,33 @@ func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
 		if err != nil {
 			return nil, err
 		}
-		g.entities = append(g.entities, a)
+		g.entities, g.definitions = append(g.entities, a), append(g.definitions, e)
 	}
 	if g.entities == nil {
 		return nil, nil
 	}
 	return g, nil
+}
+
+// check compiles the aggregates against their tables as the catalog
+// describes them now (see cdc.Rechecker): a column they read changed in a
+// way that no longer fits, and the views would read it as it was.
+func (g *aggregates) check(tables []*cdc.Table) error {
+	described := func(name cdc.TableName) *cdc.Table {
+		for _, t := range tables {
+			if t.Name == name {
+				return t
+			}
+		}
+		return nil
+	}
+	var errs []error
+	for _, e := range g.definitions {
+		if _, err := mapping.CompileAggregate(e, described, g.framing[e.Name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // touch collects the roots a change touches, and its transaction for the fence.

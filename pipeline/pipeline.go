@@ -266,6 +266,9 @@ func (r *run) recheck(source cdc.Rechecker) {
 			for i, t := range tables {
 				errs[i] = r.mapper.CheckKeys(t)
 			}
+			if r.aggregates != nil {
+				errs = append(errs, r.aggregates.check(tables))
+			}
 			err = errors.Join(errs...)
 		}
 		if err != nil {

@@ -155,7 +155,7 @@ func (b *bench) aggregate(ctx context.Context, t *table, db database, env []stri
 	t.add("aggregate", "cdc run (mixed backlog, changes)", float64(changes)/elapsed, "table drain (rows)", tableDrain)
 	t.figure("aggregate drain: aggregate records per second", float64(after-before)/elapsed, "/s")
 	t.figure("aggregate drain: records per change", float64(after-before)/float64(changes), "")
-	t.figure("aggregate drain: queries per change", m["cdc_aggregate_queries_total"+label]/float64(changes), "")
+	t.figure("aggregate drain: queries per 1,000 changes", 1000*m["cdc_aggregate_queries_total"+label]/float64(changes), "")
 	t.figure("aggregate drain: rows read per change", m["cdc_aggregate_rows_read_total"+label]/float64(changes), "")
 	if err := d.Stop(time.Minute); err != nil {
 		return fmt.Errorf("stop after the aggregate drain: %v\n%s", err, d.Logs())
