@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/visible"
 )
 
 // viewConn is the connection aggregate entities are read back on.
@@ -38,29 +38,16 @@ func (s *Source) ReadView(ctx context.Context, fence cdc.Fence, read func(cdc.Vi
 	}
 	s.view.mu.Lock()
 	defer s.view.mu.Unlock()
-	started, warned := time.Now(), time.Now()
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		visible, err := s.readView(ctx, after, read)
-		if err != nil {
-			if s.view.conn != nil {
-				s.view.conn.Close() // a connection in an unknown state is not reused
-				s.view.conn = nil
-			}
-			return classify(err)
+	err := visible.Await(ctx, s.log, "recomputing aggregates waits for transactions the stream has read to become visible", []any{"position", after.String()},
+		func() (bool, error) { return s.readView(ctx, after, read) })
+	if err != nil && ctx.Err() == nil {
+		if s.view.conn != nil {
+			s.view.conn.Close() // a connection in an unknown state is not reused
+			s.view.conn = nil
 		}
-		if visible {
-			return nil
-		}
-		if time.Since(warned) > 30*time.Second {
-			warned = time.Now()
-			s.log.Warn("recomputing aggregates waits for transactions the stream has read to become visible", "position", after.String(), "waiting_seconds", int(time.Since(started).Seconds()))
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return classify(err)
 	}
+	return err
 }
 
 func (s *Source) readView(ctx context.Context, after Position, read func(cdc.View) error) (bool, error) {

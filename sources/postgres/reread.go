@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/visible"
 )
 
 // Under any REPLICA IDENTITY but FULL, PostgreSQL logs an update's new row
@@ -49,26 +49,16 @@ func (r *rereader) read(ctx context.Context, t *cdc.Table, columns []int, rows [
 		}
 	}
 	query := "COPY (" + rowsByKeyQuery(t, columns, rows) + ") TO STDOUT"
-	started, warned := time.Now(), time.Now()
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		found, visible, err := r.readIn(ctx, t, columns, query)
-		if err != nil {
-			r.close() // a connection in an unknown state is not reused
-			return nil, err
-		}
-		if visible {
-			return found, nil
-		}
-		if time.Since(warned) > 30*time.Second {
-			warned = time.Now()
-			r.s.log.Warn("reading rows back waits for transactions the stream has read to become visible", "transactions", r.xids, "waiting_seconds", int(time.Since(started).Seconds()))
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	var found map[string][]cdc.Value
+	err := visible.Await(ctx, r.s.log, "reading rows back waits for transactions the stream has read to become visible", []any{"transactions", r.xids},
+		func() (seen bool, err error) {
+			found, seen, err = r.readIn(ctx, t, columns, query)
+			return seen, err
+		})
+	if err != nil && ctx.Err() == nil {
+		r.close() // a connection in an unknown state is not reused
 	}
+	return found, err
 }
 
 func (r *rereader) readIn(ctx context.Context, t *cdc.Table, columns []int, query string) (map[string][]cdc.Value, bool, error) {

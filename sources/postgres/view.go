@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdc-dev/cdc"
 	"github.com/cdc-dev/cdc/internal/memory"
+	"github.com/cdc-dev/cdc/sources/internal/visible"
 )
 
 // viewConn is the connection aggregate entities are read back on.
@@ -42,27 +42,14 @@ func (s *Source) ReadView(ctx context.Context, fence cdc.Fence, read func(cdc.Vi
 			return classify(fmt.Errorf("open the connection that reads aggregates: %w", err))
 		}
 	}
-	started, warned := time.Now(), time.Now()
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		visible, err := s.readView(ctx, xids, read)
-		if err != nil {
-			s.view.conn.Close(context.Background()) // a connection in an unknown state is not reused
-			s.view.conn = nil
-			return classify(err)
-		}
-		if visible {
-			return nil
-		}
-		if time.Since(warned) > 30*time.Second {
-			warned = time.Now()
-			s.log.Warn("recomputing aggregates waits for transactions the stream has read to become visible", "transactions", xids, "waiting_seconds", int(time.Since(started).Seconds()))
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err = visible.Await(ctx, s.log, "recomputing aggregates waits for transactions the stream has read to become visible", []any{"transactions", xids},
+		func() (bool, error) { return s.readView(ctx, xids, read) })
+	if err != nil && ctx.Err() == nil {
+		s.view.conn.Close(context.Background()) // a connection in an unknown state is not reused
+		s.view.conn = nil
+		return classify(err)
 	}
+	return err
 }
 
 func (s *Source) readView(ctx context.Context, xids []int64, read func(cdc.View) error) (bool, error) {
