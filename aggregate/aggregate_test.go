@@ -151,7 +151,7 @@ func TestRecomputeNamesEachRootOnceAndTombstonesOnlyRootsGone(t *testing.T) {
 	a := orderEntity(t, db, 10)
 	changes := []cdc.Change{
 		{Table: db.shapes[linesName], Op: cdc.OpUpdate, Before: []cdc.Value{cdc.Int(1), cdc.Int(1)}, After: []cdc.Value{cdc.Int(2), cdc.Int(9)}}, // a line moved
-		{Table: db.shapes[ordersName], Op: cdc.OpUpdate, Before: db.rows[ordersName][1], After: db.rows[ordersName][1]},                           // order 2 again
+		{Table: db.shapes[ordersName], Op: cdc.OpUpdate, Before: db.rows[ordersName][1], After: db.rows[ordersName][1]},                          // order 2 again
 		{Table: db.shapes[ordersName], Op: cdc.OpDelete, Before: []cdc.Value{cdc.Int(7), cdc.Int(0)}},                                            // gone
 		{Table: db.shapes[linesName], Op: cdc.OpDelete, Before: []cdc.Value{cdc.Int(8), cdc.Int(1)}},                                             // a line of no order
 	}
