@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -98,6 +99,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 		if err != nil {
 			return err
 		}
+		before := maps.Clone(byName) // an aggregate's other tables, as the file finds them
 		steps, err := predict(byName, string(sql))
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
@@ -105,7 +107,7 @@ func checkMigrationCommand(_ context.Context, args []string, stdout, stderr io.W
 		for _, step := range steps {
 			st := migrationStatement{File: file, Line: step.Line, Statement: step.Text, Entities: []migrationVerdict{}}
 			for _, e := range entities {
-				v := judge(e, step)
+				v := judge(e, step, before)
 				if v.Verdict == verdictInvisible {
 					continue
 				}
@@ -161,8 +163,12 @@ func predictor(cfg *Config, entities []*mapping.Entity) (func(map[cdc.TableName]
 	}, nil
 }
 
-// judge says what one statement means for one entity.
-func judge(e *mapping.Entity, step cdc.MigrationStep) migrationVerdict {
+// judge says what one statement means for one entity; tables are the
+// others, for an aggregate's.
+func judge(e *mapping.Entity, step cdc.MigrationStep, tables map[cdc.TableName]*cdc.Table) migrationVerdict {
+	if e.IsAggregate() {
+		return judgeAggregate(e, step, tables)
+	}
 	v := migrationVerdict{Entity: e.Name, Verdict: verdictInvisible}
 	if why, ok := step.Breaks[e.Table]; ok {
 		v.Verdict, v.Reason, v.Fix = verdictBreaking, why, fixRows
@@ -182,6 +188,35 @@ func judge(e *mapping.Entity, step cdc.MigrationStep) migrationVerdict {
 		return v
 	}
 	v.Verdict, v.Reason = verdictCompatible, "the table changes and the mapping still holds against it"
+	return v
+}
+
+// judgeAggregate says what one statement means for an aggregate: a change
+// to any of its tables must leave the whole aggregate compiling.
+func judgeAggregate(e *mapping.Entity, step cdc.MigrationStep, tables map[cdc.TableName]*cdc.Table) migrationVerdict {
+	v := migrationVerdict{Entity: e.Name, Verdict: verdictInvisible}
+	changed := false
+	for _, name := range e.Tables() {
+		if why, ok := step.Breaks[name]; ok {
+			v.Verdict, v.Reason, v.Fix = verdictBreaking, why, fixRows
+			return v
+		}
+		changed = changed || slices.ContainsFunc(step.Changed, func(t *cdc.Table) bool { return t.Name == name })
+	}
+	if !changed {
+		return v
+	}
+	described := func(name cdc.TableName) *cdc.Table {
+		if i := slices.IndexFunc(step.Changed, func(t *cdc.Table) bool { return t.Name == name }); i >= 0 {
+			return step.Changed[i]
+		}
+		return tables[name]
+	}
+	if _, err := mapping.CompileAggregate(e, described, mapping.Framing{}); err != nil {
+		v.Verdict, v.Reason, v.Fix = verdictBreaking, joinedLines(err), fixMapping
+		return v
+	}
+	v.Verdict, v.Reason = verdictCompatible, "the tables change and the aggregate still holds against them"
 	return v
 }
 

@@ -89,3 +89,54 @@ func TestCheckMigrationRefusesWhatItCannotJudge(t *testing.T) {
 		})
 	}
 }
+
+// A migration of any of an aggregate's tables is judged against the whole
+// aggregate: dropping a column an edge reads breaks it, adding one does not.
+func TestCheckMigrationJudgesAnAggregatesEdges(t *testing.T) {
+	config := strings.Replace(validConfig, "      id: customer_id\n", `      id: customer_id
+    children:
+      orders: {table: public.orders, join: {customer_id: customer_id}, fields: {total: total}}
+`, 1)
+	config = strings.Replace(config, "schema: c.avsc", "schema: agg.avsc", 1)
+	path := writeConfig(t, config)
+	dir := filepath.Dir(path)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("agg.avsc", `{"type": "record", "name": "C", "fields": [{"name": "id", "type": "long"},
+		{"name": "orders", "type": {"type": "array", "items": {"type": "record", "name": "O", "fields": [{"name": "total", "type": "long"}]}}}]}`)
+	customer := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "customer"},
+		Columns: []cdc.Column{{Name: "customer_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64}}, PrimaryKey: []int{0}}
+	orders := &cdc.Table{Name: cdc.TableName{Schema: "public", Name: "orders"}, Columns: []cdc.Column{
+		{Name: "order_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64},
+		{Name: "customer_id", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64},
+		{Name: "total", DatabaseType: "bigint", Kind: cdc.KindInt, Bits: 64}}, PrimaryKey: []int{0}}
+	catalog, err := encodeCatalog("postgres", []*cdc.Table{customer, orders}, map[cdc.TableName]cdc.TableSettings{
+		customer.Name: {ReplicaIdentity: "FULL"}, orders.Name: {ReplicaIdentity: "FULL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogPath := write("catalog.json", string(catalog))
+	sqlPath := write("002.sql", "ALTER TABLE orders ADD COLUMN note text;\nALTER TABLE orders DROP COLUMN total;\n")
+	var out, errOut strings.Builder
+	err = Run(t.Context(), []string{"check-migration", "--config", path, "--catalog", catalogPath, "--format", "json", sqlPath}, &out, &errOut)
+	var got struct {
+		Breaking   int
+		Statements []migrationStatement
+	}
+	if jsonErr := json.Unmarshal([]byte(out.String()), &got); jsonErr != nil {
+		t.Fatalf("not JSON: %v\n%s%s", jsonErr, out.String(), errOut.String())
+	}
+	if err == nil || got.Breaking != 1 || len(got.Statements) != 2 {
+		t.Fatalf("returned %v, %+v", err, got)
+	}
+	first, second := got.Statements[0], got.Statements[1]
+	if first.Entities[0].Verdict != verdictCompatible || second.Entities[0].Verdict != verdictBreaking ||
+		!strings.Contains(second.Entities[0].Reason, `field "orders.total"`) {
+		t.Errorf("verdicts %+v", got.Statements)
+	}
+}
