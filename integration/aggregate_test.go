@@ -510,3 +510,48 @@ func TestAggregateEdgeColumnRetypedStopsTheDaemon(t *testing.T) {
 	s.exec(`ALTER TABLE agg_line ALTER COLUMN qty TYPE bigint`)
 	s.mustExit(`the mapped tables changed`, `entity "order_aggregate", field "lines.quantity": column qty (bigint) cannot be held by "int"`)
 }
+
+// A dimension marked propagate: false recomputes no root when it changes:
+// its values in a root's record are those read when the root last changed.
+func TestFrozenDimensionKeepsTheValuesOfTheRootsLastChange(t *testing.T) {
+	s, codec := aggregateScenario(t, false)
+	s.editConfig("        join: {customer_id: customer_id}\n", "        join: {customer_id: customer_id}\n        propagate: false\n")
+	s.start()
+	s.waitOrdersMatch(codec)
+	before, _, err := s.orderState(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exec(`UPDATE agg_customer SET name = 'Ada L.' WHERE customer_id = 1`,
+		`UPDATE agg_order SET status = 'PAID' WHERE order_id = 2`) // a fence: order 2 has no customer
+	records := waitRecordOf(t, s, codec, `{"id":2}`, `"status":"PAID"`)
+	after, _, err := s.orderState(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[`{"id":1}`] != before[`{"id":1}`] {
+		t.Errorf("order 1's record changed when its frozen customer did:\n%s\n%s", before[`{"id":1}`], after[`{"id":1}`])
+	}
+	if n := recordsOf(t, codec, records, `{"id":1}`); n != 1 {
+		t.Errorf("order 1 has %d records, want 1 (the snapshot's)", n)
+	}
+	s.exec(`UPDATE agg_order SET status = 'PAID' WHERE order_id = 1`)
+	waitRecordOf(t, s, codec, `{"id":1}`, `"name":"Ada L."`)
+}
+
+// waitRecordOf waits until the topic's last value of key contains text, and
+// returns the topic's records.
+func waitRecordOf(t *testing.T, s *scenario, codec *harness.Codec, key, text string) []harness.Record {
+	t.Helper()
+	var records []harness.Record
+	var last string
+	err := harness.Eventually(60*time.Second, func() (bool, error) {
+		state, recs, err := s.orderState(codec)
+		records, last = recs, state[key]
+		return strings.Contains(last, text), err
+	})
+	if err != nil {
+		t.Fatalf("the record of %s never held %s (last: %s): %v", key, text, last, err)
+	}
+	return records
+}
