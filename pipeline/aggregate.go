@@ -74,6 +74,11 @@ func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
 	if g.entities == nil {
 		return nil, nil
 	}
+	// A view that cannot be opened (MySQL reports no snapshot position) is
+	// found now, before anything is produced.
+	if err := g.view.ReadView(ctx, cdc.Fence{}, func(cdc.View) error { return nil }); err != nil {
+		return nil, fmt.Errorf("aggregate entities are read back from a view of the database, which cannot be opened: %w", err)
+	}
 	return g, nil
 }
 
