@@ -65,7 +65,7 @@ func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
 		if err != nil {
 			return nil, err
 		}
-		a, err := aggregate.New(e, cfg.Framing[e.Name], tables, cfg.AggregateChunk, cfg.Metrics.Aggregate(e.Name))
+		a, err := aggregate.New(e, cfg.Framing[e.Name], tables, aggregate.DefaultChunk, cfg.Metrics.Aggregate(e.Name))
 		if err != nil {
 			return nil, err
 		}

@@ -91,9 +91,6 @@ type Config struct {
 	// HoldTransactionBytes bounds the memory of one transaction's records
 	// held until its end (DefaultHoldTransactionBytes if zero).
 	HoldTransactionBytes int
-	// AggregateChunk is how many roots of an aggregate entity are read back
-	// per query (aggregate.DefaultChunk if zero).
-	AggregateChunk int
 	// ResumeTransaction is the stored checkpoint's Transaction.
 	ResumeTransaction *cdc.TransactionProgress
 	// Metrics counts what the pipeline does (a set of its own if nil).
