@@ -45,13 +45,16 @@ type aggregates struct {
 	fence       cdc.Fence
 	pending     int
 	since       time.Time // when the first root pending was collected
-	sent        int       // records since the last commit (exactly-once)
+	// exactlyOnce: every commit carries the checkpoint of what it commits,
+	// so a batch's roots are never left for later batches (see due).
+	exactlyOnce bool
+	sent        int // records since the last commit (exactly-once)
 }
 
 // newAggregates compiles the aggregate entities against their tables as
 // the catalog describes them; nil if there are none.
 func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
-	g := &aggregates{framing: cfg.Framing}
+	g := &aggregates{framing: cfg.Framing, exactlyOnce: cfg.Transactions != nil}
 	for _, e := range cfg.Entities {
 		if !e.IsAggregate() {
 			continue
@@ -126,7 +129,9 @@ func (g *aggregates) touch(ch *cdc.Change) error {
 // are ready (a backlog, a burst), so that one view serves many transactions,
 // up to maxPendingLookups roots or maxRecomputeDelay. A batch whose position
 // must be stored now (a snapshot's marker, a backfill's watermark) does not
-// wait: the source may wait for it.
+// wait: the source may wait for it. Nor does one in exactly-once mode: the
+// positions of batches whose roots wait are not stored, and a commit of
+// their records without them would send them again after a crash.
 func (g *aggregates) due(b *cdc.Batch, more bool) bool {
 	if g.pending == 0 {
 		if !b.InTransaction {
@@ -140,7 +145,7 @@ func (g *aggregates) due(b *cdc.Batch, more bool) bool {
 	if g.pending >= maxPendingLookups {
 		return true
 	}
-	return !b.InTransaction && (b.StoreNow || !more || time.Since(g.since) >= maxRecomputeDelay)
+	return !b.InTransaction && (b.StoreNow || !more || g.exactlyOnce || time.Since(g.since) >= maxRecomputeDelay)
 }
 
 // recompute reads the roots collected back from one view and hands their

@@ -300,14 +300,16 @@ func (r *run) send(batches <-chan cdc.Batch) {
 		} else {
 			select {
 			case <-commitTick:
-				if uncommitted && r.work.Err() == nil {
+				// Not while roots wait for a transaction's end: the batches'
+				// positions are held until they are recomputed.
+				if uncommitted && r.work.Err() == nil && (r.aggregates == nil || r.aggregates.pending == 0) {
 					r.commit()
 					uncommitted = false
 				}
 				continue
 			case batch, ok := <-batches:
 				if !ok {
-					if uncommitted && r.err() == nil {
+					if uncommitted && r.err() == nil && (r.aggregates == nil || r.aggregates.pending == 0) {
 						r.commit() // a clean stop, or a snapshot-only run done
 					}
 					return
@@ -391,7 +393,7 @@ func (r *run) aggregate(ev *events, tx *transactions, b *cdc.Batch, batches <-ch
 	for i := 0; err == nil && i < len(b.Changes); i++ {
 		err = r.aggregates.touch(&b.Changes[i])
 	}
-	if err == nil && r.aggregates.due(b, r.more(batches, ahead)) {
+	if err == nil && r.aggregates.due(b, !r.aggregates.exactlyOnce && r.more(batches, ahead)) {
 		err = r.aggregates.recompute(r.work, func(recs []mapping.Record) error { return r.sendAggregates(ev, tx, recs) })
 	}
 	if err != nil {
