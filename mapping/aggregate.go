@@ -107,6 +107,16 @@ type Lookup struct {
 	ByKey   bool
 }
 
+// Described returns the table of a name among tables, for CompileAggregate.
+func Described(tables []*cdc.Table) func(cdc.TableName) *cdc.Table {
+	return func(name cdc.TableName) *cdc.Table {
+		if i := slices.IndexFunc(tables, func(t *cdc.Table) bool { return t.Name == name }); i >= 0 {
+			return tables[i]
+		}
+		return nil
+	}
+}
+
 // CompileAggregate checks an aggregate entity against its tables (table
 // returns the described table of a name, nil if unknown) and returns its
 // plan, or every problem found.

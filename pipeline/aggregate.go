@@ -89,17 +89,9 @@ func newAggregates(ctx context.Context, cfg *Config) (*aggregates, error) {
 // describes them now (see cdc.Rechecker): a column they read changed in a
 // way that no longer fits, and the views would read it as it was.
 func (g *aggregates) check(tables []*cdc.Table) error {
-	described := func(name cdc.TableName) *cdc.Table {
-		for _, t := range tables {
-			if t.Name == name {
-				return t
-			}
-		}
-		return nil
-	}
 	var errs []error
 	for _, e := range g.definitions {
-		if _, err := mapping.CompileAggregate(e, described, g.framing[e.Name]); err != nil {
+		if _, err := mapping.CompileAggregate(e, mapping.Described(tables), g.framing[e.Name]); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -119,16 +119,10 @@ func (c *connector) checkMappings(ctx context.Context) error {
 // that every entity's key identifies its table's rows.
 func (c *connector) checkMappingsAgainst(tables []*cdc.Table) error {
 	mapper := mapping.NewMapper(c.entities, mapping.Options{})
-	described := func(name cdc.TableName) *cdc.Table {
-		if i := slices.IndexFunc(tables, func(t *cdc.Table) bool { return t.Name == name }); i >= 0 {
-			return tables[i]
-		}
-		return nil
-	}
 	var errs []error
 	for _, e := range c.entities {
 		if e.IsAggregate() {
-			if _, err := mapping.CompileAggregate(e, described, mapping.Framing{}); err != nil {
+			if _, err := mapping.CompileAggregate(e, mapping.Described(tables), mapping.Framing{}); err != nil {
 				errs = append(errs, err)
 			}
 		}
