@@ -30,23 +30,30 @@ func TestCheckMigrationInJSON(t *testing.T) {
 	}
 	catalogPath := write("catalog.json", string(catalog))
 	sqlPath := write("001.sql", "ALTER TABLE customer DROP COLUMN note;\nALTER TABLE customer ALTER COLUMN customer_id TYPE text;\n")
+	first, second := checkOneBreakingOfTwo(t, path, catalogPath, sqlPath)
+	if first.Line != 1 || first.Entities[0].Verdict != verdictCompatible || second.Line != 2 || second.Entities[0].Verdict != verdictBreaking ||
+		!strings.Contains(second.Entities[0].Reason, `field "id"`) || second.Entities[0].Fix == "" {
+		t.Errorf("verdicts %+v, %+v", first, second)
+	}
+}
+
+// checkOneBreakingOfTwo runs check-migration --format json on a migration
+// of two statements, expects the second to break, and returns both.
+func checkOneBreakingOfTwo(t *testing.T, config, catalog, sql string) (first, second migrationStatement) {
+	t.Helper()
 	var out, errOut strings.Builder
-	err = Run(t.Context(), []string{"check-migration", "--config", path, "--catalog", catalogPath, "--format", "json", sqlPath}, &out, &errOut)
+	err := Run(t.Context(), []string{"check-migration", "--config", config, "--catalog", catalog, "--format", "json", sql}, &out, &errOut)
 	var got struct {
 		Breaking   int
 		Statements []migrationStatement
 	}
 	if jsonErr := json.Unmarshal([]byte(out.String()), &got); jsonErr != nil {
-		t.Fatalf("not JSON: %v\n%s", jsonErr, out.String())
+		t.Fatalf("not JSON: %v\n%s%s", jsonErr, out.String(), errOut.String())
 	}
 	if err == nil || got.Breaking != 1 || len(got.Statements) != 2 {
 		t.Fatalf("returned %v, %+v", err, got)
 	}
-	first, second := got.Statements[0], got.Statements[1]
-	if first.Line != 1 || first.Entities[0].Verdict != verdictCompatible || second.Line != 2 || second.Entities[0].Verdict != verdictBreaking ||
-		!strings.Contains(second.Entities[0].Reason, `field "id"`) || second.Entities[0].Fix == "" {
-		t.Errorf("verdicts %+v", got.Statements)
-	}
+	return got.Statements[0], got.Statements[1]
 }
 
 // Inputs check-migration cannot judge are refused, saying which and why.
@@ -122,21 +129,9 @@ func TestCheckMigrationJudgesAnAggregatesEdges(t *testing.T) {
 	}
 	catalogPath := write("catalog.json", string(catalog))
 	sqlPath := write("002.sql", "ALTER TABLE orders ADD COLUMN note text;\nALTER TABLE orders DROP COLUMN total;\n")
-	var out, errOut strings.Builder
-	err = Run(t.Context(), []string{"check-migration", "--config", path, "--catalog", catalogPath, "--format", "json", sqlPath}, &out, &errOut)
-	var got struct {
-		Breaking   int
-		Statements []migrationStatement
-	}
-	if jsonErr := json.Unmarshal([]byte(out.String()), &got); jsonErr != nil {
-		t.Fatalf("not JSON: %v\n%s%s", jsonErr, out.String(), errOut.String())
-	}
-	if err == nil || got.Breaking != 1 || len(got.Statements) != 2 {
-		t.Fatalf("returned %v, %+v", err, got)
-	}
-	first, second := got.Statements[0], got.Statements[1]
+	first, second := checkOneBreakingOfTwo(t, path, catalogPath, sqlPath)
 	if first.Entities[0].Verdict != verdictCompatible || second.Entities[0].Verdict != verdictBreaking ||
 		!strings.Contains(second.Entities[0].Reason, `field "orders.total"`) {
-		t.Errorf("verdicts %+v", got.Statements)
+		t.Errorf("verdicts %+v, %+v", first, second)
 	}
 }
