@@ -134,6 +134,15 @@ func (s *scenario) ordersNow() map[string]string {
 	return want
 }
 
+// series is a derived table of one column n, from 1 to count, in the
+// scenario database's dialect.
+func (s *scenario) series(count int) string {
+	if s.mysql {
+		return fmt.Sprintf("(SELECT seq AS n FROM seq_1_to_%d) s", count)
+	}
+	return fmt.Sprintf("generate_series(1, %d) n", count)
+}
+
 func concat(mysql bool, parts ...string) string {
 	if mysql {
 		return "CONCAT(" + strings.Join(parts, ", ") + ")"
@@ -318,13 +327,8 @@ COMMIT`)
 
 			// A dimension change fans out to every order of the customer:
 			// 1,200 of them, more than two chunks of 500.
-			if mysql {
-				s.exec(`INSERT INTO agg_order SELECT 1000 + seq, 2, 'OPEN', NULL FROM seq_1_to_1200`,
-					`INSERT INTO agg_line SELECT 1000 + seq, 1, 'F-1', 1 FROM seq_1_to_1200`)
-			} else {
-				s.exec(`INSERT INTO agg_order SELECT 1000 + g, 2, 'OPEN', NULL FROM generate_series(1, 1200) g`,
-					`INSERT INTO agg_line SELECT 1000 + g, 1, 'F-1', 1 FROM generate_series(1, 1200) g`)
-			}
+			s.exec(`INSERT INTO agg_order SELECT 1000 + n, 2, 'OPEN', NULL FROM `+s.series(1200),
+				`INSERT INTO agg_line SELECT 1000 + n, 1, 'F-1', 1 FROM `+s.series(1200))
 			s.waitOrdersMatch(codec)
 			s.exec(`UPDATE agg_customer SET name = 'Grace H.', tier = 'silver' WHERE customer_id = 2`)
 			s.waitOrdersMatch(codec)
@@ -338,11 +342,7 @@ COMMIT`)
 			// kill -9 while a fan-out is sent: the restart computes every
 			// root of the customer again. 20,000 orders make the fan-out
 			// long enough to kill it in the middle.
-			if mysql {
-				s.exec(`INSERT INTO agg_order SELECT 10000 + seq, 2, 'OPEN', NULL FROM seq_1_to_20000`)
-			} else {
-				s.exec(`INSERT INTO agg_order SELECT 10000 + g, 2, 'OPEN', NULL FROM generate_series(1, 20000) g`)
-			}
+			s.exec(`INSERT INTO agg_order SELECT 10000 + n, 2, 'OPEN', NULL FROM ` + s.series(20000))
 			s.waitOrdersMatch(codec)
 			d := s.daemons[len(s.daemons)-1]
 			addr, err := d.MetricsAddress(30 * time.Second)
@@ -442,13 +442,10 @@ func TestAggregateAddedLaterIsBackfilled(t *testing.T) {
 	for _, mysql := range []bool{false, true} {
 		t.Run(map[bool]string{false: "postgres", true: "mysql"}[mysql], func(t *testing.T) {
 			s, codec := aggregateScenario(t, mysql)
+			s.exec(`INSERT INTO agg_order SELECT 1000 + n, 1 + n % 2, 'OPEN', NULL FROM `+s.series(3000),
+				`INSERT INTO agg_line SELECT 1000 + n, 1, 'F-1', 1 FROM `+s.series(3000))
 			if mysql {
-				s.exec(`INSERT INTO agg_order SELECT 1000 + seq, 1 + seq % 2, 'OPEN', NULL FROM seq_1_to_3000`,
-					`INSERT INTO agg_line SELECT 1000 + seq, 1, 'F-1', 1 FROM seq_1_to_3000`)
 				s.editConfig("    # watermark_table: ", "    watermark_table: ")
-			} else {
-				s.exec(`INSERT INTO agg_order SELECT 1000 + g, 1 + g % 2, 'OPEN', NULL FROM generate_series(1, 3000) g`,
-					`INSERT INTO agg_line SELECT 1000 + g, 1, 'F-1', 1 FROM generate_series(1, 3000) g`)
 			}
 			full, err := os.ReadFile(s.config)
 			if err != nil {

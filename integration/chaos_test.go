@@ -482,11 +482,7 @@ func (s *scenario) addChaosAggregate() {
 		s.exec(`CREATE TABLE chaos_order (order_id bigint PRIMARY KEY, customer_id bigint NOT NULL, total bigint NOT NULL)`,
 			`ALTER TABLE chaos_order REPLICA IDENTITY FULL`)
 	}
-	if s.mysql {
-		s.exec(`INSERT INTO chaos_order SELECT seq, 1 + seq % 50, 0 FROM seq_1_to_500`)
-	} else {
-		s.exec(`INSERT INTO chaos_order SELECT g, 1 + g % 50, 0 FROM generate_series(1, 500) g`)
-	}
+	s.exec(`INSERT INTO chaos_order SELECT n, 1 + n % 50, 0 FROM ` + s.series(500))
 	dir := writeSchemas(s.t, map[string]string{"customer_orders.avsc": `{"type": "record", "name": "CustomerOrders", "namespace": "shop.v1", "fields": [
   {"name": "id", "type": "long"}, {"name": "email", "type": "string"},
   {"name": "orders", "type": {"type": "array", "items": {"type": "record", "name": "CustomerOrder", "fields": [
